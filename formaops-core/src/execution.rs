@@ -1,0 +1,206 @@
+//! Executions: one run of a pinned prompt version, its state, result and metrics.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::ids::{ExecutionId, PromptId, UserId};
+use crate::validation::ValidationVerdict;
+
+/// Scheduling priority (the spec's `LOW | NORMAL | HIGH`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "LOW",
+            Self::Normal => "NORMAL",
+            Self::High => "HIGH",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "LOW" => Some(Self::Low),
+            "NORMAL" => Some(Self::Normal),
+            "HIGH" => Some(Self::High),
+            _ => None,
+        }
+    }
+
+    /// 0 for LOW, 1 for NORMAL, 2 for HIGH.
+    pub fn rank(self) -> i64 {
+        match self {
+            Self::Low => 0,
+            Self::Normal => 1,
+            Self::High => 2,
+        }
+    }
+}
+
+/// Where an execution is in its life.
+///
+/// `QUEUED -> RUNNING -> COMPLETED | FAILED`, with `RUNNING -> QUEUED` when a transient
+/// failure schedules a retry or a lease expires, and `QUEUED -> CANCELLED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ExecutionStatus {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "QUEUED",
+            Self::Running => "RUNNING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "QUEUED" => Some(Self::Queued),
+            "RUNNING" => Some(Self::Running),
+            "COMPLETED" => Some(Self::Completed),
+            "FAILED" => Some(Self::Failed),
+            "CANCELLED" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+
+    /// Whether no further transition can happen.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed | Self::Cancelled)
+    }
+}
+
+/// Token counts of one completion. `cached` is part of `input`, `reasoning` part of `output`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenUsage {
+    pub input: u64,
+    pub output: u64,
+    #[serde(default)]
+    pub cached: u64,
+    #[serde(default)]
+    pub reasoning: u64,
+    pub total: u64,
+    /// True when the provider reported no usage and these are local estimates.
+    #[serde(default)]
+    pub estimated: bool,
+}
+
+/// Per-execution metrics (the spec's `metrics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionMetrics {
+    /// From acceptance to the final state, in milliseconds.
+    pub latency_ms: u64,
+    /// Time spent in the provider call of the successful (or last) attempt, in milliseconds.
+    pub provider_latency_ms: u64,
+    /// Time between acceptance and the first claim, in milliseconds.
+    pub queue_ms: u64,
+    pub token_usage: TokenUsage,
+    /// Cost in USD. `null` means *unpriced*: the model is not in the price table (never a
+    /// silent 0).
+    #[serde(with = "rust_decimal::serde::float_option")]
+    pub cost_usd: Option<Decimal>,
+}
+
+/// Why an execution (or one attempt) failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionError {
+    /// Stable word: `rate_limited`, `timeout`, `server_error`, `connection`, `bad_request`,
+    /// `auth`, `malformed_response`, `render`, `deadline_exceeded`, `lease_expired`, ...
+    pub code: String,
+    pub message: String,
+    pub transient: bool,
+}
+
+/// One execution of a pinned prompt version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub id: ExecutionId,
+    pub user_id: UserId,
+    pub prompt_id: PromptId,
+    pub prompt_version: u32,
+    /// The validated inputs, defaults filled in: exactly what was rendered.
+    pub inputs: Map<String, Value>,
+    pub priority: Priority,
+    pub status: ExecutionStatus,
+    pub validate_output: bool,
+    /// Provider name the execution runs on (resolved at submission).
+    pub provider: String,
+    pub model: String,
+    pub output: Option<String>,
+    /// The parsed JSON output, when a JSON rule applies and the output parsed.
+    pub validated_output: Option<Value>,
+    pub validation: Option<ValidationVerdict>,
+    pub error: Option<ExecutionError>,
+    pub metrics: Option<ExecutionMetrics>,
+    /// Attempts started so far (claims).
+    pub attempts: u32,
+    pub max_attempts: u32,
+    /// The failed execution this one retries, if any.
+    pub retry_of: Option<ExecutionId>,
+    pub idempotency_key: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// Not claimable before this instant (retry backoff).
+    pub run_after: DateTime<Utc>,
+    /// All attempts together must finish by this instant.
+    pub deadline_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Claim order: smaller first. Computed by the engine's scheduler from priority and
+    /// arrival (see `engine::scheduler`); stores only sort by it.
+    #[serde(skip)]
+    pub queue_key: i64,
+    /// The worker holding the lease while RUNNING.
+    #[serde(skip)]
+    pub lease_owner: Option<String>,
+    #[serde(skip)]
+    pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a worker reports when an attempt ends.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    /// Final success (validation verdict may still say the output failed its rules).
+    Completed {
+        output: String,
+        validated_output: Option<Value>,
+        validation: Option<ValidationVerdict>,
+        metrics: ExecutionMetrics,
+    },
+    /// Final failure.
+    Failed { error: ExecutionError, metrics: Option<ExecutionMetrics> },
+    /// Transient failure: back to QUEUED, claimable from `run_after`.
+    Retry { error: ExecutionError, run_after: DateTime<Utc> },
+}
+
+/// One finished attempt, as handed to [`crate::store::Store::finish`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptResult {
+    pub id: ExecutionId,
+    pub user_id: UserId,
+    /// The worker that held the lease; a result from a worker that lost its lease is refused.
+    pub worker: String,
+    pub outcome: AttemptOutcome,
+    pub finished_at: DateTime<Utc>,
+}

@@ -1,0 +1,123 @@
+//! Aggregated execution metrics per user, optionally per prompt and version, over a window.
+//!
+//! Stores compute the aggregates close to the data (SQL on Postgres and SQLite); the types
+//! here are the shared shape. Only final executions (COMPLETED, FAILED) contribute latency,
+//! tokens and cost; counts cover every status.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::ids::PromptId;
+
+/// Which executions to aggregate: the caller's own, created in `[since, until)`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MetricsQuery {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub prompt_id: Option<PromptId>,
+    /// Only with `prompt_id`.
+    pub prompt_version: Option<u32>,
+}
+
+/// Executions per status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusCounts {
+    pub queued: u64,
+    pub running: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub cancelled: u64,
+    pub total: u64,
+}
+
+/// Latency percentiles in milliseconds; `None` when there is no sample.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Percentiles {
+    pub p50: Option<f64>,
+    pub p95: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+/// Token totals.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenTotals {
+    pub input: u64,
+    pub output: u64,
+    pub cached: u64,
+    pub total: u64,
+}
+
+/// Aggregates of one scope (all of a user's executions, or one prompt's, or one version's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsSummary {
+    pub counts: StatusCounts,
+    /// Total latency (acceptance to final state).
+    pub latency_ms: Percentiles,
+    /// Provider call latency.
+    pub provider_latency_ms: Percentiles,
+    pub tokens: TokenTotals,
+    /// Sum over priced executions.
+    #[serde(with = "rust_decimal::serde::float")]
+    pub cost_usd: Decimal,
+    /// Final executions whose model had no price: excluded from `costUsd`.
+    pub unpriced_executions: u64,
+    /// Completed executions whose output was validated.
+    pub validated: u64,
+    /// Of those, how many passed every rule.
+    pub validation_passed: u64,
+    /// `validation_passed / validated`, `None` when nothing was validated.
+    pub validation_pass_rate: Option<f64>,
+}
+
+/// One prompt's aggregates.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PromptMetrics {
+    pub prompt_id: PromptId,
+    #[serde(flatten)]
+    pub summary: MetricsSummary,
+}
+
+/// What `metrics` answers.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsReport {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    #[serde(flatten)]
+    pub summary: MetricsSummary,
+    /// Executions of this user waiting to run now.
+    pub queue_depth: u64,
+    /// Per prompt, most executions first (at most 100 prompts).
+    pub by_prompt: Vec<PromptMetrics>,
+}
+
+/// Nearest-rank percentile of an ascending-sorted slice (`q` in `0.0..=1.0`).
+pub fn percentile_sorted(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    let idx = rank.clamp(1, sorted.len()) - 1;
+    sorted.get(idx).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile_sorted(&v, 0.5), Some(50.0));
+        assert_eq!(percentile_sorted(&v, 0.99), Some(99.0));
+        assert_eq!(percentile_sorted(&v, 1.0), Some(100.0));
+        assert_eq!(percentile_sorted(&[], 0.5), None);
+        assert_eq!(percentile_sorted(&[7.0], 0.99), Some(7.0));
+    }
+}

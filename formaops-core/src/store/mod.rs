@@ -1,0 +1,218 @@
+//! Persistence: the [`Store`] trait every backend implements, and the in-memory backend.
+//!
+//! The executions table is the queue: the engine enqueues, claims with a lease, finishes and
+//! rescues through this trait, so the same durability rules hold on every backend. Every
+//! user-facing read and write takes the owner's [`UserId`] and must never touch another
+//! user's rows: a row of another user is reported exactly as a missing one
+//! ([`Error::NotFound`](crate::Error::NotFound)).
+//!
+//! Every implementation must pass the shared conformance suite in
+//! [`crate::conformance`] (feature `conformance`).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+
+use crate::error::Result;
+use crate::events::ExecutionEvent;
+use crate::execution::{AttemptResult, Execution, ExecutionStatus};
+use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use crate::metrics::{MetricsQuery, MetricsReport};
+use crate::page::{Page, PageRequest};
+use crate::prompt::{Prompt, PromptStatus, PromptVersion};
+use crate::user::{Credential, CredentialKind, User, UserWithPassword};
+
+pub mod memory;
+
+// pub use memory::MemoryStore; (lands with the engine work)
+
+/// Filter for listing prompts. `status: None` lists ACTIVE prompts only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PromptFilter {
+    pub status: Option<PromptStatus>,
+}
+
+/// Filter for listing executions; every field narrows the result.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecutionFilter {
+    pub status: Option<ExecutionStatus>,
+    pub prompt_id: Option<PromptId>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created strictly before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// What [`Store::enqueue`] did with one execution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EnqueueOutcome {
+    /// Inserted as given.
+    Created,
+    /// The user already has an execution with this idempotency key: that one, unchanged;
+    /// nothing was inserted.
+    Existing(Box<Execution>),
+}
+
+/// A page of versions, newest first: `before` is the version number to continue below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionPageRequest {
+    pub limit: u32,
+    pub before: Option<u32>,
+}
+
+/// The persistence backend.
+///
+/// All methods are cancel-safe at the transaction level: an operation either commits whole
+/// or not at all. Database outages surface as [`Error::Unavailable`](crate::Error::Unavailable).
+#[async_trait]
+pub trait Store: Send + Sync + fmt::Debug + 'static {
+    // ----- users and credentials -----
+
+    /// Inserts a user. The email is stored as given (callers normalise to lowercase).
+    /// Duplicate email: `Conflict`.
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()>;
+
+    /// The user with this (normalised) email, with the password hash, for login.
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>>;
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>>;
+
+    async fn count_users(&self) -> Result<u64>;
+
+    /// Stores a session or API key (only its token hash).
+    async fn create_credential(&self, credential: &Credential) -> Result<()>;
+
+    /// The user and credential for a token hash, if the credential exists, is not revoked and
+    /// has not expired at `now`.
+    async fn authenticate(&self, token_hash: &[u8], now: DateTime<Utc>)
+    -> Result<Option<(User, Credential)>>;
+
+    /// Revokes one of the user's credentials. Another user's or a missing one: `NotFound`.
+    /// Revoking twice is not an error.
+    async fn revoke_credential(&self, user: UserId, id: CredentialId, now: DateTime<Utc>) -> Result<()>;
+
+    /// The user's unrevoked credentials of one kind, newest first.
+    async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>>;
+
+    // ----- prompts and versions -----
+
+    /// Inserts a new prompt with its first version, atomically. A prompt of the same user with
+    /// the same name that is not archived: `Conflict`.
+    async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()>;
+
+    /// Appends `version` and updates the prompt row to `prompt` (which carries
+    /// `current_version == version.version`), atomically, only if the stored prompt is
+    /// owned by `prompt.user_id`, ACTIVE, and its current version is `version.version - 1`.
+    /// Missing or another user's: `NotFound`; archived, a lost race or a duplicate active
+    /// name: `Conflict`.
+    async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()>;
+
+    async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt>;
+
+    async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion>;
+
+    /// Newest first by (`created_at`, `id`).
+    async fn list_prompts(
+        &self,
+        user: UserId,
+        filter: &PromptFilter,
+        page: PageRequest,
+    ) -> Result<Page<Prompt>>;
+
+    /// Newest version first; `next_cursor` is the last returned version number.
+    async fn list_versions(
+        &self,
+        user: UserId,
+        id: PromptId,
+        page: VersionPageRequest,
+    ) -> Result<Page<PromptVersion>>;
+
+    /// Sets the status (archive / restore) and `updated_at`. Restoring a prompt whose name is
+    /// now taken by an active prompt: `Conflict`.
+    async fn set_prompt_status(
+        &self,
+        user: UserId,
+        id: PromptId,
+        status: PromptStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Prompt>;
+
+    // ----- executions: the queue -----
+
+    /// Inserts QUEUED executions, all committed before it returns (one transaction for the
+    /// batch where the backend allows). Outcomes are in input order; see [`EnqueueOutcome`]
+    /// for idempotency keys.
+    async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>>;
+
+    /// Claims up to `limit` QUEUED executions of `provider` whose `run_after <= now`, in
+    /// ascending `queue_key` (then id) order, setting them RUNNING with the lease
+    /// (`worker`, `lease_until`), `attempts + 1`, and `started_at` if unset. No execution is
+    /// ever handed to two claimers at once.
+    async fn claim(
+        &self,
+        worker: &str,
+        provider: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Execution>>;
+
+    /// Extends the leases `worker` still holds; returns the ids it still holds.
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        ids: &[ExecutionId],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ExecutionId>>;
+
+    /// Applies finished attempts (batch, one transaction where the backend allows). Each is
+    /// applied only if the execution is RUNNING under `result.worker`'s lease; the returned
+    /// flags say which were. So at most one COMPLETED result per execution, and a worker
+    /// that lost its lease cannot overwrite anything.
+    async fn finish(&self, results: &[AttemptResult]) -> Result<Vec<bool>>;
+
+    /// Handles RUNNING executions whose lease expired before `now`: back to QUEUED
+    /// (`run_after = now`) when `attempts < max_attempts` and `now < deadline_at`, otherwise
+    /// FAILED; `error` is set to code `lease_expired` either way. Returns the new states.
+    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>>;
+
+    /// Cancels a QUEUED execution. Missing or another user's: `NotFound`; any other status:
+    /// `Conflict`.
+    async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution>;
+
+    async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution>;
+
+    /// Newest first by (`created_at`, `id`), keyset paginated.
+    async fn list_executions(
+        &self,
+        user: UserId,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>>;
+
+    /// QUEUED executions of one user, or of everyone with `None`.
+    async fn queue_depth(&self, user: Option<UserId>) -> Result<u64>;
+
+    /// Aggregates of the user's executions (see [`crate::metrics`]).
+    async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport>;
+
+    /// Cheap reachability check, for health endpoints.
+    async fn ping(&self) -> Result<()>;
+
+    // ----- cross-process events -----
+
+    /// Publishes events to other processes sharing this store (Postgres: NOTIFY). Default:
+    /// nothing to do (single process).
+    async fn relay_events(&self, events: &[ExecutionEvent]) -> Result<()> {
+        let _ = events;
+        Ok(())
+    }
+
+    /// Events published by *other* processes through [`Store::relay_events`]. Default: none.
+    /// Delivery is best effort: subscribers re-read state after a gap.
+    async fn remote_events(&self) -> Result<Option<BoxStream<'static, ExecutionEvent>>> {
+        Ok(None)
+    }
+}
