@@ -91,6 +91,10 @@ pub enum Error {
     #[error("unavailable: {message}")]
     Unavailable { message: String },
 
+    /// An idempotency key was reused with a different request.
+    #[error("idempotency key {key:?} was already used with a different request")]
+    IdempotencyKeyReused { key: String },
+
     /// The engine is shutting down and accepts no new work.
     #[error("the engine is shutting down")]
     ShuttingDown,

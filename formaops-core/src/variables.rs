@@ -43,3 +43,45 @@ pub struct VariableDefinition {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_length: Option<usize>,
 }
+
+/// Limits on execution inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputLimits {
+    /// Largest single string value, in bytes.
+    pub max_value_bytes: usize,
+    /// Largest total of all inputs, in bytes (as JSON).
+    pub max_total_bytes: usize,
+    /// Most variables a version may declare / a request may send.
+    pub max_variables: usize,
+}
+
+impl Default for InputLimits {
+    fn default() -> Self {
+        Self { max_value_bytes: 64 * 1024, max_total_bytes: 256 * 1024, max_variables: 100 }
+    }
+}
+
+/// Checks a version's variable definitions (names, duplicates, defaults of the right type,
+/// enum values, JSON Schemas). INTERIM: full checks land with the core-rules work.
+pub fn check_definitions(definitions: &[VariableDefinition], limits: &InputLimits) -> crate::Result<()> {
+    let _ = (definitions, limits);
+    Ok(())
+}
+
+/// Validates raw `inputs` against `definitions`: the complete typed set (defaults filled in),
+/// or [`crate::Error::InvalidInputs`] listing every problem by variable name.
+/// INTERIM: full checks land with the core-rules work.
+pub fn validate_inputs(
+    definitions: &[VariableDefinition],
+    inputs: &serde_json::Map<String, Value>,
+    limits: &InputLimits,
+) -> crate::Result<serde_json::Map<String, Value>> {
+    let _ = limits;
+    let mut out = inputs.clone();
+    for d in definitions {
+        if let (false, Some(v)) = (out.contains_key(&d.name), &d.default_value) {
+            out.insert(d.name.clone(), v.clone());
+        }
+    }
+    Ok(out)
+}
