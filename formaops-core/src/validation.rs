@@ -320,3 +320,160 @@ pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Va
         .build(schema)
         .map_err(|e| format!("invalid JSON Schema: {}", crate::variables::truncate(&e.to_string(), 500)))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn compile(rules: Vec<ValidationRule>) -> CompiledRules {
+        CompiledRules::compile(&rules).expect("rules compile")
+    }
+
+    fn problems(rules: Vec<ValidationRule>) -> Vec<(String, String)> {
+        match CompiledRules::compile(&rules) {
+            Err(Error::InvalidPrompt { problems }) => {
+                problems.into_iter().map(|p| (p.field, p.code)).collect()
+            }
+            other => panic!("expected InvalidPrompt, got {other:?}"),
+        }
+    }
+
+    fn p(field: &str, code: &str) -> (String, String) {
+        (field.to_string(), code.to_string())
+    }
+
+    #[test]
+    fn json_accepts_whitespace_and_one_fence() {
+        let rules = compile(vec![ValidationRule::Json]);
+        for (output, expected) in [
+            ("{\"a\":1}", json!({"a": 1})),
+            ("  \n[1, 2]\n ", json!([1, 2])),
+            ("```json\n{\"a\": true}\n```", json!({"a": true})),
+            ("```JSON\n\"x\"\n```", json!("x")),
+            ("\n```\n{\"a\": null}\n```\n", json!({"a": null})),
+        ] {
+            let (verdict, parsed) = rules.check(output);
+            assert!(verdict.passed, "{output:?}: {verdict:?}");
+            assert_eq!(parsed, Some(expected), "{output:?}");
+        }
+        for output in ["Here it is: {\"a\":1}", "```python\n{}\n```", "{\"a\":", "", "```json\n{}"] {
+            let (verdict, parsed) = rules.check(output);
+            assert!(!verdict.passed, "{output:?}");
+            assert_eq!(parsed, None);
+            let reason = verdict.results[0].reason.as_deref().expect("reason");
+            assert!(reason.starts_with("output is not valid JSON"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn json_schema_checks_and_still_returns_parsed_value() {
+        let rules = compile(vec![ValidationRule::JsonSchema {
+            schema: json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "number"}}}),
+        }]);
+        let (verdict, parsed) = rules.check("{\"score\": 0.5}");
+        assert!(verdict.passed);
+        assert_eq!(parsed, Some(json!({"score": 0.5})));
+        let (verdict, parsed) = rules.check("{\"score\": \"high\"}");
+        assert!(!verdict.passed);
+        assert_eq!(parsed, Some(json!({"score": "high"})));
+        let reason = verdict.results[0].reason.as_deref().expect("reason");
+        assert!(reason.contains("/score"), "{reason}");
+        assert!(rules.wants_json());
+        assert_eq!(rules.response_schema().and_then(|s| s.get("required")), Some(&json!(["score"])));
+    }
+
+    #[test]
+    fn remote_refs_are_never_fetched() {
+        // No network is needed for this test to pass: the retriever refuses before any I/O.
+        // 192.0.2.0/24 is TEST-NET-1: even an attempt could not reach anything.
+        for schema in [
+            json!({"$ref": "http://192.0.2.1/schema.json"}),
+            json!({"properties": {"a": {"$ref": "https://192.0.2.1/defs.json#/a"}}}),
+            json!({"$ref": "file:///etc/passwd"}),
+        ] {
+            let rules = vec![ValidationRule::Json, ValidationRule::JsonSchema { schema }];
+            let Err(Error::InvalidPrompt { problems }) = CompiledRules::compile(&rules) else {
+                panic!("a remote $ref must be rejected")
+            };
+            assert_eq!(problems.len(), 1);
+            assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("validations[1].schema", "schema"));
+            assert!(problems[0].message.contains("is not allowed"), "{}", problems[0].message);
+        }
+        // Local refs and known meta-schemas need no fetching and work.
+        let rules = compile(vec![ValidationRule::JsonSchema {
+            schema: json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "definitions": {"n": {"type": "integer"}},
+                "properties": {"n": {"$ref": "#/definitions/n"}}
+            }),
+        }]);
+        assert!(rules.check("{\"n\": 1}").0.passed);
+        assert!(!rules.check("{\"n\": 1.5}").0.passed);
+    }
+
+    #[test]
+    fn invalid_rules_name_their_index() {
+        let got = problems(vec![
+            ValidationRule::MinLength { value: 1 },
+            ValidationRule::Regex { pattern: "(unclosed".into() },
+            ValidationRule::Regex { pattern: "\\w{1000}{1000}".into() },
+            ValidationRule::Regex { pattern: "a".repeat(MAX_PATTERN_BYTES + 1) },
+            ValidationRule::JsonSchema { schema: json!({"type": 12}) },
+            ValidationRule::Contains { value: String::new() },
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                p("validations[1].pattern", "invalid_regex"),
+                p("validations[2].pattern", "too_large"),
+                p("validations[3].pattern", "too_large"),
+                p("validations[4].schema", "schema"),
+                p("validations[5].value", "invalid"),
+            ]
+        );
+        let many = vec![ValidationRule::Json; MAX_RULES + 1];
+        assert_eq!(problems(many), vec![p("validations", "too_large")]);
+    }
+
+    #[test]
+    fn text_rules() {
+        let rules = compile(vec![
+            ValidationRule::Regex { pattern: r"^\d+ items$".into() },
+            ValidationRule::MinLength { value: 7 },
+            ValidationRule::MaxLength { value: 8 },
+            ValidationRule::Contains { value: "items".into() },
+            ValidationRule::NotContains { value: "Items".into() },
+        ]);
+        let (verdict, parsed) = rules.check("3 items");
+        assert!(verdict.passed, "{verdict:?}");
+        assert_eq!(parsed, None);
+        assert!(verdict.results.iter().all(|r| r.reason.is_none()));
+        let kinds: Vec<_> = verdict.results.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(kinds, ["regex", "min_length", "max_length", "contains", "not_contains"]);
+
+        let (verdict, _) = rules.check("12345 Items");
+        let failed: Vec<_> = verdict.results.iter().filter(|r| !r.passed).map(|r| r.rule.as_str()).collect();
+        assert_eq!(failed, ["regex", "max_length", "contains", "not_contains"]);
+        assert!(!verdict.passed);
+        assert!(verdict.results.iter().all(|r| r.passed == r.reason.is_none()));
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let rules =
+            compile(vec![ValidationRule::MinLength { value: 3 }, ValidationRule::MaxLength { value: 3 }]);
+        assert!(rules.check("ééé").0.passed); // 6 bytes, 3 characters
+        assert!(!rules.check("éé").0.passed);
+        assert!(!rules.check("éééé").0.passed);
+    }
+
+    #[test]
+    fn no_rules_pass_and_parse_nothing() {
+        let rules = compile(Vec::new());
+        let (verdict, parsed) = rules.check("anything");
+        assert!(verdict.passed && verdict.results.is_empty() && parsed.is_none());
+        assert!(!rules.wants_json() && rules.response_schema().is_none() && rules.is_empty());
+    }
+}
