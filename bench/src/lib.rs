@@ -1,0 +1,1 @@
+//! placeholder: the harness lands with the performance work.
