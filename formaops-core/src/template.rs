@@ -1,14 +1,52 @@
 //! Prompt templates on minijinja: compiled once per version, strict about undefined
 //! variables, bounded in fuel, recursion and output size.
 //!
-//! INTERIM: signatures are fixed; the limits, the declared-variable checks and the tests land
-//! with the core-rules work.
+//! # Limits ([`TemplateLimits`])
+//!
+//! - **Source size**: a template longer than `max_source_bytes` is rejected when saved.
+//! - **Fuel**: minijinja charges fuel for every instruction *and* for every byte of data a
+//!   template produces (strings built by `~`, `+`, `*`, filter results, captured `{% set %}`
+//!   blocks and macro bodies, output) and every item a loop or filter visits; allocations of a
+//!   known size are checked before they happen. One fuel pays for 64 bytes, so `fuel` bounds
+//!   both the work and the memory of one render (the default, 100 000, allows about 6 MB of
+//!   data in total). `{{ "x" * 1000000000 }}`, `range(10**9)` or a loop that doubles a string
+//!   fail with "engine ran out of fuel" before allocating.
+//! - **Recursion**: macro calls and nested blocks are limited to `max_recursion` levels.
+//! - **Output**: a rendered message larger than `max_output_bytes` is an error.
+//! - `range` is additionally limited by minijinja to 100 000 items, and string / list
+//!   repetition to 100 MB before fuel is even considered.
+//! - Turning a container into text happens in minijinja 3.1 *before* fuel is charged, so a
+//!   few lazily built values (`[s] * 100000`, nested lists of references to one big input)
+//!   could otherwise grow without bound. Here `{{ value }}` output and the `string`,
+//!   `tojson`, `pprint`, `join`, `min` and `max` filters first check that the value would
+//!   format to at most `max_output_bytes` (visiting at most 100 000 items); `sum` only adds
+//!   numbers; `format`, `chain` and `debug` are not available.
+//!
+//! Known gaps (operators cannot be replaced through minijinja's API): list concatenation
+//! `a + a` doubled more than 32 times (in a loop through a `namespace`) and `~` with a huge
+//! container operand are not bounded before they allocate.
+//!
+//! Undefined variables are errors ([`minijinja::UndefinedBehavior::Strict`]): an optional
+//! variable that was not supplied must be guarded with `{% if name is defined %}` or
+//! `name | default(...)`.
+//!
+//! # Declared variables
+//!
+//! [`CompiledPrompt::compile`] checks that every variable a template reads is declared
+//! (`code: undeclared`, field `template` or `systemTemplate`); names the template defines
+//! itself (`{% set %}`, loop variables, macros) and minijinja's global functions (`range`,
+//! `dict`, `namespace`, ...) are not variables. [`check_version`] runs every check on a
+//! version before it is saved and reports all problems at once.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::Result;
+use crate::error::{Error, Problem, Result};
 use crate::prompt::PromptVersion;
 use crate::provider::{Message, Role};
+use crate::validation::CompiledRules;
+use crate::variables::{InputLimits, definition_problems};
 
 /// Limits applied to every template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,44 +73,536 @@ impl Default for TemplateLimits {
 pub struct CompiledPrompt {
     env: minijinja::Environment<'static>,
     has_system: bool,
+    max_output_bytes: usize,
 }
 
 const USER: &str = "user";
 const SYSTEM: &str = "system";
 
-fn render_error(e: minijinja::Error) -> crate::Error {
-    crate::Error::Render { message: e.to_string() }
+/// Deepest nesting of arrays/objects converted into a render context.
+const MAX_CONTEXT_DEPTH: usize = 64;
+
+fn render_error(which: &str, e: &minijinja::Error) -> Error {
+    let message = match e.kind() {
+        minijinja::ErrorKind::OutOfFuel => {
+            "the template does too much work or builds too much text (fuel exhausted)".to_string()
+        }
+        _ => e.to_string(),
+    };
+    match e.line() {
+        Some(line) => Error::Render { message: format!("{which} template, line {line}: {message}") },
+        None => Error::Render { message: format!("{which} template: {message}") },
+    }
 }
 
 impl CompiledPrompt {
     /// Compiles a version's templates and checks them against its declared variables.
     /// Errors: [`crate::Error::InvalidPrompt`] naming each problem.
     pub fn compile(version: &PromptVersion, limits: &TemplateLimits) -> Result<Self> {
+        let (compiled, problems) = Self::compile_all(version, limits);
+        match compiled {
+            Some(c) if problems.is_empty() => Ok(c),
+            _ => Err(Error::InvalidPrompt { problems }),
+        }
+    }
+
+    /// Compiles and lists every template problem (syntax, size, undeclared variables).
+    fn compile_all(version: &PromptVersion, limits: &TemplateLimits) -> (Option<Self>, Vec<Problem>) {
         let mut env = minijinja::Environment::new();
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_fuel(Some(limits.fuel));
         env.set_recursion_limit(limits.max_recursion);
-        let invalid = |field: &str, e: minijinja::Error| crate::Error::InvalidPrompt {
-            problems: vec![crate::Problem::new(field, "syntax", e.to_string())],
-        };
-        env.add_template_owned(USER, version.template.clone()).map_err(|e| invalid("template", e))?;
-        if let Some(system) = &version.system_template {
-            env.add_template_owned(SYSTEM, system.clone()).map_err(|e| invalid("systemTemplate", e))?;
+        harden(&mut env, limits.max_output_bytes);
+        // No loader: `include` / `extends` / `import` of other templates cannot resolve.
+        let mut problems = Vec::new();
+        let mut ok = true;
+        let sources = [
+            (USER, "template", Some(&version.template)),
+            (SYSTEM, "systemTemplate", version.system_template.as_ref()),
+        ];
+        for (name, field, source) in sources {
+            let Some(source) = source else { continue };
+            if source.len() > limits.max_source_bytes {
+                ok = false;
+                problems.push(Problem::new(
+                    field,
+                    "too_large",
+                    format!(
+                        "template is {} bytes, at most {} allowed",
+                        source.len(),
+                        limits.max_source_bytes
+                    ),
+                ));
+                continue;
+            }
+            if let Err(e) = env.add_template_owned(name, source.clone()) {
+                ok = false;
+                problems.push(Problem::new(field, "syntax", e.to_string()));
+                continue;
+            }
+            let Ok(template) = env.get_template(name) else {
+                ok = false;
+                problems.push(Problem::new(field, "syntax", "template could not be loaded"));
+                continue;
+            };
+            let mut undeclared: Vec<String> = template
+                .undeclared_variables(false)
+                .into_iter()
+                .filter(|v| !version.variables.iter().any(|d| d.name == *v))
+                .filter(|v| env.globals().all(|(g, _)| g != v))
+                .collect();
+            undeclared.sort();
+            for v in undeclared {
+                problems.push(Problem::new(
+                    field,
+                    "undeclared",
+                    format!("the template uses variable {v:?}, which is not declared"),
+                ));
+            }
         }
-        Ok(Self { env, has_system: version.system_template.is_some() })
+        let compiled = ok.then(|| Self {
+            env,
+            has_system: version.system_template.is_some(),
+            max_output_bytes: limits.max_output_bytes,
+        });
+        (compiled, problems)
     }
 
     /// Renders the messages (system first when present, then user) from validated inputs.
     /// Errors: [`crate::Error::Render`].
     pub fn render(&self, inputs: &Map<String, Value>) -> Result<Vec<Message>> {
-        let ctx = minijinja::Value::from(minijinja::value::Serde(inputs));
+        let ctx = context(inputs)?;
         let mut messages = Vec::with_capacity(2);
         if self.has_system {
-            let t = self.env.get_template(SYSTEM).map_err(render_error)?;
-            messages.push(Message { role: Role::System, content: t.render(&ctx).map_err(render_error)? });
+            messages.push(Message { role: Role::System, content: self.render_one(SYSTEM, "system", &ctx)? });
         }
-        let t = self.env.get_template(USER).map_err(render_error)?;
-        messages.push(Message { role: Role::User, content: t.render(&ctx).map_err(render_error)? });
+        messages.push(Message { role: Role::User, content: self.render_one(USER, "user", &ctx)? });
         Ok(messages)
+    }
+
+    fn render_one(&self, name: &str, which: &str, ctx: &minijinja::Value) -> Result<String> {
+        let t = self.env.get_template(name).map_err(|e| render_error(which, &e))?;
+        let out = t.render(ctx).map_err(|e| render_error(which, &e))?;
+        if out.len() > self.max_output_bytes {
+            return Err(Error::Render {
+                message: format!(
+                    "{which} template: rendered output is {} bytes, more than the {}-byte limit",
+                    out.len(),
+                    self.max_output_bytes
+                ),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Most items [`ensure_formattable`] visits in one value.
+const MAX_VISITED_ITEMS: usize = 100_000;
+
+/// Closes the places where minijinja 3.1 builds text from a container (or walks a container)
+/// before charging fuel for it: `{{ list }}` output and the `string`, `tojson`, `pprint`,
+/// `join`, `sum`, `min` and `max` filters check the value's size first; `format`, `chain` and
+/// `debug` are removed.
+fn harden(env: &mut minijinja::Environment<'static>, max_bytes: usize) {
+    use minijinja::value::{Kwargs, ValueKind};
+    use minijinja::{State, Value as V};
+
+    env.remove_global("debug");
+    env.remove_filter("format");
+    env.remove_filter("chain");
+    env.set_formatter(move |out, state, value| {
+        if value.as_object().is_some() {
+            ensure_formattable(value, max_bytes)?;
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    env.add_filter("string", move |state: &State, value: V| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::string(state, &value)
+    });
+    env.add_filter("tojson", move |value: V, indent: Option<V>, kwargs: Kwargs| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::tojson(&value, indent, kwargs)
+    });
+    env.add_filter("pprint", move |value: V| {
+        ensure_formattable(&value, max_bytes)?;
+        Ok::<_, minijinja::Error>(minijinja::filters::pprint(&value))
+    });
+    env.add_filter("min", move |state: &State, value: V, kwargs: Kwargs| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::min(state, value, kwargs)
+    });
+    env.add_filter("max", move |state: &State, value: V, kwargs: Kwargs| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::max(state, value, kwargs)
+    });
+    env.add_filter("join", move |value: V, joiner: Option<&str>, kwargs: Kwargs| {
+        let attribute: Option<String> = kwargs.get("attribute")?;
+        kwargs.assert_all_used()?;
+        bounded_join(&value, joiner.unwrap_or(""), attribute.as_deref(), max_bytes)
+    });
+    env.add_filter("sum", move |value: V, kwargs: Kwargs| {
+        let start: Option<V> = kwargs.get("start")?;
+        kwargs.assert_all_used()?;
+        let start = start.unwrap_or_else(|| V::from(0));
+        let mut int_total: Option<i64> = if start.is_integer() { start.as_i64() } else { None };
+        let mut float_total = f64::try_from(start).map_err(|_| too_big_or("sum only adds numbers"))?;
+        for (i, item) in value.try_iter()?.enumerate() {
+            if i >= MAX_VISITED_ITEMS {
+                return Err(too_big_or("sum: too many items"));
+            }
+            if !matches!(item.kind(), ValueKind::Number) {
+                return Err(too_big_or("sum only adds numbers"));
+            }
+            int_total = match (int_total, item.as_i64()) {
+                (Some(a), Some(b)) if item.is_integer() => a.checked_add(b),
+                _ => None,
+            };
+            float_total += f64::try_from(item).map_err(|_| too_big_or("sum only adds numbers"))?;
+        }
+        Ok(match int_total {
+            Some(i) => V::from(i),
+            None => V::from(float_total),
+        })
+    });
+}
+
+fn too_big_or(message: &str) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message.to_string())
+}
+
+/// Fails unless `value` formats to at most about `max_bytes` bytes, visiting at most
+/// [`MAX_VISITED_ITEMS`] items (lazy sequences are only pulled that far).
+fn ensure_formattable(
+    value: &minijinja::Value,
+    max_bytes: usize,
+) -> std::result::Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    let too_big = || {
+        too_big_or(&format!(
+            "value is too large to turn into text (limit {max_bytes} bytes, {MAX_VISITED_ITEMS} items)"
+        ))
+    };
+    let mut stack = vec![value.clone()];
+    let mut bytes = 0usize;
+    let mut items = 1usize;
+    while let Some(v) = stack.pop() {
+        match v.kind() {
+            ValueKind::String => bytes = bytes.saturating_add(v.as_str().map_or(0, str::len) + 2),
+            ValueKind::Bytes => {
+                bytes = bytes.saturating_add(v.as_bytes().map_or(0, <[u8]>::len).saturating_mul(4))
+            }
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
+                bytes = bytes.saturating_add(2);
+                let is_map = v.kind() == ValueKind::Map;
+                for item in v.try_iter()? {
+                    items += if is_map { 2 } else { 1 };
+                    if items > MAX_VISITED_ITEMS {
+                        return Err(too_big());
+                    }
+                    if is_map {
+                        let val = v.get_item(&item)?;
+                        stack.push(val);
+                    }
+                    stack.push(item);
+                }
+            }
+            _ => bytes = bytes.saturating_add(24),
+        }
+        if bytes > max_bytes {
+            return Err(too_big());
+        }
+    }
+    Ok(())
+}
+
+/// `join` that stops as soon as the result would exceed `max_bytes` or visit too many items.
+fn bounded_join(
+    value: &minijinja::Value,
+    joiner: &str,
+    attribute: Option<&str>,
+    max_bytes: usize,
+) -> std::result::Result<minijinja::Value, minijinja::Error> {
+    use std::fmt::Write;
+    let too_big = || too_big_or(&format!("join result is larger than {max_bytes} bytes"));
+    if let Some(s) = value.as_str() {
+        // Joining a string joins its characters.
+        let n = s.chars().count();
+        if s.len().saturating_add(joiner.len().saturating_mul(n)) > max_bytes {
+            return Err(too_big());
+        }
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 {
+                out.push_str(joiner);
+            }
+            out.push(c);
+        }
+        return Ok(minijinja::Value::from(out));
+    }
+    let mut out = String::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        if i >= MAX_VISITED_ITEMS {
+            return Err(too_big());
+        }
+        let item = match attribute {
+            Some(path) => {
+                let mut v = item;
+                for part in path.split('.') {
+                    v = match part.parse::<i64>() {
+                        Ok(idx) => v.get_item(&minijinja::Value::from(idx))?,
+                        Err(_) => v.get_attr(part)?,
+                    };
+                }
+                v
+            }
+            None => item,
+        };
+        if i > 0 {
+            if out.len().saturating_add(joiner.len()) > max_bytes {
+                return Err(too_big());
+            }
+            out.push_str(joiner);
+        }
+        match item.as_str() {
+            Some(s) => {
+                if out.len().saturating_add(s.len()) > max_bytes {
+                    return Err(too_big());
+                }
+                out.push_str(s);
+            }
+            None => {
+                if item.is_undefined() {
+                    continue;
+                }
+                ensure_formattable(&item, max_bytes.saturating_sub(out.len()))?;
+                write!(out, "{item}").map_err(|_| too_big())?;
+            }
+        }
+    }
+    Ok(minijinja::Value::from(out))
+}
+
+/// Builds the render context from inputs without a serde round-trip.
+fn context(inputs: &Map<String, Value>) -> Result<minijinja::Value> {
+    let mut map = BTreeMap::new();
+    for (k, v) in inputs {
+        map.insert(k.as_str(), to_value(v, 0)?);
+    }
+    Ok(minijinja::Value::from(map))
+}
+
+fn to_value(v: &Value, depth: usize) -> Result<minijinja::Value> {
+    if depth > MAX_CONTEXT_DEPTH {
+        return Err(Error::Render {
+            message: format!("an input is nested deeper than {MAX_CONTEXT_DEPTH} levels"),
+        });
+    }
+    Ok(match v {
+        Value::Null => minijinja::Value::from(()),
+        Value::Bool(b) => minijinja::Value::from(*b),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                minijinja::Value::from(i)
+            } else if let Some(u) = n.as_u64() {
+                minijinja::Value::from(u)
+            } else {
+                minijinja::Value::from(n.as_f64().unwrap_or(f64::NAN))
+            }
+        }
+        Value::String(s) => minijinja::Value::from(s.as_str()),
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                out.push(to_value(item, depth + 1)?);
+            }
+            minijinja::Value::from(out)
+        }
+        Value::Object(obj) => {
+            let mut out = BTreeMap::new();
+            for (k, item) in obj {
+                out.insert(k.as_str(), to_value(item, depth + 1)?);
+            }
+            minijinja::Value::from(out)
+        }
+    })
+}
+
+/// Fully validates a version before it is saved: template sizes and syntax, variables used but
+/// not declared, variable definitions (see [`crate::variables::check_definitions`]) and
+/// output validation rules (see [`CompiledRules::compile`]).
+///
+/// Errors: one [`Error::InvalidPrompt`] listing every problem found.
+pub fn check_version(
+    version: &PromptVersion,
+    template_limits: &TemplateLimits,
+    input_limits: &InputLimits,
+) -> Result<()> {
+    let (_, mut problems) = CompiledPrompt::compile_all(version, template_limits);
+    problems.extend(definition_problems(&version.variables, input_limits));
+    let (_, rule_problems) = CompiledRules::compile_all(&version.validations);
+    problems.extend(rule_problems);
+    if problems.is_empty() { Ok(()) } else { Err(Error::InvalidPrompt { problems }) }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::ids::{PromptId, UserId};
+    use crate::prompt::ModelConfig;
+    use crate::validation::ValidationRule;
+    use crate::variables::{VariableDefinition, VariableType};
+
+    fn var(name: &str) -> VariableDefinition {
+        VariableDefinition {
+            name: name.to_string(),
+            kind: VariableType::String,
+            required: true,
+            description: None,
+            default_value: None,
+            values: None,
+            schema: None,
+            max_length: None,
+        }
+    }
+
+    fn version(template: &str, system: Option<&str>, vars: &[&str]) -> PromptVersion {
+        PromptVersion {
+            prompt_id: PromptId::new(),
+            version: 1,
+            template: template.to_string(),
+            system_template: system.map(str::to_string),
+            variables: vars.iter().map(|n| var(n)).collect(),
+            validations: Vec::new(),
+            model: ModelConfig::default(),
+            created_at: chrono::Utc::now(),
+            author: UserId::new(),
+        }
+    }
+
+    fn inputs(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => panic!("object expected"),
+        }
+    }
+
+    fn prompt_problems(r: Result<impl std::fmt::Debug>) -> Vec<(String, String)> {
+        match r {
+            Err(Error::InvalidPrompt { problems }) => {
+                problems.into_iter().map(|p| (p.field, p.code)).collect()
+            }
+            other => panic!("expected InvalidPrompt, got {other:?}"),
+        }
+    }
+
+    fn p(field: &str, code: &str) -> (String, String) {
+        (field.to_string(), code.to_string())
+    }
+
+    #[test]
+    fn renders_system_then_user() {
+        let v = version("Write about {{ topic }}.", Some("You are {{ persona }}."), &["topic", "persona"]);
+        let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+        let m = c.render(&inputs(json!({"topic": "bees", "persona": "a poet"}))).expect("renders");
+        assert_eq!(m.len(), 2);
+        assert_eq!((m[0].role, m[0].content.as_str()), (Role::System, "You are a poet."));
+        assert_eq!((m[1].role, m[1].content.as_str()), (Role::User, "Write about bees."));
+    }
+
+    #[test]
+    fn nested_json_values_render() {
+        let v = version("{% for i in items %}{{ i.name }}={{ i.n }};{% endfor %}", None, &["items"]);
+        let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+        let m = c
+            .render(&inputs(json!({"items": [{"name": "a", "n": 1}, {"name": "b", "n": 2.5}]})))
+            .expect("renders");
+        assert_eq!(m[0].content, "a=1;b=2.5;");
+    }
+
+    #[test]
+    fn undeclared_variables_are_named() {
+        let v = version(
+            "{{ a }} {{ b }} {% set c = 1 %}{{ c }}{% for x in range(2) %}{{ x }}{% endfor %}",
+            Some("{{ z }}"),
+            &["a"],
+        );
+        let err = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect_err("undeclared");
+        let Error::InvalidPrompt { problems } = err else { panic!("wrong error") };
+        let got: Vec<_> = problems.iter().map(|p| (p.field.as_str(), p.code.as_str())).collect();
+        assert_eq!(got, vec![("template", "undeclared"), ("systemTemplate", "undeclared")]);
+        assert!(problems[0].message.contains("\"b\""), "{}", problems[0].message);
+        assert!(problems[1].message.contains("\"z\""), "{}", problems[1].message);
+    }
+
+    #[test]
+    fn syntax_errors_are_reported_per_template() {
+        let v = version("{% if %}", Some("{{ unclosed"), &[]);
+        assert_eq!(
+            prompt_problems(CompiledPrompt::compile(&v, &TemplateLimits::default())),
+            vec![p("template", "syntax"), p("systemTemplate", "syntax")]
+        );
+    }
+
+    #[test]
+    fn oversized_source_is_rejected() {
+        let limits = TemplateLimits { max_source_bytes: 10, ..TemplateLimits::default() };
+        let v = version(&"x".repeat(11), None, &[]);
+        assert_eq!(prompt_problems(CompiledPrompt::compile(&v, &limits)), vec![p("template", "too_large")]);
+    }
+
+    #[test]
+    fn strict_undefined_fails_at_render() {
+        let mut v = version("{{ note }}", None, &["note"]);
+        v.variables[0].required = false;
+        let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+        let err = c.render(&Map::new()).expect_err("undefined");
+        assert!(matches!(&err, Error::Render { message } if message.contains("undefined")), "{err}");
+        let guarded = version("{% if note is defined %}{{ note }}{% else %}none{% endif %}", None, &["note"]);
+        let c = CompiledPrompt::compile(&guarded, &TemplateLimits::default()).expect("compiles");
+        assert_eq!(c.render(&Map::new()).expect("renders")[0].content, "none");
+    }
+
+    #[test]
+    fn output_cap_applies() {
+        let limits = TemplateLimits { max_output_bytes: 5, ..TemplateLimits::default() };
+        let v = version("{{ s }}", None, &["s"]);
+        let c = CompiledPrompt::compile(&v, &limits).expect("compiles");
+        assert_eq!(c.render(&inputs(json!({"s": "12345"}))).expect("fits")[0].content, "12345");
+        let err = c.render(&inputs(json!({"s": "123456"}))).expect_err("too big");
+        assert!(matches!(&err, Error::Render { message } if message.contains("5-byte limit")), "{err}");
+    }
+
+    #[test]
+    fn fuel_error_is_clear() {
+        let v = version(
+            "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+            None,
+            &[],
+        );
+        let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+        let err = c.render(&Map::new()).expect_err("fuel");
+        assert!(matches!(&err, Error::Render { message } if message.contains("fuel exhausted")), "{err}");
+    }
+
+    #[test]
+    fn check_version_collects_every_problem() {
+        let mut v = version("{{ a }} {{ missing }}", None, &["a", "a"]);
+        v.variables[0].default_value = Some(json!(1));
+        v.validations = vec![ValidationRule::Json, ValidationRule::Regex { pattern: "(".into() }];
+        let got = prompt_problems(check_version(&v, &TemplateLimits::default(), &InputLimits::default()));
+        assert_eq!(
+            got,
+            vec![
+                p("template", "undeclared"),
+                p("variables[0].defaultValue", "wrong_type"),
+                p("variables[1].name", "duplicate"),
+                p("validations[1].pattern", "invalid_regex"),
+            ]
+        );
+        let ok = version("{{ a }}", None, &["a"]);
+        check_version(&ok, &TemplateLimits::default(), &InputLimits::default()).expect("valid");
     }
 }

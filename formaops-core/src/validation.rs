@@ -1,9 +1,30 @@
 //! Output validation rules and their verdicts.
 //!
-//! (Types only for now; compilation and checking land with the core-rules work.)
+//! A version's rules are compiled once ([`CompiledRules::compile`]): regexes and JSON Schemas
+//! are built when the version is saved, so an invalid or oversized one is rejected then, not
+//! when an execution runs. [`CompiledRules::check`] applies every rule to a model output and
+//! returns one [`RuleOutcome`] per rule (with a reason when it failed) plus, when a `json` or
+//! `json_schema` rule applies and the output parsed, the parsed value (`validatedOutput`).
+//!
+//! # Rules
+//!
+//! - `json`: the output parses as JSON. Surrounding whitespace is ignored, and so is one
+//!   Markdown code fence around the whole output (```` ```json ```` or a bare ```` ``` ````),
+//!   because models often wrap JSON that way. Nothing else is stripped.
+//! - `json_schema`: the output parses as JSON (same leniency as `json`) and the value satisfies
+//!   the schema (Draft 2020-12 unless `$schema` says otherwise). Remote `$ref`s (`http:`,
+//!   `https:`, `file:`) are **never fetched**: a schema that needs one is rejected when saved.
+//!   `pattern` keywords use the linear-time `regex` engine with a size limit.
+//! - `regex`: the output matches the pattern somewhere (Rust `regex` syntax; anchor with
+//!   `^...$` to match the whole output). Patterns are limited in compiled size.
+//! - `min_length` / `max_length`: the output has at least / at most `value` **characters**
+//!   (Unicode scalar values, not bytes).
+//! - `contains` / `not_contains`: the output does / does not contain `value`, case-sensitive.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::error::{Error, Problem, Result};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,37 +83,397 @@ pub struct ValidationVerdict {
     pub results: Vec<RuleOutcome>,
 }
 
+/// Most rules one version may have.
+pub const MAX_RULES: usize = 32;
+/// Longest regex pattern, in bytes.
+pub const MAX_PATTERN_BYTES: usize = 4096;
+/// Compiled-size limit of a regex (also of `pattern` keywords in JSON Schemas), in bytes.
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Longest `contains` / `not_contains` value, in bytes.
+pub const MAX_NEEDLE_BYTES: usize = 64 * 1024;
+/// Largest JSON Schema, in bytes as JSON.
+pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
+/// Most schema errors quoted in one reason.
+const MAX_REASON_ERRORS: usize = 5;
+
+#[derive(Debug)]
+enum Compiled {
+    Json,
+    JsonSchema { schema: Value, validator: Box<jsonschema::Validator> },
+    Regex(regex::Regex),
+    MinLength(usize),
+    MaxLength(usize),
+    Contains(String),
+    NotContains(String),
+}
+
+impl Compiled {
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::JsonSchema { .. } => "json_schema",
+            Self::Regex(_) => "regex",
+            Self::MinLength(_) => "min_length",
+            Self::MaxLength(_) => "max_length",
+            Self::Contains(_) => "contains",
+            Self::NotContains(_) => "not_contains",
+        }
+    }
+}
+
 /// A version's rules, compiled once (regexes, JSON Schemas) and reusable from many threads.
-/// INTERIM: compilation and checks land with the core-rules work.
 #[derive(Debug)]
 pub struct CompiledRules {
-    rules: Vec<ValidationRule>,
+    rules: Vec<Compiled>,
 }
 
 impl CompiledRules {
     /// Compiles rules; an invalid or oversized regex or schema is
-    /// [`crate::Error::InvalidPrompt`] naming the rule.
-    pub fn compile(rules: &[ValidationRule]) -> crate::Result<Self> {
-        Ok(Self { rules: rules.to_vec() })
+    /// [`crate::Error::InvalidPrompt`] naming the rule (`validations[1].pattern`), with every
+    /// problem listed.
+    pub fn compile(rules: &[ValidationRule]) -> Result<Self> {
+        let (compiled, problems) = Self::compile_all(rules);
+        if problems.is_empty() { Ok(compiled) } else { Err(Error::InvalidPrompt { problems }) }
+    }
+
+    /// Compiles what it can and lists every problem.
+    pub(crate) fn compile_all(rules: &[ValidationRule]) -> (Self, Vec<Problem>) {
+        let mut problems = Vec::new();
+        if rules.len() > MAX_RULES {
+            problems.push(Problem::new(
+                "validations",
+                "too_large",
+                format!("{} validation rules, at most {MAX_RULES} allowed", rules.len()),
+            ));
+            return (Self { rules: Vec::new() }, problems);
+        }
+        let mut compiled = Vec::with_capacity(rules.len());
+        for (i, rule) in rules.iter().enumerate() {
+            match compile_rule(rule) {
+                Ok(c) => compiled.push(c),
+                Err((attr, code, message)) => {
+                    problems.push(Problem::new(format!("validations[{i}].{attr}"), code, message))
+                }
+            }
+        }
+        (Self { rules: compiled }, problems)
     }
 
     /// Whether any rule parses the output as JSON (so `validatedOutput` applies).
     pub fn wants_json(&self) -> bool {
-        self.rules.iter().any(|r| matches!(r, ValidationRule::Json | ValidationRule::JsonSchema { .. }))
+        self.rules.iter().any(|r| matches!(r, Compiled::Json | Compiled::JsonSchema { .. }))
     }
 
     /// The JSON Schema of the first `json_schema` rule, for structured-output requests.
     pub fn response_schema(&self) -> Option<&Value> {
         self.rules.iter().find_map(|r| match r {
-            ValidationRule::JsonSchema { schema } => Some(schema),
+            Compiled::JsonSchema { schema, .. } => Some(schema),
             _ => None,
         })
     }
 
+    /// Whether there are no rules at all.
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
     /// Applies every rule to `output`: the verdict, and the parsed JSON when a JSON rule
-    /// applies and the output parsed.
+    /// applies and the output parsed (even if a schema then rejected it).
     pub fn check(&self, output: &str) -> (ValidationVerdict, Option<Value>) {
-        let _ = output;
-        (ValidationVerdict { passed: true, results: Vec::new() }, None)
+        let parsed: Option<std::result::Result<Value, String>> =
+            self.wants_json().then(|| serde_json::from_str(extract_json(output)).map_err(|e| e.to_string()));
+        let mut results = Vec::with_capacity(self.rules.len());
+        for rule in &self.rules {
+            let reason = match rule {
+                Compiled::Json => match &parsed {
+                    Some(Err(e)) => Some(format!("output is not valid JSON: {e}")),
+                    _ => None,
+                },
+                Compiled::JsonSchema { validator, .. } => match &parsed {
+                    Some(Ok(value)) => {
+                        let errors: Vec<String> = validator
+                            .iter_errors(value)
+                            .take(MAX_REASON_ERRORS)
+                            .map(|e| crate::variables::schema_error_text(&e))
+                            .collect();
+                        (!errors.is_empty())
+                            .then(|| format!("output does not match the schema: {}", errors.join("; ")))
+                    }
+                    Some(Err(e)) => Some(format!("output is not valid JSON: {e}")),
+                    None => Some("output was not parsed".to_string()),
+                },
+                Compiled::Regex(re) => (!re.is_match(output))
+                    .then(|| format!("output does not match the pattern {:?}", re.as_str())),
+                Compiled::MinLength(min) => {
+                    let n = output.chars().count();
+                    (n < *min).then(|| format!("output has {n} characters, fewer than the minimum {min}"))
+                }
+                Compiled::MaxLength(max) => {
+                    let n = output.chars().count();
+                    (n > *max).then(|| format!("output has {n} characters, more than the maximum {max}"))
+                }
+                Compiled::Contains(needle) => (!output.contains(needle.as_str())).then(|| {
+                    format!("output does not contain {:?}", crate::variables::truncate(needle, 200))
+                }),
+                Compiled::NotContains(needle) => output
+                    .contains(needle.as_str())
+                    .then(|| format!("output contains {:?}", crate::variables::truncate(needle, 200))),
+            };
+            results.push(RuleOutcome { rule: rule.kind().to_string(), passed: reason.is_none(), reason });
+        }
+        let passed = results.iter().all(|r| r.passed);
+        (ValidationVerdict { passed, results }, parsed.and_then(|p| p.ok()))
+    }
+}
+
+type RuleProblem = (&'static str, &'static str, String);
+
+fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProblem> {
+    Ok(match rule {
+        ValidationRule::Json => Compiled::Json,
+        ValidationRule::JsonSchema { schema } => {
+            let validator = build_schema(schema).map_err(|m| ("schema", "schema", m))?;
+            Compiled::JsonSchema { schema: schema.clone(), validator: Box::new(validator) }
+        }
+        ValidationRule::Regex { pattern } => {
+            if pattern.len() > MAX_PATTERN_BYTES {
+                return Err((
+                    "pattern",
+                    "too_large",
+                    format!("pattern is {} bytes, at most {MAX_PATTERN_BYTES} allowed", pattern.len()),
+                ));
+            }
+            let re = regex::RegexBuilder::new(pattern)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .dfa_size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| match e {
+                    regex::Error::CompiledTooBig(limit) => (
+                        "pattern",
+                        "too_large",
+                        format!("pattern compiles to more than the {limit}-byte limit"),
+                    ),
+                    e => ("pattern", "invalid_regex", format!("invalid regex: {e}")),
+                })?;
+            Compiled::Regex(re)
+        }
+        ValidationRule::MinLength { value } => Compiled::MinLength(*value),
+        ValidationRule::MaxLength { value } => Compiled::MaxLength(*value),
+        ValidationRule::Contains { value } | ValidationRule::NotContains { value } => {
+            if value.is_empty() {
+                return Err(("value", "invalid", "the text to look for is empty".to_string()));
+            }
+            if value.len() > MAX_NEEDLE_BYTES {
+                return Err((
+                    "value",
+                    "too_large",
+                    format!("value is {} bytes, at most {MAX_NEEDLE_BYTES} allowed", value.len()),
+                ));
+            }
+            if matches!(rule, ValidationRule::Contains { .. }) {
+                Compiled::Contains(value.clone())
+            } else {
+                Compiled::NotContains(value.clone())
+            }
+        }
+    })
+}
+
+/// The JSON text inside `output`: trimmed, and unwrapped from one Markdown code fence
+/// (```` ```json ```` or ```` ``` ````) when the whole output is fenced.
+pub fn extract_json(output: &str) -> &str {
+    let trimmed = output.trim();
+    let Some(rest) = trimmed.strip_prefix("```") else {
+        return trimmed;
+    };
+    let Some(body) = rest.strip_suffix("```") else {
+        return trimmed;
+    };
+    // The info string runs to the end of the first line; only `json` (any case) or none.
+    let (info, body) = body.split_once('\n').unwrap_or((body, ""));
+    let info = info.trim();
+    if info.is_empty() || info.eq_ignore_ascii_case("json") { body.trim() } else { trimmed }
+}
+
+/// A retriever that refuses every external resource: user-supplied schemas must never make
+/// the server fetch anything (SSRF), whatever features of `jsonschema` are enabled.
+struct NoRemoteRefs;
+
+impl jsonschema::Retrieve for NoRemoteRefs {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        Err(format!("remote $ref {} is not allowed: schemas must be self-contained", uri.as_str()).into())
+    }
+}
+
+/// Compiles a user-supplied JSON Schema: size-limited, no remote `$ref`s, linear-time regexes
+/// for `pattern`. The error is a message for people.
+pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
+    if serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_SCHEMA_BYTES {
+        return Err(format!("schema is larger than {MAX_SCHEMA_BYTES} bytes"));
+    }
+    jsonschema::options()
+        .with_retriever(NoRemoteRefs)
+        .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
+        .build(schema)
+        .map_err(|e| format!("invalid JSON Schema: {}", crate::variables::truncate(&e.to_string(), 500)))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn compile(rules: Vec<ValidationRule>) -> CompiledRules {
+        CompiledRules::compile(&rules).expect("rules compile")
+    }
+
+    fn problems(rules: Vec<ValidationRule>) -> Vec<(String, String)> {
+        match CompiledRules::compile(&rules) {
+            Err(Error::InvalidPrompt { problems }) => {
+                problems.into_iter().map(|p| (p.field, p.code)).collect()
+            }
+            other => panic!("expected InvalidPrompt, got {other:?}"),
+        }
+    }
+
+    fn p(field: &str, code: &str) -> (String, String) {
+        (field.to_string(), code.to_string())
+    }
+
+    #[test]
+    fn json_accepts_whitespace_and_one_fence() {
+        let rules = compile(vec![ValidationRule::Json]);
+        for (output, expected) in [
+            ("{\"a\":1}", json!({"a": 1})),
+            ("  \n[1, 2]\n ", json!([1, 2])),
+            ("```json\n{\"a\": true}\n```", json!({"a": true})),
+            ("```JSON\n\"x\"\n```", json!("x")),
+            ("\n```\n{\"a\": null}\n```\n", json!({"a": null})),
+        ] {
+            let (verdict, parsed) = rules.check(output);
+            assert!(verdict.passed, "{output:?}: {verdict:?}");
+            assert_eq!(parsed, Some(expected), "{output:?}");
+        }
+        for output in ["Here it is: {\"a\":1}", "```python\n{}\n```", "{\"a\":", "", "```json\n{}"] {
+            let (verdict, parsed) = rules.check(output);
+            assert!(!verdict.passed, "{output:?}");
+            assert_eq!(parsed, None);
+            let reason = verdict.results[0].reason.as_deref().expect("reason");
+            assert!(reason.starts_with("output is not valid JSON"), "{reason}");
+        }
+    }
+
+    #[test]
+    fn json_schema_checks_and_still_returns_parsed_value() {
+        let rules = compile(vec![ValidationRule::JsonSchema {
+            schema: json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "number"}}}),
+        }]);
+        let (verdict, parsed) = rules.check("{\"score\": 0.5}");
+        assert!(verdict.passed);
+        assert_eq!(parsed, Some(json!({"score": 0.5})));
+        let (verdict, parsed) = rules.check("{\"score\": \"high\"}");
+        assert!(!verdict.passed);
+        assert_eq!(parsed, Some(json!({"score": "high"})));
+        let reason = verdict.results[0].reason.as_deref().expect("reason");
+        assert!(reason.contains("/score"), "{reason}");
+        assert!(rules.wants_json());
+        assert_eq!(rules.response_schema().and_then(|s| s.get("required")), Some(&json!(["score"])));
+    }
+
+    #[test]
+    fn remote_refs_are_never_fetched() {
+        // No network is needed for this test to pass: the retriever refuses before any I/O.
+        // 192.0.2.0/24 is TEST-NET-1: even an attempt could not reach anything.
+        for schema in [
+            json!({"$ref": "http://192.0.2.1/schema.json"}),
+            json!({"properties": {"a": {"$ref": "https://192.0.2.1/defs.json#/a"}}}),
+            json!({"$ref": "file:///etc/passwd"}),
+        ] {
+            let rules = vec![ValidationRule::Json, ValidationRule::JsonSchema { schema }];
+            let Err(Error::InvalidPrompt { problems }) = CompiledRules::compile(&rules) else {
+                panic!("a remote $ref must be rejected")
+            };
+            assert_eq!(problems.len(), 1);
+            assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("validations[1].schema", "schema"));
+            assert!(problems[0].message.contains("is not allowed"), "{}", problems[0].message);
+        }
+        // Local refs and known meta-schemas need no fetching and work.
+        let rules = compile(vec![ValidationRule::JsonSchema {
+            schema: json!({
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "definitions": {"n": {"type": "integer"}},
+                "properties": {"n": {"$ref": "#/definitions/n"}}
+            }),
+        }]);
+        assert!(rules.check("{\"n\": 1}").0.passed);
+        assert!(!rules.check("{\"n\": 1.5}").0.passed);
+    }
+
+    #[test]
+    fn invalid_rules_name_their_index() {
+        let got = problems(vec![
+            ValidationRule::MinLength { value: 1 },
+            ValidationRule::Regex { pattern: "(unclosed".into() },
+            ValidationRule::Regex { pattern: "\\w{1000}{1000}".into() },
+            ValidationRule::Regex { pattern: "a".repeat(MAX_PATTERN_BYTES + 1) },
+            ValidationRule::JsonSchema { schema: json!({"type": 12}) },
+            ValidationRule::Contains { value: String::new() },
+        ]);
+        assert_eq!(
+            got,
+            vec![
+                p("validations[1].pattern", "invalid_regex"),
+                p("validations[2].pattern", "too_large"),
+                p("validations[3].pattern", "too_large"),
+                p("validations[4].schema", "schema"),
+                p("validations[5].value", "invalid"),
+            ]
+        );
+        let many = vec![ValidationRule::Json; MAX_RULES + 1];
+        assert_eq!(problems(many), vec![p("validations", "too_large")]);
+    }
+
+    #[test]
+    fn text_rules() {
+        let rules = compile(vec![
+            ValidationRule::Regex { pattern: r"^\d+ items$".into() },
+            ValidationRule::MinLength { value: 7 },
+            ValidationRule::MaxLength { value: 8 },
+            ValidationRule::Contains { value: "items".into() },
+            ValidationRule::NotContains { value: "Items".into() },
+        ]);
+        let (verdict, parsed) = rules.check("3 items");
+        assert!(verdict.passed, "{verdict:?}");
+        assert_eq!(parsed, None);
+        assert!(verdict.results.iter().all(|r| r.reason.is_none()));
+        let kinds: Vec<_> = verdict.results.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(kinds, ["regex", "min_length", "max_length", "contains", "not_contains"]);
+
+        let (verdict, _) = rules.check("12345 Items");
+        let failed: Vec<_> = verdict.results.iter().filter(|r| !r.passed).map(|r| r.rule.as_str()).collect();
+        assert_eq!(failed, ["regex", "max_length", "contains", "not_contains"]);
+        assert!(!verdict.passed);
+        assert!(verdict.results.iter().all(|r| r.passed == r.reason.is_none()));
+    }
+
+    #[test]
+    fn lengths_count_characters_not_bytes() {
+        let rules =
+            compile(vec![ValidationRule::MinLength { value: 3 }, ValidationRule::MaxLength { value: 3 }]);
+        assert!(rules.check("ééé").0.passed); // 6 bytes, 3 characters
+        assert!(!rules.check("éé").0.passed);
+        assert!(!rules.check("éééé").0.passed);
+    }
+
+    #[test]
+    fn no_rules_pass_and_parse_nothing() {
+        let rules = compile(Vec::new());
+        let (verdict, parsed) = rules.check("anything");
+        assert!(verdict.passed && verdict.results.is_empty() && parsed.is_none());
+        assert!(!rules.wants_json() && rules.response_schema().is_none() && rules.is_empty());
     }
 }
