@@ -49,7 +49,8 @@ async fn main() {
     let rows = env_u64("FORMAOPS_BENCH_ROWS", 10_000_000);
     let users = env_u64("FORMAOPS_BENCH_USERS", 10).max(1);
     let queries = env_u64("FORMAOPS_BENCH_QUERIES", 200).max(1);
-    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
     let name = format!("formaops_bench_{rows}");
     let reload = std::env::var("FORMAOPS_BENCH_RELOAD").as_deref() == Ok("1");
@@ -69,7 +70,8 @@ async fn main() {
     }
     conn.close().await.unwrap();
 
-    let pool = PgPoolOptions::new().max_connections(4).connect_with(admin.clone().database(&name)).await.unwrap();
+    let pool =
+        PgPoolOptions::new().max_connections(4).connect_with(admin.clone().database(&name)).await.unwrap();
     let store = PgStore::from_pool(pool.clone()).await.unwrap();
     // User k is the UUID ...-00000000000k; rows go round-robin to users.
     let user = UserId(uuid::Uuid::from_u128(1));
@@ -125,8 +127,11 @@ async fn main() {
         .fetch_one(&pool)
         .await
         .unwrap();
-    let user_rows: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM executions WHERE user_id = $1").bind(user.0).fetch_one(&pool).await.unwrap();
+    let user_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM executions WHERE user_id = $1")
+        .bind(user.0)
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     println!("database size {size}; the measured user has {user_rows} executions");
 
     // A keyset cursor 90 % deep into the user's history (found once, with OFFSET, outside timing).
@@ -154,7 +159,8 @@ async fn main() {
         first.push(t.elapsed());
         assert_eq!(p.items.len(), 50);
         let t = Instant::now();
-        let p = store.list_executions(user, &filter, PageRequest { limit: 50, after: Some(deep) }).await.unwrap();
+        let p =
+            store.list_executions(user, &filter, PageRequest { limit: 50, after: Some(deep) }).await.unwrap();
         deep_samples.push(t.elapsed());
         assert_eq!(p.items.len(), 50);
     }
