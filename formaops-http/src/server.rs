@@ -80,7 +80,10 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
     if store.count_users().await.context("counting users")? > 0 {
         return Ok(None);
     }
-    let email = std::env::var("FORMAOPS_ADMIN_EMAIL").unwrap_or_else(|_| DEFAULT_ADMIN_EMAIL.to_string());
+    let email = std::env::var("FORMAOPS_ADMIN_EMAIL")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_string());
     let (password, generated) = match std::env::var("FORMAOPS_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (auth::random_password(), true),

@@ -781,3 +781,87 @@ async fn another_users_ids_answer_exactly_like_missing_ones() {
     let r = app.get("/api/prompts/not-a-uuid", &app.bob).await.expect(StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "not_found");
 }
+
+#[tokio::test]
+async fn sse_of_a_pending_execution_ends_right_after_its_final_event() {
+    use tower::ServiceExt as _;
+    // No workers: the execution stays QUEUED until cancelled.
+    let app = TestApp::with(false, support::settings()).await;
+    let id = app.prompt(&app.alice, "p").await;
+    let r = app
+        .post(&format!("/api/prompts/{id}/execute?mode=async"), &app.alice, json!({"inputs": {"topic": "t"}}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let exec = r.body["id"].as_str().unwrap().to_string();
+    let req = Request::get(format!("/api/executions/events?executionId={exec}"))
+        .header("authorization", format!("Bearer {}", app.alice))
+        .body(Body::empty())
+        .unwrap();
+    // The handler subscribes before it answers, so the cancel below is seen.
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.call(Method::POST, &format!("/api/executions/{exec}/cancel"), Some(&app.alice), None)
+        .await
+        .expect(StatusCode::OK);
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        axum::body::to_bytes(response.into_body(), 1024 * 1024),
+    )
+    .await
+    .expect("the stream ends after the final event")
+    .unwrap();
+    let frames = parse_sse(&String::from_utf8_lossy(&body));
+    assert_eq!(frames[0].0, "snapshot");
+    assert_eq!(frames[0].1["execution"]["status"], "QUEUED");
+    let last = frames.last().unwrap();
+    assert_eq!(last.0, "cancelled");
+    assert_eq!(last.1["status"], "CANCELLED");
+    assert_eq!(last.1["executionId"], exec.as_str());
+}
+
+#[tokio::test]
+async fn sse_of_all_executions_carries_only_the_callers_events() {
+    use tower::ServiceExt as _;
+    let app = TestApp::with(false, support::settings()).await;
+    let mine = app.prompt(&app.alice, "mine").await;
+    let theirs = app.prompt(&app.bob, "theirs").await;
+    let req = Request::get("/api/executions/events")
+        .header("authorization", format!("Bearer {}", app.alice))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bob_exec = app
+        .post(
+            &format!("/api/prompts/{theirs}/execute?mode=async"),
+            &app.bob,
+            json!({"inputs": {"topic": "b"}}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let alice_exec = app
+        .post(
+            &format!("/api/prompts/{mine}/execute?mode=async"),
+            &app.alice,
+            json!({"inputs": {"topic": "a"}}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    // Read frames until Alice's queued event shows up.
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let alice_id = alice_exec.body["id"].as_str().unwrap().to_string();
+    let read = async {
+        use futures::StreamExt as _;
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text.contains(&alice_id) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("Alice's event arrives");
+    assert!(!text.contains(bob_exec.body["id"].as_str().unwrap()), "Bob's event leaked: {text}");
+    let frames = parse_sse(&text);
+    assert!(frames.iter().all(|(_, v)| v["userId"] == frames[0].1["userId"]));
+}

@@ -92,7 +92,9 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_provider
     assert_eq!(accepted.status.as_u16(), 202, "{}", accepted.body);
     let eid = accepted.body["id"].as_str().expect("execution id").to_string();
     assert_eq!(accepted.headers["location"].to_str().unwrap_or(""), format!("/api/executions/{eid}"));
-    let frames = api.sse(&format!("/api/executions/events?executionId={eid}"), Duration::from_secs(30)).await;
+    let (frames, ended) =
+        api.sse(&format!("/api/executions/events?executionId={eid}"), Duration::from_secs(30)).await;
+    assert!(ended, "the SSE stream of one execution ends after its final event: {frames:?}");
     assert_eq!(frames.first().map(|f| f.0.as_str()), Some("snapshot"), "{frames:?}");
     let last = frames.last().expect("frames");
     let last_status = if last.0 == "snapshot" { &last.1["execution"]["status"] } else { &last.1["status"] };
@@ -105,10 +107,11 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_provider
         .await
         .expect(202);
     let ws_id = ws_exec["id"].as_str().expect("execution id").to_string();
-    let frames = api
+    let (frames, closed) = api
         .websocket(&format!("&executionId={ws_id}"), Duration::from_secs(30))
         .await
         .expect("WebSocket upgrade");
+    assert!(closed, "the server closes the socket after the final event: {frames:?}");
     assert_eq!(frames.first().map(|f| f["kind"].clone()), Some(json!("snapshot")), "{frames:?}");
     let last = frames.last().expect("frames");
     let last_status = if last["kind"] == "snapshot" { &last["execution"]["status"] } else { &last["status"] };
