@@ -15,6 +15,16 @@
 //! - **Output**: a rendered message larger than `max_output_bytes` is an error.
 //! - `range` is additionally limited by minijinja to 100 000 items, and string / list
 //!   repetition to 100 MB before fuel is even considered.
+//! - Turning a container into text happens in minijinja 3.1 *before* fuel is charged, so a
+//!   few lazily built values (`[s] * 100000`, nested lists of references to one big input)
+//!   could otherwise grow without bound. Here `{{ value }}` output and the `string`,
+//!   `tojson`, `pprint`, `join`, `min` and `max` filters first check that the value would
+//!   format to at most `max_output_bytes` (visiting at most 100 000 items); `sum` only adds
+//!   numbers; `format`, `chain` and `debug` are not available.
+//!
+//! Known gaps (operators cannot be replaced through minijinja's API): list concatenation
+//! `a + a` doubled more than 32 times (in a loop through a `namespace`) and `~` with a huge
+//! container operand are not bounded before they allocate.
 //!
 //! Undefined variables are errors ([`minijinja::UndefinedBehavior::Strict`]): an optional
 //! variable that was not supplied must be guarded with `{% if name is defined %}` or
@@ -102,6 +112,7 @@ impl CompiledPrompt {
         env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
         env.set_fuel(Some(limits.fuel));
         env.set_recursion_limit(limits.max_recursion);
+        harden(&mut env, limits.max_output_bytes);
         // No loader: `include` / `extends` / `import` of other templates cannot resolve.
         let mut problems = Vec::new();
         let mut ok = true;
@@ -183,6 +194,193 @@ impl CompiledPrompt {
         }
         Ok(out)
     }
+}
+
+/// Most items [`ensure_formattable`] visits in one value.
+const MAX_VISITED_ITEMS: usize = 100_000;
+
+/// Closes the places where minijinja 3.1 builds text from a container (or walks a container)
+/// before charging fuel for it: `{{ list }}` output and the `string`, `tojson`, `pprint`,
+/// `join`, `sum`, `min` and `max` filters check the value's size first; `format`, `chain` and
+/// `debug` are removed.
+fn harden(env: &mut minijinja::Environment<'static>, max_bytes: usize) {
+    use minijinja::value::{Kwargs, ValueKind};
+    use minijinja::{State, Value as V};
+
+    env.remove_global("debug");
+    env.remove_filter("format");
+    env.remove_filter("chain");
+    env.set_formatter(move |out, state, value| {
+        if value.as_object().is_some() {
+            ensure_formattable(value, max_bytes)?;
+        }
+        minijinja::escape_formatter(out, state, value)
+    });
+    env.add_filter("string", move |state: &State, value: V| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::string(state, &value)
+    });
+    env.add_filter("tojson", move |value: V, indent: Option<V>, kwargs: Kwargs| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::tojson(&value, indent, kwargs)
+    });
+    env.add_filter("pprint", move |value: V| {
+        ensure_formattable(&value, max_bytes)?;
+        Ok::<_, minijinja::Error>(minijinja::filters::pprint(&value))
+    });
+    env.add_filter("min", move |state: &State, value: V, kwargs: Kwargs| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::min(state, value, kwargs)
+    });
+    env.add_filter("max", move |state: &State, value: V, kwargs: Kwargs| {
+        ensure_formattable(&value, max_bytes)?;
+        minijinja::filters::max(state, value, kwargs)
+    });
+    env.add_filter("join", move |value: V, joiner: Option<&str>, kwargs: Kwargs| {
+        let attribute: Option<String> = kwargs.get("attribute")?;
+        kwargs.assert_all_used()?;
+        bounded_join(&value, joiner.unwrap_or(""), attribute.as_deref(), max_bytes)
+    });
+    env.add_filter("sum", move |value: V, kwargs: Kwargs| {
+        let start: Option<V> = kwargs.get("start")?;
+        kwargs.assert_all_used()?;
+        let start = start.unwrap_or_else(|| V::from(0));
+        let mut int_total: Option<i64> = if start.is_integer() { start.as_i64() } else { None };
+        let mut float_total = f64::try_from(start).map_err(|_| too_big_or("sum only adds numbers"))?;
+        for (i, item) in value.try_iter()?.enumerate() {
+            if i >= MAX_VISITED_ITEMS {
+                return Err(too_big_or("sum: too many items"));
+            }
+            if !matches!(item.kind(), ValueKind::Number) {
+                return Err(too_big_or("sum only adds numbers"));
+            }
+            int_total = match (int_total, item.as_i64()) {
+                (Some(a), Some(b)) if item.is_integer() => a.checked_add(b),
+                _ => None,
+            };
+            float_total += f64::try_from(item).map_err(|_| too_big_or("sum only adds numbers"))?;
+        }
+        Ok(match int_total {
+            Some(i) => V::from(i),
+            None => V::from(float_total),
+        })
+    });
+}
+
+fn too_big_or(message: &str) -> minijinja::Error {
+    minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message.to_string())
+}
+
+/// Fails unless `value` formats to at most about `max_bytes` bytes, visiting at most
+/// [`MAX_VISITED_ITEMS`] items (lazy sequences are only pulled that far).
+fn ensure_formattable(
+    value: &minijinja::Value,
+    max_bytes: usize,
+) -> std::result::Result<(), minijinja::Error> {
+    use minijinja::value::ValueKind;
+    let too_big = || {
+        too_big_or(&format!(
+            "value is too large to turn into text (limit {max_bytes} bytes, {MAX_VISITED_ITEMS} items)"
+        ))
+    };
+    let mut stack = vec![value.clone()];
+    let mut bytes = 0usize;
+    let mut items = 1usize;
+    while let Some(v) = stack.pop() {
+        match v.kind() {
+            ValueKind::String => bytes = bytes.saturating_add(v.as_str().map_or(0, str::len) + 2),
+            ValueKind::Bytes => {
+                bytes = bytes.saturating_add(v.as_bytes().map_or(0, <[u8]>::len).saturating_mul(4))
+            }
+            ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
+                bytes = bytes.saturating_add(2);
+                let is_map = v.kind() == ValueKind::Map;
+                for item in v.try_iter()? {
+                    items += if is_map { 2 } else { 1 };
+                    if items > MAX_VISITED_ITEMS {
+                        return Err(too_big());
+                    }
+                    if is_map {
+                        let val = v.get_item(&item)?;
+                        stack.push(val);
+                    }
+                    stack.push(item);
+                }
+            }
+            _ => bytes = bytes.saturating_add(24),
+        }
+        if bytes > max_bytes {
+            return Err(too_big());
+        }
+    }
+    Ok(())
+}
+
+/// `join` that stops as soon as the result would exceed `max_bytes` or visit too many items.
+fn bounded_join(
+    value: &minijinja::Value,
+    joiner: &str,
+    attribute: Option<&str>,
+    max_bytes: usize,
+) -> std::result::Result<minijinja::Value, minijinja::Error> {
+    use std::fmt::Write;
+    let too_big = || too_big_or(&format!("join result is larger than {max_bytes} bytes"));
+    if let Some(s) = value.as_str() {
+        // Joining a string joins its characters.
+        let n = s.chars().count();
+        if s.len().saturating_add(joiner.len().saturating_mul(n)) > max_bytes {
+            return Err(too_big());
+        }
+        let mut out = String::new();
+        for (i, c) in s.chars().enumerate() {
+            if i > 0 {
+                out.push_str(joiner);
+            }
+            out.push(c);
+        }
+        return Ok(minijinja::Value::from(out));
+    }
+    let mut out = String::new();
+    for (i, item) in value.try_iter()?.enumerate() {
+        if i >= MAX_VISITED_ITEMS {
+            return Err(too_big());
+        }
+        let item = match attribute {
+            Some(path) => {
+                let mut v = item;
+                for part in path.split('.') {
+                    v = match part.parse::<i64>() {
+                        Ok(idx) => v.get_item(&minijinja::Value::from(idx))?,
+                        Err(_) => v.get_attr(part)?,
+                    };
+                }
+                v
+            }
+            None => item,
+        };
+        if i > 0 {
+            if out.len().saturating_add(joiner.len()) > max_bytes {
+                return Err(too_big());
+            }
+            out.push_str(joiner);
+        }
+        match item.as_str() {
+            Some(s) => {
+                if out.len().saturating_add(s.len()) > max_bytes {
+                    return Err(too_big());
+                }
+                out.push_str(s);
+            }
+            None => {
+                if item.is_undefined() {
+                    continue;
+                }
+                ensure_formattable(&item, max_bytes.saturating_sub(out.len()))?;
+                write!(out, "{item}").map_err(|_| too_big())?;
+            }
+        }
+    }
+    Ok(minijinja::Value::from(out))
 }
 
 /// Builds the render context from inputs without a serde round-trip.

@@ -110,11 +110,9 @@ pub(crate) fn version_page(mut items: Vec<PromptVersion>, limit: u32) -> Page<Pr
     Page { items, next_cursor }
 }
 
-pub(crate) fn check_metrics_query(q: &MetricsQuery) -> Result<()> {
-    if q.prompt_version.is_some() && q.prompt_id.is_none() {
-        return Err(Error::invalid_argument("promptVersion", "requires promptId"));
-    }
-    Ok(())
+/// The version filter of a metrics query: it applies only together with a prompt.
+pub(crate) fn metrics_version(q: &MetricsQuery) -> Option<u32> {
+    q.prompt_id.and(q.prompt_version)
 }
 
 #[cfg(test)]

@@ -365,7 +365,7 @@ fn summary_from_row(row: &PgRow) -> Result<MetricsSummary> {
             cached: count_col(row, "t_cached")?,
             total: count_col(row, "t_total")?,
         },
-        cost_usd: row.opt_decimal("cost")?.unwrap_or_default(),
+        cost_usd: row.opt_decimal("cost")?.unwrap_or_default().normalize(),
         unpriced_executions: count_col(row, "unpriced")?,
         validated,
         validation_passed: passed,
@@ -1051,9 +1051,7 @@ impl Store for PgStore {
     }
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
-        crate::check_metrics_query(query)?;
-        let version = query
-            .prompt_version
+        let version = crate::metrics_version(query)
             .map(i32::try_from)
             .transpose()
             .map_err(|_| Error::invalid_argument("promptVersion", "is too large"))?;

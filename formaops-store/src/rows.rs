@@ -453,7 +453,7 @@ impl Accumulator {
             latency_ms: percentiles(&mut self.latency),
             provider_latency_ms: percentiles(&mut self.provider_latency),
             tokens: self.tokens,
-            cost_usd: self.cost,
+            cost_usd: self.cost.normalize(),
             unpriced_executions: self.unpriced,
             validated: self.validated,
             validation_passed: self.passed,

@@ -757,7 +757,7 @@ impl Store for SqliteStore {
     }
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
-        crate::check_metrics_query(query)?;
+        let version = crate::metrics_version(query);
         let mut sql = String::from(
             "SELECT prompt_id, status, latency_ms, provider_latency_ms, tokens_input, tokens_output, \
              tokens_cached, tokens_total, cost_usd, validation_passed FROM executions WHERE user_id = ?",
@@ -771,7 +771,7 @@ impl Store for SqliteStore {
         if query.prompt_id.is_some() {
             sql.push_str(" AND prompt_id = ?");
         }
-        if query.prompt_version.is_some() {
+        if version.is_some() {
             sql.push_str(" AND prompt_version = ?");
         }
         let mut q = sqlx::query(AssertSqlSafe(sql)).bind(user.0);
@@ -784,7 +784,7 @@ impl Store for SqliteStore {
         if let Some(p) = query.prompt_id {
             q = q.bind(p.0);
         }
-        if let Some(v) = query.prompt_version {
+        if let Some(v) = version {
             q = q.bind(i64::from(v));
         }
         let mut builder = MetricsBuilder::default();

@@ -346,8 +346,14 @@ async fn metrics_aggregate(s: &dyn Store) {
     let none = s.metrics(UserId::new(), &MetricsQuery::default()).await.unwrap();
     assert_eq!(none.summary.counts.total, 0);
     assert_eq!(none.summary.latency_ms.p50, None);
-    let bad = MetricsQuery { prompt_version: Some(1), ..Default::default() };
-    assert!(matches!(s.metrics(user, &bad).await, Err(Error::InvalidArgument { .. })));
+    // A version filter without a prompt does not apply (as in the memory store).
+    let version_only = MetricsQuery { prompt_version: Some(7), ..Default::default() };
+    assert_eq!(s.metrics(user, &version_only).await.unwrap().summary.counts.total, 4);
+    let one =
+        MetricsQuery { prompt_id: Some(execs[0].prompt_id), prompt_version: Some(1), ..Default::default() };
+    assert_eq!(s.metrics(user, &one).await.unwrap().summary.counts.total, 1);
+    let other_version = MetricsQuery { prompt_version: Some(2), ..one };
+    assert_eq!(s.metrics(user, &other_version).await.unwrap().summary.counts.total, 0);
 }
 
 /// Many claimers at once never receive the same execution.
