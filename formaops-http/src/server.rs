@@ -160,6 +160,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Authenticator::new(LoginThrottle::default()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let state = AppState::new(engine.clone(), authenticator, http_settings(&config));
     let app = crate::router(state.clone());
+    if let Some(handle) = state.prometheus().cloned() {
+        // Drains recorded histogram samples even when nobody scrapes, so memory stays bounded.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

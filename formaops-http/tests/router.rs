@@ -671,6 +671,8 @@ async fn health_metrics_prometheus_openapi_docs() {
 
     let p = app.call(Method::GET, "/metrics", None, None).await.expect(StatusCode::OK);
     assert!(p.text.contains("http_request_duration_seconds"), "{}", p.text);
+    assert!(p.text.contains("formaops_queue_depth"), "{}", p.text);
+    assert!(p.text.contains("formaops_provider_in_flight{provider=\"mock\"}"), "{}", p.text);
     assert!(!p.text.contains("alice"), "no user data in labels");
     assert!(!p.text.contains(&id), "no ids in labels");
 
