@@ -1,1 +1,40 @@
-//! placeholder
+//! # formaops-py
+//!
+//! The native module `formaops._formaops` behind the Python package `formaops`: a thin PyO3
+//! layer over [`formaops_core`] and [`formaops_store`]. It decides no rule; it copies Python
+//! arguments into owned Rust values, runs the engine with the GIL released on one shared
+//! tokio runtime (or as asyncio awaitables), and hands results back as dicts.
+//!
+//! # Layout
+//!
+//! - [`engine`]: `NativeEngine`, one method per engine operation.
+//! - [`events`]: `EventStream`, events as an iterator and an async iterator.
+//! - [`open`]: opening a store and engine from Python arguments; the implicit local user.
+//! - [`providers`]: building the `mock` or `openai` provider from Python arguments.
+//! - [`convert`]: Python objects <-> JSON values, key styles, timestamps.
+//! - [`error`]: the exception hierarchy and the one mapping from core errors.
+//! - [`runtime`]: the shared runtime and the GIL-releasing blocking bridge.
+//!
+//! The Python API (`formaops.Engine`, dataclass results) lives in `python/formaops/`; its type
+//! stubs are `python/formaops/_formaops.pyi`, checked against this module by `mypy.stubtest`.
+
+use pyo3::prelude::*;
+
+pub mod convert;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod open;
+pub mod providers;
+pub mod runtime;
+
+/// The native module.
+#[pymodule]
+fn _formaops(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("DEFAULT_USER_EMAIL", open::DEFAULT_USER_EMAIL)?;
+    m.add_class::<engine::NativeEngine>()?;
+    m.add_class::<events::EventStream>()?;
+    error::register(m)?;
+    Ok(())
+}

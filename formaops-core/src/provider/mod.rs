@@ -14,6 +14,7 @@ use tokio::time::Instant;
 use crate::execution::TokenUsage;
 use crate::prompt::ModelParameters;
 
+pub mod config;
 pub mod mock;
 #[cfg(feature = "openai")]
 pub mod openai;

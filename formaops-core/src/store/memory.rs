@@ -1,1 +1,684 @@
-//! (in progress)
+//! [`MemoryStore`]: the in-memory [`Store`], for tests, benchmarks, embedding and the
+//! zero-config engine. Nothing survives the process.
+//!
+//! One mutex guards the state; every operation is short. The queue is indexed so that a
+//! claim costs O(log n): per provider, ready executions sit in a `BTreeSet` ordered by
+//! (`queue_key`, id), and executions waiting for their `run_after` in another ordered by
+//! (`run_after`, id), moved to the ready set when due.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use crate::error::{Error, Result};
+use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionStatus};
+use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use crate::metrics::{
+    MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, percentile_sorted,
+};
+use crate::page::{Cursor, Page, PageRequest};
+use crate::prompt::{Prompt, PromptStatus, PromptVersion};
+use crate::user::{Credential, CredentialKind, User, UserWithPassword};
+
+/// The in-memory store.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct ProviderQueue {
+    ready: BTreeSet<(i64, ExecutionId)>,
+    delayed: BTreeSet<(DateTime<Utc>, ExecutionId)>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    users: HashMap<UserId, (User, String)>,
+    users_by_email: HashMap<String, UserId>,
+    credentials: HashMap<CredentialId, Credential>,
+    credentials_by_hash: HashMap<Vec<u8>, CredentialId>,
+    prompts: HashMap<PromptId, Prompt>,
+    versions: HashMap<PromptId, Vec<PromptVersion>>,
+    prompts_by_user: HashMap<UserId, BTreeSet<(DateTime<Utc>, PromptId)>>,
+    executions: HashMap<ExecutionId, Execution>,
+    executions_by_user: HashMap<UserId, BTreeSet<(DateTime<Utc>, ExecutionId)>>,
+    idempotency: HashMap<(UserId, String), ExecutionId>,
+    queues: HashMap<String, ProviderQueue>,
+    queued_by_user: HashMap<UserId, u64>,
+    running: HashSet<ExecutionId>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, State>> {
+        self.state.lock().map_err(|_| Error::internal("memory store lock poisoned"))
+    }
+}
+
+fn cursor_of(created_at: DateTime<Utc>, id: uuid::Uuid) -> Cursor {
+    Cursor { created_at, id }
+}
+
+impl State {
+    fn active_name_taken(&self, user: UserId, name: &str, except: Option<PromptId>) -> bool {
+        self.prompts.values().any(|p| {
+            p.user_id == user && p.status == PromptStatus::Active && p.name == name && Some(p.id) != except
+        })
+    }
+
+    fn owned_prompt(&self, user: UserId, id: PromptId) -> Result<&Prompt> {
+        self.prompts.get(&id).filter(|p| p.user_id == user).ok_or_else(|| Error::not_found("prompt", id))
+    }
+
+    /// Puts a QUEUED execution into its provider's ready or delayed index.
+    fn index_queued(&mut self, e: &Execution) {
+        let q = self.queues.entry(e.provider.clone()).or_default();
+        q.delayed.insert((e.run_after, e.id));
+        *self.queued_by_user.entry(e.user_id).or_default() += 1;
+    }
+
+    fn unindex_queued(&mut self, e: &Execution) {
+        if let Some(q) = self.queues.get_mut(&e.provider) {
+            q.delayed.remove(&(e.run_after, e.id));
+            q.ready.remove(&(e.queue_key, e.id));
+        }
+        if let Some(n) = self.queued_by_user.get_mut(&e.user_id) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
+        let mut s = self.lock()?;
+        if s.users_by_email.contains_key(&user.email) {
+            return Err(Error::conflict(format!("a user with email {} already exists", user.email)));
+        }
+        if s.users.contains_key(&user.id) {
+            return Err(Error::conflict(format!("user {} already exists", user.id)));
+        }
+        s.users_by_email.insert(user.email.clone(), user.id);
+        s.users.insert(user.id, (user.clone(), password_hash.to_string()));
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>> {
+        let s = self.lock()?;
+        Ok(s.users_by_email
+            .get(email)
+            .and_then(|id| s.users.get(id))
+            .map(|(u, h)| UserWithPassword { user: u.clone(), password_hash: h.clone() }))
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self.lock()?.users.get(&id).map(|(u, _)| u.clone()))
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        Ok(self.lock()?.users.len() as u64)
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<()> {
+        let mut s = self.lock()?;
+        if !s.users.contains_key(&credential.user_id) {
+            return Err(Error::not_found("user", credential.user_id));
+        }
+        if s.credentials.contains_key(&credential.id)
+            || s.credentials_by_hash.contains_key(&credential.token_hash)
+        {
+            return Err(Error::conflict("credential already exists"));
+        }
+        s.credentials_by_hash.insert(credential.token_hash.clone(), credential.id);
+        s.credentials.insert(credential.id, credential.clone());
+        Ok(())
+    }
+
+    async fn authenticate(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Credential)>> {
+        let s = self.lock()?;
+        let Some(c) = s.credentials_by_hash.get(token_hash).and_then(|id| s.credentials.get(id)) else {
+            return Ok(None);
+        };
+        if c.revoked_at.is_some() || c.expires_at.is_some_and(|e| e <= now) {
+            return Ok(None);
+        }
+        Ok(s.users.get(&c.user_id).map(|(u, _)| (u.clone(), c.clone())))
+    }
+
+    async fn revoke_credential(&self, user: UserId, id: CredentialId, now: DateTime<Utc>) -> Result<()> {
+        let mut s = self.lock()?;
+        let c = s
+            .credentials
+            .get_mut(&id)
+            .filter(|c| c.user_id == user)
+            .ok_or_else(|| Error::not_found("credential", id))?;
+        if c.revoked_at.is_none() {
+            c.revoked_at = Some(now);
+        }
+        Ok(())
+    }
+
+    async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>> {
+        let s = self.lock()?;
+        let mut v: Vec<Credential> = s
+            .credentials
+            .values()
+            .filter(|c| c.user_id == user && c.kind == kind && c.revoked_at.is_none())
+            .cloned()
+            .collect();
+        v.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
+        Ok(v)
+    }
+
+    async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()> {
+        let mut s = self.lock()?;
+        if s.prompts.contains_key(&prompt.id) {
+            return Err(Error::conflict(format!("prompt {} already exists", prompt.id)));
+        }
+        if prompt.status == PromptStatus::Active && s.active_name_taken(prompt.user_id, &prompt.name, None) {
+            return Err(Error::conflict(format!("a prompt named {:?} already exists", prompt.name)));
+        }
+        if first.prompt_id != prompt.id || first.version != 1 || prompt.current_version != 1 {
+            return Err(Error::internal("insert_prompt: the first version must be version 1 of the prompt"));
+        }
+        s.prompts_by_user.entry(prompt.user_id).or_default().insert((prompt.created_at, prompt.id));
+        s.prompts.insert(prompt.id, prompt.clone());
+        s.versions.insert(prompt.id, vec![first.clone()]);
+        Ok(())
+    }
+
+    async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()> {
+        let mut s = self.lock()?;
+        let stored = s.owned_prompt(prompt.user_id, prompt.id)?;
+        if stored.status != PromptStatus::Active {
+            return Err(Error::conflict(format!("prompt {} is archived", prompt.id)));
+        }
+        if version.prompt_id != prompt.id
+            || prompt.current_version != version.version
+            || stored.current_version.checked_add(1) != Some(version.version)
+        {
+            return Err(Error::conflict(format!(
+                "prompt {} is at version {}, not {}",
+                prompt.id,
+                stored.current_version,
+                version.version.saturating_sub(1)
+            )));
+        }
+        if s.active_name_taken(prompt.user_id, &prompt.name, Some(prompt.id)) {
+            return Err(Error::conflict(format!("a prompt named {:?} already exists", prompt.name)));
+        }
+        let mut updated = prompt.clone();
+        updated.status = PromptStatus::Active;
+        s.prompts.insert(prompt.id, updated);
+        s.versions.entry(prompt.id).or_default().push(version.clone());
+        Ok(())
+    }
+
+    async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt> {
+        self.lock()?.owned_prompt(user, id).cloned()
+    }
+
+    async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion> {
+        let s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        let idx = (version as usize).checked_sub(1);
+        idx.and_then(|i| s.versions.get(&id).and_then(|v| v.get(i)))
+            .cloned()
+            .ok_or_else(|| Error::not_found("prompt version", format!("{id} v{version}")))
+    }
+
+    async fn list_prompts(
+        &self,
+        user: UserId,
+        filter: &PromptFilter,
+        page: PageRequest,
+    ) -> Result<Page<Prompt>> {
+        let s = self.lock()?;
+        let want = filter.status.unwrap_or(PromptStatus::Active);
+        let mut items = Vec::new();
+        if let Some(set) = s.prompts_by_user.get(&user) {
+            let iter: Box<dyn Iterator<Item = &(DateTime<Utc>, PromptId)>> = match page.after {
+                Some(c) => Box::new(set.range(..(c.created_at, PromptId(c.id))).rev()),
+                None => Box::new(set.iter().rev()),
+            };
+            for (_, id) in iter {
+                if let Some(p) = s.prompts.get(id).filter(|p| p.status == want) {
+                    items.push(p.clone());
+                    if items.len() > page.limit as usize {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Page::from_overfetch(items, page.limit, |p| cursor_of(p.created_at, p.id.0)))
+    }
+
+    async fn list_versions(
+        &self,
+        user: UserId,
+        id: PromptId,
+        page: VersionPageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        let s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        if page.limit == 0 {
+            return Err(Error::invalid_argument("limit", "must be at least 1"));
+        }
+        let all = s.versions.get(&id).map(Vec::as_slice).unwrap_or_default();
+        let mut items: Vec<PromptVersion> = all
+            .iter()
+            .rev()
+            .filter(|v| page.before.is_none_or(|b| v.version < b))
+            .take(page.limit as usize + 1)
+            .cloned()
+            .collect();
+        let next_cursor = if items.len() > page.limit as usize {
+            items.truncate(page.limit as usize);
+            items.last().map(|v| v.version.to_string())
+        } else {
+            None
+        };
+        Ok(Page { items, next_cursor })
+    }
+
+    async fn set_prompt_status(
+        &self,
+        user: UserId,
+        id: PromptId,
+        status: PromptStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Prompt> {
+        let mut s = self.lock()?;
+        let p = s.owned_prompt(user, id)?.clone();
+        if status == PromptStatus::Active
+            && p.status != PromptStatus::Active
+            && s.active_name_taken(user, &p.name, Some(id))
+        {
+            return Err(Error::conflict(format!("a prompt named {:?} already exists", p.name)));
+        }
+        let p = s.prompts.get_mut(&id).ok_or_else(|| Error::not_found("prompt", id))?;
+        p.status = status;
+        p.updated_at = now;
+        Ok(p.clone())
+    }
+
+    async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
+        let mut s = self.lock()?;
+        // Validate the whole batch first so it applies all or nothing.
+        let mut seen = HashSet::new();
+        for e in executions {
+            if s.executions.contains_key(&e.id) || !seen.insert(e.id) {
+                return Err(Error::conflict(format!("execution {} already exists", e.id)));
+            }
+            if e.status != ExecutionStatus::Queued {
+                return Err(Error::internal(format!("enqueue: execution {} is not QUEUED", e.id)));
+            }
+        }
+        let mut out = Vec::with_capacity(executions.len());
+        for e in executions {
+            if let Some(key) = &e.idempotency_key {
+                let k = (e.user_id, key.clone());
+                if let Some(existing) = s.idempotency.get(&k).and_then(|id| s.executions.get(id)) {
+                    out.push(EnqueueOutcome::Existing(Box::new(existing.clone())));
+                    continue;
+                }
+                s.idempotency.insert(k, e.id);
+            }
+            s.index_queued(e);
+            s.executions_by_user.entry(e.user_id).or_default().insert((e.created_at, e.id));
+            s.executions.insert(e.id, e.clone());
+            out.push(EnqueueOutcome::Created);
+        }
+        Ok(out)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        provider: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Execution>> {
+        let mut guard = self.lock()?;
+        let s = &mut *guard;
+        let Some(q) = s.queues.get_mut(provider) else { return Ok(Vec::new()) };
+        // Move due executions from the delayed index to the ready one.
+        while let Some(&(run_after, id)) = q.delayed.first() {
+            if run_after > now {
+                break;
+            }
+            q.delayed.pop_first();
+            if let Some(e) = s.executions.get(&id) {
+                q.ready.insert((e.queue_key, id));
+            }
+        }
+        let mut out = Vec::with_capacity(limit.min(1024) as usize);
+        while out.len() < limit as usize {
+            let Some((_, id)) = q.ready.pop_first() else { break };
+            let Some(e) = s.executions.get_mut(&id).filter(|e| e.status == ExecutionStatus::Queued) else {
+                continue;
+            };
+            e.status = ExecutionStatus::Running;
+            e.attempts = e.attempts.saturating_add(1);
+            e.lease_owner = Some(worker.to_string());
+            e.lease_expires_at = Some(lease_until);
+            if e.started_at.is_none() {
+                e.started_at = Some(now);
+            }
+            if let Some(n) = s.queued_by_user.get_mut(&e.user_id) {
+                *n = n.saturating_sub(1);
+            }
+            s.running.insert(id);
+            out.push(e.clone());
+        }
+        Ok(out)
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        ids: &[ExecutionId],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ExecutionId>> {
+        let mut s = self.lock()?;
+        let mut held = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(e) = s.executions.get_mut(id)
+                && e.status == ExecutionStatus::Running
+                && e.lease_owner.as_deref() == Some(worker)
+            {
+                e.lease_expires_at = Some(lease_until);
+                held.push(*id);
+            }
+        }
+        Ok(held)
+    }
+
+    async fn finish(&self, results: &[AttemptResult]) -> Result<Vec<bool>> {
+        let mut guard = self.lock()?;
+        let s = &mut *guard;
+        let mut applied = Vec::with_capacity(results.len());
+        for r in results {
+            let Some(e) = s.executions.get_mut(&r.id) else {
+                applied.push(false);
+                continue;
+            };
+            if e.user_id != r.user_id
+                || e.status != ExecutionStatus::Running
+                || e.lease_owner.as_deref() != Some(r.worker.as_str())
+            {
+                applied.push(false);
+                continue;
+            }
+            e.lease_owner = None;
+            e.lease_expires_at = None;
+            s.running.remove(&r.id);
+            match &r.outcome {
+                AttemptOutcome::Completed { output, validated_output, validation, metrics } => {
+                    e.status = ExecutionStatus::Completed;
+                    e.output = Some(output.clone());
+                    e.validated_output = validated_output.clone();
+                    e.validation = validation.clone();
+                    e.metrics = Some(metrics.clone());
+                    e.error = None;
+                    e.finished_at = Some(r.finished_at);
+                }
+                AttemptOutcome::Failed { error, metrics } => {
+                    e.status = ExecutionStatus::Failed;
+                    e.error = Some(error.clone());
+                    e.metrics = metrics.clone();
+                    e.finished_at = Some(r.finished_at);
+                }
+                AttemptOutcome::Retry { error, run_after } => {
+                    e.status = ExecutionStatus::Queued;
+                    e.error = Some(error.clone());
+                    e.run_after = *run_after;
+                    let e = e.clone();
+                    s.index_queued(&e);
+                }
+            }
+            applied.push(true);
+        }
+        Ok(applied)
+    }
+
+    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
+        let mut guard = self.lock()?;
+        let s = &mut *guard;
+        let expired: Vec<ExecutionId> = s
+            .running
+            .iter()
+            .filter(|id| {
+                s.executions.get(id).is_some_and(|e| e.lease_expires_at.is_none_or(|until| until < now))
+            })
+            .copied()
+            .collect();
+        let mut out = Vec::with_capacity(expired.len());
+        for id in expired {
+            s.running.remove(&id);
+            let Some(e) = s.executions.get_mut(&id) else { continue };
+            e.lease_owner = None;
+            e.lease_expires_at = None;
+            e.error = Some(ExecutionError {
+                code: "lease_expired".into(),
+                message: "the worker running this execution stopped renewing its lease".into(),
+                transient: true,
+            });
+            if e.attempts < e.max_attempts && now < e.deadline_at {
+                e.status = ExecutionStatus::Queued;
+                e.run_after = now;
+                let e = e.clone();
+                s.index_queued(&e);
+                out.push(e);
+            } else {
+                e.status = ExecutionStatus::Failed;
+                e.finished_at = Some(now);
+                out.push(e.clone());
+            }
+        }
+        Ok(out)
+    }
+
+    async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
+        let mut s = self.lock()?;
+        let e = s
+            .executions
+            .get(&id)
+            .filter(|e| e.user_id == user)
+            .cloned()
+            .ok_or_else(|| Error::not_found("execution", id))?;
+        if e.status != ExecutionStatus::Queued {
+            return Err(Error::conflict(format!(
+                "execution {id} is {} and only a QUEUED execution can be cancelled",
+                e.status.as_str()
+            )));
+        }
+        s.unindex_queued(&e);
+        let e = s.executions.get_mut(&id).ok_or_else(|| Error::not_found("execution", id))?;
+        e.status = ExecutionStatus::Cancelled;
+        e.finished_at = Some(now);
+        Ok(e.clone())
+    }
+
+    async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
+        self.lock()?
+            .executions
+            .get(&id)
+            .filter(|e| e.user_id == user)
+            .cloned()
+            .ok_or_else(|| Error::not_found("execution", id))
+    }
+
+    async fn list_executions(
+        &self,
+        user: UserId,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>> {
+        let s = self.lock()?;
+        let mut items = Vec::new();
+        if let Some(set) = s.executions_by_user.get(&user) {
+            let iter: Box<dyn Iterator<Item = &(DateTime<Utc>, ExecutionId)>> = match page.after {
+                Some(c) => Box::new(set.range(..(c.created_at, ExecutionId(c.id))).rev()),
+                None => Box::new(set.iter().rev()),
+            };
+            for (created, id) in iter {
+                if filter.until.is_some_and(|u| *created >= u) {
+                    continue;
+                }
+                if filter.since.is_some_and(|since| *created < since) {
+                    break;
+                }
+                let Some(e) = s.executions.get(id) else { continue };
+                if filter.status.is_some_and(|st| st != e.status)
+                    || filter.prompt_id.is_some_and(|p| p != e.prompt_id)
+                {
+                    continue;
+                }
+                items.push(e.clone());
+                if items.len() > page.limit as usize {
+                    break;
+                }
+            }
+        }
+        Ok(Page::from_overfetch(items, page.limit, |e| cursor_of(e.created_at, e.id.0)))
+    }
+
+    async fn queue_depth(&self, user: Option<UserId>) -> Result<u64> {
+        let s = self.lock()?;
+        Ok(match user {
+            Some(u) => s.queued_by_user.get(&u).copied().unwrap_or(0),
+            None => s.queued_by_user.values().sum(),
+        })
+    }
+
+    async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
+        let s = self.lock()?;
+        let mut all = Accumulator::default();
+        let mut by_prompt: HashMap<PromptId, Accumulator> = HashMap::new();
+        if let Some(set) = s.executions_by_user.get(&user) {
+            for (created, id) in set {
+                if query.since.is_some_and(|since| *created < since)
+                    || query.until.is_some_and(|u| *created >= u)
+                {
+                    continue;
+                }
+                let Some(e) = s.executions.get(id) else { continue };
+                if query.prompt_id.is_some_and(|p| p != e.prompt_id)
+                    || (query.prompt_id.is_some()
+                        && query.prompt_version.is_some_and(|v| v != e.prompt_version))
+                {
+                    continue;
+                }
+                all.add(e);
+                by_prompt.entry(e.prompt_id).or_default().add(e);
+            }
+        }
+        let queue_depth = s.queued_by_user.get(&user).copied().unwrap_or(0);
+        drop(s);
+        let mut by_prompt: Vec<PromptMetrics> = by_prompt
+            .into_iter()
+            .map(|(prompt_id, acc)| PromptMetrics { prompt_id, summary: acc.finish() })
+            .collect();
+        by_prompt.sort_by(|a, b| {
+            b.summary.counts.total.cmp(&a.summary.counts.total).then(a.prompt_id.cmp(&b.prompt_id))
+        });
+        by_prompt.truncate(100);
+        Ok(MetricsReport {
+            since: query.since,
+            until: query.until,
+            summary: all.finish(),
+            queue_depth,
+            by_prompt,
+        })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.lock().map(|_| ())
+    }
+}
+
+/// Builds a [`MetricsSummary`] from executions one at a time.
+#[derive(Debug, Default)]
+struct Accumulator {
+    summary: MetricsSummary,
+    latency: Vec<f64>,
+    provider_latency: Vec<f64>,
+}
+
+impl Accumulator {
+    fn add(&mut self, e: &Execution) {
+        let c = &mut self.summary.counts;
+        c.total += 1;
+        match e.status {
+            ExecutionStatus::Queued => c.queued += 1,
+            ExecutionStatus::Running => c.running += 1,
+            ExecutionStatus::Completed => c.completed += 1,
+            ExecutionStatus::Failed => c.failed += 1,
+            ExecutionStatus::Cancelled => c.cancelled += 1,
+        }
+        if !matches!(e.status, ExecutionStatus::Completed | ExecutionStatus::Failed) {
+            return;
+        }
+        if let Some(m) = &e.metrics {
+            self.latency.push(m.latency_ms as f64);
+            self.provider_latency.push(m.provider_latency_ms as f64);
+            let t = &mut self.summary.tokens;
+            t.input += m.token_usage.input;
+            t.output += m.token_usage.output;
+            t.cached += m.token_usage.cached;
+            t.total += m.token_usage.total;
+            match m.cost_usd {
+                Some(c) => self.summary.cost_usd += c,
+                None => self.summary.unpriced_executions += 1,
+            }
+        }
+        if e.status == ExecutionStatus::Completed
+            && let Some(v) = &e.validation
+        {
+            self.summary.validated += 1;
+            if v.passed {
+                self.summary.validation_passed += 1;
+            }
+        }
+    }
+
+    fn finish(mut self) -> MetricsSummary {
+        let pct = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            Percentiles {
+                p50: percentile_sorted(v, 0.50),
+                p95: percentile_sorted(v, 0.95),
+                p99: percentile_sorted(v, 0.99),
+            }
+        };
+        self.summary.latency_ms = pct(&mut self.latency);
+        self.summary.provider_latency_ms = pct(&mut self.provider_latency);
+        self.summary.validation_pass_rate = (self.summary.validated > 0)
+            .then(|| self.summary.validation_passed as f64 / self.summary.validated as f64);
+        self.summary.cost_usd = self.summary.cost_usd.normalize();
+        self.summary
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn conformance() {
+        crate::conformance::run_all(&MemoryStore::new()).await;
+    }
+}

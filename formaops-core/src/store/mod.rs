@@ -7,7 +7,7 @@
 //! ([`Error::NotFound`](crate::Error::NotFound)).
 //!
 //! Every implementation must pass the shared conformance suite in
-//! [`crate::conformance`] (feature `conformance`).
+//! `formaops_core::conformance` (feature `conformance`).
 
 use std::fmt;
 
@@ -26,7 +26,7 @@ use crate::user::{Credential, CredentialKind, User, UserWithPassword};
 
 pub mod memory;
 
-// pub use memory::MemoryStore; (lands with the engine work)
+pub use memory::MemoryStore;
 
 /// Filter for listing prompts. `status: None` lists ACTIVE prompts only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

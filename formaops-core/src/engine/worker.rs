@@ -1,0 +1,394 @@
+//! Workers: one claim loop per provider, bounded by a semaphore (the provider's concurrency),
+//! a lease heartbeat for the executions this process holds, and a rescuer of expired leases.
+//!
+//! A claim loop takes one permit (waiting while the provider is saturated), grabs every other
+//! free permit, claims that many executions in one store call and runs each in its own task,
+//! which returns its permit when its result is committed. When the queue is empty the loop
+//! sleeps until a submit wakes it, a retry timer fires, or [`POLL_INTERVAL`] passes (the last
+//! picks up work enqueued by other processes).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::Instant;
+
+use super::Inner;
+use super::retry::{self, GiveUp};
+use crate::events::{EventKind, ExecutionEvent};
+use crate::execution::{
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, TokenUsage,
+};
+use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
+
+/// How often an idle claim loop looks at the store without being woken.
+pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// Most executions one claim takes.
+pub const MAX_CLAIM_BATCH: usize = 256;
+/// Pause after a failed store call in a background loop.
+const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
+
+/// One registered provider and its concurrency bound.
+#[derive(Debug)]
+pub(crate) struct ProviderSlot {
+    pub(crate) name: String,
+    pub(crate) provider: Arc<dyn LlmProvider>,
+    pub(crate) permits: Arc<Semaphore>,
+    pub(crate) concurrency: usize,
+    pub(crate) wake: Notify,
+}
+
+impl ProviderSlot {
+    pub(crate) fn in_flight(&self) -> usize {
+        self.concurrency.saturating_sub(self.permits.available_permits())
+    }
+}
+
+pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+}
+
+/// Waits until `stop` says true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut stop: watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let first = tokio::select! {
+            p = slot.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+            _ = stopped(&mut stop) => break,
+        };
+        let mut permits = vec![first];
+        while permits.len() < MAX_CLAIM_BATCH {
+            match slot.permits.clone().try_acquire_owned() {
+                Ok(p) => permits.push(p),
+                Err(_) => break,
+            }
+        }
+        let notified = slot.wake.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = inner.clock.now();
+        let lease_until = now + chrono_dur(inner.config.lease);
+        let wanted = permits.len();
+        let claimed = match inner
+            .store
+            .claim(&inner.config.worker_id, &slot.name, wanted as u32, now, lease_until)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(provider = %slot.name, error = %e, "claim failed");
+                drop(permits);
+                tokio::select! {
+                    _ = tokio::time::sleep(STORE_ERROR_PAUSE) => continue,
+                    _ = stopped(&mut stop) => break,
+                }
+            }
+        };
+        let full = claimed.len() == wanted;
+        if let Ok(mut held) = inner.held.lock() {
+            held.extend(claimed.iter().map(|e| e.id));
+        }
+        for exec in claimed {
+            let Some(permit) = permits.pop() else { break };
+            let (inner2, slot2) = (inner.clone(), slot.clone());
+            let id = exec.id;
+            let handle = tokio::spawn(run_attempt(inner2, slot2, exec, permit));
+            if let Ok(mut tasks) = inner.tasks.lock() {
+                tasks.insert(id, handle.abort_handle());
+            }
+        }
+        drop(permits);
+        if !full {
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(POLL_INTERVAL) => {}
+                _ = stopped(&mut stop) => break,
+            }
+        }
+    }
+}
+
+async fn run_attempt(
+    inner: Arc<Inner>,
+    slot: Arc<ProviderSlot>,
+    exec: Execution,
+    permit: OwnedSemaphorePermit,
+) {
+    let attempt = exec.attempts;
+    inner.events.publish(ExecutionEvent {
+        execution_id: exec.id,
+        user_id: exec.user_id,
+        kind: EventKind::Running,
+        status: ExecutionStatus::Running,
+        attempt,
+        at: inner.clock.now(),
+        error: None,
+        run_after: None,
+        delta: None,
+    });
+    let outcome = attempt_outcome(&inner, &slot, &exec).await;
+    let finished_at = inner.clock.now();
+    let (kind, status, error, run_after) = match &outcome {
+        AttemptOutcome::Completed { .. } => (EventKind::Completed, ExecutionStatus::Completed, None, None),
+        AttemptOutcome::Failed { error, .. } => {
+            (EventKind::Failed, ExecutionStatus::Failed, Some(error.clone()), None)
+        }
+        AttemptOutcome::Retry { error, run_after } => {
+            (EventKind::RetryScheduled, ExecutionStatus::Queued, Some(error.clone()), Some(*run_after))
+        }
+    };
+    let result = AttemptResult {
+        id: exec.id,
+        user_id: exec.user_id,
+        worker: inner.config.worker_id.clone(),
+        outcome,
+        finished_at,
+    };
+    let applied = inner.finisher.call(result).await;
+    if let Ok(mut held) = inner.held.lock() {
+        held.remove(&exec.id);
+    }
+    drop(permit);
+    match applied {
+        Ok(true) => {
+            inner.events.publish(ExecutionEvent {
+                execution_id: exec.id,
+                user_id: exec.user_id,
+                kind,
+                status,
+                attempt,
+                at: finished_at,
+                error,
+                run_after,
+                delta: None,
+            });
+            if let Some(at) = run_after {
+                let deadline = inner.clock.instant_at(at);
+                let slot = slot.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep_until(deadline).await;
+                    slot.wake.notify_one();
+                });
+            }
+        }
+        Ok(false) => {
+            tracing::warn!(execution = %exec.id, "attempt result refused: the lease was lost");
+        }
+        Err(e) => {
+            tracing::warn!(execution = %exec.id, error = %e, "recording an attempt failed; the lease will expire and be rescued");
+        }
+    }
+    if let Ok(mut tasks) = inner.tasks.lock() {
+        tasks.remove(&exec.id);
+    }
+}
+
+fn exec_error(code: &str, message: impl Into<String>, transient: bool) -> ExecutionError {
+    ExecutionError { code: code.to_string(), message: message.into(), transient }
+}
+
+fn provider_exec_error(e: &ProviderError) -> ExecutionError {
+    exec_error(e.kind.as_str(), e.message.clone(), e.is_transient())
+}
+
+/// Runs one attempt up to (not including) recording it.
+async fn attempt_outcome(inner: &Inner, slot: &ProviderSlot, exec: &Execution) -> AttemptOutcome {
+    let now = inner.clock.now();
+    let metrics_at = |finished: DateTime<Utc>, provider: Duration, usage: TokenUsage| ExecutionMetrics {
+        latency_ms: millis_between(exec.created_at, finished),
+        provider_latency_ms: u64::try_from(provider.as_millis()).unwrap_or(u64::MAX),
+        queue_ms: millis_between(exec.created_at, exec.started_at.unwrap_or(now)),
+        token_usage: usage,
+        cost_usd: inner.config.prices.cost(&exec.model, &usage),
+    };
+    let failed = |error: ExecutionError, provider: Duration| AttemptOutcome::Failed {
+        error,
+        metrics: Some(metrics_at(inner.clock.now(), provider, TokenUsage::default())),
+    };
+    if now >= exec.deadline_at {
+        return failed(
+            exec_error("deadline_exceeded", "the execution deadline passed before this attempt", false),
+            Duration::ZERO,
+        );
+    }
+    let compiled = match inner.compiled(exec.user_id, exec.prompt_id, exec.prompt_version).await {
+        Ok(c) => c,
+        Err(e) if e.is_transient() => {
+            let err = exec_error("store_unavailable", e.to_string(), true);
+            return retry_or_fail(inner, exec, err, None, now, Duration::ZERO, &metrics_at);
+        }
+        Err(e) => return failed(exec_error("prompt_unavailable", e.to_string(), false), Duration::ZERO),
+    };
+    let messages = match compiled.prompt.render(&exec.inputs) {
+        Ok(m) => m,
+        Err(e) => return failed(exec_error("render", e.to_string(), false), Duration::ZERO),
+    };
+    let deadline_utc = (now + chrono_dur(inner.config.attempt_timeout)).min(exec.deadline_at);
+    let deadline = inner.clock.instant_at(deadline_utc);
+    let response_schema = if exec.validate_output {
+        compiled.rules.response_schema().map(|schema| ResponseSchema {
+            name: "output".to_string(),
+            schema: schema.clone(),
+            strict: true,
+        })
+    } else {
+        None
+    };
+    let request = CompletionRequest {
+        model: exec.model.clone(),
+        messages,
+        parameters: compiled.version.model.parameters.clone(),
+        response_schema,
+        deadline,
+    };
+    let call_start = Instant::now();
+    let result = match tokio::time::timeout_at(deadline, slot.provider.complete(request)).await {
+        Ok(r) => r,
+        Err(_) => {
+            Err(ProviderError::new(ProviderErrorKind::Timeout, "the provider did not answer by the deadline"))
+        }
+    };
+    let call_time = call_start.elapsed();
+    match result {
+        Ok(completion) => {
+            let finished = inner.clock.now();
+            let mut metrics = metrics_at(finished, completion.latency, completion.usage);
+            if metrics.cost_usd.is_none()
+                && let Some(reported) = &completion.model
+            {
+                metrics.cost_usd = inner.config.prices.cost(reported, &completion.usage);
+            }
+            let (validation, validated_output) = if exec.validate_output {
+                let (verdict, parsed) = compiled.rules.check(&completion.text);
+                (Some(verdict), parsed)
+            } else {
+                (None, None)
+            };
+            AttemptOutcome::Completed { output: completion.text, validated_output, validation, metrics }
+        }
+        Err(e) => {
+            let err = provider_exec_error(&e);
+            retry_or_fail(inner, exec, err, Some(&e), inner.clock.now(), call_time, &metrics_at)
+        }
+    }
+}
+
+fn retry_or_fail(
+    inner: &Inner,
+    exec: &Execution,
+    error: ExecutionError,
+    provider_error: Option<&ProviderError>,
+    now: DateTime<Utc>,
+    call_time: Duration,
+    metrics_at: &dyn Fn(DateTime<Utc>, Duration, TokenUsage) -> ExecutionMetrics,
+) -> AttemptOutcome {
+    let generic;
+    let pe = match provider_error {
+        Some(pe) => pe,
+        None => {
+            generic = ProviderError::new(ProviderErrorKind::Connection, error.message.clone());
+            &generic
+        }
+    };
+    let unit: f64 = rand::random();
+    match retry::decide(
+        &inner.config.backoff,
+        pe,
+        exec.attempts,
+        exec.max_attempts,
+        now,
+        exec.deadline_at,
+        unit,
+    ) {
+        Ok(run_after) => AttemptOutcome::Retry { error, run_after },
+        Err(why) => {
+            let mut error = error;
+            match why {
+                GiveUp::Permanent => {}
+                GiveUp::AttemptsExhausted => {
+                    error.message = format!("{} (after {} attempts)", error.message, exec.attempts);
+                }
+                GiveUp::DeadlineExceeded => {
+                    error.message =
+                        format!("{} (no time left before the execution deadline to retry)", error.message);
+                }
+            }
+            AttemptOutcome::Failed { error, metrics: Some(metrics_at(now, call_time, TokenUsage::default())) }
+        }
+    }
+}
+
+/// Extends the leases of executions this process runs, every third of the lease.
+pub(crate) async fn heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let every = (inner.config.lease / 3).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped(&mut stop) => break,
+        }
+        let ids: Vec<_> = match inner.held.lock() {
+            Ok(h) => h.iter().copied().collect(),
+            Err(_) => continue,
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        let until = inner.clock.now() + chrono_dur(inner.config.lease);
+        match inner.store.extend_leases(&inner.config.worker_id, &ids, until).await {
+            Ok(kept) if kept.len() < ids.len() => {
+                tracing::warn!(lost = ids.len() - kept.len(), "leases lost; those results will be refused");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "extending leases failed"),
+        }
+    }
+}
+
+/// Requeues or fails executions whose worker stopped renewing its lease (any process's).
+pub(crate) async fn rescue_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
+    let every = (inner.config.lease / 2).max(Duration::from_millis(10));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stopped(&mut stop) => break,
+        }
+        let now = inner.clock.now();
+        match inner.store.rescue_expired(now).await {
+            Ok(rescued) => {
+                for e in rescued {
+                    let kind = if e.status == ExecutionStatus::Queued {
+                        EventKind::RetryScheduled
+                    } else {
+                        EventKind::Failed
+                    };
+                    if let Some(slot) = inner.providers.get(&e.provider) {
+                        slot.wake.notify_one();
+                    }
+                    inner.events.publish(ExecutionEvent {
+                        execution_id: e.id,
+                        user_id: e.user_id,
+                        kind,
+                        status: e.status,
+                        attempt: e.attempts,
+                        at: now,
+                        error: e.error.clone(),
+                        run_after: (e.status == ExecutionStatus::Queued).then_some(e.run_after),
+                        delta: None,
+                    });
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "rescuing expired leases failed"),
+        }
+    }
+}

@@ -1,0 +1,759 @@
+//! The OpenAI-compatible provider: `POST {base_url}/chat/completions` over one pooled
+//! reqwest client, for OpenAI itself and for compatible servers (vLLM, llama.cpp server,
+//! Ollama's `/v1`, gateways).
+//!
+//! - Parameters map one to one: `temperature`, `top_p`, `max_completion_tokens`, `stop`,
+//!   `seed`; a [`ResponseSchema`](crate::provider::ResponseSchema) becomes
+//!   `response_format: {type: "json_schema", json_schema: {name, schema, strict}}`.
+//! - Usage is read with cached and reasoning tokens; when the server sends none it is
+//!   estimated with tiktoken (`o200k_base`, or `cl100k_base` for models known to use it) and
+//!   marked `estimated`.
+//! - Errors are classified: 408, 409, 429, 5xx, timeouts, connection failures, cut streams
+//!   and unreadable replies are transient, with `Retry-After` / `retry-after-ms` captured;
+//!   other 4xx are permanent with the server's message preserved. The provider never
+//!   retries: the engine does.
+//! - The API key lives in a [`Secret`]: redacted in `Debug`, marked sensitive in the HTTP
+//!   client, and scrubbed from any error message a server echoes it in.
+//! - Every call ends by the request's deadline (or the configured timeout, if sooner), and
+//!   reads at most [`OpenAiConfig::max_response_bytes`] of any reply.
+//!
+//! ```no_run
+//! use formaops_core::provider::config::Secret;
+//! use formaops_core::provider::openai::{OpenAiConfig, OpenAiProvider};
+//!
+//! let mut config = OpenAiConfig::new("http://127.0.0.1:11434/v1"); // Ollama, no key
+//! config.name = "local".to_string();
+//! let local = OpenAiProvider::new(config)?;
+//!
+//! let mut config = OpenAiConfig::new("https://api.openai.com/v1");
+//! config.api_key = std::env::var("OPENAI_API_KEY").ok().map(Secret::new);
+//! let openai = OpenAiProvider::new(config)?;
+//! # Ok::<(), formaops_core::provider::config::ProviderConfigError>(())
+//! ```
+
+mod estimate;
+mod wire;
+
+use std::fmt;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use eventsource_stream::{EventStreamError, Eventsource};
+use futures::StreamExt;
+use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+use tokio::time::Instant;
+
+use super::config::{ProviderConfigError, Secret};
+use super::{Completion, CompletionRequest, LlmProvider, PartialOutput, ProviderError, ProviderErrorKind};
+use wire::{ChatChunk, ChatRequest, ChatResponse, ErrorEnvelope};
+
+/// Default upper bound of one call (the request's deadline may be shorter).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Default bound on establishing a connection.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default cap on the bytes read from one reply (streamed or not).
+pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
+/// Cap on the bytes read from an error reply.
+const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
+/// Longest error message kept from a server, in characters.
+const MAX_ERROR_MESSAGE_CHARS: usize = 2_000;
+/// Longest `Retry-After` honoured; larger values are clamped to it.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+
+/// Configuration of one OpenAI-compatible endpoint.
+#[derive(Clone)]
+pub struct OpenAiConfig {
+    /// Name for logs and error messages (`openai`, `local`).
+    pub name: String,
+    /// Base URL; `/chat/completions` is appended to its path (a query string is kept).
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer ...`. `None` sends no `Authorization` header (local
+    /// servers).
+    pub api_key: Option<Secret>,
+    /// Sent as `OpenAI-Organization`.
+    pub organization: Option<String>,
+    /// Sent as `OpenAI-Project`.
+    pub project: Option<String>,
+    /// Upper bound of one call; the request's deadline wins when sooner.
+    pub timeout: Duration,
+    /// Upper bound on establishing a connection.
+    pub connect_timeout: Duration,
+    /// Headers sent with every request (they may override the ones above). Values are
+    /// treated as secrets: never shown in `Debug`, marked sensitive in the client.
+    pub extra_headers: Vec<(String, String)>,
+    /// Whether `complete_streaming` sends `stream: true`. When false it makes an ordinary
+    /// call and reports the whole text once.
+    pub stream: bool,
+    /// Most bytes read from one reply.
+    pub max_response_bytes: usize,
+}
+
+impl OpenAiConfig {
+    /// A configuration for `base_url` with no key and default limits.
+    pub fn new(base_url: impl Into<String>) -> Self {
+        Self {
+            name: "openai".to_string(),
+            base_url: base_url.into(),
+            api_key: None,
+            organization: None,
+            project: None,
+            timeout: DEFAULT_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            extra_headers: Vec::new(),
+            stream: true,
+            max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+        }
+    }
+}
+
+impl fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let header_names: Vec<&str> = self.extra_headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("OpenAiConfig")
+            .field("name", &self.name)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("organization", &self.organization)
+            .field("project", &self.project)
+            .field("timeout", &self.timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("extra_headers", &header_names)
+            .field("stream", &self.stream)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+/// An [`LlmProvider`] for any OpenAI-compatible chat-completions endpoint.
+pub struct OpenAiProvider {
+    name: String,
+    endpoint: Url,
+    client: reqwest::Client,
+    /// Kept only to scrub it from messages a server might echo it in.
+    api_key: Option<Secret>,
+    timeout: Duration,
+    stream: bool,
+    max_response_bytes: usize,
+}
+
+impl fmt::Debug for OpenAiProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiProvider")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint.as_str())
+            .field("api_key", &self.api_key)
+            .field("timeout", &self.timeout)
+            .field("stream", &self.stream)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiProvider {
+    /// Builds the provider and its connection pool. Fails when the base URL, a header or a
+    /// limit is unusable, naming which.
+    pub fn new(config: OpenAiConfig) -> Result<Self, ProviderConfigError> {
+        let name = config.name.clone();
+        let err = |field: &str, message: String| ProviderConfigError::new(name.clone(), field, message);
+
+        let endpoint = chat_completions_url(&config.base_url).map_err(|m| err("base_url", m))?;
+        if config.timeout.is_zero() {
+            return Err(err("timeout", "must be greater than zero".to_string()));
+        }
+        if config.max_response_bytes == 0 {
+            return Err(err("max_response_bytes", "must be greater than zero".to_string()));
+        }
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(key) = &config.api_key {
+            let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose())).map_err(|_| {
+                err("api_key", "contains characters that cannot be sent in an HTTP header".to_string())
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header::AUTHORIZATION, value);
+        }
+        for (header_name, value) in
+            [("openai-organization", &config.organization), ("openai-project", &config.project)]
+        {
+            if let Some(value) = value {
+                let value = HeaderValue::from_str(value).map_err(|_| {
+                    err(header_name, "contains characters that cannot be sent in an HTTP header".to_string())
+                })?;
+                headers.insert(HeaderName::from_static(header_name), value);
+            }
+        }
+        for (key, value) in &config.extra_headers {
+            let header_name = HeaderName::from_bytes(key.as_bytes())
+                .map_err(|_| err("extra_headers", format!("{key:?} is not a valid header name")))?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| {
+                err("extra_headers", format!("the value of {key} cannot be sent in an HTTP header"))
+            })?;
+            value.set_sensitive(true);
+            headers.insert(header_name, value);
+        }
+
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("formaops/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(config.connect_timeout)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| err("client", format!("cannot build the HTTP client: {e}")))?;
+
+        Ok(Self {
+            name: config.name,
+            endpoint,
+            client,
+            api_key: config.api_key,
+            timeout: config.timeout,
+            stream: config.stream,
+            max_response_bytes: config.max_response_bytes,
+        })
+    }
+
+    /// The URL calls are posted to.
+    pub fn endpoint(&self) -> &str {
+        self.endpoint.as_str()
+    }
+
+    /// The instant this call must end by: the request's deadline or the configured timeout.
+    fn deadline(&self, request: &CompletionRequest, started: Instant) -> Result<Instant, ProviderError> {
+        let deadline = request.deadline.min(started + self.timeout);
+        if deadline <= started {
+            return Err(ProviderError::new(
+                ProviderErrorKind::Timeout,
+                format!("{}: the deadline passed before the call started", self.name),
+            ));
+        }
+        Ok(deadline)
+    }
+
+    fn timeout_error(&self, started: Instant, deadline: Instant) -> ProviderError {
+        ProviderError::new(
+            ProviderErrorKind::Timeout,
+            format!(
+                "{}: no complete reply within {} ms",
+                self.name,
+                deadline.saturating_duration_since(started).as_millis()
+            ),
+        )
+    }
+
+    fn body(&self, request: &CompletionRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
+        serde_json::to_vec(&ChatRequest::new(request, stream)).map_err(|e| {
+            ProviderError::new(ProviderErrorKind::BadRequest, format!("cannot encode the request: {e}"))
+        })
+    }
+
+    /// Sends the request and turns any non-2xx status into a classified error.
+    async fn send(&self, body: Vec<u8>, stream: bool) -> Result<reqwest::Response, ProviderError> {
+        let accept = if stream { "text/event-stream" } else { "application/json" };
+        let response = self
+            .client
+            .post(self.endpoint.clone())
+            .header(header::ACCEPT, accept)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| self.transport_error("sending the request", e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        Err(self.status_error(response).await)
+    }
+
+    async fn status_error(&self, mut response: reqwest::Response) -> ProviderError {
+        let status = response.status();
+        let kind = classify_status(status);
+        let retry_after = if kind.is_transient() { retry_after(response.headers()) } else { None };
+        // The status decides the error; a body that cannot be read only loses the detail.
+        let body = read_capped(&mut response, MAX_ERROR_BODY_BYTES).await.unwrap_or_default();
+        let detail = match serde_json::from_slice::<ErrorEnvelope>(&body) {
+            Ok(envelope) => envelope.error.describe(),
+            Err(_) if body.is_empty() => "(empty body)".to_string(),
+            Err(_) => String::from_utf8_lossy(&body).into_owned(),
+        };
+        let message = format!("{} answered HTTP {}: {}", self.name, status.as_u16(), detail);
+        ProviderError::new(kind, self.sanitize(message))
+            .with_status(status.as_u16())
+            .with_retry_after(retry_after)
+    }
+
+    fn transport_error(&self, phase: &str, error: reqwest::Error) -> ProviderError {
+        let kind =
+            if error.is_timeout() { ProviderErrorKind::Timeout } else { ProviderErrorKind::Connection };
+        let error = error.without_url();
+        let mut message = format!("{}: {phase}: {error}", self.name);
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            message.push_str(": ");
+            message.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        ProviderError::new(kind, self.sanitize(message))
+    }
+
+    /// Removes the API key wherever a server or a library echoed it, drops control
+    /// characters and bounds the length.
+    fn sanitize(&self, message: String) -> String {
+        let mut message = match &self.api_key {
+            Some(key) if !key.expose().is_empty() => message.replace(key.expose(), "[REDACTED]"),
+            _ => message,
+        };
+        if message.chars().any(|c| c.is_control()) {
+            message = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        }
+        if let Some((cut, _)) = message.char_indices().nth(MAX_ERROR_MESSAGE_CHARS) {
+            message.truncate(cut);
+            message.push_str("...");
+        }
+        message
+    }
+
+    fn malformed(&self, what: impl fmt::Display) -> ProviderError {
+        ProviderError::new(
+            ProviderErrorKind::MalformedResponse,
+            self.sanitize(format!("{}: {what}", self.name)),
+        )
+    }
+
+    fn refused(&self, refusal: &str) -> ProviderError {
+        ProviderError::new(
+            ProviderErrorKind::BadRequest,
+            self.sanitize(format!("{}: the model refused: {refusal}", self.name)),
+        )
+    }
+
+    /// Parses a non-streamed reply into a completion.
+    fn parse_reply(
+        &self,
+        body: &[u8],
+        request: &CompletionRequest,
+        started: Instant,
+    ) -> Result<Completion, ProviderError> {
+        let reply: ChatResponse = serde_json::from_slice(body)
+            .map_err(|e| self.malformed(format!("the reply is not chat-completions JSON: {e}")))?;
+        let Some(choice) = reply.choices.into_iter().next() else {
+            return Err(self.malformed("the reply has no choices"));
+        };
+        let text = match (choice.message.content, choice.message.refusal) {
+            (Some(text), _) => text,
+            (None, Some(refusal)) => return Err(self.refused(&refusal)),
+            (None, None) => String::new(),
+        };
+        let usage = match reply.usage {
+            Some(usage) => usage.into_token_usage(),
+            None => estimate::estimate_usage(request, &text),
+        };
+        Ok(Completion { text, usage, latency: started.elapsed(), model: reply.model })
+    }
+
+    async fn complete_inner(
+        &self,
+        request: &CompletionRequest,
+        started: Instant,
+    ) -> Result<Completion, ProviderError> {
+        let body = self.body(request, false)?;
+        let mut response = self.send(body, false).await?;
+        let body = self.read_reply(&mut response).await?;
+        self.parse_reply(&body, request, started)
+    }
+
+    async fn read_reply(&self, response: &mut reqwest::Response) -> Result<Vec<u8>, ProviderError> {
+        read_capped(response, self.max_response_bytes).await.map_err(|e| match e {
+            ReadError::TooLarge => {
+                self.malformed(format!("the reply is larger than the {} byte limit", self.max_response_bytes))
+            }
+            ReadError::Transport(e) => self.transport_error("reading the reply", e),
+        })
+    }
+
+    async fn stream_inner(
+        &self,
+        request: &CompletionRequest,
+        on_partial: &(dyn Fn(PartialOutput) + Send + Sync),
+        started: Instant,
+    ) -> Result<Completion, ProviderError> {
+        let body = self.body(request, true)?;
+        let mut response = self.send(body, true).await?;
+
+        // A server that ignores `stream: true` answers with one JSON document.
+        let is_json = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if is_json {
+            let body = self.read_reply(&mut response).await?;
+            let completion = self.parse_reply(&body, request, started)?;
+            on_partial(PartialOutput { delta: completion.text.clone() });
+            return Ok(completion);
+        }
+
+        let cap = self.max_response_bytes;
+        let mut seen = 0usize;
+        let bytes = response.bytes_stream().map(move |chunk| match chunk {
+            Ok(bytes) => {
+                seen = seen.saturating_add(bytes.len());
+                if seen > cap { Err(ReadError::TooLarge) } else { Ok(bytes) }
+            }
+            Err(e) => Err(ReadError::Transport(e)),
+        });
+        let mut events = bytes.eventsource();
+
+        let mut text = String::new();
+        let mut refusal = String::new();
+        let mut model = None;
+        let mut usage = None;
+        let mut finished = false;
+        let mut done = false;
+        while let Some(event) = events.next().await {
+            let event = match event {
+                Ok(event) => event,
+                Err(EventStreamError::Transport(ReadError::TooLarge)) => {
+                    return Err(self.malformed(format!("the stream exceeded the {cap} byte limit")));
+                }
+                Err(EventStreamError::Transport(ReadError::Transport(e))) => {
+                    return Err(self.transport_error("reading the stream", e));
+                }
+                Err(EventStreamError::Utf8(e)) => {
+                    return Err(self.malformed(format!("the stream is not UTF-8: {e}")));
+                }
+                Err(EventStreamError::Parser(e)) => {
+                    return Err(self.malformed(format!("the stream is not server-sent events: {e}")));
+                }
+            };
+            let data = event.data.trim();
+            if data == "[DONE]" {
+                done = true;
+                break;
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
+                self.malformed(format!("a stream event is not a chat-completions chunk: {e}"))
+            })?;
+            if let Some(error) = chunk.error {
+                let kind = if error.is_rate_limit() {
+                    ProviderErrorKind::RateLimited
+                } else {
+                    ProviderErrorKind::ServerError
+                };
+                let message = format!("{} sent an error in the stream: {}", self.name, error.describe());
+                return Err(ProviderError::new(kind, self.sanitize(message)));
+            }
+            if chunk.model.is_some() {
+                model = chunk.model;
+            }
+            if let Some(choice) = chunk.choices.into_iter().next() {
+                if let Some(delta) = choice.delta {
+                    if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
+                        text.push_str(&content);
+                        on_partial(PartialOutput { delta: content });
+                    }
+                    if let Some(r) = delta.refusal {
+                        refusal.push_str(&r);
+                    }
+                }
+                if choice.finish_reason.is_some() {
+                    finished = true;
+                }
+            }
+            if chunk.usage.is_some() {
+                usage = chunk.usage;
+            }
+        }
+        if !done && !finished {
+            return Err(ProviderError::new(
+                ProviderErrorKind::Connection,
+                format!(
+                    "{}: the stream ended before the reply was complete (no finish_reason or [DONE]) \
+                     after {} characters",
+                    self.name,
+                    text.chars().count()
+                ),
+            ));
+        }
+        if text.is_empty() && !refusal.is_empty() {
+            return Err(self.refused(&refusal));
+        }
+        let usage = match usage {
+            Some(usage) => usage.into_token_usage(),
+            None => estimate::estimate_usage(request, &text),
+        };
+        Ok(Completion { text, usage, latency: started.elapsed(), model })
+    }
+
+    fn log_outcome(&self, request: &CompletionRequest, result: &Result<Completion, ProviderError>) {
+        match result {
+            Ok(c) => tracing::debug!(
+                provider = %self.name,
+                gen_ai.request.model = %request.model,
+                gen_ai.usage.input_tokens = c.usage.input,
+                gen_ai.usage.output_tokens = c.usage.output,
+                estimated = c.usage.estimated,
+                latency_ms = c.latency.as_millis() as u64,
+                "completion"
+            ),
+            Err(e) => tracing::debug!(
+                provider = %self.name,
+                gen_ai.request.model = %request.model,
+                kind = e.kind.as_str(),
+                status = e.status,
+                error = %e.message,
+                "completion failed"
+            ),
+        }
+    }
+}
+
+#[async_trait]
+impl LlmProvider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn complete(&self, request: CompletionRequest) -> Result<Completion, ProviderError> {
+        let started = Instant::now();
+        let deadline = self.deadline(&request, started)?;
+        let result = match tokio::time::timeout_at(deadline, self.complete_inner(&request, started)).await {
+            Ok(result) => result,
+            Err(_) => Err(self.timeout_error(started, deadline)),
+        };
+        self.log_outcome(&request, &result);
+        result
+    }
+
+    async fn complete_streaming(
+        &self,
+        request: CompletionRequest,
+        on_partial: &(dyn Fn(PartialOutput) + Send + Sync),
+    ) -> Result<Completion, ProviderError> {
+        if !self.stream {
+            let completion = self.complete(request).await?;
+            on_partial(PartialOutput { delta: completion.text.clone() });
+            return Ok(completion);
+        }
+        let started = Instant::now();
+        let deadline = self.deadline(&request, started)?;
+        let result =
+            match tokio::time::timeout_at(deadline, self.stream_inner(&request, on_partial, started)).await {
+                Ok(result) => result,
+                Err(_) => Err(self.timeout_error(started, deadline)),
+            };
+        self.log_outcome(&request, &result);
+        result
+    }
+}
+
+/// `{base_url}/chat/completions`, keeping any query string.
+fn chat_completions_url(base_url: &str) -> Result<Url, String> {
+    let mut url = Url::parse(base_url.trim()).map_err(|e| format!("{base_url:?} is not a URL: {e}"))?;
+    if url.scheme() != "http" && url.scheme() != "https" {
+        return Err(format!("scheme {:?} is not supported; use http or https", url.scheme()));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials; use api_key or extra_headers".to_string());
+    }
+    if url.host().is_none() {
+        return Err("has no host".to_string());
+    }
+    url.set_fragment(None);
+    let path = format!("{}/chat/completions", url.path().trim_end_matches('/'));
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// 429 -> rate limited; 408, 409, 5xx -> server error (transient); 401, 403 -> auth;
+/// anything else -> bad request (permanent).
+fn classify_status(status: StatusCode) -> ProviderErrorKind {
+    match status.as_u16() {
+        429 => ProviderErrorKind::RateLimited,
+        408 | 409 | 500..=599 => ProviderErrorKind::ServerError,
+        401 | 403 => ProviderErrorKind::Auth,
+        _ => ProviderErrorKind::BadRequest,
+    }
+}
+
+/// `retry-after-ms` (milliseconds) when present, else `Retry-After` in seconds or as an
+/// HTTP-date; clamped to [`MAX_RETRY_AFTER`].
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    retry_after_at(headers, chrono::Utc::now())
+}
+
+fn retry_after_at(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(clamp_secs(ms / 1000.0));
+    }
+    let value = text("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0).then(|| clamp_secs(secs));
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = date.with_timezone(&chrono::Utc) - now;
+    Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
+}
+
+fn clamp_secs(secs: f64) -> Duration {
+    if secs >= MAX_RETRY_AFTER.as_secs_f64() { MAX_RETRY_AFTER } else { Duration::from_secs_f64(secs) }
+}
+
+#[derive(Debug)]
+enum ReadError {
+    TooLarge,
+    Transport(reqwest::Error),
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TooLarge => f.write_str("the reply is too large"),
+            Self::Transport(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// Reads the whole body, failing as soon as it exceeds `cap` bytes.
+async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Vec<u8>, ReadError> {
+    if response.content_length().is_some_and(|len| len > cap as u64) {
+        return Err(ReadError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(response.content_length().map_or(8 * 1024, |n| n as usize));
+    while let Some(chunk) = response.chunk().await.map_err(ReadError::Transport)? {
+        if body.len() + chunk.len() > cap {
+            return Err(ReadError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_reads_ms_seconds_and_dates() {
+        let now = chrono::DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").unwrap().to_utc();
+        assert_eq!(retry_after_at(&headers(&[("retry-after", "7")]), now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            retry_after_at(&headers(&[("retry-after", "1.5")]), now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after_at(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")]), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after_at(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:42 GMT")]), now),
+            Some(Duration::from_secs(42))
+        );
+        // A date in the past means "now".
+        assert_eq!(
+            retry_after_at(&headers(&[("retry-after", "Wed, 21 Oct 2015 07:00:00 GMT")]), now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_at(&headers(&[("retry-after", "99999999999")]), now), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after_at(&headers(&[("retry-after", "-3")]), now), None);
+        assert_eq!(retry_after_at(&headers(&[("retry-after", "soon")]), now), None);
+        assert_eq!(retry_after_at(&headers(&[("retry-after-ms", "NaN")]), now), None);
+        assert_eq!(retry_after_at(&HeaderMap::new(), now), None);
+    }
+
+    #[test]
+    fn statuses_are_classified() {
+        for (code, kind) in [
+            (429, ProviderErrorKind::RateLimited),
+            (408, ProviderErrorKind::ServerError),
+            (409, ProviderErrorKind::ServerError),
+            (500, ProviderErrorKind::ServerError),
+            (503, ProviderErrorKind::ServerError),
+            (401, ProviderErrorKind::Auth),
+            (403, ProviderErrorKind::Auth),
+            (400, ProviderErrorKind::BadRequest),
+            (404, ProviderErrorKind::BadRequest),
+            (422, ProviderErrorKind::BadRequest),
+            (302, ProviderErrorKind::BadRequest),
+        ] {
+            assert_eq!(classify_status(StatusCode::from_u16(code).unwrap()), kind, "HTTP {code}");
+        }
+    }
+
+    #[test]
+    fn endpoint_appends_path_and_keeps_query() {
+        assert_eq!(
+            chat_completions_url("https://api.openai.com/v1").unwrap().as_str(),
+            "https://api.openai.com/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_completions_url("http://127.0.0.1:8000/v1/").unwrap().as_str(),
+            "http://127.0.0.1:8000/v1/chat/completions"
+        );
+        assert_eq!(
+            chat_completions_url("https://gw.example/openai/deployments/x?api-version=2024-10-21")
+                .unwrap()
+                .as_str(),
+            "https://gw.example/openai/deployments/x/chat/completions?api-version=2024-10-21"
+        );
+        assert!(chat_completions_url("ftp://example.com").is_err());
+        assert!(chat_completions_url("not a url").is_err());
+        assert!(chat_completions_url("https://user:pw@example.com/v1").is_err());
+    }
+
+    #[test]
+    fn debug_output_never_shows_secrets() {
+        let mut config = OpenAiConfig::new("https://api.openai.com/v1");
+        config.api_key = Some(Secret::new("sk-very-secret-key"));
+        config.extra_headers = vec![("api-key".to_string(), "azure-secret-value".to_string())];
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("sk-very-secret-key"), "{debug}");
+        assert!(!debug.contains("azure-secret-value"), "{debug}");
+        assert!(debug.contains("api-key"), "{debug}");
+        let provider = OpenAiProvider::new(config).unwrap();
+        let debug = format!("{provider:?}");
+        assert!(!debug.contains("sk-very-secret-key"), "{debug}");
+        assert!(debug.contains("REDACTED"), "{debug}");
+    }
+
+    #[test]
+    fn invalid_configuration_is_named() {
+        let mut config = OpenAiConfig::new("http://localhost:1/v1");
+        config.extra_headers = vec![("bad header".to_string(), "x".to_string())];
+        let err = OpenAiProvider::new(config).unwrap_err();
+        assert_eq!(err.field, "extra_headers");
+        let mut config = OpenAiConfig::new("http://localhost:1/v1");
+        config.api_key = Some(Secret::new("line\nbreak"));
+        let err = OpenAiProvider::new(config).unwrap_err();
+        assert_eq!(err.field, "api_key");
+        assert!(!err.to_string().contains("line"), "{err}");
+    }
+
+    #[test]
+    fn sanitize_scrubs_the_key_and_bounds_length() {
+        let mut config = OpenAiConfig::new("http://localhost:1/v1");
+        config.api_key = Some(Secret::new("sk-abc123"));
+        let provider = OpenAiProvider::new(config).unwrap();
+        let clean = provider.sanitize("bad key sk-abc123\nagain sk-abc123".to_string());
+        assert_eq!(clean, "bad key [REDACTED] again [REDACTED]");
+        let long = provider.sanitize("é".repeat(5_000));
+        assert_eq!(long.chars().count(), MAX_ERROR_MESSAGE_CHARS + 3);
+    }
+}

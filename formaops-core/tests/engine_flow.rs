@@ -1,0 +1,337 @@
+//! The engine's flow end to end on the memory store and the mock provider: execution,
+//! faults and retries, deadlines, retry(), idempotency, events, cancel, shutdown.
+
+mod engine_common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use engine_common::*;
+use formaops_core::Error;
+use formaops_core::engine::{EngineConfig, ExecuteRequest};
+use formaops_core::events::EventKind;
+use formaops_core::execution::{ExecutionStatus, Priority};
+use formaops_core::ids::UserId;
+use formaops_core::metrics::MetricsQuery;
+use formaops_core::page::PageRequest;
+use formaops_core::prompt::PromptUpdate;
+use formaops_core::provider::mock::{MockFault, MockProvider};
+use futures::StreamExt;
+use rust_decimal::Decimal;
+
+#[tokio::test(start_paused = true)]
+async fn execute_completes_with_output_tokens_and_cost() {
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_millis(250)));
+    let engine = engine_with(mock.clone(), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let done = engine.execute(user, request(p, "hello")).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    assert_eq!(done.output.as_deref(), Some("Say hello"));
+    assert_eq!(done.attempts, 1);
+    let m = done.metrics.unwrap();
+    assert_eq!(m.provider_latency_ms, 250);
+    assert!(m.latency_ms >= 250);
+    assert_eq!(m.token_usage.output, 3);
+    assert_eq!(m.cost_usd, Some(Decimal::ZERO));
+    assert_eq!(mock.calls(), 1);
+    // Visible through get/list/metrics.
+    assert_eq!(engine.get_execution(user, done.id).await.unwrap().status, ExecutionStatus::Completed);
+    let page = engine.list_executions(user, Default::default(), PageRequest::default()).await.unwrap();
+    assert_eq!(page.items.len(), 1);
+    let report = engine.metrics(user, MetricsQuery::default()).await.unwrap();
+    assert_eq!(report.summary.counts.completed, 1);
+    assert_eq!(report.summary.unpriced_executions, 0);
+    engine.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn unknown_model_is_unpriced() {
+    let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
+    let user = UserId::new();
+    let mut s = spec("local");
+    s.model = Some(serde_json::from_value(serde_json::json!({"model": "my-llama"})).unwrap());
+    let (p, _) = engine.create_prompt(user, s).await.unwrap();
+    let done = engine.execute(user, request(p.id, "x")).await.unwrap();
+    assert_eq!(done.metrics.unwrap().cost_usd, None);
+    let report = engine.metrics(user, MetricsQuery::default()).await.unwrap();
+    assert_eq!(report.summary.unpriced_executions, 1);
+    assert_eq!(report.summary.cost_usd, Decimal::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transient_fault_kind_recovers_within_max_attempts() {
+    let faults = [
+        MockFault::RateLimited { retry_after: None },
+        MockFault::ServerError { status: 500 },
+        MockFault::ServerError { status: 503 },
+        MockFault::Timeout,
+        MockFault::Connection,
+        MockFault::MalformedResponse,
+    ];
+    for fault in faults {
+        let mock = Arc::new(MockProvider::new().fail_first(2, fault.clone()));
+        let engine =
+            engine_with(mock.clone(), EngineConfig { attempt_timeout: Duration::from_secs(5), ..config() })
+                .await;
+        let user = UserId::new();
+        let p = prompt(&engine, user).await;
+        let done = engine.execute(user, request(p, "x")).await.unwrap();
+        assert_eq!(done.status, ExecutionStatus::Completed, "{fault:?}: {:?}", done.error);
+        assert_eq!(done.attempts, 3, "{fault:?}");
+        assert_eq!(mock.calls(), 3, "{fault:?}");
+        engine.shutdown().await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempts_exhausted_fails_with_the_last_error() {
+    let mock = Arc::new(MockProvider::new().fail_first(10, MockFault::ServerError { status: 502 }));
+    let engine = engine_with(mock.clone(), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let done = engine.execute(user, request(p, "x")).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Failed);
+    assert_eq!(done.attempts, 3);
+    assert_eq!(mock.calls(), 3);
+    let err = done.error.unwrap();
+    assert_eq!(err.code, "server_error");
+    assert!(err.message.contains("after 3 attempts"), "{}", err.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_faults_are_not_retried() {
+    for fault in [MockFault::BadRequest, MockFault::Auth] {
+        let mock = Arc::new(MockProvider::new().fail_first(1, fault.clone()));
+        let engine = engine_with(mock.clone(), config()).await;
+        let user = UserId::new();
+        let p = prompt(&engine, user).await;
+        let done = engine.execute(user, request(p, "x")).await.unwrap();
+        assert_eq!(done.status, ExecutionStatus::Failed, "{fault:?}");
+        assert_eq!(mock.calls(), 1, "{fault:?}");
+        assert!(!done.error.unwrap().transient);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_respected() {
+    let mock = Arc::new(
+        MockProvider::new()
+            .fail_first(1, MockFault::RateLimited { retry_after: Some(Duration::from_secs(7)) }),
+    );
+    let engine = engine_with(mock.clone(), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let start = tokio::time::Instant::now();
+    let done = engine.execute(user, request(p, "x")).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_secs(7), "retried after {waited:?}");
+    assert!(waited < Duration::from_secs(9), "retried after {waited:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_shared_deadline_holds() {
+    // Every attempt times out at the attempt timeout (4 s); the execution deadline is 10 s:
+    // whatever the attempts, the execution is FAILED by 10 s after acceptance.
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(60)));
+    let cfg = EngineConfig {
+        max_attempts: 10,
+        attempt_timeout: Duration::from_secs(4),
+        execution_timeout: Duration::from_secs(10),
+        ..config()
+    };
+    let engine = engine_with(mock.clone(), cfg).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let start = tokio::time::Instant::now();
+    let done = engine.execute(user, request(p, "x")).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Failed);
+    assert_eq!(done.error.as_ref().unwrap().code, "timeout");
+    assert!(start.elapsed() <= Duration::from_secs(10), "took {:?}", start.elapsed());
+    assert!(done.attempts >= 2 && done.attempts < 10, "{} attempts", done.attempts);
+    let f = done.finished_at.unwrap();
+    assert!(f <= done.deadline_at);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_rules() {
+    let mock = Arc::new(MockProvider::new().fail_first(1, MockFault::BadRequest));
+    let engine = engine_with(mock.clone(), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let failed = engine.execute(user, request(p, "again")).await.unwrap();
+    assert_eq!(failed.status, ExecutionStatus::Failed);
+    // A new version does not change what the retry runs.
+    engine
+        .update_prompt(
+            user,
+            p,
+            PromptUpdate { template: Some("Other {{ word }}".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    let again = engine.retry(user, failed.id).await.unwrap();
+    assert_ne!(again.id, failed.id);
+    assert_eq!(again.retry_of, Some(failed.id));
+    assert_eq!(again.prompt_version, failed.prompt_version);
+    assert_eq!(again.inputs, failed.inputs);
+    let done = engine.wait(user, again.id, None).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    assert_eq!(done.output.as_deref(), Some("Say again"));
+    // Only FAILED can be retried; another user's is not found.
+    assert!(matches!(engine.retry(user, done.id).await, Err(Error::Conflict { .. })));
+    assert!(matches!(engine.retry(UserId::new(), failed.id).await, Err(Error::NotFound { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotency_keys() {
+    let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let req = ExecuteRequest { idempotency_key: Some("k1".into()), ..request(p, "x") };
+    let first = engine.submit(user, req.clone()).await.unwrap();
+    let second = engine.submit(user, req.clone()).await.unwrap();
+    assert_eq!(first.id, second.id);
+    for changed in [
+        ExecuteRequest { priority: Priority::High, ..req.clone() },
+        ExecuteRequest { validate_output: true, ..req.clone() },
+        ExecuteRequest { inputs: inputs("y"), ..req.clone() },
+    ] {
+        assert!(matches!(engine.submit(user, changed).await, Err(Error::IdempotencyKeyReused { .. })));
+    }
+    // Keys are per user.
+    let other = UserId::new();
+    let p2 = prompt(&engine, other).await;
+    let theirs = engine
+        .submit(other, ExecuteRequest { idempotency_key: Some("k1".into()), ..request(p2, "x") })
+        .await
+        .unwrap();
+    assert_ne!(theirs.id, first.id);
+    // Concurrent duplicates land in the same group commit and still yield one execution.
+    let mut handles = Vec::new();
+    for _ in 0..20 {
+        let (engine, req) =
+            (engine.clone(), ExecuteRequest { idempotency_key: Some("k2".into()), ..req.clone() });
+        handles.push(tokio::spawn(async move { engine.submit(user, req).await.unwrap().id }));
+    }
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.push(h.await.unwrap());
+    }
+    ids.dedup();
+    assert_eq!(ids.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_sequence_for_a_retried_execution() {
+    let mock = Arc::new(MockProvider::new().fail_first(1, MockFault::ServerError { status: 503 }));
+    let engine = engine_with(mock, config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let mut all = engine.subscribe(user, None);
+    let mut others = engine.subscribe(UserId::new(), None);
+    let done = engine.execute(user, request(p, "x")).await.unwrap();
+    let mut kinds = Vec::new();
+    while let Ok(Some(e)) = tokio::time::timeout(Duration::from_millis(10), all.next()).await {
+        assert_eq!(e.execution_id, done.id);
+        kinds.push((e.kind, e.attempt));
+    }
+    assert_eq!(
+        kinds,
+        vec![
+            (EventKind::Queued, 0),
+            (EventKind::Running, 1),
+            (EventKind::RetryScheduled, 1),
+            (EventKind::Running, 2),
+            (EventKind::Completed, 2)
+        ]
+    );
+    assert!(tokio::time::timeout(Duration::from_millis(10), others.next()).await.is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_and_archived_prompts() {
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(1)));
+    let engine = engine_with(mock, EngineConfig { provider_concurrency: 1, ..config() }).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let first = engine.submit(user, request(p, "a")).await.unwrap();
+    let second = engine.submit(user, request(p, "b")).await.unwrap();
+    let mut events = engine.subscribe(user, Some(second.id));
+    tokio::task::yield_now().await;
+    let cancelled = engine.cancel(user, second.id).await.unwrap();
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
+    assert_eq!(events.next().await.unwrap().kind, EventKind::Cancelled);
+    let done = engine.wait(user, first.id, None).await.unwrap();
+    assert!(matches!(engine.cancel(user, done.id).await, Err(Error::Conflict { .. })));
+    engine.archive_prompt(user, p).await.unwrap();
+    assert!(matches!(engine.submit(user, request(p, "c")).await, Err(Error::Conflict { .. })));
+    assert!(engine.get_execution(user, first.id).await.is_ok());
+}
+
+#[tokio::test(start_paused = true)]
+async fn graceful_shutdown_finishes_running_and_leaves_queued() {
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(2)));
+    let engine = engine_with(mock.clone(), EngineConfig { provider_concurrency: 2, ..config() }).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(engine.submit(user, request(p, &i.to_string())).await.unwrap().id);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    engine.shutdown().await;
+    let mut statuses = Vec::new();
+    for id in &ids {
+        statuses.push(engine.get_execution(user, *id).await.unwrap().status);
+    }
+    assert_eq!(statuses.iter().filter(|s| **s == ExecutionStatus::Completed).count(), 2, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == ExecutionStatus::Queued).count(), 4, "{statuses:?}");
+    assert_eq!(mock.calls(), 2);
+    assert!(matches!(engine.submit(user, request(p, "late")).await, Err(Error::ShuttingDown)));
+    assert!(engine.health().await.shutting_down);
+}
+
+#[tokio::test(start_paused = true)]
+async fn invalid_submissions_are_refused_before_queueing() {
+    let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    // Someone else's prompt is not found.
+    assert!(matches!(engine.submit(UserId::new(), request(p, "x")).await, Err(Error::NotFound { .. })));
+    // A version that does not exist.
+    let req = ExecuteRequest { version: Some(9), ..request(p, "x") };
+    assert!(matches!(engine.submit(user, req).await, Err(Error::NotFound { .. })));
+    // An unknown provider is named.
+    let mut s = spec("elsewhere");
+    s.model = Some(serde_json::from_value(serde_json::json!({"provider": "nope", "model": "m"})).unwrap());
+    match engine.create_prompt(user, s).await {
+        Err(Error::InvalidPrompt { problems }) => assert!(problems[0].message.contains("nope")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(engine.store().queue_depth(Some(user)).await.unwrap(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn prompt_versions_and_expected_version() {
+    let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
+    let user = UserId::new();
+    let (p, v1) = engine.create_prompt(user, spec("versions")).await.unwrap();
+    let (p2, v2) = engine
+        .update_prompt(
+            user,
+            p.id,
+            PromptUpdate { description: Some("d".into()), expected_version: Some(1), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p2.current_version, 2);
+    assert_eq!(v2.template, v1.template);
+    assert_eq!(v2.variables, v1.variables);
+    let stale = PromptUpdate { template: Some("x".into()), expected_version: Some(1), ..Default::default() };
+    assert!(matches!(engine.update_prompt(user, p.id, stale).await, Err(Error::Conflict { .. })));
+    let (_, got) = engine.get_prompt(user, p.id, Some(1)).await.unwrap();
+    assert_eq!(got, v1);
+    assert!(matches!(engine.create_prompt(user, spec("versions")).await, Err(Error::Conflict { .. })));
+}

@@ -1,0 +1,310 @@
+//! Configuration of the `formaops` binary: command-line flags, environment variables and an
+//! optional TOML file, in that order of precedence, then built-in defaults.
+//!
+//! | setting | flag | environment | TOML key | default |
+//! |---|---|---|---|---|
+//! | config file | `--config` | `FORMAOPS_CONFIG` | | none |
+//! | database | `--database-url` | `DATABASE_URL` | `database_url` | `sqlite://formaops.db` (created if missing) |
+//! | listen address | `--bind` | `FORMAOPS_BIND` | `bind` | `127.0.0.1:8080` |
+//! | body limit (bytes) | `--body-limit` | `FORMAOPS_BODY_LIMIT` | `body_limit` | 1 MiB |
+//! | request timeout (s) | `--request-timeout` | `FORMAOPS_REQUEST_TIMEOUT` | `request_timeout` | 60 |
+//! | CORS origins | `--cors-origin` (repeat) | `FORMAOPS_CORS_ORIGINS` (comma-separated) | `cors_origins` | none (CORS off) |
+//! | run workers | `--workers` | `FORMAOPS_WORKERS` | `workers` | true |
+//! | session lifetime (h) | `--session-ttl-hours` | `FORMAOPS_SESSION_TTL_HOURS` | `session_ttl_hours` | 168 |
+//! | `Secure` cookie | `--cookie-secure` | `FORMAOPS_COOKIE_SECURE` | `cookie_secure` | false |
+//! | log format | `--log-format` | `FORMAOPS_LOG_FORMAT` | | `text` (`json` for structured) |
+//! | failing mock | `--mock-fail-provider` | `FORMAOPS_MOCK_FAIL_PROVIDER` | `mock_fail_provider` | false |
+//! | LLM providers | | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | `[llm]` section | `mock` only |
+//!
+//! Log levels follow `RUST_LOG` (default `info`). Providers: the mock provider is always
+//! registered as `mock`; an OpenAI-compatible provider named `openai` is added from
+//! `OPENAI_API_KEY` / `OPENAI_BASE_URL` and becomes the default provider when configured.
+//! The `[llm]` section names more (see `formaops_core::provider::config`):
+//!
+//! ```toml
+//! [llm]
+//! default = "local"
+//! [llm.providers.local]
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:11434/v1"
+//! ``` The first admin comes
+//! from `FORMAOPS_ADMIN_EMAIL` / `FORMAOPS_ADMIN_PASSWORD` (environment only, never flags).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use formaops_core::provider::config::ProviderSettings;
+use serde::Deserialize;
+
+/// Default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://formaops.db";
+/// Default listen address.
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+/// Default body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+/// Largest configurable body limit: 64 MiB.
+pub const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
+/// Default request timeout in seconds.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Where the database is: shared by every subcommand.
+#[derive(Debug, Clone, Default, Args)]
+pub struct DbArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "FORMAOPS_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL: `sqlite://path` or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<String>,
+    /// Log format.
+    #[arg(long, env = "FORMAOPS_LOG_FORMAT", global = true)]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Flags of `formaops serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FORMAOPS_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "FORMAOPS_BODY_LIMIT")]
+    pub body_limit: Option<usize>,
+    /// Request timeout in seconds (a synchronous execute answers 202 a little before it).
+    #[arg(long, env = "FORMAOPS_REQUEST_TIMEOUT")]
+    pub request_timeout: Option<u64>,
+    /// Allowed CORS origin (repeat, or comma-separated in the environment). CORS is off
+    /// without any.
+    #[arg(long = "cors-origin", env = "FORMAOPS_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// Whether this process executes queued work (false: an API-only node).
+    #[arg(long, env = "FORMAOPS_WORKERS")]
+    pub workers: Option<bool>,
+    /// Session lifetime in hours.
+    #[arg(long, env = "FORMAOPS_SESSION_TTL_HOURS")]
+    pub session_ttl_hours: Option<u64>,
+    /// Mark the session cookie `Secure` (serve over HTTPS).
+    #[arg(long, env = "FORMAOPS_COOKIE_SECURE")]
+    pub cookie_secure: Option<bool>,
+    /// Also register `mock-fail`, a mock provider whose every call fails permanently (for
+    /// trying failures and retries).
+    #[arg(long, env = "FORMAOPS_MOCK_FAIL_PROVIDER")]
+    pub mock_fail_provider: Option<bool>,
+}
+
+/// The TOML file: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub database_url: Option<String>,
+    pub bind: Option<SocketAddr>,
+    pub body_limit: Option<usize>,
+    pub request_timeout: Option<u64>,
+    pub cors_origins: Option<Vec<String>>,
+    pub workers: Option<bool>,
+    pub session_ttl_hours: Option<u64>,
+    pub cookie_secure: Option<bool>,
+    pub mock_fail_provider: Option<bool>,
+    /// Named LLM providers (`[llm]`, `[llm.providers.NAME]`); see
+    /// `formaops_core::provider::config`.
+    pub llm: Option<ProviderSettings>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+}
+
+/// The resolved configuration.
+#[derive(Clone)]
+pub struct Config {
+    pub database_url: String,
+    pub bind: SocketAddr,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub cors_origins: Vec<String>,
+    pub workers: bool,
+    pub session_ttl: Duration,
+    pub cookie_secure: bool,
+    pub log_format: LogFormat,
+    /// Providers from the file's `[llm]` section, completed from `OPENAI_API_KEY` /
+    /// `OPENAI_BASE_URL`.
+    pub providers: ProviderSettings,
+    pub mock_fail_provider: bool,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("bind", &self.bind)
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("cors_origins", &self.cors_origins)
+            .field("workers", &self.workers)
+            .field("session_ttl", &self.session_ttl)
+            .field("cookie_secure", &self.cookie_secure)
+            .field("log_format", &self.log_format)
+            .field("providers", &self.providers)
+            .field("mock_fail_provider", &self.mock_fail_provider)
+            .finish()
+    }
+}
+
+/// A database URL with any password replaced by `***`, for logs.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (authority, tail) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{tail}")
+            } else {
+                format!("{scheme}://{user}@{host}{tail}")
+            }
+        }
+        None => url.to_string(),
+    }
+}
+
+/// An SQLite URL that creates the file when missing (`mode=rwc`), unless a mode is given.
+pub fn sqlite_create_if_missing(url: &str) -> String {
+    if !url.starts_with("sqlite:") || url.contains("mode=") || url.contains(":memory:") {
+        return url.to_string();
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}mode=rwc")
+}
+
+impl Config {
+    /// Flags and environment over the file over defaults.
+    pub fn resolve(db: &DbArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
+        let file = match &db.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let database_url = sqlite_create_if_missing(
+            &db.database_url
+                .clone()
+                .or(file.database_url)
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
+        );
+        let bind = match serve.bind.or(file.bind) {
+            Some(b) => b,
+            None => DEFAULT_BIND.parse().context("default bind address")?,
+        };
+        let body_limit = serve.body_limit.or(file.body_limit).unwrap_or(DEFAULT_BODY_LIMIT);
+        anyhow::ensure!(
+            (1..=MAX_BODY_LIMIT).contains(&body_limit),
+            "body limit must be between 1 and {MAX_BODY_LIMIT} bytes, got {body_limit}"
+        );
+        let timeout = serve.request_timeout.or(file.request_timeout).unwrap_or(DEFAULT_REQUEST_TIMEOUT_SECS);
+        anyhow::ensure!(
+            (2..=3600).contains(&timeout),
+            "request timeout must be 2 to 3600 seconds, got {timeout}"
+        );
+        let ttl_hours = serve.session_ttl_hours.or(file.session_ttl_hours).unwrap_or(168);
+        anyhow::ensure!((1..=24 * 365).contains(&ttl_hours), "session lifetime must be 1 to 8760 hours");
+        let cors_origins = if serve.cors_origins.is_empty() {
+            file.cors_origins.unwrap_or_default()
+        } else {
+            serve.cors_origins.clone()
+        };
+        for o in &cors_origins {
+            anyhow::ensure!(
+                o == "*" || o.starts_with("http://") || o.starts_with("https://"),
+                "CORS origin {o:?} must be `*` or start with http:// or https://"
+            );
+        }
+        Ok(Self {
+            database_url,
+            bind,
+            body_limit,
+            request_timeout: Duration::from_secs(timeout),
+            cors_origins,
+            workers: serve.workers.or(file.workers).unwrap_or(true),
+            session_ttl: Duration::from_secs(ttl_hours * 3600),
+            cookie_secure: serve.cookie_secure.or(file.cookie_secure).unwrap_or(false),
+            log_format: db.log_format.unwrap_or_default(),
+            providers: file.llm.unwrap_or_default().with_env_defaults(),
+            mock_fail_provider: serve.mock_fail_provider.or(file.mock_fail_provider).unwrap_or(false),
+        })
+    }
+
+    /// How long a synchronous execute waits before answering 202: a little under the
+    /// request timeout.
+    pub fn sync_wait(&self) -> Duration {
+        self.request_timeout.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(&DbArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(c.database_url, "sqlite://formaops.db?mode=rwc");
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.body_limit, 1024 * 1024);
+        assert!(c.workers);
+        assert!(c.cors_origins.is_empty());
+        assert_eq!(c.sync_wait(), Duration::from_secs(58));
+    }
+
+    #[test]
+    fn flags_beat_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "bind = \"0.0.0.0:9000\"\nbody_limit = 10\nworkers = false\n").unwrap();
+        let db = DbArgs { config: Some(path.clone()), ..Default::default() };
+        let serve = ServeArgs { body_limit: Some(20), ..Default::default() };
+        let c = Config::resolve(&db, &serve).unwrap();
+        assert_eq!(c.bind.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.body_limit, 20);
+        assert!(!c.workers);
+
+        std::fs::write(&path, "bogus = 1\n").unwrap();
+        let err = Config::resolve(&db, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("bogus"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let serve = ServeArgs { body_limit: Some(0), ..Default::default() };
+        assert!(Config::resolve(&DbArgs::default(), &serve).unwrap_err().to_string().contains("body limit"));
+        let serve = ServeArgs { cors_origins: vec!["example.com".into()], ..Default::default() };
+        assert!(Config::resolve(&DbArgs::default(), &serve).unwrap_err().to_string().contains("CORS"));
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+        assert_eq!(sqlite_create_if_missing("sqlite://x.db?foo=1"), "sqlite://x.db?foo=1&mode=rwc");
+        assert_eq!(sqlite_create_if_missing("sqlite::memory:"), "sqlite::memory:");
+        assert_eq!(sqlite_create_if_missing("postgres://h/db"), "postgres://h/db");
+    }
+}

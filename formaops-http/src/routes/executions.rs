@@ -1,0 +1,357 @@
+//! Executions: `POST /api/prompts/{id}/execute`, list, get, retry, cancel.
+//!
+//! Execute waits for the final state by default and answers 200 with the spec's
+//! `ExecutionResponse`, whatever that state is: a provider failure is an execution that
+//! ended `FAILED` (its `error` says why), not an HTTP error, because the execution exists and
+//! can be retried. If the wait passes `sync_wait`, it answers 202 with the execution as it
+//! is. `?mode=async` or `Prefer: respond-async` answers 202 at once with the QUEUED
+//! execution and a `Location` to poll (or follow over SSE / WebSocket).
+
+use axum::extract::{Path, State};
+use axum::http::header::LOCATION;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use formaops_core::engine::ExecuteRequest;
+use formaops_core::execution::{Execution, ExecutionError, ExecutionStatus, Priority, TokenUsage};
+use formaops_core::ids::{ExecutionId, PromptId};
+use formaops_core::page::{Page, PageRequest};
+use formaops_core::store::ExecutionFilter;
+use formaops_core::validation::ValidationVerdict;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiResult, AppJson, AppQuery, ErrorBody};
+use crate::routes::prompts::prompt_id;
+use crate::state::AppState;
+
+/// Longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(execute))
+        .routes(routes!(list_executions))
+        .routes(routes!(get_execution))
+        .routes(routes!(retry_execution))
+        .routes(routes!(cancel_execution))
+}
+
+pub(crate) fn execution_id(id: &str) -> ApiResult<ExecutionId> {
+    id.parse().map_err(|_| ApiError::not_found("execution", id))
+}
+
+/// The spec's `ExecutePromptRequest`, plus an optional pinned version.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecutePromptRequest {
+    /// Variable values by name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub inputs: Map<String, Value>,
+    /// `LOW`, `NORMAL` (default) or `HIGH`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub priority: Option<Priority>,
+    /// Apply the version's output validation rules (default false).
+    #[serde(default)]
+    pub validate_output: Option<bool>,
+    /// Run this version instead of the current one.
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExecuteQuery {
+    /// `sync` (default: wait for the result) or `async` (202 at once).
+    pub mode: Option<String>,
+}
+
+/// Per-execution metrics (the spec's `metrics`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetricsDto {
+    /// Acceptance to final state.
+    pub latency_ms: u64,
+    pub provider_latency_ms: u64,
+    pub queue_ms: u64,
+    #[schema(value_type = Object)]
+    pub token_usage: TokenUsage,
+    /// `null` when the model has no price (unpriced, never a silent 0).
+    pub cost_usd: Option<f64>,
+}
+
+/// The spec's `ExecutionResponse`, with the execution's full record.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionResponse {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: ExecutionId,
+    /// `QUEUED`, `RUNNING`, `COMPLETED`, `FAILED` or `CANCELLED`.
+    #[schema(value_type = String)]
+    pub status: ExecutionStatus,
+    pub output: Option<String>,
+    /// The parsed JSON output when a JSON rule applies and the output parsed.
+    #[schema(value_type = Option<Object>)]
+    pub validated_output: Option<Value>,
+    /// `null` until the execution is final.
+    pub metrics: Option<MetricsDto>,
+    #[schema(value_type = Option<Object>)]
+    pub validation: Option<ValidationVerdict>,
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<ExecutionError>,
+    #[schema(value_type = String, format = Uuid)]
+    pub prompt_id: PromptId,
+    pub prompt_version: u32,
+    #[schema(value_type = Object)]
+    pub inputs: Map<String, Value>,
+    #[schema(value_type = String)]
+    pub priority: Priority,
+    pub validate_output: bool,
+    pub provider: String,
+    pub model: String,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub retry_of: Option<ExecutionId>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+impl From<Execution> for ExecutionResponse {
+    fn from(e: Execution) -> Self {
+        use rust_decimal::prelude::ToPrimitive;
+        Self {
+            id: e.id,
+            status: e.status,
+            output: e.output,
+            validated_output: e.validated_output,
+            metrics: e.metrics.map(|m| MetricsDto {
+                latency_ms: m.latency_ms,
+                provider_latency_ms: m.provider_latency_ms,
+                queue_ms: m.queue_ms,
+                token_usage: m.token_usage,
+                cost_usd: m.cost_usd.and_then(|c| c.to_f64()),
+            }),
+            validation: e.validation,
+            error: e.error,
+            prompt_id: e.prompt_id,
+            prompt_version: e.prompt_version,
+            inputs: e.inputs,
+            priority: e.priority,
+            validate_output: e.validate_output,
+            provider: e.provider,
+            model: e.model,
+            attempts: e.attempts,
+            max_attempts: e.max_attempts,
+            retry_of: e.retry_of,
+            created_at: e.created_at,
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutionPage {
+    pub items: Vec<ExecutionResponse>,
+    pub next_cursor: Option<String>,
+}
+
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    let bad = || {
+        ApiError::bad_request(
+            "Idempotency-Key",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+        )
+    };
+    let s = v.to_str().map_err(|_| bad())?;
+    if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY || !s.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(bad());
+    }
+    Ok(Some(s.to_string()))
+}
+
+fn wants_async(headers: &HeaderMap, mode: Option<&str>) -> ApiResult<bool> {
+    match mode {
+        Some("async") => return Ok(true),
+        Some("sync") => return Ok(false),
+        Some(_) => return Err(ApiError::bad_request("mode", "sync or async")),
+        None => {}
+    }
+    Ok(headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|p| p.trim().eq_ignore_ascii_case("respond-async")))
+}
+
+/// 200 for a final execution, 202 with `Location` otherwise.
+fn execution_reply(e: Execution) -> Response {
+    let status = if e.status.is_final() { StatusCode::OK } else { StatusCode::ACCEPTED };
+    let location = format!("/api/executions/{}", e.id);
+    let mut response = (status, AppJson(ExecutionResponse::from(e))).into_response();
+    if status == StatusCode::ACCEPTED
+        && let Ok(v) = location.parse()
+    {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    response
+}
+
+/// Executes a prompt. Inputs are validated before anything is queued (422 lists every
+/// problem by variable name). Waits for the result unless `?mode=async` or
+/// `Prefer: respond-async`. `Idempotency-Key` makes a repeat return the first execution
+/// (same key, different body: 422).
+#[utoipa::path(post, path = "/prompts/{id}/execute", tag = "executions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Prompt id"), ExecuteQuery,
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries of this request safe"),
+        ("Prefer" = Option<String>, Header, description = "`respond-async` for 202 at once")),
+    request_body = ExecutePromptRequest,
+    responses(
+        (status = 200, body = ExecutionResponse, description = "Final state (COMPLETED or FAILED)"),
+        (status = 202, body = ExecutionResponse, description = "Accepted, not final yet; see Location"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody, description = "The prompt is archived"),
+        (status = 422, body = ErrorBody, description = "Invalid inputs, or an idempotency key reused with another body"),
+        (status = 503, body = ErrorBody),
+    ))]
+async fn execute(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+    AppQuery(q): AppQuery<ExecuteQuery>,
+    headers: HeaderMap,
+    AppJson(body): AppJson<ExecutePromptRequest>,
+) -> ApiResult<Response> {
+    let prompt_id = prompt_id(&id)?;
+    let is_async = wants_async(&headers, q.mode.as_deref())?;
+    let request = ExecuteRequest {
+        prompt_id,
+        version: body.version,
+        inputs: body.inputs,
+        priority: body.priority.unwrap_or_default(),
+        validate_output: body.validate_output.unwrap_or(false),
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    let engine = state.engine();
+    let submitted = engine.submit(auth.id(), request).await?;
+    if is_async || submitted.status.is_final() {
+        return Ok(execution_reply(submitted));
+    }
+    let done = engine.wait(auth.id(), submitted.id, Some(state.settings().sync_wait)).await?;
+    Ok(execution_reply(done))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ListExecutionsQuery {
+    /// Page size, 1..=200 (default 50).
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// `QUEUED`, `RUNNING`, `COMPLETED`, `FAILED` or `CANCELLED`.
+    pub status: Option<String>,
+    pub prompt_id: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Created before (RFC 3339).
+    pub until: Option<String>,
+}
+
+pub(crate) fn parse_time(field: &str, s: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+    s.map(|s| {
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .map_err(|_| ApiError::bad_request(field, "an RFC 3339 timestamp such as 2026-01-31T12:00:00Z"))
+    })
+    .transpose()
+}
+
+/// The caller's executions, newest first.
+#[utoipa::path(get, path = "/executions", tag = "executions", security(("bearer" = [])),
+    params(ListExecutionsQuery),
+    responses((status = 200, body = ExecutionPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn list_executions(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppQuery(q): AppQuery<ListExecutionsQuery>,
+) -> ApiResult<AppJson<ExecutionPage>> {
+    let status = match q.status.as_deref() {
+        None => None,
+        Some(s) => Some(ExecutionStatus::parse(s).ok_or_else(|| {
+            ApiError::bad_request("status", "QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED")
+        })?),
+    };
+    let prompt_id = match q.prompt_id.as_deref() {
+        None => None,
+        Some(s) => {
+            Some(s.parse::<PromptId>().map_err(|_| ApiError::bad_request("promptId", "a prompt id (UUID)"))?)
+        }
+    };
+    let filter = ExecutionFilter {
+        status,
+        prompt_id,
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+    };
+    let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
+    let Page { items, next_cursor } = state.engine().list_executions(auth.id(), filter, page).await?;
+    Ok(AppJson(ExecutionPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+}
+
+/// One execution.
+#[utoipa::path(get, path = "/executions/{id}", tag = "executions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = ExecutionResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_execution(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<AppJson<ExecutionResponse>> {
+    let id = execution_id(&id)?;
+    Ok(AppJson(state.engine().get_execution(auth.id(), id).await?.into()))
+}
+
+/// Retries a FAILED execution as a new execution (`retryOf` links them), same inputs and
+/// version; answers 202 with the new QUEUED execution.
+#[utoipa::path(post, path = "/executions/{id}/retry", tag = "executions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Execution id")),
+    responses((status = 202, body = ExecutionResponse), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not FAILED")))]
+async fn retry_execution(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let id = execution_id(&id)?;
+    let e = state.engine().retry(auth.id(), id).await?;
+    let location = format!("/api/executions/{}", e.id);
+    let mut response = (StatusCode::ACCEPTED, AppJson(ExecutionResponse::from(e))).into_response();
+    if let Ok(v) = location.parse() {
+        response.headers_mut().insert(LOCATION, v);
+    }
+    Ok(response)
+}
+
+/// Cancels a QUEUED execution.
+#[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions", security(("bearer" = [])),
+    params(("id" = String, Path, description = "Execution id")),
+    responses((status = 200, body = ExecutionResponse), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not QUEUED")))]
+async fn cancel_execution(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    Path(id): Path<String>,
+) -> ApiResult<AppJson<ExecutionResponse>> {
+    let id = execution_id(&id)?;
+    Ok(AppJson(state.engine().cancel(auth.id(), id).await?.into()))
+}

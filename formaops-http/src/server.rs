@@ -1,0 +1,208 @@
+//! Wiring for the binary: open the store, register providers, start the engine, create the
+//! first admin, serve until SIGTERM/SIGINT, then shut down gracefully.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
+use formaops_core::provider::config::ProviderSettings;
+use formaops_core::provider::mock::{MockFault, MockProvider};
+use formaops_core::store::Store;
+
+use crate::auth::{self, Authenticator, LoginThrottle};
+use crate::config::{Config, redact_url};
+use crate::state::{AppState, HttpSettings};
+
+/// Email of the generated admin when `FORMAOPS_ADMIN_EMAIL` is not set.
+pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
+
+/// Opens the store named by the URL (migrations applied).
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", redact_url(url)))
+}
+
+/// Creates or upgrades the schema of the database named by the URL.
+pub async fn migrate(url: &str) -> anyhow::Result<()> {
+    formaops_store::migrate(url).await.with_context(|| format!("migrating the database {}", redact_url(url)))
+}
+
+/// Name of the always-failing mock provider registered with `mock_fail_provider`.
+pub const MOCK_FAIL_PROVIDER: &str = "mock-fail";
+
+/// Registers the configured providers, the zero-config `mock` (unless the settings name
+/// their own), and with `mock_fail` the `mock-fail` provider whose every call fails
+/// permanently (for trying failures and retries without a real provider).
+pub fn register_providers(
+    mut builder: FormaOpsBuilder,
+    settings: &ProviderSettings,
+    mock_fail: bool,
+) -> anyhow::Result<FormaOpsBuilder> {
+    let built = settings.build().context("configuring providers")?;
+    let has_mock = built.iter().any(|(name, _, _)| name == "mock");
+    for (name, provider, concurrency) in built {
+        builder = match concurrency {
+            Some(c) => builder.provider_with_concurrency(name, provider, c),
+            None => builder.provider(name, provider),
+        };
+    }
+    if !has_mock {
+        builder = builder.provider("mock", Arc::new(MockProvider::new()));
+    }
+    if mock_fail {
+        let failing =
+            MockProvider::new().named(MOCK_FAIL_PROVIDER).fail_at_rate(1.0, 0, MockFault::BadRequest);
+        builder = builder.provider(MOCK_FAIL_PROVIDER, Arc::new(failing));
+    }
+    Ok(builder)
+}
+
+/// Starts the engine on `store` with the configured providers.
+pub async fn start_engine(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<FormaOps> {
+    let engine_config = EngineConfig {
+        default_provider: config.providers.default_provider(),
+        run_workers: config.workers,
+        ..EngineConfig::default()
+    };
+    tracing::info!(default_provider = %engine_config.default_provider, "starting the engine");
+    register_providers(FormaOps::builder(store), &config.providers, config.mock_fail_provider)?
+        .config(engine_config)
+        .start()
+        .await
+        .context("starting the engine")
+}
+
+/// On an empty user table, creates the first admin: from `FORMAOPS_ADMIN_EMAIL` /
+/// `FORMAOPS_ADMIN_PASSWORD`, or with a generated password printed once to stderr.
+/// Returns the created email, if any.
+pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>> {
+    if store.count_users().await.context("counting users")? > 0 {
+        return Ok(None);
+    }
+    let email = std::env::var("FORMAOPS_ADMIN_EMAIL")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_string());
+    let (password, generated) = match std::env::var("FORMAOPS_ADMIN_PASSWORD") {
+        Ok(p) if !p.is_empty() => (p, false),
+        _ => (auth::random_password(), true),
+    };
+    match auth::create_user(store, &email, &password, true).await {
+        Ok(user) => {
+            tracing::info!(email = %user.email, "created the first admin user");
+            if generated {
+                // Printed once, to the terminal that started the server; never logged.
+                let mut err = std::io::stderr().lock();
+                let _ = writeln!(
+                    err,
+                    "\n  First start: created admin user {}\n  password: {password}\n  (shown once; set FORMAOPS_ADMIN_PASSWORD to choose it)\n",
+                    user.email
+                );
+            }
+            Ok(Some(user.email))
+        }
+        // Another node of the cluster created it first.
+        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(None),
+        Err(e) => anyhow::bail!("creating the first admin ({email}): {}", e.message),
+    }
+}
+
+/// HTTP settings from the configuration.
+pub fn http_settings(config: &Config) -> HttpSettings {
+    HttpSettings {
+        sync_wait: config.sync_wait(),
+        session_ttl: config.session_ttl,
+        cookie_secure: config.cookie_secure,
+        body_limit: config.body_limit,
+        request_timeout: config.request_timeout,
+        cors_origins: config.cors_origins.clone(),
+        ..HttpSettings::default()
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Runs the server until SIGTERM or SIGINT: stops accepting, ends event streams, lets
+/// in-flight requests finish (bounded by the request timeout), then shuts the engine down
+/// (running executions finish within its grace period; queued ones stay queued).
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    tracing::info!(database = %redact_url(&config.database_url), bind = %config.bind, workers = config.workers, "starting");
+    let store = open_store(&config.database_url).await?;
+    bootstrap_admin(store.as_ref()).await?;
+    let engine = start_engine(store, &config).await?;
+    let authenticator =
+        Authenticator::new(LoginThrottle::default()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let state = AppState::new(engine.clone(), authenticator, http_settings(&config));
+    let app = crate::router(state.clone());
+    if let Some(handle) = state.prometheus().cloned() {
+        // Drains recorded histogram samples even when nobody scrapes, so memory stays bounded.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.bind)
+        .await
+        .with_context(|| format!("binding {}", config.bind))?;
+    let local = listener.local_addr().context("reading the bound address")?;
+    tracing::info!(address = %local, "listening");
+    // Machine-readable line for scripts and tests that bind port 0.
+    println!("formaops listening on http://{local}");
+
+    let signal_state = state.clone();
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received; draining");
+        signal_state.begin_shutdown();
+        let _ = drained_tx.send(());
+    });
+    let drain_limit = config.request_timeout + Duration::from_secs(5);
+    let server = async move {
+        let mut server = std::pin::pin!(server.into_future());
+        tokio::select! {
+            r = &mut server => r.context("serving"),
+            () = async {
+                let _ = drained_rx.await;
+                tokio::time::sleep(drain_limit).await;
+            } => {
+                tracing::warn!("in-flight requests did not finish in time; closing");
+                Ok(())
+            }
+        }
+    };
+    let result = server.await;
+    engine.shutdown().await;
+    tracing::info!("stopped");
+    result
+}

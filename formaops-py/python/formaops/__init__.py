@@ -1,0 +1,794 @@
+"""FormaOps in-process: versioned prompt templates, executions, validation and metrics.
+
+>>> import formaops
+>>> with formaops.Engine.open() as engine:  # in-memory store, mock provider
+...     p = engine.create_prompt(
+...         name="greet",
+...         template="Say hello to {{ who }}",
+...         variables=[{"name": "who", "type": "string", "required": True}],
+...     )
+...     result = engine.execute(p.id, {"who": "Ada"})
+...     result.status
+'COMPLETED'
+
+The engine runs in Rust on a shared runtime; blocking calls release the GIL, and the
+``*_async`` variants are asyncio awaitables. Python use does not authenticate: an engine
+acts as one local user, created on first open (``DEFAULT_USER_EMAIL``, or the ``user=``
+email), so prompts and executions of different ``user=`` values never see each other.
+
+Results are dataclasses with attribute access and ``to_dict()``; inputs are plain dicts.
+Every error is a :class:`FormaOpsError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+from typing import (
+    Any,
+    AsyncIterator,
+    ClassVar,
+    Dict,
+    Generic,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
+
+from . import _formaops
+from ._formaops import (
+    DEFAULT_USER_EMAIL,
+    ConflictError,
+    FormaOpsError,
+    NotFoundError,
+    ProviderError,
+    UnavailableError,
+    ValidationError,
+    __version__,
+)
+
+__all__ = [
+    "DEFAULT_USER_EMAIL",
+    "ConflictError",
+    "Engine",
+    "Event",
+    "Events",
+    "Execution",
+    "ExecutionError",
+    "ExecutionMetrics",
+    "FormaOpsError",
+    "Message",
+    "MetricsReport",
+    "NotFoundError",
+    "Page",
+    "Percentiles",
+    "Prompt",
+    "PromptMetrics",
+    "PromptVersion",
+    "ProviderError",
+    "RuleOutcome",
+    "StatusCounts",
+    "TokenTotals",
+    "TokenUsage",
+    "UnavailableError",
+    "ValidationError",
+    "ValidationVerdict",
+    "__version__",
+]
+
+R = TypeVar("R", bound="_Result")
+T = TypeVar("T")
+
+
+class _Result:
+    """Builds dataclass results from the native module's dicts.
+
+    The native dicts carry exactly the dataclass fields (a test checks this), so instances
+    are filled directly; ``_nested`` names fields holding one nested result, ``_nested_lists``
+    fields holding a list of them.
+    """
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = {}
+    _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {}
+
+    @classmethod
+    def _from(cls: Type[R], data: Dict[str, Any]) -> R:
+        obj = object.__new__(cls)
+        for name, kind in cls._nested.items():
+            value = data.get(name)
+            if value is not None:
+                data[name] = kind._from(value)
+        for name, kind in cls._nested_lists.items():
+            values = data.get(name)
+            if values is not None:
+                data[name] = [kind._from(v) for v in values]
+        obj.__dict__.update(data)
+        return obj
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The result as plain dicts and lists (deep copy)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload,no-any-return]
+
+
+@dataclass
+class TokenUsage(_Result):
+    """Token counts of one completion; ``cached`` is part of ``input``, ``reasoning`` of ``output``."""
+
+    input: int
+    output: int
+    cached: int
+    reasoning: int
+    total: int
+    estimated: bool
+    """True when the provider reported no usage and these are local estimates."""
+
+
+@dataclass
+class ExecutionMetrics(_Result):
+    """Per-execution metrics. ``cost_usd`` is None when the model has no price (never a silent 0)."""
+
+    latency_ms: int
+    provider_latency_ms: int
+    queue_ms: int
+    token_usage: TokenUsage
+    cost_usd: Optional[float]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = {"token_usage": TokenUsage}
+
+
+@dataclass
+class ExecutionError(_Result):
+    """Why an execution failed: a stable ``code``, a message, and whether it was transient."""
+
+    code: str
+    message: str
+    transient: bool
+
+
+@dataclass
+class RuleOutcome(_Result):
+    """The outcome of one output validation rule."""
+
+    rule: str
+    passed: bool
+    reason: Optional[str] = None
+
+
+@dataclass
+class ValidationVerdict(_Result):
+    """The verdict of all of a version's rules on one output."""
+
+    passed: bool
+    results: List[RuleOutcome]
+
+    _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {"results": RuleOutcome}
+
+
+@dataclass
+class Execution(_Result):
+    """One execution of a pinned prompt version."""
+
+    id: str
+    user_id: str
+    prompt_id: str
+    prompt_version: int
+    inputs: Dict[str, Any]
+    priority: str
+    status: str
+    """QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED."""
+    validate_output: bool
+    provider: str
+    model: str
+    output: Optional[str]
+    validated_output: Any
+    validation: Optional[ValidationVerdict]
+    error: Optional[ExecutionError]
+    metrics: Optional[ExecutionMetrics]
+    attempts: int
+    max_attempts: int
+    retry_of: Optional[str]
+    idempotency_key: Optional[str]
+    created_at: datetime
+    run_after: datetime
+    deadline_at: datetime
+    started_at: Optional[datetime]
+    finished_at: Optional[datetime]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = {
+        "validation": ValidationVerdict,
+        "error": ExecutionError,
+        "metrics": ExecutionMetrics,
+    }
+
+    @property
+    def is_final(self) -> bool:
+        """Whether the execution reached COMPLETED, FAILED or CANCELLED."""
+        return self.status in ("COMPLETED", "FAILED", "CANCELLED")
+
+
+@dataclass
+class PromptVersion(_Result):
+    """One immutable version of a prompt."""
+
+    prompt_id: str
+    version: int
+    template: str
+    system_template: Optional[str]
+    variables: List[Dict[str, Any]]
+    validations: List[Dict[str, Any]]
+    model: Dict[str, Any]
+    created_at: datetime
+    author: str
+
+
+@dataclass
+class Prompt(_Result):
+    """A named prompt. ``version`` is the version read or written by the call that returned
+    it (None in lists)."""
+
+    id: str
+    user_id: str
+    name: str
+    description: Optional[str]
+    status: str
+    """ACTIVE or ARCHIVED."""
+    current_version: int
+    created_at: datetime
+    updated_at: datetime
+    version: Optional[PromptVersion]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = {"version": PromptVersion}
+
+
+@dataclass
+class Message(_Result):
+    """One rendered chat message."""
+
+    role: str
+    content: str
+
+
+@dataclass
+class Event(_Result):
+    """One execution state change."""
+
+    execution_id: str
+    user_id: str
+    kind: str
+    """queued, running, retry_scheduled, partial, completed, failed or cancelled."""
+    status: str
+    attempt: int
+    at: datetime
+    error: Optional[ExecutionError] = None
+    run_after: Optional[datetime] = None
+    delta: Optional[str] = None
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = {"error": ExecutionError}
+
+
+@dataclass
+class StatusCounts(_Result):
+    queued: int
+    running: int
+    completed: int
+    failed: int
+    cancelled: int
+    total: int
+
+
+@dataclass
+class Percentiles(_Result):
+    """Latency percentiles in milliseconds; None when there is no sample."""
+
+    p50: Optional[float]
+    p95: Optional[float]
+    p99: Optional[float]
+
+
+@dataclass
+class TokenTotals(_Result):
+    input: int
+    output: int
+    cached: int
+    total: int
+
+
+_SUMMARY_NESTED: Dict[str, Type[_Result]] = {
+    "counts": StatusCounts,
+    "latency_ms": Percentiles,
+    "provider_latency_ms": Percentiles,
+    "tokens": TokenTotals,
+}
+
+
+@dataclass
+class PromptMetrics(_Result):
+    """One prompt's aggregates."""
+
+    prompt_id: str
+    counts: StatusCounts
+    latency_ms: Percentiles
+    provider_latency_ms: Percentiles
+    tokens: TokenTotals
+    cost_usd: float
+    unpriced_executions: int
+    validated: int
+    validation_passed: int
+    validation_pass_rate: Optional[float]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+
+
+@dataclass
+class MetricsReport(_Result):
+    """Aggregates of the user's executions (optionally of one prompt or version)."""
+
+    since: Optional[datetime]
+    until: Optional[datetime]
+    counts: StatusCounts
+    latency_ms: Percentiles
+    provider_latency_ms: Percentiles
+    tokens: TokenTotals
+    cost_usd: float
+    unpriced_executions: int
+    validated: int
+    validation_passed: int
+    validation_pass_rate: Optional[float]
+    queue_depth: int
+    by_prompt: List[PromptMetrics]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+    _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {"by_prompt": PromptMetrics}
+
+
+@dataclass
+class Page(Generic[T]):
+    """One page of a list, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: List[T]
+    next_cursor: Optional[str]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def _page(data: Dict[str, Any], kind: Type[R]) -> Page[R]:
+    return Page([kind._from(d) for d in data["items"]], data["next_cursor"])
+
+
+PromptRef = Union[str, Prompt]
+"""A prompt id, or a :class:`Prompt`."""
+ExecutionRef = Union[str, Execution]
+"""An execution id, or an :class:`Execution`."""
+
+
+def _prompt_id(ref: Union[str, Prompt, PromptVersion]) -> str:
+    if isinstance(ref, Prompt):
+        return ref.id
+    if isinstance(ref, PromptVersion):
+        return ref.prompt_id
+    return ref
+
+
+def _execution_id(ref: ExecutionRef) -> str:
+    return ref.id if isinstance(ref, Execution) else ref
+
+
+class Events:
+    """Execution events as an iterator (GIL released while waiting) and an async iterator.
+
+    Iteration ends when no event arrives within the ``timeout`` given to
+    :meth:`Engine.events`, or, when following one execution, after its final event.
+    """
+
+    def __init__(self, native: _formaops.EventStream) -> None:
+        self._native = native
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        return Event._from(next(self._native))
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        return Event._from(await self._native.__anext__())
+
+    def close(self) -> None:
+        """Ends the iteration."""
+        self._native.close()
+
+
+class Engine:
+    """A FormaOps engine in this process, acting as one local user.
+
+    Open with :meth:`Engine.open`; close with :meth:`close` or use it as a context manager.
+    One engine may be shared by many threads and asyncio tasks.
+    """
+
+    def __init__(self, native: _formaops.NativeEngine) -> None:
+        self._native = native
+
+    @classmethod
+    def open(
+        cls,
+        url: str = "memory://",
+        *,
+        provider: str = "mock",
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        user: Optional[str] = None,
+        mock_latency_ms: int = 0,
+        mock_reply: Optional[str] = None,
+        mock_faults: Optional[Sequence[Mapping[str, Any]]] = None,
+        max_attempts: Optional[int] = None,
+        execution_timeout: Optional[float] = None,
+        concurrency: Optional[int] = None,
+    ) -> Engine:
+        """Opens an engine.
+
+        ``url``: ``memory://`` (nothing persisted), ``sqlite:///path/to.db`` (created if
+        missing) or ``postgres://user:pass@host/db``; migrations run on open.
+        ``provider``: ``mock`` (deterministic, no network: echoes the last user message, or
+        answers ``mock_reply``; ``mock_latency_ms`` delays every call; ``mock_faults`` is a
+        list such as ``[{"fault": "server_error", "first": 2}]``, with ``first``, ``calls``
+        (call numbers) or ``rate`` + ``seed``, faults ``rate_limited`` (``retry_after``),
+        ``server_error`` (``status``), ``timeout``, ``connection``, ``malformed_response``,
+        ``bad_request``, ``auth``) or ``openai`` (``api_key`` or ``OPENAI_API_KEY``; any
+        OpenAI-compatible server with ``base_url``).
+        ``user``: the email of the local user to act as (created on first use).
+        ``max_attempts``, ``execution_timeout`` (seconds), ``concurrency`` (provider calls at
+        once) override the engine defaults.
+        """
+        return cls(
+            _formaops.NativeEngine.open(
+                url,
+                provider=provider,
+                base_url=base_url,
+                api_key=api_key,
+                user=user,
+                mock_latency_ms=mock_latency_ms,
+                mock_reply=mock_reply,
+                mock_faults=[dict(f) for f in mock_faults] if mock_faults is not None else None,
+                max_attempts=max_attempts,
+                execution_timeout=execution_timeout,
+                concurrency=concurrency,
+            )
+        )
+
+    @classmethod
+    async def open_async(cls, url: str = "memory://", **options: Any) -> Engine:
+        """:meth:`open` without blocking the event loop (it runs in the default executor)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(None, functools.partial(cls.open, url, **options))
+
+    # ----- lifecycle -----
+
+    @property
+    def user_id(self) -> str:
+        """The id of the user this engine acts as."""
+        return self._native.user_id
+
+    @property
+    def user_email(self) -> str:
+        """The email of the user this engine acts as."""
+        return self._native.user_email
+
+    @property
+    def closed(self) -> bool:
+        return self._native.closed
+
+    def close(self) -> None:
+        """Stops the workers, letting running executions finish within the grace period.
+        Queued executions stay queued in a persistent store. Idempotent."""
+        self._native.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Engine(user={self.user_email!r}, closed={self.closed})"
+
+    def health(self) -> Dict[str, Any]:
+        """Store reachability, queue depth, providers and their load."""
+        result: Dict[str, Any] = self._native.health()
+        return result
+
+    # ----- prompts -----
+
+    def create_prompt(
+        self,
+        name: str,
+        template: str,
+        *,
+        description: Optional[str] = None,
+        system_template: Optional[str] = None,
+        variables: Optional[Sequence[Mapping[str, Any]]] = None,
+        validations: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Union[str, Mapping[str, Any], None] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
+        provider: Optional[str] = None,
+    ) -> Prompt:
+        """Creates a prompt with version 1.
+
+        ``variables``: dicts ``{"name", "type", "required", "default_value", "description",
+        "values", "schema", "max_length"}`` (``type``: string, number, integer, boolean,
+        enum, json). ``validations``: dicts such as ``{"type": "json"}``,
+        ``{"type": "regex", "pattern": ...}``, ``{"type": "max_length", "value": 200}``.
+        ``model``: a model name or ``{"model", "provider", "parameters"}``; ``parameters``:
+        ``{"temperature", "top_p", "max_completion_tokens", "stop", "seed"}``.
+        Raises :class:`ValidationError` listing every problem, :class:`ConflictError` when an
+        active prompt has this name.
+        """
+        return Prompt._from(
+            self._native.create_prompt(
+                name,
+                template,
+                description=description,
+                system_template=system_template,
+                variables=_list(variables),
+                validations=_list(validations),
+                model=model if model is None or isinstance(model, str) else dict(model),
+                parameters=dict(parameters) if parameters is not None else None,
+                provider=provider,
+            )
+        )
+
+    def update_prompt(
+        self,
+        prompt_id: PromptRef,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        template: Optional[str] = None,
+        system_template: Optional[str] = None,
+        variables: Optional[Sequence[Mapping[str, Any]]] = None,
+        validations: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Union[str, Mapping[str, Any], None] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
+        provider: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> Prompt:
+        """Writes a new version; omitted fields carry over from the current one.
+        ``expected_version``: fail with :class:`ConflictError` unless it is still current."""
+        return Prompt._from(
+            self._native.update_prompt(
+                _prompt_id(prompt_id),
+                name=name,
+                description=description,
+                template=template,
+                system_template=system_template,
+                variables=_list(variables),
+                validations=_list(validations),
+                model=model if model is None or isinstance(model, str) else dict(model),
+                parameters=dict(parameters) if parameters is not None else None,
+                provider=provider,
+                expected_version=expected_version,
+            )
+        )
+
+    def get_prompt(self, prompt_id: PromptRef, version: Optional[int] = None) -> Prompt:
+        """The prompt with the given version (the current one by default) as ``.version``."""
+        return Prompt._from(self._native.get_prompt(_prompt_id(prompt_id), version))
+
+    def list_prompts(
+        self, *, status: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Prompt]:
+        """The user's prompts, newest first (ACTIVE unless ``status="ARCHIVED"``)."""
+        return _page(self._native.list_prompts(status=status, limit=limit, cursor=cursor), Prompt)
+
+    def versions(
+        self, prompt_id: PromptRef, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[PromptVersion]:
+        """The prompt's versions, newest first."""
+        return _page(self._native.versions(_prompt_id(prompt_id), limit=limit, cursor=cursor), PromptVersion)
+
+    def archive_prompt(self, prompt_id: PromptRef) -> Prompt:
+        """Archives a prompt: history and executions stay readable, no new executions."""
+        return Prompt._from(self._native.archive_prompt(_prompt_id(prompt_id)))
+
+    def validate_inputs(
+        self,
+        prompt_id: Union[str, Prompt, PromptVersion],
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """The validated inputs with defaults filled in; :class:`ValidationError` listing
+        every problem otherwise. Nothing is executed."""
+        pid, version = _version_ref(prompt_id, version)
+        result: Dict[str, Any] = self._native.validate_inputs(pid, _dict(inputs), version=version)
+        return result
+
+    def render(
+        self,
+        prompt_id: Union[str, Prompt, PromptVersion],
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+    ) -> List[Message]:
+        """Validates inputs and renders the messages (system first, then user) without
+        executing. A :class:`PromptVersion` selects that version."""
+        pid, version = _version_ref(prompt_id, version)
+        return [Message._from(m) for m in self._native.render(pid, _dict(inputs), version=version)]
+
+    # ----- executions -----
+
+    def execute(
+        self,
+        prompt_id: PromptRef,
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> Execution:
+        """Executes and waits for the final state, releasing the GIL meanwhile.
+
+        A provider failure does not raise: the execution comes back FAILED with ``.error``.
+        Raises :class:`ValidationError` for bad inputs (nothing is queued then).
+        """
+        return Execution._from(
+            self._native.execute(
+                _prompt_id(prompt_id),
+                _dict(inputs),
+                version=version,
+                priority=priority,
+                validate_output=validate_output,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    async def execute_async(
+        self,
+        prompt_id: PromptRef,
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> Execution:
+        """:meth:`execute` for asyncio."""
+        data = await self._native.execute_async(
+            _prompt_id(prompt_id),
+            _dict(inputs),
+            version=version,
+            priority=priority,
+            validate_output=validate_output,
+            idempotency_key=idempotency_key,
+        )
+        return Execution._from(data)
+
+    def submit(
+        self,
+        prompt_id: PromptRef,
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> Execution:
+        """Validates and queues; returns the QUEUED execution at once. Follow it with
+        :meth:`wait` or :meth:`events`. A repeated ``idempotency_key`` returns the first
+        execution."""
+        return Execution._from(
+            self._native.submit(
+                _prompt_id(prompt_id),
+                _dict(inputs),
+                version=version,
+                priority=priority,
+                validate_output=validate_output,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def wait(self, execution_id: ExecutionRef, timeout: Optional[float] = None) -> Execution:
+        """Waits until the execution is final, or ``timeout`` seconds pass (then returns its
+        current state)."""
+        return Execution._from(self._native.wait(_execution_id(execution_id), timeout))
+
+    async def wait_async(self, execution_id: ExecutionRef, timeout: Optional[float] = None) -> Execution:
+        """:meth:`wait` for asyncio."""
+        return Execution._from(await self._native.wait_async(_execution_id(execution_id), timeout))
+
+    def retry(self, execution_id: ExecutionRef) -> Execution:
+        """Re-runs a FAILED execution as a new one (``retry_of`` links them);
+        :class:`ConflictError` for any other status."""
+        return Execution._from(self._native.retry(_execution_id(execution_id)))
+
+    def cancel(self, execution_id: ExecutionRef) -> Execution:
+        """Cancels a QUEUED execution; :class:`ConflictError` for any other status."""
+        return Execution._from(self._native.cancel(_execution_id(execution_id)))
+
+    def get_execution(self, execution_id: ExecutionRef) -> Execution:
+        return Execution._from(self._native.get_execution(_execution_id(execution_id)))
+
+    def list_executions(
+        self,
+        *,
+        status: Optional[str] = None,
+        prompt_id: Optional[PromptRef] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Page[Execution]:
+        """The user's executions, newest first. ``since``/``until`` are timezone-aware."""
+        data = self._native.list_executions(
+            status=status,
+            prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        return _page(data, Execution)
+
+    def metrics(
+        self,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[PromptRef] = None,
+        version: Optional[int] = None,
+    ) -> MetricsReport:
+        """Counts, latency percentiles, tokens, cost and validation pass rate of the user's
+        executions created in ``[since, until)``, optionally of one prompt (and version)."""
+        data = self._native.metrics(
+            since=since,
+            until=until,
+            prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
+            version=version,
+        )
+        return MetricsReport._from(data)
+
+    def events(self, execution_id: Optional[ExecutionRef] = None, *, timeout: Optional[float] = None) -> Events:
+        """State-change events of the user's executions (of one, with ``execution_id``) from
+        now on. ``timeout``: seconds to wait for each next event before iteration ends
+        (None: wait until the followed execution ends, or forever for all executions).
+        Subscribe before :meth:`submit` to see an execution's first events."""
+        native = self._native.events(
+            _execution_id(execution_id) if execution_id is not None else None, timeout=timeout
+        )
+        return Events(native)
+
+
+def _list(items: Optional[Sequence[Mapping[str, Any]]]) -> Optional[List[Dict[str, Any]]]:
+    return None if items is None else [dict(i) for i in items]
+
+
+def _dict(inputs: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
+    if inputs is None or type(inputs) is dict:
+        return inputs
+    return dict(inputs)
+
+
+def _version_ref(
+    ref: Union[str, Prompt, PromptVersion], version: Optional[int]
+) -> Tuple[str, Optional[int]]:
+    if isinstance(ref, PromptVersion) and version is None:
+        return ref.prompt_id, ref.version
+    return _prompt_id(ref), version

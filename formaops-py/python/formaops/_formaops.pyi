@@ -1,0 +1,166 @@
+# Type stubs of the native module (formaops-py/src). Checked against the built module by
+# `python -m mypy.stubtest formaops._formaops` (run by scripts/test.sh and the test suite).
+from datetime import datetime
+from typing import Any, Awaitable, Dict, List, Optional, Sequence, final
+
+__all__ = [
+    "ConflictError",
+    "DEFAULT_USER_EMAIL",
+    "EventStream",
+    "FormaOpsError",
+    "NativeEngine",
+    "NotFoundError",
+    "ProviderError",
+    "UnavailableError",
+    "ValidationError",
+    "__version__",
+]
+
+__version__: str
+DEFAULT_USER_EMAIL: str
+
+class FormaOpsError(Exception): ...
+
+class ValidationError(FormaOpsError):
+    problems: Sequence[Dict[str, str]]
+
+class NotFoundError(FormaOpsError): ...
+class ConflictError(FormaOpsError): ...
+
+class ProviderError(FormaOpsError):
+    transient: bool
+    kind: Optional[str]
+    status: Optional[int]
+    retry_after: Optional[float]
+
+class UnavailableError(FormaOpsError): ...
+
+@final
+class EventStream:
+    def __iter__(self) -> EventStream: ...
+    def __next__(self) -> Dict[str, Any]: ...
+    def __aiter__(self) -> EventStream: ...
+    def __anext__(self) -> Awaitable[Dict[str, Any]]: ...
+    def close(self) -> None: ...
+
+@final
+class NativeEngine:
+    @staticmethod
+    def open(
+        url: str = "memory://",
+        *,
+        provider: str = "mock",
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        user: Optional[str] = None,
+        mock_latency_ms: int = 0,
+        mock_reply: Optional[str] = None,
+        mock_faults: Optional[List[Dict[str, Any]]] = None,
+        max_attempts: Optional[int] = None,
+        execution_timeout: Optional[float] = None,
+        concurrency: Optional[int] = None,
+    ) -> NativeEngine: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def user_email(self) -> str: ...
+    @property
+    def closed(self) -> bool: ...
+    def close(self) -> None: ...
+    def create_prompt(
+        self,
+        name: str,
+        template: str,
+        *,
+        description: Optional[str] = None,
+        system_template: Optional[str] = None,
+        variables: Optional[List[Dict[str, Any]]] = None,
+        validations: Optional[List[Dict[str, Any]]] = None,
+        model: Optional[Any] = None,
+        parameters: Optional[Dict[str, Any]] = None,
+        provider: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
+    def update_prompt(
+        self,
+        prompt_id: str,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        template: Optional[str] = None,
+        system_template: Optional[str] = None,
+        variables: Optional[List[Dict[str, Any]]] = None,
+        validations: Optional[List[Dict[str, Any]]] = None,
+        model: Optional[Any] = None,
+        parameters: Optional[Dict[str, Any]] = None,
+        provider: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> Dict[str, Any]: ...
+    def get_prompt(self, prompt_id: str, version: Optional[int] = None) -> Dict[str, Any]: ...
+    def list_prompts(
+        self, *, status: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Dict[str, Any]: ...
+    def versions(
+        self, prompt_id: str, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Dict[str, Any]: ...
+    def archive_prompt(self, prompt_id: str) -> Dict[str, Any]: ...
+    def validate_inputs(
+        self, prompt_id: str, inputs: Optional[Dict[str, Any]] = None, *, version: Optional[int] = None
+    ) -> Dict[str, Any]: ...
+    def render(
+        self, prompt_id: str, inputs: Optional[Dict[str, Any]] = None, *, version: Optional[int] = None
+    ) -> List[Dict[str, Any]]: ...
+    def execute(
+        self,
+        prompt_id: str,
+        inputs: Optional[Dict[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
+    def execute_async(
+        self,
+        prompt_id: str,
+        inputs: Optional[Dict[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> Awaitable[Dict[str, Any]]: ...
+    def submit(
+        self,
+        prompt_id: str,
+        inputs: Optional[Dict[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
+    def wait(self, execution_id: str, timeout: Optional[float] = None) -> Dict[str, Any]: ...
+    def wait_async(self, execution_id: str, timeout: Optional[float] = None) -> Awaitable[Dict[str, Any]]: ...
+    def retry(self, execution_id: str) -> Dict[str, Any]: ...
+    def cancel(self, execution_id: str) -> Dict[str, Any]: ...
+    def get_execution(self, execution_id: str) -> Dict[str, Any]: ...
+    def list_executions(
+        self,
+        *,
+        status: Optional[str] = None,
+        prompt_id: Optional[str] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
+    def metrics(
+        self,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[str] = None,
+        version: Optional[int] = None,
+    ) -> Dict[str, Any]: ...
+    def events(self, execution_id: Optional[str] = None, *, timeout: Optional[float] = None) -> EventStream: ...
+    def health(self) -> Dict[str, Any]: ...

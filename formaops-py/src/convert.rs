@@ -1,0 +1,234 @@
+//! Conversion between Python objects and JSON values, and the key style of each side.
+//!
+//! Python sees the core types as their serde JSON form with two changes: object keys are
+//! `snake_case` (the JSON API's `camelCase` renamed) and RFC 3339 timestamps are timezone-aware
+//! `datetime` objects. User data (execution inputs, parsed outputs, JSON Schemas, default
+//! values) is passed through untouched: its keys are never renamed.
+//!
+//! Python values are walked into [`serde_json::Value`] directly (no JSON text round trip);
+//! the walk is bounded in depth so a self-referencing list cannot overflow the stack.
+
+use chrono::{DateTime, Utc};
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde_json::{Map, Number, Value};
+
+/// Deepest nesting accepted from Python (lists and dicts inside each other).
+pub const MAX_DEPTH: usize = 64;
+
+/// How object keys are renamed while converting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keys {
+    /// Keys are user data: kept as they are, at every depth.
+    Raw,
+    /// Python -> JSON: `snake_case` keys become `camelCase`, except under `RAW_KEYS`.
+    ToCamel,
+    /// JSON -> Python: `camelCase` keys become `snake_case`, except under `RAW_KEYS`; values
+    /// of `TIMESTAMP_KEYS` become `datetime`.
+    ToSnake,
+}
+
+/// Keys whose values are user data (JSON key spelling).
+const RAW_KEYS: &[&str] = &["inputs", "validatedOutput", "schema", "defaultValue"];
+
+/// Keys whose values are RFC 3339 timestamps (JSON key spelling).
+const TIMESTAMP_KEYS: &[&str] =
+    &["createdAt", "updatedAt", "runAfter", "deadlineAt", "startedAt", "finishedAt", "at", "since", "until"];
+
+/// `maxCompletionTokens` -> `max_completion_tokens`.
+pub fn camel_to_snake(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 4);
+    for c in s.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// `max_completion_tokens` -> `maxCompletionTokens`; a key without `_` is returned unchanged
+/// (so camelCase input is accepted as well).
+pub fn snake_to_camel(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut upper = false;
+    for c in s.chars() {
+        if c == '_' && !out.is_empty() {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".to_string())
+}
+
+/// Converts a Python value (None, bool, int, float, str, list, tuple, dict with str keys)
+/// into JSON. `path` names the argument in error messages.
+pub fn py_to_json(obj: &Bound<'_, PyAny>, keys: Keys, path: &str) -> PyResult<Value> {
+    to_json(obj, keys, path, 0)
+}
+
+fn to_json(obj: &Bound<'_, PyAny>, keys: Keys, path: &str, depth: usize) -> PyResult<Value> {
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!("{path}: nested deeper than {MAX_DEPTH} levels")));
+    }
+    if obj.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(b) = obj.cast::<PyBool>() {
+        return Ok(Value::Bool(b.is_true()));
+    }
+    if let Ok(s) = obj.cast::<PyString>() {
+        return Ok(Value::String(s.to_cow()?.into_owned()));
+    }
+    if obj.is_instance_of::<PyInt>() {
+        if let Ok(i) = obj.extract::<i64>() {
+            return Ok(Value::Number(i.into()));
+        }
+        if let Ok(u) = obj.extract::<u64>() {
+            return Ok(Value::Number(u.into()));
+        }
+        return Err(PyValueError::new_err(format!("{path}: integer out of the 64-bit range")));
+    }
+    if let Ok(f) = obj.cast::<PyFloat>() {
+        let v = f.value();
+        return Number::from_f64(v)
+            .map(Value::Number)
+            .ok_or_else(|| PyValueError::new_err(format!("{path}: {v} is not a finite number")));
+    }
+    if let Ok(d) = obj.cast::<PyDict>() {
+        let mut map = Map::with_capacity(d.len());
+        for (k, v) in d.iter() {
+            let key = k.cast::<PyString>().map_err(|_| {
+                PyTypeError::new_err(format!("{path}: dict keys must be str, not {}", type_name(&k)))
+            })?;
+            let key = key.to_cow()?;
+            let key: &str = &key;
+            let (key, child_keys) = match keys {
+                Keys::Raw => (key.to_owned(), Keys::Raw),
+                Keys::ToCamel | Keys::ToSnake => {
+                    let camel = snake_to_camel(key);
+                    let child = if RAW_KEYS.contains(&camel.as_str()) { Keys::Raw } else { keys };
+                    (camel, child)
+                }
+            };
+            let child_path = format!("{path}.{key}");
+            let value = to_json(&v, child_keys, &child_path, depth + 1)?;
+            map.insert(key, value);
+        }
+        return Ok(Value::Object(map));
+    }
+    if let Ok(l) = obj.cast::<PyList>() {
+        let mut out = Vec::with_capacity(l.len());
+        for (i, item) in l.iter().enumerate() {
+            out.push(to_json(&item, keys, &format!("{path}[{i}]"), depth + 1)?);
+        }
+        return Ok(Value::Array(out));
+    }
+    if let Ok(t) = obj.cast::<PyTuple>() {
+        let mut out = Vec::with_capacity(t.len());
+        for (i, item) in t.iter().enumerate() {
+            out.push(to_json(&item, keys, &format!("{path}[{i}]"), depth + 1)?);
+        }
+        return Ok(Value::Array(out));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{path}: {} is not JSON-compatible (use None, bool, int, float, str, list or dict)",
+        type_name(obj)
+    )))
+}
+
+/// Converts a Python dict of inputs into a JSON object (keys kept as given).
+pub fn py_to_object(obj: Option<&Bound<'_, PyAny>>, path: &str) -> PyResult<Map<String, Value>> {
+    match obj {
+        None => Ok(Map::new()),
+        Some(o) if o.is_none() => Ok(Map::new()),
+        Some(o) => match py_to_json(o, Keys::Raw, path)? {
+            Value::Object(m) => Ok(m),
+            _ => Err(PyTypeError::new_err(format!("{path} must be a dict, not {}", type_name(o)))),
+        },
+    }
+}
+
+/// Converts JSON into Python objects. With [`Keys::ToSnake`], keys are renamed and timestamp
+/// strings become `datetime`.
+pub fn json_to_py<'py>(py: Python<'py>, value: &Value, keys: Keys) -> PyResult<Bound<'py, PyAny>> {
+    Ok(match value {
+        Value::Null => py.None().into_bound(py),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any()
+            } else {
+                n.as_f64().unwrap_or(f64::NAN).into_pyobject(py)?.into_any()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item, keys)?)?;
+            }
+            list.into_any()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                match keys {
+                    Keys::Raw | Keys::ToCamel => dict.set_item(k, json_to_py(py, v, keys)?)?,
+                    Keys::ToSnake => {
+                        let key = camel_to_snake(k);
+                        let child = if RAW_KEYS.contains(&k.as_str()) { Keys::Raw } else { keys };
+                        let value = match v {
+                            Value::String(s) if TIMESTAMP_KEYS.contains(&k.as_str()) => timestamp(py, s)?,
+                            _ => json_to_py(py, v, child)?,
+                        };
+                        dict.set_item(key, value)?;
+                    }
+                }
+            }
+            dict.into_any()
+        }
+    })
+}
+
+fn timestamp<'py>(py: Python<'py>, s: &str) -> PyResult<Bound<'py, PyAny>> {
+    match DateTime::parse_from_rfc3339(s) {
+        Ok(t) => Ok(t.with_timezone(&Utc).into_pyobject(py)?.into_any()),
+        // Not produced by our serializers; keep the text rather than fail a whole result.
+        Err(_) => Ok(PyString::new(py, s).into_any()),
+    }
+}
+
+/// Serializes a core value and converts it to its Python view (see the module docs).
+pub fn to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_value(value)
+        .map_err(|e| crate::error::FormaOpsError::new_err(format!("cannot convert a result: {e}")))?;
+    json_to_py(py, &json, Keys::ToSnake)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_styles_round_trip() {
+        assert_eq!(camel_to_snake("maxCompletionTokens"), "max_completion_tokens");
+        assert_eq!(snake_to_camel("max_completion_tokens"), "maxCompletionTokens");
+        assert_eq!(snake_to_camel("defaultValue"), "defaultValue");
+        assert_eq!(snake_to_camel("template"), "template");
+        assert_eq!(camel_to_snake("id"), "id");
+    }
+}

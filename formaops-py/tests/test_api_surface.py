@@ -1,0 +1,83 @@
+"""The stubs match the native module, the dataclasses match the native dicts, and the
+README's quickstart runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import formaops
+from formaops import _formaops
+from conftest import unique
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_stubs_match_the_native_module() -> None:
+    pytest.importorskip("mypy", reason="mypy is installed by scripts/test.sh")
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy.stubtest", "formaops._formaops"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_package_type_checks() -> None:
+    pytest.importorskip("mypy", reason="mypy is installed by scripts/test.sh")
+    package = Path(formaops.__file__).parent
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(package)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _fields(cls: type) -> set:
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
+    native = engine._native
+    p = native.create_prompt(unique(), "Hi {{ a }}", variables=[{"name": "a", "type": "string"}])
+    assert set(p) == _fields(formaops.Prompt)
+    assert set(p["version"]) == _fields(formaops.PromptVersion)
+    ex = native.execute(p["id"], {"a": "x"})
+    assert set(ex) == _fields(formaops.Execution)
+    assert set(ex["metrics"]) == _fields(formaops.ExecutionMetrics)
+    assert set(ex["metrics"]["token_usage"]) == _fields(formaops.TokenUsage)
+    report = native.metrics()
+    assert set(report) == _fields(formaops.MetricsReport)
+    assert set(report["by_prompt"][0]) == _fields(formaops.PromptMetrics)
+    assert set(report["counts"]) == _fields(formaops.StatusCounts)
+    assert set(report["tokens"]) == _fields(formaops.TokenTotals)
+    assert set(report["latency_ms"]) == _fields(formaops.Percentiles)
+    events = native.events(None, timeout=5)
+    native.submit(p["id"], {"a": "y"})
+    ev = next(events)
+    assert set(ev) <= _fields(formaops.Event)
+    assert {f.name for f in dataclasses.fields(formaops.Event) if f.default is dataclasses.MISSING} <= set(ev)
+    assert set(native.render(p["id"], {"a": "x"})[0]) == _fields(formaops.Message)
+
+
+def test_every_public_engine_method_is_in_the_stub() -> None:
+    stub = (Path(formaops.__file__).parent / "_formaops.pyi").read_text()
+    for name in dir(_formaops.NativeEngine):
+        if not name.startswith("_"):
+            assert f"def {name}(" in stub, name
+
+
+def test_quickstart_example_runs() -> None:
+    script = ROOT / "examples" / "python" / "quickstart.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "status: COMPLETED" in out
+    for word in ("output:", "latency:", "tokens:", "cost:"):
+        assert word in out, out

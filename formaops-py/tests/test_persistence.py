@@ -1,0 +1,53 @@
+"""SQLite persistence across reopen; Postgres when DATABASE_URL is set."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+
+import formaops
+from conftest import GREET, GREET_VARIABLES, unique
+
+
+def _roundtrip(url: str, user: str) -> None:
+    with formaops.Engine.open(url, user=user) as first:
+        p = first.create_prompt(name=unique(), template=GREET, variables=GREET_VARIABLES)
+        first.update_prompt(p.id, template="Hi {{ who }}")
+        r = first.execute(p.id, {"who": "Ada"})
+        user_id = first.user_id
+    with formaops.Engine.open(url, user=user) as again:
+        assert again.user_id == user_id
+        got = again.get_prompt(p.id)
+        assert got.current_version == 2 and got.version is not None and got.version.template == "Hi {{ who }}"
+        assert [v.version for v in again.versions(p.id)] == [2, 1]
+        stored = again.get_execution(r.id)
+        assert stored.status == "COMPLETED" and stored.output == r.output
+        assert stored.metrics == r.metrics and stored.inputs == r.inputs
+        assert again.metrics(prompt_id=p.id).counts.completed == 1
+        assert again.execute(p.id, {"who": "Bob"}).status == "COMPLETED"
+
+
+def test_sqlite_survives_reopen(tmp_path: "os.PathLike[str]") -> None:
+    path = os.path.join(str(tmp_path), "formaops.db")
+    _roundtrip(f"sqlite://{path}", "ann@example.com")
+    assert os.path.getsize(path) > 0
+
+
+def test_default_user_is_stable_across_reopen(tmp_path: "os.PathLike[str]") -> None:
+    url = f"sqlite://{os.path.join(str(tmp_path), 'x.db')}"
+    with formaops.Engine.open(url) as a:
+        first = a.user_id
+        assert a.user_email == formaops.DEFAULT_USER_EMAIL
+    with formaops.Engine.open(url) as b:
+        assert b.user_id == first
+
+
+def test_postgres(postgres_url: str) -> None:
+    _roundtrip(postgres_url, f"py-{uuid.uuid4().hex[:8]}@example.com")
+
+
+def test_unreachable_database_is_unavailable() -> None:
+    with pytest.raises(formaops.FormaOpsError):
+        formaops.Engine.open("postgres://nobody@127.0.0.1:1/none")

@@ -1,0 +1,120 @@
+//! Durable executions per second through the engine (`FormaOps::execute`) with the zero-latency
+//! mock provider, on Postgres and on SQLite. Every execution is committed by the store before
+//! `submit` acknowledges it (the engine's group commit batches concurrent submissions).
+//!
+//! Knobs (env): `FORMAOPS_BENCH_EXECUTIONS` (default 20,000), `FORMAOPS_BENCH_CLIENTS`
+//! (concurrent callers, default 256), `FORMAOPS_BENCH_BACKENDS` (`postgres,sqlite`),
+//! `DATABASE_URL` (server to create a throwaway database on).
+//!
+//! ```text
+//! cargo bench -p formaops-store --bench engine
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark binary: failing loudly is right
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use formaops_core::engine::{EngineConfig, ExecuteRequest, FormaOps};
+use formaops_core::execution::ExecutionStatus;
+use formaops_core::ids::UserId;
+use formaops_core::prompt::PromptSpec;
+use formaops_core::provider::mock::MockProvider;
+use formaops_core::store::Store;
+use formaops_store::{PgStore, SqliteStore};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+fn pct(sorted: &[Duration], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1].as_secs_f64() * 1000.0
+}
+
+async fn run(label: &str, store: Arc<dyn Store>) {
+    let total = env_u64("FORMAOPS_BENCH_EXECUTIONS", 20_000);
+    let clients = env_u64("FORMAOPS_BENCH_CLIENTS", 256).max(1);
+    let config = EngineConfig { provider_concurrency: 512, ..EngineConfig::default() };
+    let engine = FormaOps::builder(store)
+        .provider("mock", Arc::new(MockProvider::new()))
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    let user = UserId::new();
+    let spec: PromptSpec = serde_json::from_value(serde_json::json!({
+        "name": "bench", "template": "Summarize: {{ text }}",
+        "variables": [{"name": "text", "type": "string", "required": true}],
+        "model": {"provider": "mock", "model": "gpt-4o-mini"}
+    }))
+    .unwrap();
+    let (prompt, _) = engine.create_prompt(user, spec).await.unwrap();
+    let inputs = serde_json::json!({"text": "FormaOps runs prompts."}).as_object().cloned().unwrap();
+    let issued = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (engine, issued, inputs) = (engine.clone(), issued.clone(), inputs.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            while issued.fetch_add(1, Ordering::Relaxed) < total {
+                let t = Instant::now();
+                let req =
+                    ExecuteRequest { prompt_id: prompt.id, inputs: inputs.clone(), ..Default::default() };
+                let done = engine.execute(user, req).await.unwrap();
+                assert_eq!(done.status, ExecutionStatus::Completed);
+                latencies.push(t.elapsed());
+            }
+            latencies
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    latencies.sort();
+    let report = engine.metrics(user, Default::default()).await.unwrap();
+    assert_eq!(report.summary.counts.completed, total);
+    println!(
+        "{label:<9} {total} executions in {secs:.2} s = {:.0} executions/s ({clients} clients); \
+         execute latency p50 {:.2} ms, p99 {:.2} ms",
+        total as f64 / secs,
+        pct(&latencies, 0.5),
+        pct(&latencies, 0.99)
+    );
+    engine.shutdown().await;
+}
+
+#[tokio::main]
+async fn main() {
+    let backends = std::env::var("FORMAOPS_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
+    if backends.contains("postgres") {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
+        let name = format!("formaops_ebench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin.connect().await.expect("connect to Postgres (set DATABASE_URL)");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .unwrap();
+        let store = Arc::new(PgStore::from_pool(pool).await.unwrap());
+        run("postgres", store.clone()).await;
+        store.close().await;
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
+    }
+    if backends.contains("sqlite") {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        run("sqlite", store.clone()).await;
+        store.close().await;
+    }
+}

@@ -1,0 +1,179 @@
+//! Queue throughput of the stores alone: executions per second through
+//! enqueue -> claim -> finish, every batch committed before the call returns.
+//!
+//! Producers enqueue batches (as the engine's group commit hands them over) while workers
+//! claim batches and finish them with a completed result, until every execution is
+//! COMPLETED. Reports the end-to-end rate per backend. Knobs (env): `FORMAOPS_BENCH_EXECUTIONS`
+//! (default 50,000), `FORMAOPS_BENCH_BATCH` (default 100), `FORMAOPS_BENCH_PRODUCERS` (4),
+//! `FORMAOPS_BENCH_WORKERS` (4), `FORMAOPS_BENCH_BACKENDS` (`postgres,sqlite`).
+//!
+//! ```text
+//! cargo bench -p formaops-store --bench queue
+//! ```
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark binary: failing loudly is right
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use chrono::{Duration, Utc};
+use formaops_core::execution::{
+    AttemptOutcome, AttemptResult, Execution, ExecutionMetrics, ExecutionStatus, Priority, TokenUsage,
+};
+use formaops_core::ids::{ExecutionId, PromptId, UserId};
+use formaops_core::store::Store;
+use formaops_store::{PgStore, SqliteStore};
+use rust_decimal::Decimal;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
+}
+
+fn execution(user: UserId, prompt: PromptId, n: i64) -> Execution {
+    let now = Utc::now();
+    Execution {
+        id: ExecutionId::new(),
+        user_id: user,
+        prompt_id: prompt,
+        prompt_version: 1,
+        inputs: serde_json::json!({"topic": "benchmarks"}).as_object().unwrap().clone(),
+        priority: Priority::Normal,
+        status: ExecutionStatus::Queued,
+        validate_output: false,
+        provider: "mock".into(),
+        model: "gpt-4o-mini".into(),
+        output: None,
+        validated_output: None,
+        validation: None,
+        error: None,
+        metrics: None,
+        attempts: 0,
+        max_attempts: 3,
+        retry_of: None,
+        idempotency_key: None,
+        created_at: now,
+        run_after: now,
+        deadline_at: now + Duration::hours(1),
+        started_at: None,
+        finished_at: None,
+        queue_key: n,
+        lease_owner: None,
+        lease_expires_at: None,
+    }
+}
+
+async fn run(label: &str, store: Arc<dyn Store>) {
+    let total = env_u64("FORMAOPS_BENCH_EXECUTIONS", 50_000);
+    let batch = env_u64("FORMAOPS_BENCH_BATCH", 100).max(1);
+    let producers = env_u64("FORMAOPS_BENCH_PRODUCERS", 4).max(1);
+    let workers = env_u64("FORMAOPS_BENCH_WORKERS", 4).max(1);
+    let user = UserId::new();
+    let prompt = PromptId::new();
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let per_producer = total / producers;
+    for p in 0..producers {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut sent = 0;
+            while sent < per_producer {
+                let n = batch.min(per_producer - sent);
+                let execs: Vec<Execution> =
+                    (0..n).map(|i| execution(user, prompt, (p * per_producer + sent + i) as i64)).collect();
+                store.enqueue(&execs).await.unwrap();
+                sent += n;
+            }
+        }));
+    }
+    let expected = per_producer * producers;
+    for w in 0..workers {
+        let store = store.clone();
+        let done = done.clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("bench-{w}");
+            while done.load(Ordering::Relaxed) < expected {
+                let now = Utc::now();
+                let claimed = store
+                    .claim(&worker, "mock", batch as u32, now, now + Duration::seconds(60))
+                    .await
+                    .unwrap();
+                if claimed.is_empty() {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                let results: Vec<AttemptResult> = claimed
+                    .iter()
+                    .map(|e| AttemptResult {
+                        id: e.id,
+                        user_id: e.user_id,
+                        worker: worker.clone(),
+                        outcome: AttemptOutcome::Completed {
+                            output: "Mock output".into(),
+                            validated_output: None,
+                            validation: None,
+                            metrics: ExecutionMetrics {
+                                latency_ms: 1,
+                                provider_latency_ms: 0,
+                                queue_ms: 1,
+                                token_usage: TokenUsage {
+                                    input: 10,
+                                    output: 2,
+                                    total: 12,
+                                    ..Default::default()
+                                },
+                                cost_usd: Some(Decimal::new(27, 6)),
+                            },
+                        },
+                        finished_at: Utc::now(),
+                    })
+                    .collect();
+                let applied = store.finish(&results).await.unwrap();
+                done.fetch_add(applied.iter().filter(|a| **a).count() as u64, Ordering::Relaxed);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let counts = store.metrics(user, &Default::default()).await.unwrap().summary.counts;
+    assert_eq!(counts.completed, expected);
+    println!(
+        "{label:<9} {expected} executions enqueued+claimed+finished in {secs:.2} s = {:.0}/s \
+         (batch {batch}, {producers} producers, {workers} workers)",
+        expected as f64 / secs
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let backends = std::env::var("FORMAOPS_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
+    if backends.contains("postgres") {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
+        let name = format!("formaops_qbench_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = admin.connect().await.expect("connect to Postgres (set DATABASE_URL)");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+        let pool = PgPoolOptions::new()
+            .max_connections(10)
+            .connect_with(admin.clone().database(&name))
+            .await
+            .unwrap();
+        let store = Arc::new(PgStore::from_pool(pool).await.unwrap());
+        run("postgres", store.clone()).await;
+        store.close().await;
+        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
+    }
+    if backends.contains("sqlite") {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
+        run("sqlite", store.clone()).await;
+        store.close().await;
+    }
+}

@@ -1,0 +1,1215 @@
+//! [`PgStore`]: the Postgres backend, for production and for several processes sharing one
+//! database.
+//!
+//! - Batches are single statements over arrays (`INSERT ... SELECT FROM UNNEST(...)`,
+//!   `UPDATE ... FROM UNNEST(...)`), one transaction per batch, committed before returning.
+//! - Claims lock candidate rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers in any
+//!   number of processes never receive the same execution and never wait on each other.
+//! - `finish` only updates a row that is RUNNING under the reporting worker's lease: the
+//!   database itself guarantees at most one final result per execution.
+//! - Events are relayed with `pg_notify` on channel [`EVENTS_CHANNEL`], tagged with this
+//!   store's node id so a process skips its own; [`Store::remote_events`] listens with a
+//!   [`PgListener`] that reconnects by itself after a connection loss.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use formaops_core::events::ExecutionEvent;
+use formaops_core::execution::{AttemptResult, Execution};
+use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use formaops_core::metrics::{
+    MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
+};
+use formaops_core::page::{Cursor, Page, PageRequest};
+use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
+use formaops_core::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
+use formaops_core::{Error, Result};
+use futures::stream::BoxStream;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{AssertSqlSafe, Row};
+use uuid::Uuid;
+
+use crate::error::DbResultExt;
+use crate::rows::{self, ExecutionColumns, FinishColumns, MAX_PROMPTS_IN_REPORT, RowAccess, corrupt};
+use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
+
+/// The NOTIFY channel execution events travel on.
+pub const EVENTS_CHANNEL: &str = "formaops_events";
+/// Postgres refuses NOTIFY payloads of 8000 bytes or more; we stay well below.
+const MAX_NOTIFY_BYTES: usize = 7_000;
+/// Longest error message relayed in an event; longer ones are cut (clients re-read state).
+const MAX_RELAYED_MESSAGE: usize = 1_000;
+/// How long callers wait for a connection before getting `Unavailable`.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default pool size.
+const DEFAULT_POOL_SIZE: u32 = 10;
+/// Pause before a listener retries after its connection failed.
+const LISTENER_RETRY: Duration = Duration::from_secs(1);
+
+impl RowAccess for PgRow {
+    fn uuid(&self, col: &str) -> Result<Uuid> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn ts(&self, col: &str) -> Result<DateTime<Utc>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_ts(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn text(&self, col: &str) -> Result<String> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_text(&self, col: &str) -> Result<Option<String>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn int(&self, col: &str) -> Result<i64> {
+        self.opt_int(col)?.ok_or_else(|| corrupt(col, "is NULL"))
+    }
+    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
+        // integer (int4) and bigint (int8) columns both decode to i64.
+        match self.try_get::<Option<i64>, _>(col) {
+            Ok(v) => Ok(v),
+            Err(_) => {
+                self.try_get::<Option<i32>, _>(col).map(|v| v.map(i64::from)).map_err(|e| corrupt(col, e))
+            }
+        }
+    }
+    fn boolean(&self, col: &str) -> Result<bool> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn opt_json(&self, col: &str) -> Result<Option<Value>> {
+        let v: Option<Json<Value>> = self.try_get(col).map_err(|e| corrupt(col, e))?;
+        Ok(v.map(|j| j.0))
+    }
+    fn opt_decimal(&self, col: &str) -> Result<Option<Decimal>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
+        self.try_get(col).map_err(|e| corrupt(col, e))
+    }
+}
+
+/// An event as relayed between processes.
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope {
+    node: Uuid,
+    event: ExecutionEvent,
+}
+
+/// The Postgres [`Store`].
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    /// Tags this store's relayed events so its own listener skips them.
+    node: Uuid,
+}
+
+impl PgStore {
+    /// Connects with a pool of the default size and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// Connects with a pool of `size` connections and applies migrations.
+    pub async fn connect_with_pool_size(url: &str, size: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| Error::invalid_argument("database url", format!("not a Postgres URL: {e}")))?
+            .application_name("formaops");
+        let pool = PgPoolOptions::new()
+            .max_connections(size.max(1))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .db("connect to postgres")?;
+        Self::from_pool(pool).await
+    }
+
+    /// Uses an existing pool (its options are the caller's) and applies migrations.
+    pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| {
+            tracing::error!(error = %e, "postgres migration failed");
+            Error::internal(format!("applying Postgres migrations failed: {e}"))
+        })?;
+        Ok(Self { pool, node: Uuid::now_v7() })
+    }
+
+    /// The pool, for tools (benchmarks, data generators) that need raw access.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// This store's node id (tags relayed events).
+    pub fn node_id(&self) -> Uuid {
+        self.node
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn prompt_state(&self, user: UserId, id: PromptId) -> Result<Option<String>> {
+        sqlx::query_scalar("SELECT status FROM prompts WHERE id = $1 AND user_id = $2")
+            .bind(id.0)
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await
+            .db("read prompt")
+    }
+}
+
+fn json_text(v: &Option<Value>) -> Option<String> {
+    v.as_ref().map(Value::to_string)
+}
+
+/// Column arrays of a batch of new executions, for `UNNEST`.
+#[derive(Default)]
+struct InsertArrays {
+    id: Vec<Uuid>,
+    user_id: Vec<Uuid>,
+    prompt_id: Vec<Uuid>,
+    prompt_version: Vec<i64>,
+    inputs: Vec<String>,
+    priority: Vec<&'static str>,
+    status: Vec<&'static str>,
+    validate_output: Vec<bool>,
+    provider: Vec<String>,
+    model: Vec<String>,
+    output: Vec<Option<String>>,
+    validated_output: Vec<Option<String>>,
+    validation: Vec<Option<String>>,
+    validation_passed: Vec<Option<bool>>,
+    error: Vec<Option<String>>,
+    latency_ms: Vec<Option<i64>>,
+    provider_latency_ms: Vec<Option<i64>>,
+    queue_ms: Vec<Option<i64>>,
+    tokens_input: Vec<Option<i64>>,
+    tokens_output: Vec<Option<i64>>,
+    tokens_cached: Vec<Option<i64>>,
+    tokens_reasoning: Vec<Option<i64>>,
+    tokens_total: Vec<Option<i64>>,
+    tokens_estimated: Vec<Option<bool>>,
+    cost_usd: Vec<Option<Decimal>>,
+    attempts: Vec<i64>,
+    max_attempts: Vec<i64>,
+    retry_of: Vec<Option<Uuid>>,
+    idempotency_key: Vec<Option<String>>,
+    created_at: Vec<DateTime<Utc>>,
+    run_after: Vec<DateTime<Utc>>,
+    deadline_at: Vec<DateTime<Utc>>,
+    started_at: Vec<Option<DateTime<Utc>>>,
+    finished_at: Vec<Option<DateTime<Utc>>>,
+    queue_key: Vec<i64>,
+    lease_owner: Vec<Option<String>>,
+    lease_expires_at: Vec<Option<DateTime<Utc>>>,
+}
+
+impl InsertArrays {
+    fn push(&mut self, e: &Execution) -> Result<()> {
+        let c = ExecutionColumns::of(e)?;
+        let r = c.result;
+        self.id.push(e.id.0);
+        self.user_id.push(e.user_id.0);
+        self.prompt_id.push(e.prompt_id.0);
+        self.prompt_version.push(c.prompt_version);
+        self.inputs.push(c.inputs.to_string());
+        self.priority.push(c.priority);
+        self.status.push(c.status);
+        self.validate_output.push(e.validate_output);
+        self.provider.push(e.provider.clone());
+        self.model.push(e.model.clone());
+        self.output.push(r.output);
+        self.validated_output.push(json_text(&r.validated_output));
+        self.validation.push(json_text(&r.validation));
+        self.validation_passed.push(r.validation_passed);
+        self.error.push(json_text(&r.error));
+        self.latency_ms.push(r.latency_ms);
+        self.provider_latency_ms.push(r.provider_latency_ms);
+        self.queue_ms.push(r.queue_ms);
+        self.tokens_input.push(r.tokens_input);
+        self.tokens_output.push(r.tokens_output);
+        self.tokens_cached.push(r.tokens_cached);
+        self.tokens_reasoning.push(r.tokens_reasoning);
+        self.tokens_total.push(r.tokens_total);
+        self.tokens_estimated.push(r.tokens_estimated);
+        self.cost_usd.push(r.cost_usd);
+        self.attempts.push(c.attempts);
+        self.max_attempts.push(c.max_attempts);
+        self.retry_of.push(e.retry_of.map(|x| x.0));
+        self.idempotency_key.push(e.idempotency_key.clone());
+        self.created_at.push(e.created_at);
+        self.run_after.push(e.run_after);
+        self.deadline_at.push(e.deadline_at);
+        self.started_at.push(e.started_at);
+        self.finished_at.push(e.finished_at);
+        self.queue_key.push(e.queue_key);
+        self.lease_owner.push(e.lease_owner.clone());
+        self.lease_expires_at.push(e.lease_expires_at);
+        Ok(())
+    }
+}
+
+const INSERT_EXECUTIONS: &str = "INSERT INTO executions (id, user_id, prompt_id, prompt_version, inputs, \
+    priority, status, validate_output, provider, model, output, validated_output, validation, \
+    validation_passed, error, latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, \
+    tokens_cached, tokens_reasoning, tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, \
+    retry_of, idempotency_key, created_at, run_after, deadline_at, started_at, finished_at, queue_key, \
+    lease_owner, lease_expires_at) \
+    SELECT id, user_id, prompt_id, prompt_version, inputs::jsonb, priority, status, validate_output, \
+    provider, model, output, validated_output::jsonb, validation::jsonb, validation_passed, error::jsonb, \
+    latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, \
+    tokens_reasoning, tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, retry_of, \
+    idempotency_key, created_at, run_after, deadline_at, started_at, finished_at, queue_key, lease_owner, \
+    lease_expires_at \
+    FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[], $7::text[], \
+    $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bool[], $15::text[], \
+    $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], $22::int8[], $23::int8[], \
+    $24::bool[], $25::numeric[], $26::int8[], $27::int8[], $28::uuid[], $29::text[], $30::timestamptz[], \
+    $31::timestamptz[], $32::timestamptz[], $33::timestamptz[], $34::timestamptz[], $35::int8[], \
+    $36::text[], $37::timestamptz[]) \
+    AS t(id, user_id, prompt_id, prompt_version, inputs, priority, status, validate_output, provider, \
+    model, output, validated_output, validation, validation_passed, error, latency_ms, \
+    provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, tokens_reasoning, \
+    tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, retry_of, idempotency_key, \
+    created_at, run_after, deadline_at, started_at, finished_at, queue_key, lease_owner, \
+    lease_expires_at) \
+    ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id";
+
+const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, output = r.output, \
+    validated_output = r.validated_output::jsonb, validation = r.validation::jsonb, \
+    validation_passed = r.validation_passed, error = r.error::jsonb, latency_ms = r.latency_ms, \
+    provider_latency_ms = r.provider_latency_ms, queue_ms = r.queue_ms, tokens_input = r.tokens_input, \
+    tokens_output = r.tokens_output, tokens_cached = r.tokens_cached, \
+    tokens_reasoning = r.tokens_reasoning, tokens_total = r.tokens_total, \
+    tokens_estimated = r.tokens_estimated, cost_usd = r.cost_usd, \
+    run_after = COALESCE(r.run_after, e.run_after), finished_at = r.finished_at, lease_owner = NULL, \
+    lease_expires_at = NULL \
+    FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+    $8::bool[], $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[], \
+    $16::int8[], $17::int8[], $18::bool[], $19::numeric[], $20::timestamptz[], $21::timestamptz[]) \
+    AS r(id, user_id, worker, status, output, validated_output, validation, validation_passed, error, \
+    latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, \
+    tokens_reasoning, tokens_total, tokens_estimated, cost_usd, run_after, finished_at) \
+    WHERE e.id = r.id AND e.user_id = r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
+    RETURNING e.id";
+
+/// Per-prompt (and total, where `prompt_id` is NULL) aggregates, computed in the database.
+/// Only final executions (COMPLETED, FAILED) with metrics contribute latency, tokens and cost.
+const METRICS_SELECT: &str = "WITH s AS (SELECT prompt_id, status, latency_ms, provider_latency_ms, \
+    tokens_input, tokens_output, tokens_cached, tokens_total, cost_usd, validation_passed, \
+    (status IN ('COMPLETED', 'FAILED') AND latency_ms IS NOT NULL) AS m FROM executions WHERE user_id = $1 \
+    AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3) \
+    AND ($4::uuid IS NULL OR prompt_id = $4) AND ($5::int4 IS NULL OR prompt_version = $5)) \
+    SELECT prompt_id, GROUPING(prompt_id) AS is_total, \
+    count(*) FILTER (WHERE status = 'QUEUED') AS queued, \
+    count(*) FILTER (WHERE status = 'RUNNING') AS running, \
+    count(*) FILTER (WHERE status = 'COMPLETED') AS completed, \
+    count(*) FILTER (WHERE status = 'FAILED') AS failed, \
+    count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled, \
+    count(*) AS total, \
+    percentile_disc(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE m) AS lat, \
+    percentile_disc(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY COALESCE(provider_latency_ms, 0)) \
+    FILTER (WHERE m) AS plat, \
+    COALESCE(sum(tokens_input) FILTER (WHERE m), 0)::int8 AS t_in, \
+    COALESCE(sum(tokens_output) FILTER (WHERE m), 0)::int8 AS t_out, \
+    COALESCE(sum(tokens_cached) FILTER (WHERE m), 0)::int8 AS t_cached, \
+    COALESCE(sum(tokens_total) FILTER (WHERE m), 0)::int8 AS t_total, \
+    COALESCE(sum(cost_usd) FILTER (WHERE m), 0) AS cost, \
+    count(*) FILTER (WHERE m AND cost_usd IS NULL) AS unpriced, \
+    count(*) FILTER (WHERE status = 'COMPLETED' AND validation_passed IS NOT NULL) AS validated, \
+    count(*) FILTER (WHERE status = 'COMPLETED' AND validation_passed) AS passed \
+    FROM s GROUP BY GROUPING SETS ((prompt_id), ())";
+
+fn count_col(row: &PgRow, col: &str) -> Result<u64> {
+    let v = row.int(col)?;
+    u64::try_from(v).map_err(|_| corrupt(col, "is negative"))
+}
+
+fn percentiles_col(row: &PgRow, col: &str) -> Result<Percentiles> {
+    let v: Option<Vec<Option<i64>>> = row.try_get(col).map_err(|e| corrupt(col, e))?;
+    let at = |i: usize| v.as_ref().and_then(|v| v.get(i).copied().flatten()).map(|x| x as f64);
+    Ok(Percentiles { p50: at(0), p95: at(1), p99: at(2) })
+}
+
+fn summary_from_row(row: &PgRow) -> Result<MetricsSummary> {
+    let validated = count_col(row, "validated")?;
+    let passed = count_col(row, "passed")?;
+    Ok(MetricsSummary {
+        counts: StatusCounts {
+            queued: count_col(row, "queued")?,
+            running: count_col(row, "running")?,
+            completed: count_col(row, "completed")?,
+            failed: count_col(row, "failed")?,
+            cancelled: count_col(row, "cancelled")?,
+            total: count_col(row, "total")?,
+        },
+        latency_ms: percentiles_col(row, "lat")?,
+        provider_latency_ms: percentiles_col(row, "plat")?,
+        tokens: TokenTotals {
+            input: count_col(row, "t_in")?,
+            output: count_col(row, "t_out")?,
+            cached: count_col(row, "t_cached")?,
+            total: count_col(row, "t_total")?,
+        },
+        cost_usd: row.opt_decimal("cost")?.unwrap_or_default().normalize(),
+        unpriced_executions: count_col(row, "unpriced")?,
+        validated,
+        validation_passed: passed,
+        validation_pass_rate: (validated > 0).then(|| passed as f64 / validated as f64),
+    })
+}
+
+/// Serialises an event for NOTIFY, dropping what does not fit: `delta` always (clients
+/// re-read state), then a long error message is cut, then the error is dropped.
+fn notify_payload(node: Uuid, event: &ExecutionEvent) -> Result<String> {
+    let mut event = event.clone();
+    event.delta = None;
+    let encode = |event: &ExecutionEvent| {
+        serde_json::to_string(&Envelope { node, event: event.clone() })
+            .map_err(|e| Error::internal(format!("cannot encode event: {e}")))
+    };
+    let payload = encode(&event)?;
+    if payload.len() < MAX_NOTIFY_BYTES {
+        return Ok(payload);
+    }
+    if let Some(err) = event.error.as_mut() {
+        let cut = err.message.char_indices().nth(MAX_RELAYED_MESSAGE).map(|(i, _)| i);
+        if let Some(i) = cut {
+            err.message.truncate(i);
+        }
+        err.code = err.code.chars().take(100).collect();
+    }
+    let payload = encode(&event)?;
+    if payload.len() < MAX_NOTIFY_BYTES {
+        return Ok(payload);
+    }
+    event.error = None;
+    encode(&event)
+}
+
+fn decode_notification(payload: &str, own_node: Uuid) -> Option<ExecutionEvent> {
+    match serde_json::from_str::<Envelope>(payload) {
+        Ok(env) if env.node == own_node => None,
+        Ok(env) => Some(env.event),
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring an undecodable event notification");
+            None
+        }
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO users (id, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(user.id.0)
+        .bind(&user.email)
+        .bind(password_hash)
+        .bind(user.is_admin)
+        .bind(user.created_at)
+        .execute(&self.pool)
+        .await
+        .db("create user")?;
+        Ok(())
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>> {
+        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
+            .bind(email)
+            .fetch_optional(&self.pool)
+            .await
+            .db("find user by email")?;
+        row.map(|r| {
+            Ok(UserWithPassword { user: rows::user_from_row(&r)?, password_hash: r.text("password_hash")? })
+        })
+        .transpose()
+    }
+
+    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
+        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await
+            .db("get user")?;
+        row.map(|r| rows::user_from_row(&r)).transpose()
+    }
+
+    async fn count_users(&self) -> Result<u64> {
+        let n: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.db("count users")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn create_credential(&self, c: &Credential) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO credentials (id, user_id, kind, name, token_hash, created_at, expires_at, revoked_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(c.id.0)
+        .bind(c.user_id.0)
+        .bind(c.kind.as_str())
+        .bind(&c.name)
+        .bind(&c.token_hash)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.revoked_at)
+        .execute(&self.pool)
+        .await
+        .db("create credential")?;
+        Ok(())
+    }
+
+    async fn authenticate(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(User, Credential)>> {
+        let row = sqlx::query(
+            "SELECT c.*, u.email AS u_email, u.is_admin AS u_is_admin, u.created_at AS u_created_at \
+             FROM credentials c JOIN users u ON u.id = c.user_id \
+             WHERE c.token_hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)",
+        )
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .db("authenticate")?;
+        let Some(r) = row else { return Ok(None) };
+        let credential = rows::credential_from_row(&r)?;
+        let user = User {
+            id: credential.user_id,
+            email: r.text("u_email")?,
+            is_admin: r.boolean("u_is_admin")?,
+            created_at: r.ts("u_created_at")?,
+        };
+        Ok(Some((user, credential)))
+    }
+
+    async fn revoke_credential(&self, user: UserId, id: CredentialId, now: DateTime<Utc>) -> Result<()> {
+        let done = sqlx::query(
+            "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3",
+        )
+        .bind(now)
+        .bind(id.0)
+        .bind(user.0)
+        .execute(&self.pool)
+        .await
+        .db("revoke credential")?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("credential", id));
+        }
+        Ok(())
+    }
+
+    async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>> {
+        let rows = sqlx::query(
+            "SELECT * FROM credentials WHERE user_id = $1 AND kind = $2 AND revoked_at IS NULL \
+             ORDER BY created_at DESC, id DESC LIMIT $3",
+        )
+        .bind(user.0)
+        .bind(kind.as_str())
+        .bind(MAX_CREDENTIALS)
+        .fetch_all(&self.pool)
+        .await
+        .db("list credentials")?;
+        rows.iter().map(rows::credential_from_row).collect()
+    }
+
+    async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()> {
+        let json = rows::VersionJson::of(first)?;
+        let mut tx = self.pool.begin().await.db("begin")?;
+        sqlx::query(
+            "INSERT INTO prompts (id, user_id, name, description, status, current_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(prompt.id.0)
+        .bind(prompt.user_id.0)
+        .bind(&prompt.name)
+        .bind(&prompt.description)
+        .bind(prompt.status.as_str())
+        .bind(i64::from(prompt.current_version))
+        .bind(prompt.created_at)
+        .bind(prompt.updated_at)
+        .execute(&mut *tx)
+        .await
+        .db("insert prompt")?;
+        insert_version_row(&mut tx, first, json).await?;
+        tx.commit().await.db("commit")?;
+        Ok(())
+    }
+
+    async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()> {
+        let json = rows::VersionJson::of(version)?;
+        let mut tx = self.pool.begin().await.db("begin")?;
+        let updated = sqlx::query(
+            "UPDATE prompts SET name = $1, description = $2, current_version = $3, updated_at = $4 \
+             WHERE id = $5 AND user_id = $6 AND status = 'ACTIVE' AND current_version = $7",
+        )
+        .bind(&prompt.name)
+        .bind(&prompt.description)
+        .bind(i64::from(version.version))
+        .bind(prompt.updated_at)
+        .bind(prompt.id.0)
+        .bind(prompt.user_id.0)
+        .bind(i64::from(version.version) - 1)
+        .execute(&mut *tx)
+        .await
+        .db("update prompt")?;
+        if updated.rows_affected() == 0 {
+            drop(tx);
+            return match self.prompt_state(prompt.user_id, prompt.id).await? {
+                None => Err(Error::not_found("prompt", prompt.id)),
+                Some(s) if s == "ARCHIVED" => {
+                    Err(Error::conflict(format!("prompt {} is archived", prompt.id)))
+                }
+                Some(_) => Err(Error::conflict(format!(
+                    "prompt {} was updated concurrently: version {} is not the next version",
+                    prompt.id, version.version
+                ))),
+            };
+        }
+        insert_version_row(&mut tx, version, json).await?;
+        tx.commit().await.db("commit")?;
+        Ok(())
+    }
+
+    async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt> {
+        let row = sqlx::query("SELECT * FROM prompts WHERE id = $1 AND user_id = $2")
+            .bind(id.0)
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await
+            .db("get prompt")?;
+        row.map(|r| rows::prompt_from_row(&r)).transpose()?.ok_or_else(|| Error::not_found("prompt", id))
+    }
+
+    async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion> {
+        let row = sqlx::query(
+            "SELECT v.* FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+             WHERE v.prompt_id = $1 AND p.user_id = $2 AND v.version = $3",
+        )
+        .bind(id.0)
+        .bind(user.0)
+        .bind(i64::from(version))
+        .fetch_optional(&self.pool)
+        .await
+        .db("get prompt version")?;
+        row.map(|r| rows::version_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("prompt version", format!("{id} v{version}")))
+    }
+
+    async fn list_prompts(
+        &self,
+        user: UserId,
+        filter: &PromptFilter,
+        page: PageRequest,
+    ) -> Result<Page<Prompt>> {
+        let status = filter.status.unwrap_or(PromptStatus::Active);
+        let rows = match page.after {
+            None => {
+                sqlx::query(
+                    "SELECT * FROM prompts WHERE user_id = $1 AND status = $2 \
+                     ORDER BY created_at DESC, id DESC LIMIT $3",
+                )
+                .bind(user.0)
+                .bind(status.as_str())
+                .bind(i64::from(page.limit) + 1)
+                .fetch_all(&self.pool)
+                .await
+            }
+            Some(c) => sqlx::query(
+                "SELECT * FROM prompts WHERE user_id = $1 AND status = $2 AND (created_at, id) < ($3, $4) \
+                     ORDER BY created_at DESC, id DESC LIMIT $5",
+            )
+            .bind(user.0)
+            .bind(status.as_str())
+            .bind(c.created_at)
+            .bind(c.id)
+            .bind(i64::from(page.limit) + 1)
+            .fetch_all(&self.pool)
+            .await,
+        }
+        .db("list prompts")?;
+        let items = rows.iter().map(rows::prompt_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |p| Cursor { created_at: p.created_at, id: p.id.0 }))
+    }
+
+    async fn list_versions(
+        &self,
+        user: UserId,
+        id: PromptId,
+        page: VersionPageRequest,
+    ) -> Result<Page<PromptVersion>> {
+        if self.prompt_state(user, id).await?.is_none() {
+            return Err(Error::not_found("prompt", id));
+        }
+        let before = page.before.map_or(i64::from(i32::MAX), i64::from);
+        let rows = sqlx::query(
+            "SELECT * FROM prompt_versions WHERE prompt_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
+        )
+        .bind(id.0)
+        .bind(before)
+        .bind(i64::from(page.limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+        .db("list prompt versions")?;
+        let items = rows.iter().map(rows::version_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(crate::version_page(items, page.limit))
+    }
+
+    async fn set_prompt_status(
+        &self,
+        user: UserId,
+        id: PromptId,
+        status: PromptStatus,
+        now: DateTime<Utc>,
+    ) -> Result<Prompt> {
+        let row = sqlx::query(
+            "UPDATE prompts SET status = $1, updated_at = $2 WHERE id = $3 AND user_id = $4 RETURNING *",
+        )
+        .bind(status.as_str())
+        .bind(now)
+        .bind(id.0)
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await
+        .db("set prompt status")?;
+        row.map(|r| rows::prompt_from_row(&r)).transpose()?.ok_or_else(|| Error::not_found("prompt", id))
+    }
+
+    async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
+        if executions.is_empty() {
+            return Ok(Vec::new());
+        }
+        if executions.len() > MAX_BATCH {
+            return Err(Error::invalid_argument("executions", format!("at most {MAX_BATCH} per batch")));
+        }
+        let mut a = InsertArrays::default();
+        for e in executions {
+            a.push(e)?;
+        }
+        let mut tx = self.pool.begin().await.db("begin")?;
+        let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_EXECUTIONS)
+            .bind(a.id)
+            .bind(a.user_id)
+            .bind(a.prompt_id)
+            .bind(a.prompt_version)
+            .bind(a.inputs)
+            .bind(a.priority)
+            .bind(a.status)
+            .bind(a.validate_output)
+            .bind(a.provider)
+            .bind(a.model)
+            .bind(a.output)
+            .bind(a.validated_output)
+            .bind(a.validation)
+            .bind(a.validation_passed)
+            .bind(a.error)
+            .bind(a.latency_ms)
+            .bind(a.provider_latency_ms)
+            .bind(a.queue_ms)
+            .bind(a.tokens_input)
+            .bind(a.tokens_output)
+            .bind(a.tokens_cached)
+            .bind(a.tokens_reasoning)
+            .bind(a.tokens_total)
+            .bind(a.tokens_estimated)
+            .bind(a.cost_usd)
+            .bind(a.attempts)
+            .bind(a.max_attempts)
+            .bind(a.retry_of)
+            .bind(a.idempotency_key)
+            .bind(a.created_at)
+            .bind(a.run_after)
+            .bind(a.deadline_at)
+            .bind(a.started_at)
+            .bind(a.finished_at)
+            .bind(a.queue_key)
+            .bind(a.lease_owner)
+            .bind(a.lease_expires_at)
+            .fetch_all(&mut *tx)
+            .await
+            .db("enqueue")?;
+        let inserted: HashSet<Uuid> = inserted.into_iter().collect();
+        let mut outcomes = Vec::with_capacity(executions.len());
+        // An id appears once in `inserted`; a second copy of it in the batch is a duplicate.
+        let mut seen = HashSet::with_capacity(executions.len());
+        for e in executions {
+            if inserted.contains(&e.id.0) && seen.insert(e.id.0) {
+                outcomes.push(EnqueueOutcome::Created);
+                continue;
+            }
+            let Some(key) = &e.idempotency_key else {
+                return Err(Error::conflict(format!("execution {} appears twice in the batch", e.id)));
+            };
+            let row = sqlx::query("SELECT * FROM executions WHERE user_id = $1 AND idempotency_key = $2")
+                .bind(e.user_id.0)
+                .bind(key)
+                .fetch_optional(&mut *tx)
+                .await
+                .db("enqueue")?
+                .ok_or_else(|| {
+                    Error::internal("an idempotent insert was skipped but no row holds the key")
+                })?;
+            outcomes.push(EnqueueOutcome::Existing(Box::new(rows::execution_from_row(&row)?)));
+        }
+        tx.commit().await.db("commit enqueue")?;
+        Ok(outcomes)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        provider: &str,
+        limit: u32,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Execution>> {
+        let limit = limit.min(MAX_CLAIM);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(
+            "UPDATE executions SET status = 'RUNNING', lease_owner = $1, lease_expires_at = $2, \
+             attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
+             WHERE id IN (SELECT id FROM executions WHERE status = 'QUEUED' AND provider = $4 \
+             AND run_after <= $3 ORDER BY queue_key, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *",
+        )
+        .bind(worker)
+        .bind(lease_until)
+        .bind(now)
+        .bind(provider)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .db("claim")?;
+        let mut claimed = rows.iter().map(rows::execution_from_row).collect::<Result<Vec<_>>>()?;
+        rows::sort_claimed(&mut claimed);
+        Ok(claimed)
+    }
+
+    async fn extend_leases(
+        &self,
+        worker: &str,
+        ids: &[ExecutionId],
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<ExecutionId>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ids.len() > MAX_BATCH {
+            return Err(Error::invalid_argument("ids", format!("at most {MAX_BATCH} per call")));
+        }
+        let raw: Vec<Uuid> = ids.iter().map(|i| i.0).collect();
+        let held: Vec<Uuid> = sqlx::query_scalar(
+            "UPDATE executions SET lease_expires_at = $1 \
+             WHERE id = ANY($2) AND status = 'RUNNING' AND lease_owner = $3 RETURNING id",
+        )
+        .bind(lease_until)
+        .bind(raw)
+        .bind(worker)
+        .fetch_all(&self.pool)
+        .await
+        .db("extend leases")?;
+        let held: HashSet<Uuid> = held.into_iter().collect();
+        Ok(ids.iter().copied().filter(|i| held.contains(&i.0)).collect())
+    }
+
+    async fn finish(&self, results: &[AttemptResult]) -> Result<Vec<bool>> {
+        if results.is_empty() {
+            return Ok(Vec::new());
+        }
+        if results.len() > MAX_BATCH {
+            return Err(Error::invalid_argument("results", format!("at most {MAX_BATCH} per batch")));
+        }
+        let mut ids = HashSet::with_capacity(results.len());
+        let distinct = results.iter().all(|r| ids.insert(r.id.0));
+        let mut tx = self.pool.begin().await.db("begin")?;
+        let flags = if distinct {
+            // The common case: one statement for the whole batch.
+            let applied = finish_rows(&mut tx, results).await?;
+            results.iter().map(|r| applied.contains(&r.id.0)).collect()
+        } else {
+            // Several results for one execution: apply them in order, so each sees the state
+            // the previous one left (a holder's result after an intruder's still applies).
+            let mut flags = Vec::with_capacity(results.len());
+            for r in results {
+                let applied = finish_rows(&mut tx, std::slice::from_ref(r)).await?;
+                flags.push(applied.contains(&r.id.0));
+            }
+            flags
+        };
+        tx.commit().await.db("commit finish")?;
+        Ok(flags)
+    }
+
+    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
+        let error = rows::to_json("error", &rows::lease_expired_error())?;
+        let rows = sqlx::query(
+            "UPDATE executions SET \
+             status = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN 'QUEUED' ELSE 'FAILED' END, \
+             run_after = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN $1 ELSE run_after END, \
+             finished_at = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN NULL ELSE $1 END, \
+             error = $2, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id IN (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_expires_at < $1 \
+             LIMIT $3 FOR UPDATE SKIP LOCKED) AND status = 'RUNNING' RETURNING *",
+        )
+        .bind(now)
+        .bind(Json(error))
+        .bind(i64::from(MAX_RESCUE))
+        .fetch_all(&self.pool)
+        .await
+        .db("rescue expired leases")?;
+        rows.iter().map(rows::execution_from_row).collect()
+    }
+
+    async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
+        let row = sqlx::query(
+            "UPDATE executions SET status = 'CANCELLED', finished_at = $1, lease_owner = NULL, lease_expires_at = NULL \
+             WHERE id = $2 AND user_id = $3 AND status = 'QUEUED' RETURNING *",
+        )
+        .bind(now)
+        .bind(id.0)
+        .bind(user.0)
+        .fetch_optional(&self.pool)
+        .await
+        .db("cancel execution")?;
+        if let Some(r) = row {
+            return rows::execution_from_row(&r);
+        }
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM executions WHERE id = $1 AND user_id = $2")
+                .bind(id.0)
+                .bind(user.0)
+                .fetch_optional(&self.pool)
+                .await
+                .db("cancel execution")?;
+        match status {
+            None => Err(Error::not_found("execution", id)),
+            Some(s) => Err(Error::conflict(format!(
+                "execution {id} is {s}; only a QUEUED execution can be cancelled"
+            ))),
+        }
+    }
+
+    async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
+        let row = sqlx::query("SELECT * FROM executions WHERE id = $1 AND user_id = $2")
+            .bind(id.0)
+            .bind(user.0)
+            .fetch_optional(&self.pool)
+            .await
+            .db("get execution")?;
+        row.map(|r| rows::execution_from_row(&r))
+            .transpose()?
+            .ok_or_else(|| Error::not_found("execution", id))
+    }
+
+    async fn list_executions(
+        &self,
+        user: UserId,
+        filter: &ExecutionFilter,
+        page: PageRequest,
+    ) -> Result<Page<Execution>> {
+        // Only the clauses that apply, so the planner always sees a plain keyset range on
+        // (user_id, created_at, id) and walks the listing index.
+        let mut sql = String::from("SELECT * FROM executions WHERE user_id = $1");
+        let mut n = 1;
+        let mut next = |sql: &mut String, clause: &str| {
+            n += 1;
+            sql.push_str(&clause.replace('#', &format!("${n}")));
+        };
+        if filter.status.is_some() {
+            next(&mut sql, " AND status = #");
+        }
+        if filter.prompt_id.is_some() {
+            next(&mut sql, " AND prompt_id = #");
+        }
+        if filter.since.is_some() {
+            next(&mut sql, " AND created_at >= #");
+        }
+        if filter.until.is_some() {
+            next(&mut sql, " AND created_at < #");
+        }
+        if page.after.is_some() {
+            next(&mut sql, " AND (created_at, id) < (#");
+            next(&mut sql, ", #)");
+        }
+        next(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT #");
+        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(user.0);
+        if let Some(s) = filter.status {
+            q = q.bind(s.as_str());
+        }
+        if let Some(p) = filter.prompt_id {
+            q = q.bind(p.0);
+        }
+        if let Some(t) = filter.since {
+            q = q.bind(t);
+        }
+        if let Some(t) = filter.until {
+            q = q.bind(t);
+        }
+        if let Some(c) = page.after {
+            q = q.bind(c.created_at).bind(c.id);
+        }
+        let rows = q.bind(i64::from(page.limit) + 1).fetch_all(&self.pool).await.db("list executions")?;
+        let items = rows.iter().map(rows::execution_from_row).collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_overfetch(items, page.limit, |e| Cursor { created_at: e.created_at, id: e.id.0 }))
+    }
+
+    async fn queue_depth(&self, user: Option<UserId>) -> Result<u64> {
+        let n: i64 = match user {
+            Some(u) => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'QUEUED' AND user_id = $1")
+                    .bind(u.0)
+                    .fetch_one(&self.pool)
+                    .await
+            }
+            None => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'QUEUED'")
+                    .fetch_one(&self.pool)
+                    .await
+            }
+        }
+        .db("queue depth")?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
+        let version = crate::metrics_version(query)
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| Error::invalid_argument("promptVersion", "is too large"))?;
+        let rows = sqlx::query(METRICS_SELECT)
+            .bind(user.0)
+            .bind(query.since)
+            .bind(query.until)
+            .bind(query.prompt_id.map(|p| p.0))
+            .bind(version)
+            .fetch_all(&self.pool)
+            .await
+            .db("metrics")?;
+        let mut summary = MetricsSummary::default();
+        let mut by_prompt = Vec::new();
+        for row in &rows {
+            let is_total: i32 = row.try_get("is_total").map_err(|e| corrupt("is_total", e))?;
+            if is_total == 1 {
+                summary = summary_from_row(row)?;
+            } else {
+                by_prompt.push(PromptMetrics {
+                    prompt_id: PromptId(row.uuid("prompt_id")?),
+                    summary: summary_from_row(row)?,
+                });
+            }
+        }
+        by_prompt.sort_by(|a, b| {
+            b.summary.counts.total.cmp(&a.summary.counts.total).then_with(|| a.prompt_id.cmp(&b.prompt_id))
+        });
+        by_prompt.truncate(MAX_PROMPTS_IN_REPORT);
+        let queue_depth = self.queue_depth(Some(user)).await?;
+        Ok(MetricsReport { since: query.since, until: query.until, summary, queue_depth, by_prompt })
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.db("ping")?;
+        Ok(())
+    }
+
+    async fn relay_events(&self, events: &[ExecutionEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        if events.len() > MAX_BATCH {
+            return Err(Error::invalid_argument("events", format!("at most {MAX_BATCH} per call")));
+        }
+        let payloads = events.iter().map(|e| notify_payload(self.node, e)).collect::<Result<Vec<_>>>()?;
+        sqlx::query("SELECT pg_notify($1, p) FROM UNNEST($2::text[]) AS p")
+            .bind(EVENTS_CHANNEL)
+            .bind(payloads)
+            .execute(&self.pool)
+            .await
+            .db("relay events")?;
+        Ok(())
+    }
+
+    async fn remote_events(&self) -> Result<Option<BoxStream<'static, ExecutionEvent>>> {
+        let mut listener = PgListener::connect_with(&self.pool).await.db("listen for events")?;
+        listener.listen(EVENTS_CHANNEL).await.db("listen for events")?;
+        let node = self.node;
+        let stream = futures::stream::unfold(listener, move |mut listener| async move {
+            loop {
+                match listener.recv().await {
+                    Ok(n) => {
+                        if let Some(event) = decode_notification(n.payload(), node) {
+                            return Some((event, listener));
+                        }
+                    }
+                    Err(e) => {
+                        // The listener reconnects (and re-listens) on the next recv.
+                        tracing::warn!(error = %e, "event listener lost its connection; retrying");
+                        tokio::time::sleep(LISTENER_RETRY).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(Box::pin(stream)))
+    }
+}
+
+/// Applies finished attempts with distinct ids in one statement; returns the applied ids.
+async fn finish_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    results: &[AttemptResult],
+) -> Result<HashSet<Uuid>> {
+    let n = results.len();
+    let (mut id, mut user, mut worker, mut status) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut output, mut validated, mut validation, mut passed, mut error) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut lat, mut plat, mut qms) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut tin, mut tout, mut tcached, mut treason, mut ttotal, mut test) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut cost, mut run_after, mut finished_at) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for r in results {
+        let c = FinishColumns::of(r)?;
+        let x = c.result;
+        id.push(r.id.0);
+        user.push(r.user_id.0);
+        worker.push(r.worker.clone());
+        status.push(c.status);
+        output.push(x.output);
+        validated.push(json_text(&x.validated_output));
+        validation.push(json_text(&x.validation));
+        passed.push(x.validation_passed);
+        error.push(json_text(&x.error));
+        lat.push(x.latency_ms);
+        plat.push(x.provider_latency_ms);
+        qms.push(x.queue_ms);
+        tin.push(x.tokens_input);
+        tout.push(x.tokens_output);
+        tcached.push(x.tokens_cached);
+        treason.push(x.tokens_reasoning);
+        ttotal.push(x.tokens_total);
+        test.push(x.tokens_estimated);
+        cost.push(x.cost_usd);
+        run_after.push(c.run_after);
+        finished_at.push(c.finished_at);
+    }
+    let applied: Vec<Uuid> = sqlx::query_scalar(FINISH_EXECUTIONS)
+        .bind(id)
+        .bind(user)
+        .bind(worker)
+        .bind(status)
+        .bind(output)
+        .bind(validated)
+        .bind(validation)
+        .bind(passed)
+        .bind(error)
+        .bind(lat)
+        .bind(plat)
+        .bind(qms)
+        .bind(tin)
+        .bind(tout)
+        .bind(tcached)
+        .bind(treason)
+        .bind(ttotal)
+        .bind(test)
+        .bind(cost)
+        .bind(run_after)
+        .bind(finished_at)
+        .fetch_all(&mut **tx)
+        .await
+        .db("finish")?;
+    Ok(applied.into_iter().collect())
+}
+
+async fn insert_version_row(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    v: &PromptVersion,
+    json: rows::VersionJson,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO prompt_versions (prompt_id, version, template, system_template, variables, validations, \
+         model, created_at, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(v.prompt_id.0)
+    .bind(i64::from(v.version))
+    .bind(&v.template)
+    .bind(&v.system_template)
+    .bind(Json(json.variables))
+    .bind(Json(json.validations))
+    .bind(Json(json.model))
+    .bind(v.created_at)
+    .bind(v.author.0)
+    .execute(&mut **tx)
+    .await
+    .db("insert prompt version")?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use formaops_core::events::EventKind;
+    use formaops_core::execution::{ExecutionError, ExecutionStatus};
+
+    fn event(message_len: usize) -> ExecutionEvent {
+        ExecutionEvent {
+            execution_id: ExecutionId::new(),
+            user_id: UserId::new(),
+            kind: EventKind::Failed,
+            status: ExecutionStatus::Failed,
+            attempt: 1,
+            at: Utc::now(),
+            error: Some(ExecutionError {
+                code: "x".into(),
+                message: "é".repeat(message_len),
+                transient: false,
+            }),
+            run_after: None,
+            delta: Some("d".repeat(20_000)),
+        }
+    }
+
+    #[test]
+    fn payloads_fit_notify_and_skip_own_node() {
+        let node = Uuid::now_v7();
+        for len in [0, 10, 5_000, 100_000] {
+            let p = notify_payload(node, &event(len)).unwrap();
+            assert!(p.len() < MAX_NOTIFY_BYTES, "payload of {} bytes", p.len());
+            assert!(decode_notification(&p, node).is_none());
+            let back = decode_notification(&p, Uuid::now_v7()).unwrap();
+            assert_eq!(back.delta, None);
+            assert_eq!(back.kind, EventKind::Failed);
+        }
+        assert!(decode_notification("not json", node).is_none());
+    }
+}

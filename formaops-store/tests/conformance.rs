@@ -1,0 +1,20 @@
+//! The core's shared Store conformance suite, against SQLite (temp file) and Postgres (fresh
+//! database per run).
+
+mod common;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_passes_the_conformance_suite() {
+    let db = common::SqliteTestDb::new();
+    let store = db.store().await;
+    formaops_core::conformance::run_all(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passes_the_conformance_suite() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = db.store().await;
+    formaops_core::conformance::run_all(&store).await;
+    store.close().await;
+}

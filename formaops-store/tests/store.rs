@@ -1,0 +1,515 @@
+//! Focused behaviour tests of both SQL stores (the shared conformance suite runs in
+//! `conformance.rs`). Every test runs against SQLite (temp file) and Postgres (fresh database).
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use formaops_core::Error;
+use formaops_core::events::{EventKind, ExecutionEvent};
+use formaops_core::execution::{
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
+    TokenUsage,
+};
+use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use formaops_core::metrics::MetricsQuery;
+use formaops_core::page::PageRequest;
+use formaops_core::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
+use formaops_core::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use formaops_core::user::{Credential, CredentialKind, User};
+use formaops_core::validation::{RuleOutcome, ValidationVerdict};
+use futures::StreamExt;
+use rust_decimal::Decimal;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()
+}
+
+fn execution(user: UserId, n: i64) -> Execution {
+    let created = t0() + Duration::milliseconds(n);
+    Execution {
+        id: ExecutionId::new(),
+        user_id: user,
+        prompt_id: PromptId::new(),
+        prompt_version: 1,
+        inputs: serde_json::json!({"topic": "rust", "n": n}).as_object().unwrap().clone(),
+        priority: Priority::Normal,
+        status: ExecutionStatus::Queued,
+        validate_output: true,
+        provider: "mock".into(),
+        model: "gpt-4o-mini".into(),
+        output: None,
+        validated_output: None,
+        validation: None,
+        error: None,
+        metrics: None,
+        attempts: 0,
+        max_attempts: 3,
+        retry_of: None,
+        idempotency_key: None,
+        created_at: created,
+        run_after: created,
+        deadline_at: created + Duration::hours(1),
+        started_at: None,
+        finished_at: None,
+        queue_key: n,
+        lease_owner: None,
+        lease_expires_at: None,
+    }
+}
+
+fn completed(e: &Execution, worker: &str, cost: Option<Decimal>) -> AttemptResult {
+    AttemptResult {
+        id: e.id,
+        user_id: e.user_id,
+        worker: worker.into(),
+        outcome: AttemptOutcome::Completed {
+            output: "{\"ok\":true}".into(),
+            validated_output: Some(serde_json::json!({"ok": true})),
+            validation: Some(ValidationVerdict {
+                passed: true,
+                results: vec![RuleOutcome { rule: "json".into(), passed: true, reason: None }],
+            }),
+            metrics: ExecutionMetrics {
+                latency_ms: 120,
+                provider_latency_ms: 100,
+                queue_ms: 5,
+                token_usage: TokenUsage {
+                    input: 10,
+                    output: 4,
+                    cached: 2,
+                    reasoning: 1,
+                    total: 14,
+                    estimated: false,
+                },
+                cost_usd: cost,
+            },
+        },
+        finished_at: t0() + Duration::seconds(10),
+    }
+}
+
+fn prompt(user: UserId, name: &str) -> (Prompt, PromptVersion) {
+    let p = Prompt {
+        id: PromptId::new(),
+        user_id: user,
+        name: name.into(),
+        description: Some("d".into()),
+        status: PromptStatus::Active,
+        current_version: 1,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    let v = PromptVersion {
+        prompt_id: p.id,
+        version: 1,
+        template: "Hello {{ name }}".into(),
+        system_template: None,
+        variables: vec![],
+        validations: vec![],
+        model: ModelConfig::default(),
+        created_at: t0(),
+        author: user,
+    };
+    (p, v)
+}
+
+async fn users_and_credentials(s: &dyn Store) {
+    let u = User { id: UserId::new(), email: "a@example.com".into(), is_admin: false, created_at: t0() };
+    s.create_user(&u, "$argon2id$hash").await.unwrap();
+    let dup = User { id: UserId::new(), ..u.clone() };
+    assert!(matches!(s.create_user(&dup, "x").await, Err(Error::Conflict { .. })));
+    let found = s.user_by_email("a@example.com").await.unwrap().unwrap();
+    assert_eq!(found.user, u);
+    assert_eq!(found.password_hash, "$argon2id$hash");
+    assert_eq!(s.count_users().await.unwrap(), 1);
+    let c = Credential {
+        id: CredentialId::new(),
+        user_id: u.id,
+        kind: CredentialKind::ApiKey,
+        name: Some("ci".into()),
+        token_hash: vec![1, 2, 3],
+        created_at: t0(),
+        expires_at: Some(t0() + Duration::days(1)),
+        revoked_at: None,
+    };
+    s.create_credential(&c).await.unwrap();
+    let (au, ac) = s.authenticate(&[1, 2, 3], t0()).await.unwrap().unwrap();
+    assert_eq!((au, ac), (u.clone(), c.clone()));
+    assert!(s.authenticate(&[1, 2, 3], t0() + Duration::days(2)).await.unwrap().is_none(), "expired");
+    assert_eq!(s.list_credentials(u.id, CredentialKind::ApiKey).await.unwrap(), vec![c.clone()]);
+    assert!(matches!(s.revoke_credential(UserId::new(), c.id, t0()).await, Err(Error::NotFound { .. })));
+    s.revoke_credential(u.id, c.id, t0()).await.unwrap();
+    s.revoke_credential(u.id, c.id, t0()).await.unwrap();
+    assert!(s.authenticate(&[1, 2, 3], t0()).await.unwrap().is_none(), "revoked");
+    assert!(s.list_credentials(u.id, CredentialKind::ApiKey).await.unwrap().is_empty());
+}
+
+async fn prompts_and_versions(s: &dyn Store) {
+    let user = UserId::new();
+    let (p, v1) = prompt(user, "greet");
+    s.insert_prompt(&p, &v1).await.unwrap();
+    let (p2, v2) = prompt(user, "greet");
+    assert!(matches!(s.insert_prompt(&p2, &v2).await, Err(Error::Conflict { .. })), "duplicate active name");
+    // Another user may use the name.
+    let (p3, v3) = prompt(UserId::new(), "greet");
+    s.insert_prompt(&p3, &v3).await.unwrap();
+    assert_eq!(s.get_prompt(user, p.id).await.unwrap(), p);
+    assert!(matches!(s.get_prompt(p3.user_id, p.id).await, Err(Error::NotFound { .. })), "other user's");
+    assert_eq!(s.get_version(user, p.id, 1).await.unwrap(), v1);
+
+    let mut pv2 = p.clone();
+    pv2.current_version = 2;
+    pv2.updated_at = t0() + Duration::seconds(1);
+    let next = PromptVersion { version: 2, template: "Hi {{ name }}".into(), ..v1.clone() };
+    s.insert_version(&pv2, &next).await.unwrap();
+    assert!(matches!(s.insert_version(&pv2, &next).await, Err(Error::Conflict { .. })), "lost race");
+    let foreign = Prompt { user_id: UserId::new(), ..pv2.clone() };
+    assert!(matches!(s.insert_version(&foreign, &next).await, Err(Error::NotFound { .. })));
+    assert_eq!(s.get_prompt(user, p.id).await.unwrap().current_version, 2);
+
+    let page = s.list_versions(user, p.id, VersionPageRequest { limit: 1, before: None }).await.unwrap();
+    assert_eq!(page.items[0].version, 2);
+    assert_eq!(page.next_cursor.as_deref(), Some("2"));
+    let page = s.list_versions(user, p.id, VersionPageRequest { limit: 1, before: Some(2) }).await.unwrap();
+    assert_eq!(page.items, vec![v1.clone()]);
+    assert_eq!(page.next_cursor, None);
+
+    // Archive frees the name; restore conflicts once it is taken.
+    let archived = s.set_prompt_status(user, p.id, PromptStatus::Archived, t0()).await.unwrap();
+    assert_eq!(archived.status, PromptStatus::Archived);
+    s.insert_prompt(&p2, &v2).await.unwrap();
+    assert!(matches!(
+        s.set_prompt_status(user, p.id, PromptStatus::Active, t0()).await,
+        Err(Error::Conflict { .. })
+    ));
+    let listed = s.list_prompts(user, &PromptFilter::default(), PageRequest::default()).await.unwrap();
+    assert_eq!(listed.items.iter().map(|p| p.id).collect::<Vec<_>>(), vec![p2.id]);
+    let listed = s
+        .list_prompts(user, &PromptFilter { status: Some(PromptStatus::Archived) }, PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+}
+
+async fn enqueue_claim_finish(s: &dyn Store) {
+    let user = UserId::new();
+    let mut a = execution(user, 1);
+    a.idempotency_key = Some("k1".into());
+    a.metrics = None;
+    let b = execution(user, 2);
+    let out = s.enqueue(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(out, vec![EnqueueOutcome::Created, EnqueueOutcome::Created]);
+    assert_eq!(s.get_execution(user, a.id).await.unwrap(), a, "round trip");
+    // Same key: the existing one comes back, nothing inserted.
+    let mut again = execution(user, 3);
+    again.idempotency_key = Some("k1".into());
+    let out = s.enqueue(&[again.clone()]).await.unwrap();
+    assert_eq!(out, vec![EnqueueOutcome::Existing(Box::new(a.clone()))]);
+    assert!(matches!(s.get_execution(user, again.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(s.queue_depth(Some(user)).await.unwrap(), 2);
+
+    // Not yet runnable: nothing claimed.
+    assert!(s.claim("w1", "mock", 10, t0(), t0() + Duration::seconds(30)).await.unwrap().is_empty());
+    let now = t0() + Duration::seconds(1);
+    let lease = now + Duration::seconds(30);
+    let claimed = s.claim("w1", "mock", 10, now, lease).await.unwrap();
+    assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a.id, b.id], "queue_key order");
+    assert!(claimed.iter().all(|e| e.status == ExecutionStatus::Running
+        && e.attempts == 1
+        && e.lease_owner.as_deref() == Some("w1")
+        && e.lease_expires_at == Some(lease)
+        && e.started_at == Some(now)));
+    assert!(s.claim("w2", "mock", 10, now, lease).await.unwrap().is_empty());
+
+    let later = lease + Duration::seconds(30);
+    assert_eq!(s.extend_leases("w1", &[a.id, b.id], later).await.unwrap(), vec![a.id, b.id]);
+    assert!(s.extend_leases("w2", &[a.id], later).await.unwrap().is_empty());
+
+    // Wrong worker refused; right worker once; twice refused.
+    let cost = Some(Decimal::new(123456789, 12));
+    assert_eq!(s.finish(&[completed(&a, "w2", cost)]).await.unwrap(), vec![false]);
+    let retry = AttemptResult {
+        id: b.id,
+        user_id: user,
+        worker: "w1".into(),
+        outcome: AttemptOutcome::Retry {
+            error: ExecutionError { code: "rate_limited".into(), message: "429".into(), transient: true },
+            run_after: now + Duration::seconds(5),
+        },
+        finished_at: now,
+    };
+    assert_eq!(
+        s.finish(&[completed(&a, "w1", cost), retry, completed(&a, "w1", cost)]).await.unwrap(),
+        vec![true, true, false]
+    );
+    assert_eq!(s.finish(&[completed(&a, "w1", None)]).await.unwrap(), vec![false]);
+    let done = s.get_execution(user, a.id).await.unwrap();
+    assert_eq!(done.status, ExecutionStatus::Completed);
+    assert_eq!(done.metrics.as_ref().unwrap().cost_usd, cost, "cost kept exactly");
+    assert_eq!(done.validated_output, Some(serde_json::json!({"ok": true})));
+    assert_eq!(done.lease_owner, None);
+    let b2 = s.get_execution(user, b.id).await.unwrap();
+    assert_eq!(b2.status, ExecutionStatus::Queued);
+    assert_eq!(b2.run_after, now + Duration::seconds(5));
+    assert_eq!(b2.error.as_ref().unwrap().code, "rate_limited");
+
+    // Cancel: queued only; other users see NotFound.
+    assert!(matches!(s.cancel(UserId::new(), b.id, now).await, Err(Error::NotFound { .. })));
+    assert!(matches!(s.cancel(user, a.id, now).await, Err(Error::Conflict { .. })));
+    assert_eq!(s.cancel(user, b.id, now).await.unwrap().status, ExecutionStatus::Cancelled);
+    assert_eq!(s.queue_depth(Some(user)).await.unwrap(), 0);
+}
+
+async fn rescue_requeues_then_fails(s: &dyn Store) {
+    let user = UserId::new();
+    let mut e = execution(user, 1);
+    e.max_attempts = 2;
+    s.enqueue(&[e.clone()]).await.unwrap();
+    let now = t0() + Duration::seconds(1);
+    s.claim("w1", "mock", 1, now, now + Duration::seconds(1)).await.unwrap();
+    // Lease still valid: nothing to rescue.
+    assert!(s.rescue_expired(now).await.unwrap().is_empty());
+    let after = now + Duration::seconds(2);
+    let rescued = s.rescue_expired(after).await.unwrap();
+    assert_eq!(rescued.len(), 1);
+    assert_eq!(rescued[0].status, ExecutionStatus::Queued);
+    assert_eq!(rescued[0].run_after, after);
+    assert_eq!(rescued[0].error.as_ref().unwrap().code, "lease_expired");
+    // The old worker lost its lease.
+    assert_eq!(s.finish(&[completed(&e, "w1", None)]).await.unwrap(), vec![false]);
+    s.claim("w2", "mock", 1, after, after + Duration::seconds(1)).await.unwrap();
+    let rescued = s.rescue_expired(after + Duration::seconds(5)).await.unwrap();
+    assert_eq!(rescued[0].status, ExecutionStatus::Failed, "attempts exhausted");
+    assert_eq!(rescued[0].attempts, 2);
+    assert!(rescued[0].finished_at.is_some());
+}
+
+async fn listing_is_keyset_paginated_and_isolated(s: &dyn Store) {
+    let user = UserId::new();
+    let other = UserId::new();
+    let mut all: Vec<Execution> = (0..25).map(|i| execution(user, i / 2)).collect(); // equal timestamps too
+    s.enqueue(&all).await.unwrap();
+    s.enqueue(&[execution(other, 1)]).await.unwrap();
+    all.sort_by_key(|e| std::cmp::Reverse((e.created_at, e.id)));
+    let mut seen = Vec::new();
+    let mut page = PageRequest { limit: 7, after: None };
+    for _ in 0..10 {
+        let p = s.list_executions(user, &ExecutionFilter::default(), page).await.unwrap();
+        seen.extend(p.items.iter().map(|e| e.id));
+        match p.next_cursor {
+            Some(c) => page = PageRequest::new(Some(7), Some(&c)).unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, all.iter().map(|e| e.id).collect::<Vec<_>>());
+    let filtered = ExecutionFilter {
+        since: Some(t0() + Duration::milliseconds(3)),
+        until: Some(t0() + Duration::milliseconds(5)),
+        ..Default::default()
+    };
+    let p = s.list_executions(user, &filtered, PageRequest::default()).await.unwrap();
+    assert_eq!(p.items.len(), 4);
+    let by_status = ExecutionFilter { status: Some(ExecutionStatus::Completed), ..Default::default() };
+    assert!(s.list_executions(user, &by_status, PageRequest::default()).await.unwrap().items.is_empty());
+    assert_eq!(s.queue_depth(None).await.unwrap(), 26);
+}
+
+async fn metrics_aggregate(s: &dyn Store) {
+    let user = UserId::new();
+    let execs: Vec<Execution> = (0..4).map(|i| execution(user, i)).collect();
+    s.enqueue(&execs).await.unwrap();
+    let now = t0() + Duration::seconds(1);
+    s.claim("w", "mock", 3, now, now + Duration::seconds(30)).await.unwrap();
+    let cost = Some(Decimal::new(1, 1)); // 0.1
+    s.finish(&[
+        completed(&execs[0], "w", cost),
+        completed(&execs[1], "w", cost),
+        completed(&execs[2], "w", None),
+    ])
+    .await
+    .unwrap();
+    let r = s.metrics(user, &MetricsQuery::default()).await.unwrap();
+    assert_eq!(r.summary.counts.total, 4);
+    assert_eq!(r.summary.counts.completed, 3);
+    assert_eq!(r.summary.counts.queued, 1);
+    assert_eq!(r.summary.cost_usd, Decimal::new(2, 1));
+    assert_eq!(r.summary.unpriced_executions, 1);
+    assert_eq!(r.summary.latency_ms.p50, Some(120.0));
+    assert_eq!(r.summary.tokens.input, 30);
+    assert_eq!(r.summary.validation_pass_rate, Some(1.0));
+    assert_eq!(r.queue_depth, 1);
+    assert_eq!(r.by_prompt.len(), 4);
+    let none = s.metrics(UserId::new(), &MetricsQuery::default()).await.unwrap();
+    assert_eq!(none.summary.counts.total, 0);
+    assert_eq!(none.summary.latency_ms.p50, None);
+    // A version filter without a prompt does not apply (as in the memory store).
+    let version_only = MetricsQuery { prompt_version: Some(7), ..Default::default() };
+    assert_eq!(s.metrics(user, &version_only).await.unwrap().summary.counts.total, 4);
+    let one =
+        MetricsQuery { prompt_id: Some(execs[0].prompt_id), prompt_version: Some(1), ..Default::default() };
+    assert_eq!(s.metrics(user, &one).await.unwrap().summary.counts.total, 1);
+    let other_version = MetricsQuery { prompt_version: Some(2), ..one };
+    assert_eq!(s.metrics(user, &other_version).await.unwrap().summary.counts.total, 0);
+}
+
+/// Many claimers at once never receive the same execution.
+async fn concurrent_claims_never_collide(s: Arc<dyn Store>) {
+    let user = UserId::new();
+    let execs: Vec<Execution> = (0..400).map(|i| execution(user, i)).collect();
+    s.enqueue(&execs).await.unwrap();
+    let now = t0() + Duration::seconds(1);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch =
+                    s.claim(&format!("w{w}"), "mock", 7, now, now + Duration::seconds(60)).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 400);
+    assert_eq!(unique.len(), 400);
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = crate::common::SqliteTestDb::new();
+                    let store = db.store().await;
+                    super::$name(&store).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = crate::common::PgTestDb::create().await else { return };
+                    let store = db.store().await;
+                    super::$name(&store).await;
+                    store.close().await;
+                }
+            )*
+        }
+    };
+}
+
+both_backends!(
+    users_and_credentials,
+    prompts_and_versions,
+    enqueue_claim_finish,
+    rescue_requeues_then_fails,
+    listing_is_keyset_paginated_and_isolated,
+    metrics_aggregate,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_claims_never_collide() {
+    let db = common::SqliteTestDb::new();
+    concurrent_claims_never_collide(Arc::new(db.store().await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_in_memory_works() {
+    let s = formaops_store::connect("sqlite::memory:").await.unwrap();
+    enqueue_claim_finish(s.as_ref()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_claims_never_collide_across_pools() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    // Two pools: as two processes would.
+    let a = Arc::new(db.store().await);
+    let b = Arc::new(db.store().await);
+    let user = UserId::new();
+    let execs: Vec<Execution> = (0..400).map(|i| execution(user, i)).collect();
+    a.enqueue(&execs).await.unwrap();
+    let now = t0() + Duration::seconds(1);
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s: Arc<dyn Store> = if w % 2 == 0 { a.clone() } else { b.clone() };
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let batch =
+                    s.claim(&format!("w{w}"), "mock", 5, now, now + Duration::seconds(60)).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(all.len(), 400);
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), 400);
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_cross_processes_but_not_back() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let a = db.store().await;
+    let b = db.store().await;
+    let mut from_a = a.remote_events().await.unwrap().unwrap();
+    let mut from_b = b.remote_events().await.unwrap().unwrap();
+    let event = |kind| ExecutionEvent {
+        execution_id: ExecutionId::new(),
+        user_id: UserId::new(),
+        kind,
+        status: ExecutionStatus::Running,
+        attempt: 1,
+        at: Utc::now(),
+        error: None,
+        run_after: None,
+        delta: Some("partial text".into()),
+    };
+    let sent = event(EventKind::Running);
+    a.relay_events(std::slice::from_ref(&sent)).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), from_b.next()).await.unwrap().unwrap();
+    assert_eq!(got, ExecutionEvent { delta: None, ..sent.clone() });
+    // a does not hear its own event; b's next event reaches a.
+    let back = event(EventKind::Completed);
+    b.relay_events(std::slice::from_ref(&back)).await.unwrap();
+    let got = tokio::time::timeout(std::time::Duration::from_secs(10), from_a.next()).await.unwrap().unwrap();
+    assert_eq!(got.execution_id, back.execution_id, "a skipped its own and saw b's");
+    drop((from_a, from_b));
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test]
+async fn unreachable_postgres_is_unavailable() {
+    // Nothing listens on port 1.
+    let err = formaops_store::connect("postgres://postgres@127.0.0.1:1/x").await.unwrap_err();
+    assert!(matches!(err, Error::Unavailable { .. }), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn bad_url_is_named() {
+    let err = formaops_store::connect("mysql://x").await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "database url"), "{err:?}");
+}
