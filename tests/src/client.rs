@@ -38,19 +38,28 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("reqwest client");
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("reqwest client");
         Self { http, base: base.to_string(), token: None }
     }
 
     /// Logs in; returns a client carrying the token.
     pub async fn login(&self, email: &str, password: &str) -> Self {
-        let r = self.send(Method::POST, "/api/auth/login", Some(json!({"email": email, "password": password})), &[]).await;
+        let r = self
+            .send(Method::POST, "/api/auth/login", Some(json!({"email": email, "password": password})), &[])
+            .await;
         let body = r.expect(200);
         let token = body["token"].as_str().expect("token").to_string();
         Self { token: Some(token), ..self.clone() }
     }
 
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);

@@ -68,7 +68,10 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
 
     // Sync.
     let sync = api
-        .post(&format!("/api/prompts/{pid}/execute"), json!({"inputs": {"text": "hello"}, "priority": "HIGH"}))
+        .post(
+            &format!("/api/prompts/{pid}/execute"),
+            json!({"inputs": {"text": "hello"}, "priority": "HIGH"}),
+        )
         .await
         .expect(200);
     assert_eq!(sync["status"], "COMPLETED", "{sync}");
@@ -102,7 +105,10 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
         .await
         .expect(202);
     let ws_id = ws_exec["id"].as_str().expect("execution id").to_string();
-    let frames = api.websocket(&format!("&executionId={ws_id}"), Duration::from_secs(30)).await.expect("WebSocket upgrade");
+    let frames = api
+        .websocket(&format!("&executionId={ws_id}"), Duration::from_secs(30))
+        .await
+        .expect("WebSocket upgrade");
     assert_eq!(frames.first().map(|f| f["kind"].clone()), Some(json!("snapshot")), "{frames:?}");
     let last = frames.last().expect("frames");
     let last_status = if last["kind"] == "snapshot" { &last["execution"]["status"] } else { &last["status"] };
@@ -156,7 +162,8 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
     assert_eq!(m["counts"]["total"], 5, "{m}");
     assert_eq!(m["counts"]["completed"], 3, "{m}");
     assert_eq!(m["counts"]["failed"], 2, "{m}");
-    let prom = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics").text().await.unwrap_or_default();
+    let prom =
+        reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics").text().await.unwrap_or_default();
     assert!(prom.contains("http_request_duration_seconds"), "{prom}");
     let health = api.get("/api/health").await.expect(200);
     assert_eq!(health["database"], true);
@@ -186,7 +193,8 @@ pub async fn cross_tenant(base: &str, owner: (&str, &str), other: (&str, &str)) 
         .await
         .expect(201);
     let pid = p["id"].as_str().expect("id").to_string();
-    let e = alice.post(&format!("/api/prompts/{pid}/execute"), json!({"inputs": {"x": "1"}})).await.expect(200);
+    let e =
+        alice.post(&format!("/api/prompts/{pid}/execute"), json!({"inputs": {"x": "1"}})).await.expect(200);
     let eid = e["id"].as_str().expect("id").to_string();
 
     use reqwest::Method;
@@ -210,7 +218,12 @@ pub async fn cross_tenant(base: &str, owner: (&str, &str), other: (&str, &str)) 
     // Lists and metrics show Bob nothing of Alice's.
     assert_eq!(bob.get("/api/prompts").await.expect(200)["items"].as_array().map(Vec::len), Some(0));
     assert_eq!(bob.get("/api/executions").await.expect(200)["items"].as_array().map(Vec::len), Some(0));
-    assert_eq!(bob.get(&format!("/api/executions?promptId={pid}")).await.expect(200)["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        bob.get(&format!("/api/executions?promptId={pid}")).await.expect(200)["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
     assert_eq!(bob.get("/api/metrics").await.expect(200)["counts"]["total"], 0);
     // WebSocket: following Alice's execution is refused.
     let refused = bob.websocket(&format!("&executionId={eid}"), Duration::from_secs(5)).await;

@@ -81,7 +81,9 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str) -> String {
-        let r = self.call(Method::POST, "/api/auth/login", None, Some(json!({"email": email, "password": PASSWORD}))).await;
+        let r = self
+            .call(Method::POST, "/api/auth/login", None, Some(json!({"email": email, "password": PASSWORD})))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["token"].as_str().unwrap().to_string()
     }
@@ -132,11 +134,14 @@ impl TestApp {
 
     /// Creates a prompt `name` with one required string variable `topic`; returns its id.
     pub async fn prompt(&self, token: &str, name: &str) -> String {
-        self.prompt_with(token, json!({
-            "name": name,
-            "template": "Write about {{ topic }}.",
-            "variables": [{"name": "topic", "type": "string", "required": true}],
-        }))
+        self.prompt_with(
+            token,
+            json!({
+                "name": name,
+                "template": "Write about {{ topic }}.",
+                "variables": [{"name": "topic", "type": "string", "required": true}],
+            }),
+        )
         .await
     }
 
