@@ -76,6 +76,7 @@ mod batch;
 mod events;
 pub mod retry;
 pub mod scheduler;
+mod telemetry;
 mod worker;
 
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
