@@ -398,7 +398,10 @@ mod tests {
                 panic!("a remote $ref must be rejected")
             };
             assert_eq!(problems.len(), 1);
-            assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("validations[1].schema", "schema"));
+            assert_eq!(
+                (problems[0].field.as_str(), problems[0].code.as_str()),
+                ("validations[1].schema", "schema")
+            );
             assert!(problems[0].message.contains("is not allowed"), "{}", problems[0].message);
         }
         // Local refs and known meta-schemas need no fetching and work.

@@ -46,6 +46,17 @@ pub const MAX_EMAIL_BYTES: usize = 254;
 /// Longest bearer token looked at; anything longer is refused without hashing.
 const MAX_TOKEN_BYTES: usize = 256;
 
+/// Password hashes computed at once, process-wide. Each Argon2id run holds 19 MiB and a CPU
+/// core for tens of milliseconds; a login flood queues here instead of exhausting memory
+/// through the blocking pool.
+fn hashing_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        tokio::sync::Semaphore::new(cores.clamp(1, 16))
+    })
+}
+
 fn argon2() -> Argon2<'static> {
     // `Params::DEFAULT` is the OWASP recommendation: m = 19456 KiB, t = 2, p = 1, Argon2id v19.
     Argon2::default()
@@ -54,6 +65,7 @@ fn argon2() -> Argon2<'static> {
 /// Hashes a password (Argon2id, random salt) to a PHC string. CPU-heavy: runs on the
 /// blocking pool.
 pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    let _permit = hashing_permits().acquire().await.map_err(ApiError::internal)?;
     tokio::task::spawn_blocking(move || {
         argon2().hash_password(password.as_bytes()).map(|h| h.to_string()).map_err(ApiError::internal)
     })
@@ -64,6 +76,7 @@ pub async fn hash_password(password: String) -> Result<String, ApiError> {
 /// Verifies a password against a PHC string on the blocking pool. A malformed stored hash
 /// counts as a mismatch (and is logged).
 pub async fn verify_password(password: String, phc: String) -> bool {
+    let Ok(_permit) = hashing_permits().acquire().await else { return false };
     tokio::task::spawn_blocking(move || match argon2().verify_password(password.as_bytes(), phc.as_str()) {
         Ok(()) => true,
         Err(argon2::password_hash::Error::PasswordInvalid) => false,
@@ -259,7 +272,8 @@ impl LoginThrottle {
     /// The window.
     pub const WINDOW: Duration = Duration::from_secs(15 * 60);
     /// Most accounts tracked at once; beyond it, expired entries are pruned and, if still
-    /// full, the request is throttled (fail closed) rather than growing without bound.
+    /// full, the account whose last failure is oldest is forgotten, so memory stays bounded
+    /// and a flood of made-up emails cannot lock everyone out.
     const MAX_TRACKED: usize = 100_000;
 
     pub fn new(max_failures: usize, window: Duration) -> Self {
@@ -284,15 +298,22 @@ impl LoginThrottle {
         None
     }
 
-    /// Records one failure; `false` if the table is full (the caller should throttle).
-    pub fn record_failure(&self, account: &str) -> bool {
+    /// Records one failure.
+    pub fn record_failure(&self, account: &str) {
+        self.record_failure_capped(account, Self::MAX_TRACKED);
+    }
+
+    fn record_failure_capped(&self, account: &str, cap: usize) {
         let now = Instant::now();
         let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= Self::MAX_TRACKED && !map.contains_key(account) {
+        if map.len() >= cap && !map.contains_key(account) {
             let window = self.window;
             map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-            if map.len() >= Self::MAX_TRACKED {
-                return false;
+            if map.len() >= cap {
+                let oldest = map.iter().min_by_key(|(_, q)| q.back().copied()).map(|(k, _)| k.clone());
+                if let Some(k) = oldest {
+                    map.remove(&k);
+                }
             }
         }
         let entry = map.entry(account.to_string()).or_default();
@@ -300,7 +321,6 @@ impl LoginThrottle {
         while entry.len() > self.max_failures {
             entry.pop_front();
         }
-        true
     }
 
     /// Forgets failures after a successful login.
@@ -338,7 +358,7 @@ impl Authenticator {
             return Err(ApiError::rate_limited(wait));
         }
         if password.len() > MAX_PASSWORD_BYTES || account.len() > MAX_EMAIL_BYTES {
-            self.fail(&account)?;
+            self.throttle.record_failure(&account);
             return Err(ApiError::unauthorized());
         }
         let found = store.user_by_email(&account).await?;
@@ -353,17 +373,9 @@ impl Authenticator {
                 Ok(user)
             }
             _ => {
-                self.fail(&account)?;
+                self.throttle.record_failure(&account);
                 Err(ApiError::unauthorized())
             }
-        }
-    }
-
-    fn fail(&self, account: &str) -> Result<(), ApiError> {
-        if self.throttle.record_failure(account) {
-            Ok(())
-        } else {
-            Err(ApiError::rate_limited(LoginThrottle::WINDOW))
         }
     }
 }
@@ -377,7 +389,7 @@ mod tests {
         let t = LoginThrottle::new(3, Duration::from_secs(60));
         for _ in 0..3 {
             assert!(t.check("a@x").is_none());
-            assert!(t.record_failure("a@x"));
+            t.record_failure("a@x");
         }
         let wait = t.check("a@x").unwrap();
         assert_eq!(wait, Duration::from_secs(60));
@@ -386,6 +398,19 @@ mod tests {
         assert_eq!(t.check("a@x").unwrap(), Duration::from_secs(30));
         tokio::time::advance(Duration::from_secs(30)).await;
         assert!(t.check("a@x").is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_forgets_the_stalest_account() {
+        let t = LoginThrottle::new(1, Duration::from_secs(60));
+        t.record_failure_capped("old@x", 2);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        t.record_failure_capped("mid@x", 2);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        t.record_failure_capped("new@x", 2);
+        assert!(t.check("old@x").is_none(), "evicted");
+        assert!(t.check("mid@x").is_some());
+        assert!(t.check("new@x").is_some());
     }
 
     #[tokio::test(start_paused = true)]

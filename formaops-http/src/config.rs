@@ -13,10 +13,21 @@
 //! | session lifetime (h) | `--session-ttl-hours` | `FORMAOPS_SESSION_TTL_HOURS` | `session_ttl_hours` | 168 |
 //! | `Secure` cookie | `--cookie-secure` | `FORMAOPS_COOKIE_SECURE` | `cookie_secure` | false |
 //! | log format | `--log-format` | `FORMAOPS_LOG_FORMAT` | | `text` (`json` for structured) |
+//! | failing mock | `--mock-fail-provider` | `FORMAOPS_MOCK_FAIL_PROVIDER` | `mock_fail_provider` | false |
+//! | LLM providers | | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | `[llm]` section | `mock` only |
 //!
 //! Log levels follow `RUST_LOG` (default `info`). Providers: the mock provider is always
-//! registered as `mock`; an OpenAI-compatible provider is added from `OPENAI_API_KEY` /
-//! `OPENAI_BASE_URL` and becomes the default provider when configured. The first admin comes
+//! registered as `mock`; an OpenAI-compatible provider named `openai` is added from
+//! `OPENAI_API_KEY` / `OPENAI_BASE_URL` and becomes the default provider when configured.
+//! The `[llm]` section names more (see `formaops_core::provider::config`):
+//!
+//! ```toml
+//! [llm]
+//! default = "local"
+//! [llm.providers.local]
+//! kind = "openai"
+//! base_url = "http://127.0.0.1:11434/v1"
+//! ``` The first admin comes
 //! from `FORMAOPS_ADMIN_EMAIL` / `FORMAOPS_ADMIN_PASSWORD` (environment only, never flags).
 
 use std::fmt;
@@ -26,6 +37,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use formaops_core::provider::config::ProviderSettings;
 use serde::Deserialize;
 
 /// Default database: an SQLite file in the working directory.
@@ -87,6 +99,10 @@ pub struct ServeArgs {
     /// Mark the session cookie `Secure` (serve over HTTPS).
     #[arg(long, env = "FORMAOPS_COOKIE_SECURE")]
     pub cookie_secure: Option<bool>,
+    /// Also register `mock-fail`, a mock provider whose every call fails permanently (for
+    /// trying failures and retries).
+    #[arg(long, env = "FORMAOPS_MOCK_FAIL_PROVIDER")]
+    pub mock_fail_provider: Option<bool>,
 }
 
 /// The TOML file: every key optional.
@@ -101,6 +117,10 @@ pub struct FileConfig {
     pub workers: Option<bool>,
     pub session_ttl_hours: Option<u64>,
     pub cookie_secure: Option<bool>,
+    pub mock_fail_provider: Option<bool>,
+    /// Named LLM providers (`[llm]`, `[llm.providers.NAME]`); see
+    /// `formaops_core::provider::config`.
+    pub llm: Option<ProviderSettings>,
 }
 
 impl FileConfig {
@@ -123,6 +143,10 @@ pub struct Config {
     pub session_ttl: Duration,
     pub cookie_secure: bool,
     pub log_format: LogFormat,
+    /// Providers from the file's `[llm]` section, completed from `OPENAI_API_KEY` /
+    /// `OPENAI_BASE_URL`.
+    pub providers: ProviderSettings,
+    pub mock_fail_provider: bool,
 }
 
 impl fmt::Debug for Config {
@@ -137,6 +161,8 @@ impl fmt::Debug for Config {
             .field("session_ttl", &self.session_ttl)
             .field("cookie_secure", &self.cookie_secure)
             .field("log_format", &self.log_format)
+            .field("providers", &self.providers)
+            .field("mock_fail_provider", &self.mock_fail_provider)
             .finish()
     }
 }
@@ -220,6 +246,8 @@ impl Config {
             session_ttl: Duration::from_secs(ttl_hours * 3600),
             cookie_secure: serve.cookie_secure.or(file.cookie_secure).unwrap_or(false),
             log_format: db.log_format.unwrap_or_default(),
+            providers: file.llm.unwrap_or_default().with_env_defaults(),
+            mock_fail_provider: serve.mock_fail_provider.or(file.mock_fail_provider).unwrap_or(false),
         })
     }
 

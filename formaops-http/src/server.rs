@@ -6,7 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use formaops_core::engine::FormaOps;
+use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
+use formaops_core::provider::config::ProviderSettings;
+use formaops_core::provider::mock::{MockFault, MockProvider};
 use formaops_core::store::Store;
 
 use crate::auth::{self, Authenticator, LoginThrottle};
@@ -18,20 +20,57 @@ pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
 
 /// Opens the store named by the URL (migrations applied).
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    let _ = url;
-    anyhow::bail!("the database stores are not wired yet")
+    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", redact_url(url)))
 }
 
 /// Creates or upgrades the schema of the database named by the URL.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
-    let _ = url;
-    anyhow::bail!("the database stores are not wired yet")
+    formaops_store::migrate(url).await.with_context(|| format!("migrating the database {}", redact_url(url)))
+}
+
+/// Name of the always-failing mock provider registered with `mock_fail_provider`.
+pub const MOCK_FAIL_PROVIDER: &str = "mock-fail";
+
+/// Registers the configured providers, the zero-config `mock` (unless the settings name
+/// their own), and with `mock_fail` the `mock-fail` provider whose every call fails
+/// permanently (for trying failures and retries without a real provider).
+pub fn register_providers(
+    mut builder: FormaOpsBuilder,
+    settings: &ProviderSettings,
+    mock_fail: bool,
+) -> anyhow::Result<FormaOpsBuilder> {
+    let built = settings.build().context("configuring providers")?;
+    let has_mock = built.iter().any(|(name, _, _)| name == "mock");
+    for (name, provider, concurrency) in built {
+        builder = match concurrency {
+            Some(c) => builder.provider_with_concurrency(name, provider, c),
+            None => builder.provider(name, provider),
+        };
+    }
+    if !has_mock {
+        builder = builder.provider("mock", Arc::new(MockProvider::new()));
+    }
+    if mock_fail {
+        let failing =
+            MockProvider::new().named(MOCK_FAIL_PROVIDER).fail_at_rate(1.0, 0, MockFault::BadRequest);
+        builder = builder.provider(MOCK_FAIL_PROVIDER, Arc::new(failing));
+    }
+    Ok(builder)
 }
 
 /// Starts the engine on `store` with the configured providers.
 pub async fn start_engine(store: Arc<dyn Store>, config: &Config) -> anyhow::Result<FormaOps> {
-    let _ = (store, config);
-    anyhow::bail!("the engine is not wired yet")
+    let engine_config = EngineConfig {
+        default_provider: config.providers.default_provider(),
+        run_workers: config.workers,
+        ..EngineConfig::default()
+    };
+    tracing::info!(default_provider = %engine_config.default_provider, "starting the engine");
+    register_providers(FormaOps::builder(store), &config.providers, config.mock_fail_provider)?
+        .config(engine_config)
+        .start()
+        .await
+        .context("starting the engine")
 }
 
 /// On an empty user table, creates the first admin: from `FORMAOPS_ADMIN_EMAIL` /
@@ -41,7 +80,10 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
     if store.count_users().await.context("counting users")? > 0 {
         return Ok(None);
     }
-    let email = std::env::var("FORMAOPS_ADMIN_EMAIL").unwrap_or_else(|_| DEFAULT_ADMIN_EMAIL.to_string());
+    let email = std::env::var("FORMAOPS_ADMIN_EMAIL")
+        .ok()
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_string());
     let (password, generated) = match std::env::var("FORMAOPS_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
         _ => (auth::random_password(), true),
@@ -118,6 +160,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         Authenticator::new(LoginThrottle::default()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
     let state = AppState::new(engine.clone(), authenticator, http_settings(&config));
     let app = crate::router(state.clone());
+    if let Some(handle) = state.prometheus().cloned() {
+        // Drains recorded histogram samples even when nobody scrapes, so memory stays bounded.
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                every.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
 
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

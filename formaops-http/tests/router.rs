@@ -1,6 +1,8 @@
 //! Every endpoint and every error status, through the real router (`oneshot`), over the
 //! in-memory store and the mock provider.
 
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use axum::body::Body;
@@ -14,7 +16,12 @@ use support::{PASSWORD, TestApp};
 async fn login_returns_token_user_and_cookie() {
     let app = TestApp::new().await;
     let r = app
-        .call(Method::POST, "/api/auth/login", None, Some(json!({"email": " Alice@Example.com ", "password": PASSWORD})))
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"email": " Alice@Example.com ", "password": PASSWORD})),
+        )
         .await
         .expect(StatusCode::OK);
     assert_eq!(r.body["user"]["email"], "alice@example.com");
@@ -25,7 +32,9 @@ async fn login_returns_token_user_and_cookie() {
     assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
 
     // The cookie alone authenticates.
-    let req = Request::get("/api/auth/me").header("cookie", format!("formaops_session={token}")).body(Body::empty());
+    let req = Request::get("/api/auth/me")
+        .header("cookie", format!("formaops_session={token}"))
+        .body(Body::empty());
     let me = app.request(req.unwrap()).await.expect(StatusCode::OK);
     assert_eq!(me.body["email"], "alice@example.com");
     assert!(me.body.get("passwordHash").is_none());
@@ -35,11 +44,21 @@ async fn login_returns_token_user_and_cookie() {
 async fn unknown_user_and_wrong_password_are_indistinguishable() {
     let app = TestApp::new().await;
     let wrong = app
-        .call(Method::POST, "/api/auth/login", None, Some(json!({"email": "alice@example.com", "password": "nope nope"})))
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "alice@example.com", "password": "nope nope"})),
+        )
         .await
         .expect(StatusCode::UNAUTHORIZED);
     let unknown = app
-        .call(Method::POST, "/api/auth/login", None, Some(json!({"email": "carol@example.com", "password": "nope nope"})))
+        .call(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "carol@example.com", "password": "nope nope"})),
+        )
         .await
         .expect(StatusCode::UNAUTHORIZED);
     assert_eq!(wrong.text, unknown.text);
@@ -51,11 +70,16 @@ async fn login_is_throttled_per_account() {
     let app = TestApp::new().await;
     let bad = json!({"email": "alice@example.com", "password": "wrong password"});
     for _ in 0..5 {
-        app.call(Method::POST, "/api/auth/login", None, Some(bad.clone())).await.expect(StatusCode::UNAUTHORIZED);
+        app.call(Method::POST, "/api/auth/login", None, Some(bad.clone()))
+            .await
+            .expect(StatusCode::UNAUTHORIZED);
     }
     // Even the right password is refused while throttled.
     let good = json!({"email": "alice@example.com", "password": PASSWORD});
-    let r = app.call(Method::POST, "/api/auth/login", None, Some(good)).await.expect(StatusCode::TOO_MANY_REQUESTS);
+    let r = app
+        .call(Method::POST, "/api/auth/login", None, Some(good))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(r.code(), "rate_limited");
     let after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&after), "{after}");
@@ -79,7 +103,8 @@ async fn logout_revokes_the_session_server_side() {
     let app = TestApp::new().await;
     let token = app.login("alice@example.com").await;
     app.get("/api/auth/me", &token).await.expect(StatusCode::OK);
-    let r = app.call(Method::POST, "/api/auth/logout", Some(&token), None).await.expect(StatusCode::NO_CONTENT);
+    let r =
+        app.call(Method::POST, "/api/auth/logout", Some(&token), None).await.expect(StatusCode::NO_CONTENT);
     assert!(r.headers["set-cookie"].to_str().unwrap().contains("Max-Age=0"));
     app.get("/api/auth/me", &token).await.expect(StatusCode::UNAUTHORIZED);
     // Other sessions of the same user live on.
@@ -89,7 +114,8 @@ async fn logout_revokes_the_session_server_side() {
 #[tokio::test]
 async fn api_keys_create_list_use_revoke() {
     let app = TestApp::new().await;
-    let created = app.post("/api/auth/keys", &app.alice, json!({"name": "ci"})).await.expect(StatusCode::CREATED);
+    let created =
+        app.post("/api/auth/keys", &app.alice, json!({"name": "ci"})).await.expect(StatusCode::CREATED);
     let key = created.body["token"].as_str().unwrap().to_string();
     let id = created.body["id"].as_str().unwrap().to_string();
     assert!(key.starts_with("fok_"));
@@ -101,13 +127,20 @@ async fn api_keys_create_list_use_revoke() {
 
     // Bob cannot see or revoke it.
     assert_eq!(app.get("/api/auth/keys", &app.bob).await.body["items"].as_array().unwrap().len(), 0);
-    app.call(Method::DELETE, &format!("/api/auth/keys/{id}"), Some(&app.bob), None).await.expect(StatusCode::NOT_FOUND);
+    app.call(Method::DELETE, &format!("/api/auth/keys/{id}"), Some(&app.bob), None)
+        .await
+        .expect(StatusCode::NOT_FOUND);
     app.get("/api/auth/me", &key).await.expect(StatusCode::OK);
 
-    app.call(Method::DELETE, &format!("/api/auth/keys/{id}"), Some(&app.alice), None).await.expect(StatusCode::NO_CONTENT);
+    app.call(Method::DELETE, &format!("/api/auth/keys/{id}"), Some(&app.alice), None)
+        .await
+        .expect(StatusCode::NO_CONTENT);
     app.get("/api/auth/me", &key).await.expect(StatusCode::UNAUTHORIZED);
 
-    let r = app.post("/api/auth/keys", &app.alice, json!({"name": ""})).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    let r = app
+        .post("/api/auth/keys", &app.alice, json!({"name": ""}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_argument");
 }
 
@@ -140,12 +173,16 @@ async fn prompt_lifecycle_versions_and_archive() {
     app.get(&format!("/api/prompts/{id}?version=9"), &app.alice).await.expect(StatusCode::NOT_FOUND);
     app.get(&format!("/api/prompts/{id}?version=x"), &app.alice).await.expect(StatusCode::BAD_REQUEST);
 
-    let versions = app.get(&format!("/api/prompts/{id}/versions?limit=2"), &app.alice).await.expect(StatusCode::OK);
-    let nums: Vec<_> = versions.body["items"].as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
+    let versions =
+        app.get(&format!("/api/prompts/{id}/versions?limit=2"), &app.alice).await.expect(StatusCode::OK);
+    let nums: Vec<_> =
+        versions.body["items"].as_array().unwrap().iter().map(|v| v["version"].as_u64().unwrap()).collect();
     assert_eq!(nums, [3, 2]);
     let cursor = versions.body["nextCursor"].as_str().unwrap();
-    let rest =
-        app.get(&format!("/api/prompts/{id}/versions?limit=2&cursor={cursor}"), &app.alice).await.expect(StatusCode::OK);
+    let rest = app
+        .get(&format!("/api/prompts/{id}/versions?limit=2&cursor={cursor}"), &app.alice)
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(rest.body["items"][0]["version"], 1);
     assert!(rest.body["nextCursor"].is_null());
 
@@ -162,7 +199,10 @@ async fn prompt_lifecycle_versions_and_archive() {
     assert_eq!(r.code(), "conflict");
 
     // Archive: out of the default list, readable by id, not executable, not updatable.
-    let archived = app.call(Method::DELETE, &format!("/api/prompts/{id}"), Some(&app.alice), None).await.expect(StatusCode::OK);
+    let archived = app
+        .call(Method::DELETE, &format!("/api/prompts/{id}"), Some(&app.alice), None)
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(archived.body["status"], "ARCHIVED");
     let list = app.get("/api/prompts", &app.alice).await.expect(StatusCode::OK);
     assert!(list.body["items"].as_array().unwrap().is_empty());
@@ -175,9 +215,14 @@ async fn prompt_lifecycle_versions_and_archive() {
         .await
         .expect(StatusCode::CONFLICT);
     assert_eq!(r.code(), "conflict");
-    app.call(Method::PUT, &format!("/api/prompts/{id}"), Some(&app.alice), Some(json!({"template": "y {{ topic }}"})))
-        .await
-        .expect(StatusCode::CONFLICT);
+    app.call(
+        Method::PUT,
+        &format!("/api/prompts/{id}"),
+        Some(&app.alice),
+        Some(json!({"template": "y {{ topic }}"})),
+    )
+    .await
+    .expect(StatusCode::CONFLICT);
     // The name is free again.
     app.prompt(&app.alice, "summary").await;
 }
@@ -258,7 +303,14 @@ async fn prompt_list_paginates_and_validates_arguments() {
     }
     assert_eq!(seen, ["p4", "p3", "p2", "p1", "p0"], "newest first, each once");
 
-    for bad in ["/api/prompts?limit=0", "/api/prompts?limit=1000", "/api/prompts?cursor=zzz", "/api/prompts?status=NOPE", "/api/prompts?limit=abc", "/api/prompts?unknown=1"] {
+    for bad in [
+        "/api/prompts?limit=0",
+        "/api/prompts?limit=1000",
+        "/api/prompts?cursor=zzz",
+        "/api/prompts?status=NOPE",
+        "/api/prompts?limit=abc",
+        "/api/prompts?unknown=1",
+    ] {
         let r = app.get(bad, &app.alice).await.expect(StatusCode::BAD_REQUEST);
         assert_eq!(r.code(), "invalid_argument", "{bad}: {}", r.text);
     }
@@ -274,7 +326,11 @@ async fn execute_sync_returns_the_execution_response() {
     let app = TestApp::new().await;
     let id = app.prompt(&app.alice, "p").await;
     let r = app
-        .post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {"topic": "rust"}, "priority": "HIGH"}))
+        .post(
+            &format!("/api/prompts/{id}/execute"),
+            &app.alice,
+            json!({"inputs": {"topic": "rust"}, "priority": "HIGH"}),
+        )
         .await
         .expect(StatusCode::OK);
     let b = &r.body;
@@ -310,16 +366,26 @@ async fn execute_async_answers_202_with_location() {
             .expect(StatusCode::ACCEPTED);
         let exec_id = r.body["id"].as_str().unwrap().to_string();
         assert_eq!(r.headers["location"], format!("/api/executions/{exec_id}").as_str());
-        assert!(["QUEUED", "RUNNING", "COMPLETED"].contains(&r.body["status"].as_str().unwrap()), "{}", r.text);
+        assert!(
+            ["QUEUED", "RUNNING", "COMPLETED"].contains(&r.body["status"].as_str().unwrap()),
+            "{}",
+            r.text
+        );
         let done = app
             .state
             .engine()
-            .wait(exec_id_owner(&app, "alice@example.com").await, exec_id.parse().unwrap(), Some(std::time::Duration::from_secs(10)))
+            .wait(
+                exec_id_owner(&app, "alice@example.com").await,
+                exec_id.parse().unwrap(),
+                Some(std::time::Duration::from_secs(10)),
+            )
             .await
             .unwrap();
         assert_eq!(done.status.as_str(), "COMPLETED");
     }
-    app.post(&format!("/api/prompts/{id}/execute?mode=later"), &app.alice, body).await.expect(StatusCode::BAD_REQUEST);
+    app.post(&format!("/api/prompts/{id}/execute?mode=later"), &app.alice, body)
+        .await
+        .expect(StatusCode::BAD_REQUEST);
 }
 
 async fn exec_id_owner(app: &TestApp, email: &str) -> formaops_core::ids::UserId {
@@ -329,22 +395,30 @@ async fn exec_id_owner(app: &TestApp, email: &str) -> formaops_core::ids::UserId
 #[tokio::test]
 async fn execute_validates_inputs_before_queueing() {
     let app = TestApp::new().await;
-    let id = app.prompt_with(&app.alice, json!({
-        "name": "typed",
-        "template": "{{ topic }} {{ n }}",
-        "variables": [
-            {"name": "topic", "type": "string", "required": true},
-            {"name": "n", "type": "number", "required": true},
-        ],
-    }))
-    .await;
+    let id = app
+        .prompt_with(
+            &app.alice,
+            json!({
+                "name": "typed",
+                "template": "{{ topic }} {{ n }}",
+                "variables": [
+                    {"name": "topic", "type": "string", "required": true},
+                    {"name": "n", "type": "number", "required": true},
+                ],
+            }),
+        )
+        .await;
     let r = app
         .post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {"n": "not a number"}}))
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_inputs");
-    let fields: Vec<_> =
-        r.body["error"]["details"]["problems"].as_array().unwrap().iter().map(|p| p["field"].as_str().unwrap().to_string()).collect();
+    let fields: Vec<_> = r.body["error"]["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap().to_string())
+        .collect();
     assert!(fields.iter().any(|f| f.contains("topic")), "{fields:?}");
     assert!(fields.iter().any(|f| f.contains('n')), "{fields:?}");
     // Nothing was queued.
@@ -363,8 +437,12 @@ async fn idempotency_key_returns_the_first_execution() {
     let path = format!("/api/prompts/{id}/execute");
     let body = json!({"inputs": {"topic": "same"}});
     let key = [("idempotency-key", "order-42")];
-    let first = app.call_with(Method::POST, &path, Some(&app.alice), Some(body.clone()), &key).await.expect(StatusCode::OK);
-    let again = app.call_with(Method::POST, &path, Some(&app.alice), Some(body), &key).await.expect(StatusCode::OK);
+    let first = app
+        .call_with(Method::POST, &path, Some(&app.alice), Some(body.clone()), &key)
+        .await
+        .expect(StatusCode::OK);
+    let again =
+        app.call_with(Method::POST, &path, Some(&app.alice), Some(body), &key).await.expect(StatusCode::OK);
     assert_eq!(first.body["id"], again.body["id"]);
     let r = app
         .call_with(Method::POST, &path, Some(&app.alice), Some(json!({"inputs": {"topic": "other"}})), &key)
@@ -385,18 +463,28 @@ async fn failed_executions_can_be_retried_others_cannot() {
     let app = TestApp::new().await;
     let ok = app.prompt(&app.alice, "ok").await;
     let failing = app
-        .prompt_with(&app.alice, json!({
-            "name": "failing",
-            "template": "x",
-            "model": {"provider": "mock", "model": support::FAILING_MODEL},
-        }))
+        .prompt_with(
+            &app.alice,
+            json!({
+                "name": "failing",
+                "template": "x",
+                "model": {"provider": support::FAILING_PROVIDER, "model": "mock"},
+            }),
+        )
         .await;
-    let done = app.post(&format!("/api/prompts/{ok}/execute"), &app.alice, json!({"inputs": {"topic": "t"}})).await;
+    let done =
+        app.post(&format!("/api/prompts/{ok}/execute"), &app.alice, json!({"inputs": {"topic": "t"}})).await;
     let done_id = done.body["id"].as_str().unwrap().to_string();
-    let r = app.post(&format!("/api/executions/{done_id}/retry"), &app.alice, json!({})).await.expect(StatusCode::CONFLICT);
+    let r = app
+        .post(&format!("/api/executions/{done_id}/retry"), &app.alice, json!({}))
+        .await
+        .expect(StatusCode::CONFLICT);
     assert_eq!(r.code(), "conflict");
 
-    let failed = app.post(&format!("/api/prompts/{failing}/execute"), &app.alice, json!({})).await.expect(StatusCode::OK);
+    let failed = app
+        .post(&format!("/api/prompts/{failing}/execute"), &app.alice, json!({}))
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(failed.body["status"], "FAILED", "{}", failed.text);
     assert!(failed.body["error"]["code"].is_string(), "{}", failed.text);
     let failed_id = failed.body["id"].as_str().unwrap();
@@ -424,15 +512,22 @@ async fn cancel_a_queued_execution() {
         .expect(StatusCode::ACCEPTED);
     assert_eq!(r.body["status"], "QUEUED");
     let exec = r.body["id"].as_str().unwrap();
-    let c = app.call(Method::POST, &format!("/api/executions/{exec}/cancel"), Some(&app.alice), None).await.expect(StatusCode::OK);
+    let c = app
+        .call(Method::POST, &format!("/api/executions/{exec}/cancel"), Some(&app.alice), None)
+        .await
+        .expect(StatusCode::OK);
     assert_eq!(c.body["status"], "CANCELLED");
-    let again = app.call(Method::POST, &format!("/api/executions/{exec}/cancel"), Some(&app.alice), None).await;
+    let again =
+        app.call(Method::POST, &format!("/api/executions/{exec}/cancel"), Some(&app.alice), None).await;
     assert_eq!(again.expect(StatusCode::CONFLICT).code(), "conflict");
 }
 
 #[tokio::test]
 async fn sync_execute_answers_202_when_the_wait_runs_out() {
-    let settings = formaops_http::HttpSettings { sync_wait: std::time::Duration::from_millis(50), ..support::settings() };
+    let settings = formaops_http::HttpSettings {
+        sync_wait: std::time::Duration::from_millis(50),
+        ..support::settings()
+    };
     let app = TestApp::with(false, settings).await;
     let id = app.prompt(&app.alice, "p").await;
     let r = app
@@ -449,7 +544,9 @@ async fn execution_list_filters_and_paginates() {
     let a = app.prompt(&app.alice, "a").await;
     let b = app.prompt(&app.alice, "b").await;
     for p in [&a, &a, &a, &b] {
-        app.post(&format!("/api/prompts/{p}/execute"), &app.alice, json!({"inputs": {"topic": "t"}})).await.expect(StatusCode::OK);
+        app.post(&format!("/api/prompts/{p}/execute"), &app.alice, json!({"inputs": {"topic": "t"}}))
+            .await
+            .expect(StatusCode::OK);
     }
     let only_a = app.get(&format!("/api/executions?promptId={a}"), &app.alice).await.expect(StatusCode::OK);
     assert_eq!(only_a.body["items"].as_array().unwrap().len(), 3);
@@ -461,14 +558,20 @@ async fn execution_list_filters_and_paginates() {
     assert_eq!(p2.body["items"].as_array().unwrap().len(), 1);
     assert!(p2.body["nextCursor"].is_null());
 
-    let future = app.get("/api/executions?since=2999-01-01T00:00:00Z", &app.alice).await.expect(StatusCode::OK);
+    let future =
+        app.get("/api/executions?since=2999-01-01T00:00:00Z", &app.alice).await.expect(StatusCode::OK);
     assert!(future.body["items"].as_array().unwrap().is_empty());
     let past = app.get("/api/executions?until=2000-01-01T00:00:00Z", &app.alice).await.expect(StatusCode::OK);
     assert!(past.body["items"].as_array().unwrap().is_empty());
     let completed = app.get("/api/executions?status=COMPLETED", &app.alice).await.expect(StatusCode::OK);
     assert_eq!(completed.body["items"].as_array().unwrap().len(), 4);
 
-    for bad in ["/api/executions?status=DONE", "/api/executions?since=yesterday", "/api/executions?promptId=nope", "/api/executions?limit=0"] {
+    for bad in [
+        "/api/executions?status=DONE",
+        "/api/executions?since=yesterday",
+        "/api/executions?promptId=nope",
+        "/api/executions?limit=0",
+    ] {
         let r = app.get(bad, &app.alice).await.expect(StatusCode::BAD_REQUEST);
         assert_eq!(r.code(), "invalid_argument", "{bad}");
     }
@@ -486,7 +589,10 @@ async fn sse_follows_one_execution_to_its_end() {
         .expect(StatusCode::ACCEPTED);
     let exec = r.body["id"].as_str().unwrap();
     // The stream ends after the final event, so the whole body can be read.
-    let sse = app.get(&format!("/api/executions/events?executionId={exec}"), &app.alice).await.expect(StatusCode::OK);
+    let sse = app
+        .get(&format!("/api/executions/events?executionId={exec}"), &app.alice)
+        .await
+        .expect(StatusCode::OK);
     assert!(sse.headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     let frames: Vec<(String, Value)> = parse_sse(&sse.text);
     assert_eq!(frames[0].0, "snapshot", "{}", sse.text);
@@ -496,7 +602,10 @@ async fn sse_follows_one_execution_to_its_end() {
     assert_eq!(status, "COMPLETED", "{}", sse.text);
 
     // Bob may not follow it.
-    let r = app.get(&format!("/api/executions/events?executionId={exec}"), &app.bob).await.expect(StatusCode::NOT_FOUND);
+    let r = app
+        .get(&format!("/api/executions/events?executionId={exec}"), &app.bob)
+        .await
+        .expect(StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "not_found");
 }
 
@@ -545,11 +654,14 @@ async fn health_metrics_prometheus_openapi_docs() {
     assert!(h.body["providers"].as_array().unwrap().iter().any(|p| p["name"] == "mock"));
 
     let id = app.prompt(&app.alice, "p").await;
-    app.post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {"topic": "t"}})).await.expect(StatusCode::OK);
+    app.post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {"topic": "t"}}))
+        .await
+        .expect(StatusCode::OK);
     let m = app.get("/api/metrics", &app.alice).await.expect(StatusCode::OK);
     assert_eq!(m.body["counts"]["completed"], 1, "{}", m.text);
     assert_eq!(m.body["byPrompt"][0]["promptId"], id.as_str());
-    let m = app.get(&format!("/api/metrics?promptId={id}&version=1"), &app.alice).await.expect(StatusCode::OK);
+    let m =
+        app.get(&format!("/api/metrics?promptId={id}&version=1"), &app.alice).await.expect(StatusCode::OK);
     assert_eq!(m.body["counts"]["total"], 1);
     let bob = app.get("/api/metrics", &app.bob).await.expect(StatusCode::OK);
     assert_eq!(bob.body["counts"]["total"], 0, "metrics are per user");
@@ -559,12 +671,22 @@ async fn health_metrics_prometheus_openapi_docs() {
 
     let p = app.call(Method::GET, "/metrics", None, None).await.expect(StatusCode::OK);
     assert!(p.text.contains("http_request_duration_seconds"), "{}", p.text);
+    assert!(p.text.contains("formaops_queue_depth"), "{}", p.text);
+    assert!(p.text.contains("formaops_provider_in_flight{provider=\"mock\"}"), "{}", p.text);
     assert!(!p.text.contains("alice"), "no user data in labels");
     assert!(!p.text.contains(&id), "no ids in labels");
 
     let doc = app.call(Method::GET, "/api/openapi.json", None, None).await.expect(StatusCode::OK);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3.1"));
-    for path in ["/api/auth/login", "/api/prompts", "/api/prompts/{id}", "/api/prompts/{id}/execute", "/api/executions/{id}/retry", "/api/health", "/api/metrics"] {
+    for path in [
+        "/api/auth/login",
+        "/api/prompts",
+        "/api/prompts/{id}",
+        "/api/prompts/{id}/execute",
+        "/api/executions/{id}/retry",
+        "/api/health",
+        "/api/metrics",
+    ] {
         assert!(doc.body["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
     let docs = app.call(Method::GET, "/api/docs/", None, None).await.expect(StatusCode::OK);
@@ -576,7 +698,10 @@ async fn unknown_routes_and_methods_answer_in_our_shape() {
     let app = TestApp::new().await;
     let r = app.call(Method::GET, "/api/nope", None, None).await.expect(StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "route_not_found");
-    let r = app.call(Method::PATCH, "/api/prompts", Some(&app.alice), None).await.expect(StatusCode::METHOD_NOT_ALLOWED);
+    let r = app
+        .call(Method::PATCH, "/api/prompts", Some(&app.alice), None)
+        .await
+        .expect(StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.code(), "method_not_allowed");
     assert!(r.headers.contains_key("x-request-id"));
 }
@@ -638,8 +763,14 @@ async fn another_users_ids_answer_exactly_like_missing_ones() {
         let b = app.call(method.clone(), &missing, Some(&app.bob), body).await;
         assert_eq!(a.status, StatusCode::NOT_FOUND, "{method} {theirs}: {}", a.text);
         assert_eq!(b.status, StatusCode::NOT_FOUND, "{method} {missing}: {}", b.text);
-        let strip = |r: &support::Reply, ids: [&str; 2]| ids.iter().fold(r.text.clone(), |t, id| t.replace(id, "<id>"));
-        assert_eq!(strip(&a, [&prompt, &exec]), strip(&b, [&missing_prompt, &missing_exec]), "{method} {template}");
+        let strip = |r: &support::Reply, ids: [&str; 2]| {
+            ids.iter().fold(r.text.clone(), |t, id| t.replace(id, "<id>"))
+        };
+        assert_eq!(
+            strip(&a, [&prompt, &exec]),
+            strip(&b, [&missing_prompt, &missing_exec]),
+            "{method} {template}"
+        );
     }
     // Nothing changed for Alice.
     let p = app.get(&format!("/api/prompts/{prompt}"), &app.alice).await.expect(StatusCode::OK);
@@ -651,4 +782,88 @@ async fn another_users_ids_answer_exactly_like_missing_ones() {
     // A malformed id is "not found" too.
     let r = app.get("/api/prompts/not-a-uuid", &app.bob).await.expect(StatusCode::NOT_FOUND);
     assert_eq!(r.code(), "not_found");
+}
+
+#[tokio::test]
+async fn sse_of_a_pending_execution_ends_right_after_its_final_event() {
+    use tower::ServiceExt as _;
+    // No workers: the execution stays QUEUED until cancelled.
+    let app = TestApp::with(false, support::settings()).await;
+    let id = app.prompt(&app.alice, "p").await;
+    let r = app
+        .post(&format!("/api/prompts/{id}/execute?mode=async"), &app.alice, json!({"inputs": {"topic": "t"}}))
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let exec = r.body["id"].as_str().unwrap().to_string();
+    let req = Request::get(format!("/api/executions/events?executionId={exec}"))
+        .header("authorization", format!("Bearer {}", app.alice))
+        .body(Body::empty())
+        .unwrap();
+    // The handler subscribes before it answers, so the cancel below is seen.
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    app.call(Method::POST, &format!("/api/executions/{exec}/cancel"), Some(&app.alice), None)
+        .await
+        .expect(StatusCode::OK);
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        axum::body::to_bytes(response.into_body(), 1024 * 1024),
+    )
+    .await
+    .expect("the stream ends after the final event")
+    .unwrap();
+    let frames = parse_sse(&String::from_utf8_lossy(&body));
+    assert_eq!(frames[0].0, "snapshot");
+    assert_eq!(frames[0].1["execution"]["status"], "QUEUED");
+    let last = frames.last().unwrap();
+    assert_eq!(last.0, "cancelled");
+    assert_eq!(last.1["status"], "CANCELLED");
+    assert_eq!(last.1["executionId"], exec.as_str());
+}
+
+#[tokio::test]
+async fn sse_of_all_executions_carries_only_the_callers_events() {
+    use tower::ServiceExt as _;
+    let app = TestApp::with(false, support::settings()).await;
+    let mine = app.prompt(&app.alice, "mine").await;
+    let theirs = app.prompt(&app.bob, "theirs").await;
+    let req = Request::get("/api/executions/events")
+        .header("authorization", format!("Bearer {}", app.alice))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let bob_exec = app
+        .post(
+            &format!("/api/prompts/{theirs}/execute?mode=async"),
+            &app.bob,
+            json!({"inputs": {"topic": "b"}}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let alice_exec = app
+        .post(
+            &format!("/api/prompts/{mine}/execute?mode=async"),
+            &app.alice,
+            json!({"inputs": {"topic": "a"}}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    // Read frames until Alice's queued event shows up.
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let alice_id = alice_exec.body["id"].as_str().unwrap().to_string();
+    let read = async {
+        use futures::StreamExt as _;
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text.contains(&alice_id) {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("Alice's event arrives");
+    assert!(!text.contains(bob_exec.body["id"].as_str().unwrap()), "Bob's event leaked: {text}");
+    let frames = parse_sse(&text);
+    assert!(frames.iter().all(|(_, v)| v["userId"] == frames[0].1["userId"]));
 }

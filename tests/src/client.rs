@@ -38,19 +38,28 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str) -> Self {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("reqwest client");
+        let http =
+            reqwest::Client::builder().timeout(Duration::from_secs(60)).build().expect("reqwest client");
         Self { http, base: base.to_string(), token: None }
     }
 
     /// Logs in; returns a client carrying the token.
     pub async fn login(&self, email: &str, password: &str) -> Self {
-        let r = self.send(Method::POST, "/api/auth/login", Some(json!({"email": email, "password": password})), &[]).await;
+        let r = self
+            .send(Method::POST, "/api/auth/login", Some(json!({"email": email, "password": password})), &[])
+            .await;
         let body = r.expect(200);
         let token = body["token"].as_str().expect("token").to_string();
         Self { token: Some(token), ..self.clone() }
     }
 
-    pub async fn send(&self, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Resp {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -85,8 +94,9 @@ impl Api {
         self.send(Method::DELETE, path, None, &[]).await
     }
 
-    /// Reads an SSE stream until it ends or `within` passes; returns `(event, data)` frames.
-    pub async fn sse(&self, path: &str, within: Duration) -> Vec<(String, Value)> {
+    /// Reads an SSE stream until it ends or `within` passes; returns the `(event, data)`
+    /// frames and whether the server ended the stream.
+    pub async fn sse(&self, path: &str, within: Duration) -> (Vec<(String, Value)>, bool) {
         let mut req = self.http.get(format!("{}{path}", self.base)).timeout(within + Duration::from_secs(5));
         if let Some(t) = &self.token {
             req = req.bearer_auth(t);
@@ -101,14 +111,15 @@ impl Api {
                 text.push_str(&String::from_utf8_lossy(&chunk));
             }
         };
-        let _ = tokio::time::timeout(within, read).await;
-        parse_sse(&text)
+        let ended = tokio::time::timeout(within, read).await.is_ok();
+        (parse_sse(&text), ended)
     }
 
     /// Opens `/api/ws` (token in the query, as a browser would) and collects JSON text frames
     /// until the server closes or `within` passes. A minimal RFC 6455 client: enough for
-    /// unmasked server text frames. `Err` holds the response head when the upgrade is refused.
-    pub async fn websocket(&self, query: &str, within: Duration) -> Result<Vec<Value>, String> {
+    /// unmasked server text frames. `Ok` holds the frames and whether the server closed the
+    /// socket; `Err` holds the response head when the upgrade is refused.
+    pub async fn websocket(&self, query: &str, within: Duration) -> Result<(Vec<Value>, bool), String> {
         let host = self.base.trim_start_matches("http://");
         let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
         let token = self.token.clone().unwrap_or_default();
@@ -168,10 +179,10 @@ impl Api {
                 }
             }
         };
-        let _ = tokio::time::timeout(within, read).await;
+        let closed = tokio::time::timeout(within, read).await.is_ok();
         match refused {
             Some(head) => Err(head),
-            None => Ok(frames),
+            None => Ok((frames, closed)),
         }
     }
 }

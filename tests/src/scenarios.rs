@@ -21,9 +21,9 @@ pub async fn wait_final(api: &Api, id: &str, within: Duration) -> Value {
 
 /// The flow: login, create a prompt, update it twice, execute sync and async, follow
 /// executions over SSE and WebSocket, retry a failed one, list with pagination, metrics,
-/// logout then the old token is refused. `failing_model` is a mock model that fails
-/// permanently.
-pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &str) {
+/// logout then the old token is refused. `failing_provider` names a provider that fails
+/// permanently (the server's `mock-fail`).
+pub async fn full_flow(base: &str, email: &str, password: &str, failing_provider: &str) {
     let anon = Api::new(base);
     anon.get("/api/auth/me").await.expect(401);
     let api = anon.login(email, password).await;
@@ -68,7 +68,10 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
 
     // Sync.
     let sync = api
-        .post(&format!("/api/prompts/{pid}/execute"), json!({"inputs": {"text": "hello"}, "priority": "HIGH"}))
+        .post(
+            &format!("/api/prompts/{pid}/execute"),
+            json!({"inputs": {"text": "hello"}, "priority": "HIGH"}),
+        )
         .await
         .expect(200);
     assert_eq!(sync["status"], "COMPLETED", "{sync}");
@@ -89,7 +92,9 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
     assert_eq!(accepted.status.as_u16(), 202, "{}", accepted.body);
     let eid = accepted.body["id"].as_str().expect("execution id").to_string();
     assert_eq!(accepted.headers["location"].to_str().unwrap_or(""), format!("/api/executions/{eid}"));
-    let frames = api.sse(&format!("/api/executions/events?executionId={eid}"), Duration::from_secs(30)).await;
+    let (frames, ended) =
+        api.sse(&format!("/api/executions/events?executionId={eid}"), Duration::from_secs(30)).await;
+    assert!(ended, "the SSE stream of one execution ends after its final event: {frames:?}");
     assert_eq!(frames.first().map(|f| f.0.as_str()), Some("snapshot"), "{frames:?}");
     let last = frames.last().expect("frames");
     let last_status = if last.0 == "snapshot" { &last.1["execution"]["status"] } else { &last.1["status"] };
@@ -102,7 +107,11 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
         .await
         .expect(202);
     let ws_id = ws_exec["id"].as_str().expect("execution id").to_string();
-    let frames = api.websocket(&format!("&executionId={ws_id}"), Duration::from_secs(30)).await.expect("WebSocket upgrade");
+    let (frames, closed) = api
+        .websocket(&format!("&executionId={ws_id}"), Duration::from_secs(30))
+        .await
+        .expect("WebSocket upgrade");
+    assert!(closed, "the server closes the socket after the final event: {frames:?}");
     assert_eq!(frames.first().map(|f| f["kind"].clone()), Some(json!("snapshot")), "{frames:?}");
     let last = frames.last().expect("frames");
     let last_status = if last["kind"] == "snapshot" { &last["execution"]["status"] } else { &last["status"] };
@@ -112,7 +121,7 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
     let failing = api
         .post(
             "/api/prompts",
-            json!({"name": "e2e-failing", "template": "fail", "model": {"provider": "mock", "model": failing_model}}),
+            json!({"name": "e2e-failing", "template": "fail", "model": {"provider": failing_provider, "model": "mock"}}),
         )
         .await
         .expect(201);
@@ -156,7 +165,8 @@ pub async fn full_flow(base: &str, email: &str, password: &str, failing_model: &
     assert_eq!(m["counts"]["total"], 5, "{m}");
     assert_eq!(m["counts"]["completed"], 3, "{m}");
     assert_eq!(m["counts"]["failed"], 2, "{m}");
-    let prom = reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics").text().await.unwrap_or_default();
+    let prom =
+        reqwest::get(format!("{base}/metrics")).await.expect("GET /metrics").text().await.unwrap_or_default();
     assert!(prom.contains("http_request_duration_seconds"), "{prom}");
     let health = api.get("/api/health").await.expect(200);
     assert_eq!(health["database"], true);
@@ -186,7 +196,8 @@ pub async fn cross_tenant(base: &str, owner: (&str, &str), other: (&str, &str)) 
         .await
         .expect(201);
     let pid = p["id"].as_str().expect("id").to_string();
-    let e = alice.post(&format!("/api/prompts/{pid}/execute"), json!({"inputs": {"x": "1"}})).await.expect(200);
+    let e =
+        alice.post(&format!("/api/prompts/{pid}/execute"), json!({"inputs": {"x": "1"}})).await.expect(200);
     let eid = e["id"].as_str().expect("id").to_string();
 
     use reqwest::Method;
@@ -210,7 +221,12 @@ pub async fn cross_tenant(base: &str, owner: (&str, &str), other: (&str, &str)) 
     // Lists and metrics show Bob nothing of Alice's.
     assert_eq!(bob.get("/api/prompts").await.expect(200)["items"].as_array().map(Vec::len), Some(0));
     assert_eq!(bob.get("/api/executions").await.expect(200)["items"].as_array().map(Vec::len), Some(0));
-    assert_eq!(bob.get(&format!("/api/executions?promptId={pid}")).await.expect(200)["items"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        bob.get(&format!("/api/executions?promptId={pid}")).await.expect(200)["items"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
     assert_eq!(bob.get("/api/metrics").await.expect(200)["counts"]["total"], 0);
     // WebSocket: following Alice's execution is refused.
     let refused = bob.websocket(&format!("&executionId={eid}"), Duration::from_secs(5)).await;

@@ -114,16 +114,15 @@ async fn event_stream(
     if already_final {
         return Ok(first.boxed());
     }
-    // Pass events through up to and including the first final one.
-    let rest = events
-        .scan(false, |done, e| {
-            if *done {
-                return futures::future::ready(None);
-            }
-            *done = e.status.is_final();
-            futures::future::ready(Some(Item::Event(Box::new(e))))
-        })
-        .boxed();
+    // Pass events through up to and including the first final one, then end at once
+    // (without waiting for another event).
+    let rest = stream::unfold(Some(events), |state| async move {
+        let mut events = state?;
+        let e = events.next().await?;
+        let next = if e.status.is_final() { None } else { Some(events) };
+        Some((Item::Event(Box::new(e)), next))
+    })
+    .boxed();
     Ok(first.chain(rest).boxed())
 }
 

@@ -118,10 +118,25 @@ async fn metrics(
     Ok(AppJson(state.engine().metrics(auth.id(), query).await?))
 }
 
-/// `GET /metrics`: Prometheus text exposition.
+/// `GET /metrics`: Prometheus text exposition. Refreshes the gauges read from the engine's
+/// health (`formaops_database_up`, `formaops_queue_depth`, `formaops_provider_in_flight`,
+/// `formaops_provider_concurrency`, `formaops_uptime_seconds`) before rendering.
 pub async fn prometheus(State(state): State<AppState>) -> Response {
     match state.prometheus() {
         Some(handle) => {
+            let report = state.engine().health().await;
+            metrics::gauge!("formaops_database_up").set(if report.store_ok { 1.0 } else { 0.0 });
+            if let Some(depth) = report.queue_depth {
+                metrics::gauge!("formaops_queue_depth").set(depth as f64);
+            }
+            for p in &report.providers {
+                metrics::gauge!("formaops_provider_in_flight", "provider" => p.name.clone())
+                    .set(p.in_flight as f64);
+                metrics::gauge!("formaops_provider_concurrency", "provider" => p.name.clone())
+                    .set(p.concurrency as f64);
+            }
+            metrics::gauge!("formaops_uptime_seconds").set(state.uptime().as_secs_f64());
+            handle.run_upkeep();
             ([(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], handle.render()).into_response()
         }
         None => {

@@ -1,7 +1,7 @@
 //! Router test harness: the real router over the in-memory store and the mock provider,
 //! driven with `tower::ServiceExt::oneshot`.
 
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
 pub const PASSWORD: &str = "correct horse battery";
+/// Provider whose every call fails permanently.
+pub const FAILING_PROVIDER: &str = formaops_http::server::MOCK_FAIL_PROVIDER;
 
 /// A router with two users logged in.
 pub struct TestApp {
@@ -53,7 +55,7 @@ pub fn settings() -> HttpSettings {
 
 pub async fn engine(store: Arc<dyn Store>, workers: bool) -> FormaOps {
     let config = EngineConfig { run_workers: workers, ..EngineConfig::default() };
-    formaops_http::server::register_providers(FormaOps::builder(store), &Default::default())
+    formaops_http::server::register_providers(FormaOps::builder(store), &Default::default(), true)
         .expect("providers")
         .config(config)
         .start()
@@ -81,7 +83,9 @@ impl TestApp {
     }
 
     pub async fn login(&self, email: &str) -> String {
-        let r = self.call(Method::POST, "/api/auth/login", None, Some(json!({"email": email, "password": PASSWORD}))).await;
+        let r = self
+            .call(Method::POST, "/api/auth/login", None, Some(json!({"email": email, "password": PASSWORD})))
+            .await;
         assert_eq!(r.status, StatusCode::OK, "{}", r.text);
         r.body["token"].as_str().unwrap().to_string()
     }
@@ -132,11 +136,14 @@ impl TestApp {
 
     /// Creates a prompt `name` with one required string variable `topic`; returns its id.
     pub async fn prompt(&self, token: &str, name: &str) -> String {
-        self.prompt_with(token, json!({
-            "name": name,
-            "template": "Write about {{ topic }}.",
-            "variables": [{"name": "topic", "type": "string", "required": true}],
-        }))
+        self.prompt_with(
+            token,
+            json!({
+                "name": name,
+                "template": "Write about {{ topic }}.",
+                "variables": [{"name": "topic", "type": "string", "required": true}],
+            }),
+        )
         .await
     }
 

@@ -1,0 +1,137 @@
+//! End-to-end: the real `formaops` binary (always freshly built: `CARGO_BIN_EXE_formaops`)
+//! on a fresh SQLite file and on a fresh Postgres database, driven over HTTP by the
+//! scenarios in the `formaops-e2e` crate (`tests/`).
+//!
+//! Postgres: `DATABASE_URL` (a server the tests may create databases on) or
+//! `postgres://postgres@127.0.0.1:5432/postgres`; the test fails loudly when none answers,
+//! unless `FORMAOPS_SKIP_PG=1`.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use formaops_e2e::server::{Server, sqlite_url};
+use formaops_e2e::{ADMIN_EMAIL, ADMIN_PASSWORD, postgres, scenarios};
+
+const BIN: &str = env!("CARGO_BIN_EXE_formaops");
+const USER_PASSWORD: &str = "e2e user password";
+
+/// `formaops users create` through the CLI, password from an environment variable.
+fn create_user(database_url: &str, workdir: &Path, email: &str) {
+    let out = Command::new(BIN)
+        .args(["users", "create", "--email", email, "--password-env", "E2E_PW"])
+        .current_dir(workdir)
+        .env("DATABASE_URL", database_url)
+        .env("E2E_PW", USER_PASSWORD)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("running formaops users create");
+    assert!(out.status.success(), "users create failed: {}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout);
+    assert!(uuid::Uuid::parse_str(id.trim()).is_ok(), "users create prints the new id, got {id:?}");
+}
+
+async fn run_all(database_url: &str, workdir: &Path) {
+    let server =
+        Server::start(Path::new(BIN), database_url, workdir, &[("FORMAOPS_MOCK_FAIL_PROVIDER", "true")]);
+    create_user(database_url, workdir, "bob@e2e.test");
+    create_user(database_url, workdir, "carol@e2e.test");
+
+    scenarios::full_flow(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD, "mock-fail").await;
+    scenarios::cross_tenant(&server.base, ("bob@e2e.test", USER_PASSWORD), ("carol@e2e.test", USER_PASSWORD))
+        .await;
+
+    let stderr = server.stderr();
+    assert!(!stderr.contains(ADMIN_PASSWORD), "a password reached the logs");
+    assert!(!stderr.contains("fos_"), "a session token reached the logs");
+
+    // Graceful shutdown on SIGTERM: exits 0.
+    let status = server.terminate(Duration::from_secs(30));
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_end_to_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_all(&sqlite_url(dir.path()), dir.path()).await;
+    assert!(dir.path().join("e2e.db").exists(), "the SQLite file was created");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_end_to_end() {
+    let Some(db) = postgres::create().await else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    run_all(&db.url, dir.path()).await;
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn first_start_prints_a_generated_admin_password_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let mut cmd = Command::new(BIN);
+    cmd.args(["migrate"]).current_dir(dir.path()).env("DATABASE_URL", &url);
+    let out = cmd.output().expect("migrate");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Start through the harness without the admin variables.
+    let server = Server::start(
+        Path::new(BIN),
+        &url,
+        dir.path(),
+        &[("FORMAOPS_ADMIN_EMAIL", ""), ("FORMAOPS_ADMIN_PASSWORD", "")],
+    );
+    let stderr = wait_for(&server, "password:");
+    let password = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password:"))
+        .map(|p| p.trim().to_string())
+        .expect("a generated password line");
+    assert!(password.len() >= 24, "{password}");
+    formaops_e2e::client::Api::new(&server.base).login("admin@localhost", &password).await;
+    drop(server);
+
+    // Second start: users exist, nothing printed.
+    let server = Server::start(
+        Path::new(BIN),
+        &url,
+        dir.path(),
+        &[("FORMAOPS_ADMIN_EMAIL", ""), ("FORMAOPS_ADMIN_PASSWORD", "")],
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!server.stderr().contains("password:"), "{}", server.stderr());
+}
+
+fn wait_for(server: &Server, needle: &str) -> String {
+    for _ in 0..100 {
+        let s = server.stderr();
+        if s.contains(needle) {
+            return s;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{needle:?} never appeared on stderr:\n{}", server.stderr());
+}
+
+#[test]
+fn users_create_refuses_a_password_on_the_command_line_or_missing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = sqlite_url(dir.path());
+    let out = Command::new(BIN)
+        .args(["users", "create", "--email", "x@y.z"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--password-stdin"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["users", "create", "--email", "x@y.z", "--password", "hunter22"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "there is no --password flag");
+}
