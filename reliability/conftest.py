@@ -49,8 +49,20 @@ def fake():
     f.stop()
 
 
-def provider_env(fake: FakeOpenAI, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = {"OPENAI_BASE_URL": fake.base_url, "OPENAI_API_KEY": "sk-reliability-fake"}
+def provider_env(fake: FakeOpenAI, extra: dict[str, str] | None = None, timeout_ms: int | None = None,
+                 concurrency: int = 16) -> dict[str, str]:
+    """Environment that points the server's `openai` provider at the fake, through a config
+    file (`[llm.providers.openai]`) so the per-call timeout can be short."""
+    import uuid
+
+    cfg = harness.RUNS / f"formaops-{uuid.uuid4().hex[:8]}.toml"
+    harness.RUNS.mkdir(parents=True, exist_ok=True)
+    lines = ["[llm]", 'default = "openai"', "[llm.providers.openai]", 'kind = "openai"',
+             f'base_url = "{fake.base_url}"', 'api_key = "sk-reliability-fake"', f"concurrency = {concurrency}"]
+    if timeout_ms:
+        lines.append(f"timeout_ms = {timeout_ms}")
+    cfg.write_text("\n".join(lines) + "\n")
+    env = {"FORMAOPS_CONFIG": str(cfg)}
     env.update(extra or {})
     return env
 
@@ -70,12 +82,13 @@ class Node:
         self.bob.login(self.bob_email)
 
 
-def make_node(pg: harness.PgCluster, fake: FakeOpenAI, name: str, env: dict[str, str] | None = None) -> Node:
+def make_node(pg: harness.PgCluster, fake: FakeOpenAI, name: str, env: dict[str, str] | None = None,
+              timeout_ms: int | None = None) -> Node:
     db = pg.create_db(name)
     harness.migrate(db)
     harness.create_user(db, "alice@rel.test")
     harness.create_user(db, "bob@rel.test")
-    server = harness.Server(db, name, provider_env(fake, env)).start()
+    server = harness.Server(db, name, provider_env(fake, env, timeout_ms=timeout_ms)).start()
     return Node(server, db)
 
 

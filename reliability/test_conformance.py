@@ -22,7 +22,7 @@ def test_schemathesis(module_node):
     doc = module_node.anon.req("GET", "/api/openapi.json").json()
     base = module_node.server.url if any(p.startswith("/api/") for p in doc["paths"]) else module_node.server.url + "/api"
     cmd = [
-        str(st), "run", f"{module_node.server.url}/api/openapi.json",
+        str(st), "--no-color", "run", f"{module_node.server.url}/api/openapi.json",
         "--url", base,
         "-H", f"Authorization: Bearer {token}",
         "--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance",
@@ -35,7 +35,6 @@ def test_schemathesis(module_node):
         # Logging out or revoking keys would end the run's own session.
         "--exclude-path-regex", "auth/(logout|keys)",
         "--report", "junit,ndjson", "--report-dir", str(report),
-        "--no-color",
     ]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=int(os.environ.get("SCHEMATHESIS_TIMEOUT", "1500")))
     (harness.RUNS / "schemathesis.txt").write_text(out.stdout + "\n" + out.stderr)

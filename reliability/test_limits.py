@@ -7,6 +7,7 @@ import json
 import uuid
 
 import pytest
+import requests
 
 import harness
 
@@ -111,6 +112,8 @@ def test_many_requests_with_garbage_headers(module_node):
         try:
             r = harness.Api(module_node.server.url).req("GET", "/api/prompts", headers=h)
             assert r.status_code in (400, 401, 431), f"{h['Authorization'][:20]}: {r.status_code}"
-        except Exception as e:  # a client-side encoding refusal is not a server finding
-            assert "latin-1" in str(e) or "header" in str(e).lower(), e
+        except UnicodeError:
+            pass  # the client refused to send it: not a server finding
+        except requests.exceptions.ConnectionError:
+            pass  # closing the connection on a 100 KB header is an acceptable refusal
     healthy(module_node)

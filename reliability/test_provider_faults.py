@@ -31,7 +31,8 @@ def run_faults(pg, count: int, name: str, retry_after: float = 1.0) -> dict:
     hang = float(env_int("FAKE_HANG_SECONDS", 8))
     fake = FakeOpenAI(FakeConfig(latency=(0.0, 0.05), fault_rate=0.3, faults=ALL_FAULTS, retry_after=retry_after,
                                  hang_seconds=hang, seed=env_int("FAULT_SEED", 11))).start()
-    node = make_node(pg, fake, name)
+    # A per-call timeout well under the fake's hang, so "timeout" faults are real timeouts.
+    node = make_node(pg, fake, name, timeout_ms=env_int("FAULT_ATTEMPT_TIMEOUT_MS", 3000))
     try:
         pid = harness.prompt_id(node.alice.create_prompt())
         tags = {}

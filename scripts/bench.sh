@@ -15,6 +15,7 @@
 #   DATABASE_URL        Postgres server to create the bench database on
 #                       (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_STORES        stores to measure (default "sqlite postgres")
+#   BENCH_PROVIDER_CONCURRENCY  provider calls in flight the server allows (default 256)
 #   BENCH_SKIP_BUILD=1  use the binaries already in target/release
 #   BENCH_SCALE=0       full mode: skip the scale step (10M-row listing, insert rate, metrics)
 #   BENCH_SCALE_ROWS    rows for the scale step (default 10000000)
@@ -41,6 +42,7 @@ case "$MODE" in
 esac
 SEARCH_P99_MS="${SEARCH_P99_MS:-20}"
 MAX_IN_FLIGHT=512
+PROVIDER_CONCURRENCY="${BENCH_PROVIDER_CONCURRENCY:-256}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 STORES="${BENCH_STORES:-sqlite postgres}"
 
@@ -130,7 +132,20 @@ start_server() { # store, database url -> sets SERVER_PID, API
   local store="$1" url="$2" port
   port=$(free_port)
   API="http://127.0.0.1:$port"
-  env DATABASE_URL="$url" \
+  # The mock as the `openai` provider, from the environment (OPENAI_BASE_URL / OPENAI_API_KEY)
+  # and, to set its concurrency bound, from a config file (the engine's default is 16 calls in
+  # flight per provider, which caps a 20 ms provider at 800/s).
+  cat >"$WORK/formaops-$store.toml" <<TOML
+[llm]
+default = "openai"
+
+[llm.providers.openai]
+kind = "openai"
+base_url = "$MOCK/v1"
+api_key_env = "OPENAI_API_KEY"
+concurrency = $PROVIDER_CONCURRENCY
+TOML
+  env DATABASE_URL="$url" FORMAOPS_CONFIG="$WORK/formaops-$store.toml" \
       OPENAI_BASE_URL="$MOCK/v1" OPENAI_API_KEY=bench \
       FORMAOPS_ADMIN_EMAIL="$ADMIN_EMAIL" FORMAOPS_ADMIN_PASSWORD="$BENCH_ADMIN_PASSWORD" \
       FORMAOPS_BIND="127.0.0.1:$port" RUST_LOG="${BENCH_RUST_LOG:-warn}" \

@@ -9,4 +9,4 @@ with formaops.Engine.open("memory://", provider="mock") as engine:  # or "sqlite
     result = engine.execute(prompt.id, {"text": "FormaOps runs prompts with retries, validation and metrics."})
     m = result.metrics
     print(f"status: {result.status}\noutput: {result.output}")
-    print(f"latency: {m.latency_ms} ms, tokens: {m.token_usage.total}, cost: ${m.cost_usd}")
+    print(f"latency: {m.latency_ms} ms, tokens: {m.token_usage.total}, cost: ${m.cost_usd:.6f}")

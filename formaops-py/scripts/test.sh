@@ -35,6 +35,9 @@ echo "== stubtest"
 python -m mypy.stubtest formaops._formaops
 
 echo "== pytest"
+if [[ -z "${DATABASE_URL:-}" ]]; then
+  echo "!!! DATABASE_URL is not set: the Python suite's Postgres tests will be SKIPPED" >&2
+fi
 set +e
 python -m pytest tests "$@"
 status=$?

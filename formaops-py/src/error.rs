@@ -143,3 +143,81 @@ impl<T> IntoPyResult<T> for formaops_core::Result<T> {
         self.map_err(|e| to_py_err(py, e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use formaops_core::provider::{ProviderError as CoreProviderError, ProviderErrorKind};
+
+    use super::*;
+
+    fn mapped(error: Error) -> (String, Py<pyo3::exceptions::PyBaseException>) {
+        Python::initialize();
+        Python::attach(|py| {
+            let err = to_py_err(py, error);
+            let name = err.get_type(py).name().map(|n| n.to_string()).unwrap_or_default();
+            (name, err.value(py).clone().unbind())
+        })
+    }
+
+    fn attr<T: for<'a, 'py> pyo3::FromPyObject<'a, 'py>>(
+        value: &Py<pyo3::exceptions::PyBaseException>,
+        name: &str,
+    ) -> T
+    where
+        for<'a, 'py> <T as pyo3::FromPyObject<'a, 'py>>::Error: std::fmt::Debug,
+    {
+        Python::attach(|py| value.bind(py).getattr(name).unwrap().extract::<T>().unwrap())
+    }
+
+    #[test]
+    fn every_error_kind_has_its_exception() {
+        let cases = [
+            (Error::not_found("prompt", "x"), "NotFoundError"),
+            (Error::conflict("dup"), "ConflictError"),
+            (Error::IdempotencyKeyReused { key: "k".into() }, "ConflictError"),
+            (Error::invalid_argument("limit", "too big"), "ValidationError"),
+            (Error::Render { message: "out of fuel".into() }, "ValidationError"),
+            (Error::unavailable("db down"), "UnavailableError"),
+            (Error::ShuttingDown, "UnavailableError"),
+            (Error::internal("bug"), "FormaOpsError"),
+            (Error::Provider(CoreProviderError::new(ProviderErrorKind::Auth, "no")), "ProviderError"),
+        ];
+        for (error, expected) in cases {
+            assert_eq!(mapped(error).0, expected);
+        }
+    }
+
+    #[test]
+    fn validation_problems_are_data() {
+        let (name, value) = mapped(Error::InvalidInputs {
+            problems: vec![
+                Problem::new("inputs.a", "missing", "required"),
+                Problem::new("inputs.b", "wrong_type", "expected number"),
+            ],
+        });
+        assert_eq!(name, "ValidationError");
+        let problems: Vec<std::collections::HashMap<String, String>> = attr(&value, "problems");
+        assert_eq!(problems.len(), 2);
+        assert_eq!(problems[0]["field"], "inputs.a");
+        assert_eq!(problems[1]["code"], "wrong_type");
+        assert_eq!(problems[1]["message"], "expected number");
+        let (_, value) = mapped(Error::invalid_argument("cursor", "bad"));
+        let problems: Vec<std::collections::HashMap<String, String>> = attr(&value, "problems");
+        assert_eq!(problems[0]["field"], "cursor");
+    }
+
+    #[test]
+    fn provider_errors_carry_transience() {
+        let e = CoreProviderError::new(ProviderErrorKind::RateLimited, "slow down")
+            .with_status(429)
+            .with_retry_after(Some(std::time::Duration::from_millis(1500)));
+        let (_, value) = mapped(Error::Provider(e));
+        assert!(attr::<bool>(&value, "transient"));
+        assert_eq!(attr::<String>(&value, "kind"), "rate_limited");
+        assert_eq!(attr::<u16>(&value, "status"), 429);
+        assert_eq!(attr::<f64>(&value, "retry_after"), 1.5);
+        let (_, value) = mapped(Error::Provider(CoreProviderError::new(ProviderErrorKind::BadRequest, "no")));
+        assert!(!attr::<bool>(&value, "transient"));
+        assert_eq!(attr::<Option<u16>>(&value, "status"), None);
+    }
+}

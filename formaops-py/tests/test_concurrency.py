@@ -80,3 +80,23 @@ def test_slow_executions_overlap_across_threads() -> None:
         finished = sorted(r.finished_at for r in results)
         # all four were running at once: every one started before any finished
         assert started[-1] < finished[0]
+
+
+def test_ctrl_c_interrupts_a_blocking_call() -> None:
+    import _thread
+
+    with formaops.Engine.open(mock_latency_ms=10_000) as engine:
+        p = engine.create_prompt(name=unique(), template="x")
+        timer = threading.Timer(0.3, _thread.interrupt_main)
+        start = time.monotonic()
+        timer.start()
+        try:
+            engine.execute(p.id)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError("execute was not interrupted")
+        finally:
+            timer.cancel()
+        # interrupted within a signal-check slice, not after the 10 s call
+        assert time.monotonic() - start < 3

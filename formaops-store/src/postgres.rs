@@ -839,84 +839,25 @@ impl Store for PgStore {
         if results.len() > MAX_BATCH {
             return Err(Error::invalid_argument("results", format!("at most {MAX_BATCH} per batch")));
         }
-        // Only the first result for an id is applied; a later one in the same batch reports
-        // `false`, as it would after the first had ended the lease.
-        let mut first = HashSet::with_capacity(results.len());
-        let mut sent = Vec::with_capacity(results.len());
-        let (mut id, mut user, mut worker, mut status) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut output, mut validated, mut validation, mut passed, mut error) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut lat, mut plat, mut qms, mut tin, mut tout, mut tcached, mut treason, mut ttotal, mut test) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        let (mut cost, mut run_after, mut finished_at) = (Vec::new(), Vec::new(), Vec::new());
-        for r in results {
-            let is_first = first.insert(r.id.0);
-            sent.push(is_first);
-            if !is_first {
-                continue;
-            }
-            let c = FinishColumns::of(r)?;
-            let x = c.result;
-            id.push(r.id.0);
-            user.push(r.user_id.0);
-            worker.push(r.worker.clone());
-            status.push(c.status);
-            output.push(x.output);
-            validated.push(json_text(&x.validated_output));
-            validation.push(json_text(&x.validation));
-            passed.push(x.validation_passed);
-            error.push(json_text(&x.error));
-            lat.push(x.latency_ms);
-            plat.push(x.provider_latency_ms);
-            qms.push(x.queue_ms);
-            tin.push(x.tokens_input);
-            tout.push(x.tokens_output);
-            tcached.push(x.tokens_cached);
-            treason.push(x.tokens_reasoning);
-            ttotal.push(x.tokens_total);
-            test.push(x.tokens_estimated);
-            cost.push(x.cost_usd);
-            run_after.push(c.run_after);
-            finished_at.push(c.finished_at);
-        }
+        let mut ids = HashSet::with_capacity(results.len());
+        let distinct = results.iter().all(|r| ids.insert(r.id.0));
         let mut tx = self.pool.begin().await.db("begin")?;
-        let applied: Vec<Uuid> = sqlx::query_scalar(FINISH_EXECUTIONS)
-            .bind(id)
-            .bind(user)
-            .bind(worker)
-            .bind(status)
-            .bind(output)
-            .bind(validated)
-            .bind(validation)
-            .bind(passed)
-            .bind(error)
-            .bind(lat)
-            .bind(plat)
-            .bind(qms)
-            .bind(tin)
-            .bind(tout)
-            .bind(tcached)
-            .bind(treason)
-            .bind(ttotal)
-            .bind(test)
-            .bind(cost)
-            .bind(run_after)
-            .bind(finished_at)
-            .fetch_all(&mut *tx)
-            .await
-            .db("finish")?;
+        let flags = if distinct {
+            // The common case: one statement for the whole batch.
+            let applied = finish_rows(&mut tx, results).await?;
+            results.iter().map(|r| applied.contains(&r.id.0)).collect()
+        } else {
+            // Several results for one execution: apply them in order, so each sees the state
+            // the previous one left (a holder's result after an intruder's still applies).
+            let mut flags = Vec::with_capacity(results.len());
+            for r in results {
+                let applied = finish_rows(&mut tx, std::slice::from_ref(r)).await?;
+                flags.push(applied.contains(&r.id.0));
+            }
+            flags
+        };
         tx.commit().await.db("commit finish")?;
-        let applied: HashSet<Uuid> = applied.into_iter().collect();
-        Ok(results.iter().zip(sent).map(|(r, is_first)| is_first && applied.contains(&r.id.0)).collect())
+        Ok(flags)
     }
 
     async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
@@ -1129,6 +1070,85 @@ impl Store for PgStore {
         });
         Ok(Some(Box::pin(stream)))
     }
+}
+
+/// Applies finished attempts with distinct ids in one statement; returns the applied ids.
+async fn finish_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    results: &[AttemptResult],
+) -> Result<HashSet<Uuid>> {
+    let n = results.len();
+    let (mut id, mut user, mut worker, mut status) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut output, mut validated, mut validation, mut passed, mut error) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut lat, mut plat, mut qms) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let (mut tin, mut tout, mut tcached, mut treason, mut ttotal, mut test) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut cost, mut run_after, mut finished_at) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for r in results {
+        let c = FinishColumns::of(r)?;
+        let x = c.result;
+        id.push(r.id.0);
+        user.push(r.user_id.0);
+        worker.push(r.worker.clone());
+        status.push(c.status);
+        output.push(x.output);
+        validated.push(json_text(&x.validated_output));
+        validation.push(json_text(&x.validation));
+        passed.push(x.validation_passed);
+        error.push(json_text(&x.error));
+        lat.push(x.latency_ms);
+        plat.push(x.provider_latency_ms);
+        qms.push(x.queue_ms);
+        tin.push(x.tokens_input);
+        tout.push(x.tokens_output);
+        tcached.push(x.tokens_cached);
+        treason.push(x.tokens_reasoning);
+        ttotal.push(x.tokens_total);
+        test.push(x.tokens_estimated);
+        cost.push(x.cost_usd);
+        run_after.push(c.run_after);
+        finished_at.push(c.finished_at);
+    }
+    let applied: Vec<Uuid> = sqlx::query_scalar(FINISH_EXECUTIONS)
+        .bind(id)
+        .bind(user)
+        .bind(worker)
+        .bind(status)
+        .bind(output)
+        .bind(validated)
+        .bind(validation)
+        .bind(passed)
+        .bind(error)
+        .bind(lat)
+        .bind(plat)
+        .bind(qms)
+        .bind(tin)
+        .bind(tout)
+        .bind(tcached)
+        .bind(treason)
+        .bind(ttotal)
+        .bind(test)
+        .bind(cost)
+        .bind(run_after)
+        .bind(finished_at)
+        .fetch_all(&mut **tx)
+        .await
+        .db("finish")?;
+    Ok(applied.into_iter().collect())
 }
 
 async fn insert_version_row(

@@ -263,10 +263,8 @@ impl ProviderSettings {
             let provider = build_one(name, entry, env)?;
             built.push((name.clone(), provider, concurrency));
         }
-        if !self.providers.contains_key("mock")
-            && let Some(mock) = mock_provider()
-        {
-            built.push(("mock".to_string(), mock, None));
+        if !self.providers.contains_key("mock") {
+            built.push(("mock".to_string(), mock_provider("mock"), None));
         }
         if let Some(default) = &self.default
             && !built.iter().any(|(name, _, _)| name == default)
@@ -310,13 +308,9 @@ fn validate_concurrency(
     }
 }
 
-/// The zero-config mock provider.
-///
-/// INTERIM: `provider::mock::MockProvider` is still being written (engine issue); until it
-/// lands this returns `None`, `build` adds no `mock` entry and an explicit `kind = "mock"`
-/// entry is refused. Wiring it is one line: `Some(Arc::new(super::mock::MockProvider::new()))`.
-fn mock_provider() -> Option<Arc<dyn LlmProvider>> {
-    None
+/// The zero-config mock provider (deterministic, no network).
+fn mock_provider(name: &str) -> Arc<dyn LlmProvider> {
+    Arc::new(super::mock::MockProvider::new().named(name))
 }
 
 fn build_one(
@@ -339,9 +333,7 @@ fn build_one(
             if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
                 return Err(ProviderConfigError::new(name, *field, "not supported by kind \"mock\""));
             }
-            mock_provider().ok_or_else(|| {
-                ProviderConfigError::new(name, "kind", "the mock provider is not available in this build yet")
-            })
+            Ok(mock_provider(name))
         }
         ProviderKind::Openai => build_openai(name, entry, env),
     }
@@ -464,6 +456,20 @@ stream = false
             let debug = format!("{provider:?}");
             assert!(!debug.contains("sk-test"), "{debug}");
         }
+    }
+
+    #[test]
+    fn mock_is_always_there_and_can_be_configured_under_any_name() {
+        let built = ProviderSettings::default().build_with_env(&env_of(&[])).unwrap();
+        assert_eq!(names(&built), [("mock", None)]);
+
+        let settings: ProviderSettings = toml::from_str(
+            "[providers.mock]\nkind = \"mock\"\nconcurrency = 4\n[providers.fake]\nkind = \"mock\"",
+        )
+        .unwrap();
+        let built = settings.build_with_env(&env_of(&[])).unwrap();
+        assert_eq!(names(&built), [("fake", None), ("mock", Some(4))]);
+        assert_eq!(built[0].1.name(), "fake");
     }
 
     #[test]
