@@ -16,6 +16,7 @@
 #                       (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_STORES        stores to measure (default "sqlite postgres")
 #   BENCH_PROVIDER_CONCURRENCY  provider calls in flight the server allows (default 256)
+#   BENCH_PERF=1       sample the server with `perf record` during the 1,000/s run (perf-<store>.txt)
 #   BENCH_SKIP_BUILD=1  use the binaries already in target/release
 #   BENCH_SCALE=0       full mode: skip the scale step (10M-row listing, insert rate, metrics)
 #   BENCH_SCALE_ROWS    rows for the scale step (default 10000000)
@@ -191,7 +192,12 @@ run_pair() { # store, mock_ms, rate
   "$BIN/loadgen" run "${common[@]}" --url "$MOCK/v1/chat/completions" --body "$DIRECT_BODY" \
     --expect-status 200 --tag path=direct --label "$store direct ${ms}ms" \
     --rate "$rate" --duration "$DURATION" --json-out "$OUT/$store-${ms}ms-direct-$rate.json"
-  local before after
+  local before after perf_pid=""
+  if [[ "${BENCH_PERF:-0}" == 1 && "$ms" == 0 && "$rate" == 1000 ]] && command -v perf >/dev/null; then
+    # Sample the server's on-CPU stacks during this run (flat profile by symbol and by DSO).
+    perf record -q -F 499 -g -p "$SERVER_PID" -o "$WORK/perf-$store.data" -- sleep "$DURATION" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   before=$(mock_requests)
   "$BIN/loadgen" run "${common[@]}" --url "$API/api/prompts/$PROMPT_ID/execute" --body "$EXEC_BODY" \
     --bearer-env BENCH_TOKEN --expect-status 200 --expect-body "$EXPECT_VIA" --server-pid "$SERVER_PID" \
@@ -199,6 +205,13 @@ run_pair() { # store, mock_ms, rate
     --rate "$rate" --duration "$DURATION" --json-out "$OUT/$store-${ms}ms-via-$rate.json"
   after=$(mock_requests)
   log "mock answered $((after - before)) provider calls during the via run (incl. warmup)"
+  if [[ -n "$perf_pid" ]]; then
+    wait "$perf_pid" || true
+    { echo "## by DSO"; perf report -q -i "$WORK/perf-$store.data" --no-children --sort dso --stdio 2>/dev/null | head -n 15
+      echo "## by symbol (self)"; perf report -q -i "$WORK/perf-$store.data" --no-children --sort dso,symbol --stdio -g none 2>/dev/null | head -n 60
+    } >"$OUT/perf-$store.txt"
+    log "server profile during the 1000/s run: $OUT/perf-$store.txt"
+  fi
 }
 
 run_search() { # store, path
