@@ -15,7 +15,7 @@
 #   SEARCH_P99_MS       p99 bound of a sustained rate in the search (default 100)
 #   DATABASE_URL        Postgres server to create the bench database on
 #                       (default postgres://postgres@127.0.0.1:5432/postgres)
-#   BENCH_STORES        stores to measure (default "sqlite postgres")
+#   BENCH_STORES        stores to measure (default "sqlite postgres"; "none": only the scale step)
 #   BENCH_PROVIDER_CONCURRENCY  provider calls in flight the server allows (default 256)
 #   BENCH_PERF=1       sample the server with `perf record` during the 1,000/s run (perf-<store>.txt)
 #   BENCH_SKIP_BUILD=1  use the binaries already in target/release
@@ -252,6 +252,7 @@ run_search() { # store, path
   fi
 }
 
+[[ "$STORES" == none ]] && STORES=""
 for store in $STORES; do
   case "$store" in
     sqlite) URL="sqlite://$WORK/bench.db?mode=rwc" ;;
@@ -295,7 +296,7 @@ done
 #    empty database measured earlier in the same run.
 store_scale_bench() { # rows
   log "scale: cargo bench -p formaops-store --bench scale (FORMAOPS_BENCH_ROWS=$1)"
-  if ! FORMAOPS_BENCH_ROWS="$1" timeout 1800 cargo bench -q -p formaops-store --bench scale \
+  if ! FORMAOPS_BENCH_ROWS="$1" timeout "${BENCH_STORE_SCALE_TIMEOUT:-1800}" cargo bench -q -p formaops-store --bench scale \
       >"$OUT/store-scale.txt" 2>"$OUT/store-scale.err"; then
     log "scale: the store's scale bench failed (see $OUT/store-scale.err); its figures are missing"
     tail -n 5 "$OUT/store-scale.err" >&2 || true
