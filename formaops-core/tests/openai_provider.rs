@@ -283,9 +283,11 @@ async fn a_slow_reply_past_the_deadline_is_a_timeout() {
         )
         .mount(&server)
         .await;
+    // Build the provider first so the deadline covers only the call.
+    let provider = provider(&base(&server));
     let mut req = request("m");
-    req.deadline = Instant::now() + Duration::from_millis(200);
-    let err = provider(&base(&server)).complete(req).await.unwrap_err();
+    req.deadline = Instant::now() + Duration::from_secs(2);
+    let err = provider.complete(req).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::Timeout);
     assert!(err.is_transient());
     assert!(err.message.contains("no complete reply within"), "{}", err.message);

@@ -121,10 +121,12 @@ async fn a_stalled_stream_past_the_deadline_is_a_timeout() {
     let head = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
         .to_string();
     let base = raw_server_holding(head, body.into_bytes(), Duration::from_secs(30)).await;
+    let provider = provider(&base);
     let mut req = request("m");
-    req.deadline = Instant::now() + Duration::from_millis(300);
+    // Long enough for the first event to arrive even on a loaded machine.
+    req.deadline = Instant::now() + Duration::from_secs(2);
     let partials = Partials::default();
-    let err = provider(&base).complete_streaming(req, &|p| partials.push(p)).await.unwrap_err();
+    let err = provider.complete_streaming(req, &|p| partials.push(p)).await.unwrap_err();
     assert_eq!(err.kind, ProviderErrorKind::Timeout);
     assert_eq!(partials.take(), ["Hel"]);
 }

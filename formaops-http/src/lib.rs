@@ -13,7 +13,7 @@
 //!   [`auth::AuthUser`] extractor.
 //! - [`state`]: [`state::AppState`] shared by handlers.
 //! - [`routes`]: one module per area (`auth`, `prompts`, `executions`, `events`, `system`).
-//! - [`openapi`]: the OpenAPI 3.1 document and the offline Swagger UI.
+//! - [`openapi`](mod@openapi): the OpenAPI 3.1 document and the offline Swagger UI.
 //! - [`server`]: wiring for the binary: store, providers, engine, first admin, graceful
 //!   shutdown.
 //!

@@ -22,10 +22,10 @@ pub const MAX_DEPTH: usize = 64;
 pub enum Keys {
     /// Keys are user data: kept as they are, at every depth.
     Raw,
-    /// Python -> JSON: `snake_case` keys become `camelCase`, except under [`RAW_KEYS`].
+    /// Python -> JSON: `snake_case` keys become `camelCase`, except under `RAW_KEYS`.
     ToCamel,
-    /// JSON -> Python: `camelCase` keys become `snake_case`, except under [`RAW_KEYS`]; values
-    /// of [`TIMESTAMP_KEYS`] become `datetime`.
+    /// JSON -> Python: `camelCase` keys become `snake_case`, except under `RAW_KEYS`; values
+    /// of `TIMESTAMP_KEYS` become `datetime`.
     ToSnake,
 }
 

@@ -3,7 +3,7 @@
 //! - `mock`: the deterministic mock of `formaops_core` (echoes the last user message), with
 //!   `mock_latency_ms`, `mock_reply` and `mock_faults` set from Python.
 //! - `openai`: the OpenAI-compatible provider, configured through
-//!   [`ProviderSettings`](formaops_core::provider::config::ProviderSettings) (`api_key`, else
+//!   [`ProviderSettings`] (`api_key`, else
 //!   the `OPENAI_API_KEY` variable; `base_url`, else `OPENAI_BASE_URL`, else OpenAI's). The
 //!   mock stays registered beside it, so a prompt can still name `provider="mock"`.
 //!

@@ -7,7 +7,7 @@
 //! ([`Error::NotFound`](crate::Error::NotFound)).
 //!
 //! Every implementation must pass the shared conformance suite in
-//! [`crate::conformance`] (feature `conformance`).
+//! `formaops_core::conformance` (feature `conformance`).
 
 use std::fmt;
 
