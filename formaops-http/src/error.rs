@@ -34,7 +34,7 @@ pub struct ErrorDetail {
     pub message: String,
     /// Structured context: the list of problems for validation errors, the provider error
     /// kind for provider failures, `null` otherwise.
-    #[schema(value_type = Object)]
+    #[schema(value_type = Option<Object>)]
     pub details: Value,
 }
 

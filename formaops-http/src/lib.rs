@@ -119,6 +119,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 pub fn router(state: AppState) -> Router {
     let settings = state.settings().clone();
     let (api, openapi) = api().split_for_parts();
+    let openapi = openapi::with_common_responses(openapi);
     let mut app = api
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .route("/metrics", get(routes::system::prometheus))

@@ -4,7 +4,9 @@
 
 use utoipa::Modify;
 use utoipa::OpenApi;
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 
 /// Document metadata; paths and schemas come from the routers.
 #[derive(Debug, OpenApi)]
@@ -36,5 +38,51 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// Documents the answers every operation can give besides its own: the shared middleware and
+/// extractors produce them (malformed input, body limits, authentication, outages), so each
+/// handler need not repeat them. Existing entries are kept.
+pub fn with_common_responses(mut openapi: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.put.as_mut(),
+            item.post.as_mut(),
+            item.delete.as_mut(),
+            item.patch.as_mut(),
+        ];
+        for op in operations.into_iter().flatten() {
+            add_common_responses(op);
+        }
+    }
+    openapi
+}
+
+fn add_common_responses(op: &mut Operation) {
+    let mut common = vec![
+        ("400", "Malformed request: bad JSON, query parameters, path ids or headers"),
+        ("503", "The database is unavailable or the server is shutting down"),
+    ];
+    if op.request_body.is_some() {
+        common.push(("413", "Body larger than the configured limit"));
+        common.push(("415", "Body is not `application/json`"));
+    }
+    if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
+        common.push(("401", "Missing, unknown, expired or revoked credential"));
+    }
+    for (status, description) in common {
+        op.responses.responses.entry(status.to_string()).or_insert_with(|| {
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content(
+                        "application/json",
+                        ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                    )
+                    .build(),
+            )
+        });
     }
 }

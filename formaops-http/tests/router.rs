@@ -673,6 +673,13 @@ async fn health_metrics_prometheus_openapi_docs() {
     assert!(p.text.contains("http_request_duration_seconds"), "{}", p.text);
     assert!(p.text.contains("formaops_queue_depth"), "{}", p.text);
     assert!(p.text.contains("formaops_provider_in_flight{provider=\"mock\"}"), "{}", p.text);
+    // The engine's own instruments: what FormaOps adds on top of the provider call.
+    assert!(p.text.contains("formaops_added_latency_seconds_bucket{provider=\"mock\""), "{}", p.text);
+    assert!(
+        p.text.contains("formaops_attempts_total{provider=\"mock\",outcome=\"completed\"}"),
+        "{}",
+        p.text
+    );
     assert!(!p.text.contains("alice"), "no user data in labels");
     assert!(!p.text.contains(&id), "no ids in labels");
 
@@ -689,6 +696,13 @@ async fn health_metrics_prometheus_openapi_docs() {
     ] {
         assert!(doc.body["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }
+    // Answers produced by shared middleware are documented on every operation.
+    let create = &doc.body["paths"]["/api/prompts"]["post"]["responses"];
+    for status in ["400", "401", "413", "415", "503"] {
+        assert!(create.get(status).is_some(), "POST /api/prompts does not document {status}");
+    }
+    let details = &doc.body["components"]["schemas"]["ErrorDetail"]["properties"]["details"];
+    assert!(details.to_string().contains("null"), "details must be nullable: {details}");
     let docs = app.call(Method::GET, "/api/docs/", None, None).await.expect(StatusCode::OK);
     assert!(docs.text.contains("swagger"), "{}", &docs.text[..docs.text.len().min(200)]);
 }
