@@ -49,7 +49,7 @@
 //! `dict`, `namespace`, ...) are not variables. [`check_version`] runs every check on a
 //! version before it is saved and reports all problems at once.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
@@ -412,13 +412,63 @@ fn bounded_join(
     Ok(minijinja::Value::from(out))
 }
 
+/// A JSON object as a minijinja map: entries sorted by key (serde_json's map is ordered),
+/// looked up by binary search. Built in one pass without an intermediate map; keys of up to
+/// minijinja's small-string size are stored inline, without an allocation.
+#[derive(Debug)]
+struct JsonObject {
+    entries: Vec<(minijinja::Value, minijinja::Value)>,
+}
+
+impl JsonObject {
+    fn find(&self, key: &str) -> Option<minijinja::Value> {
+        self.entries
+            .binary_search_by(|(k, _)| k.as_str().unwrap_or_default().cmp(key))
+            .ok()
+            .and_then(|i| self.entries.get(i))
+            .map(|(_, v)| v.clone())
+    }
+}
+
+impl minijinja::value::Object for JsonObject {
+    fn repr(self: &std::sync::Arc<Self>) -> minijinja::value::ObjectRepr {
+        minijinja::value::ObjectRepr::Map
+    }
+
+    fn get_value(self: &std::sync::Arc<Self>, key: &minijinja::Value) -> Option<minijinja::Value> {
+        self.find(key.as_str()?)
+    }
+
+    fn get_value_by_str(self: &std::sync::Arc<Self>, key: &str) -> Option<minijinja::Value> {
+        self.find(key)
+    }
+
+    fn enumerate(self: &std::sync::Arc<Self>) -> minijinja::value::Enumerator {
+        use minijinja::value::ObjectExt;
+        self.mapped_enumerator(|this| Box::new(this.entries.iter().map(|(k, _)| k.clone())))
+    }
+
+    fn enumerator_len(self: &std::sync::Arc<Self>) -> Option<usize> {
+        Some(self.entries.len())
+    }
+}
+
 /// Builds the render context from inputs without a serde round-trip.
 fn context(inputs: &Map<String, Value>) -> Result<minijinja::Value> {
-    let mut map = BTreeMap::new();
-    for (k, v) in inputs {
-        map.insert(k.as_str(), to_value(v, 0)?);
+    object_value(inputs, 0)
+}
+
+/// `child_depth` is the nesting depth of the object's values.
+fn object_value(obj: &Map<String, Value>, child_depth: usize) -> Result<minijinja::Value> {
+    let mut entries = Vec::with_capacity(obj.len());
+    for (k, item) in obj {
+        entries.push((minijinja::Value::from(k.as_str()), to_value(item, child_depth)?));
     }
-    Ok(minijinja::Value::from(map))
+    // serde_json's map iterates in key order unless its `preserve_order` feature is on.
+    if !entries.is_sorted_by(|(a, _), (b, _)| a.as_str() <= b.as_str()) {
+        entries.sort_by(|(a, _), (b, _)| a.as_str().cmp(&b.as_str()));
+    }
+    Ok(minijinja::Value::from_object(JsonObject { entries }))
 }
 
 fn to_value(v: &Value, depth: usize) -> Result<minijinja::Value> {
@@ -447,13 +497,7 @@ fn to_value(v: &Value, depth: usize) -> Result<minijinja::Value> {
             }
             minijinja::Value::from(out)
         }
-        Value::Object(obj) => {
-            let mut out = BTreeMap::new();
-            for (k, item) in obj {
-                out.insert(k.as_str(), to_value(item, depth + 1)?);
-            }
-            minijinja::Value::from(out)
-        }
+        Value::Object(obj) => object_value(obj, depth + 1)?,
     })
 }
 
@@ -1142,6 +1186,27 @@ mod tests {
             "items": [{"name": "a", "n": 1}, {"name": "b", "n": 2}], "more": [3],
             "user": {"name": "Ada", "tags": ["x", "y"]}
         }));
+        for (template, expected) in cases {
+            v.template = template.to_string();
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default())
+                .unwrap_or_else(|e| panic!("{template}: {e}"));
+            let m = c.render(&values).unwrap_or_else(|e| panic!("{template}: {e}"));
+            assert_eq!(m[0].content, expected, "{template}");
+        }
+    }
+
+    #[test]
+    fn json_objects_behave_as_maps() {
+        let mut v = version("", None, &["user"]);
+        v.variables[0].kind = VariableType::Json;
+        let values = inputs(json!({"user": {"name": "Ada", "tags": ["x"], "age": 36}}));
+        let cases = [
+            ("{{ user.name }} {{ user['age'] }} {{ user.tags[0] }}", "Ada 36 x"),
+            ("{{ user | tojson }}", r#"{"age": 36, "name": "Ada", "tags": ["x"]}"#),
+            ("{% for k, v in user | items %}{{ k }};{% endfor %}", "age;name;tags;"),
+            ("{{ user | length }} {{ 'name' in user }} {{ 'x' in user }}", "3 True False"),
+            ("{{ user.missing is defined }}", "False"),
+        ];
         for (template, expected) in cases {
             v.template = template.to_string();
             let c = CompiledPrompt::compile(&v, &TemplateLimits::default())
