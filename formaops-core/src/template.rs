@@ -57,7 +57,7 @@ use crate::error::{Error, Problem, Result};
 use crate::prompt::PromptVersion;
 use crate::provider::{Message, Role};
 use crate::validation::CompiledRules;
-use crate::variables::{InputLimits, VariableType, definition_problems};
+use crate::variables::{InputLimits, InputValidator, VariableType, definition_problems};
 
 /// Limits applied to every template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,7 @@ pub struct CompiledPrompt {
     env: minijinja::Environment<'static>,
     has_system: bool,
     max_output_bytes: usize,
+    inputs: InputValidator,
 }
 
 const USER: &str = "user";
@@ -193,8 +194,20 @@ impl CompiledPrompt {
             env,
             has_system: version.system_template.is_some(),
             max_output_bytes: limits.max_output_bytes,
+            inputs: InputValidator::new(&version.variables),
         });
         (compiled, problems)
+    }
+
+    /// Validates raw inputs against the version's variables, exactly like
+    /// [`crate::variables::validate_inputs`] but with the `json` variables' schemas compiled
+    /// once, when the prompt was compiled.
+    pub fn validate_inputs(
+        &self,
+        inputs: &Map<String, Value>,
+        limits: &InputLimits,
+    ) -> Result<Map<String, Value>> {
+        self.inputs.validate(inputs, limits)
     }
 
     /// Renders the messages (system first when present, then user) from validated inputs.
