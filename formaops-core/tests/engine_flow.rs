@@ -335,3 +335,55 @@ async fn prompt_versions_and_expected_version() {
     assert_eq!(got, v1);
     assert!(matches!(engine.create_prompt(user, spec("versions")).await, Err(Error::Conflict { .. })));
 }
+
+#[tokio::test(start_paused = true)]
+async fn output_validation_verdict_is_stored_apart_from_status() {
+    let mock = Arc::new(MockProvider::new().with_reply_fn(|r| {
+        let last = &r.messages[r.messages.len() - 1].content;
+        if last.contains("good") { r#"{"answer": 42}"#.to_string() } else { "not json".to_string() }
+    }));
+    let engine = engine_with(mock, config()).await;
+    let user = UserId::new();
+    let mut s = spec("validated");
+    s.validations = serde_json::from_value(serde_json::json!([
+        {"type": "json_schema", "schema": {"type": "object", "required": ["answer"]}}
+    ]))
+    .unwrap();
+    let (p, _) = engine.create_prompt(user, s).await.unwrap();
+    let good = engine
+        .execute(user, ExecuteRequest { validate_output: true, ..request(p.id, "good") })
+        .await
+        .unwrap();
+    assert_eq!(good.status, ExecutionStatus::Completed);
+    assert!(good.validation.as_ref().unwrap().passed);
+    assert_eq!(good.validated_output, Some(serde_json::json!({"answer": 42})));
+    let bad =
+        engine.execute(user, ExecuteRequest { validate_output: true, ..request(p.id, "bad") }).await.unwrap();
+    assert_eq!(bad.status, ExecutionStatus::Completed, "a failed verdict does not fail the execution");
+    let verdict = bad.validation.unwrap();
+    assert!(!verdict.passed);
+    assert!(verdict.results.iter().any(|r| !r.passed && r.reason.is_some()));
+    assert_eq!(bad.validated_output, None);
+    // Without validate_output no verdict is computed.
+    let plain = engine.execute(user, request(p.id, "bad")).await.unwrap();
+    assert_eq!(plain.validation, None);
+    let report = engine.metrics(user, MetricsQuery::default()).await.unwrap();
+    assert_eq!(report.summary.validation_pass_rate, Some(0.5));
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_reports_store_queue_and_providers() {
+    let engine =
+        engine_with(Arc::new(MockProvider::new()), EngineConfig { provider_concurrency: 4, ..config() })
+            .await;
+    let h = engine.health().await;
+    assert!(h.store_ok && h.workers_running && !h.shutting_down);
+    assert_eq!(h.queue_depth, Some(0));
+    assert_eq!(h.providers.len(), 1);
+    assert_eq!(
+        (h.providers[0].name.as_str(), h.providers[0].concurrency, h.providers[0].in_flight),
+        ("mock", 4, 0)
+    );
+    engine.shutdown().await;
+    assert!(!engine.health().await.workers_running);
+}

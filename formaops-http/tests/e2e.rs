@@ -135,3 +135,69 @@ fn users_create_refuses_a_password_on_the_command_line_or_missing() {
         .expect("run");
     assert!(!out.status.success(), "there is no --password flag");
 }
+
+/// A TCP proxy to Postgres that can be cut, to take the database away from a running server
+/// as an outage would (connections reset, new ones refused).
+struct CutProxy {
+    addr: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl CutProxy {
+    async fn start(upstream: String) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy addr");
+        let tasks = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let conns = tasks.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let upstream = upstream.clone();
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                    }
+                });
+                conns.lock().expect("lock").push(conn);
+            }
+        });
+        tasks.lock().expect("lock").push(accept);
+        Self { addr, tasks }
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().expect("lock").drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_answers_503_in_our_shape() {
+    let Some(db) = postgres::create().await else { return };
+    // postgres://user@HOST:PORT/db -> through the proxy.
+    let after_at = db.url.split_once('@').map(|(_, r)| r).expect("user@host in the URL");
+    let hostport = after_at.split('/').next().expect("host:port").to_string();
+    let upstream = if hostport.contains(':') { hostport.clone() } else { format!("{hostport}:5432") };
+    let proxy = CutProxy::start(upstream).await;
+    let url = db.url.replacen(&format!("@{hostport}/"), &format!("@{}/", proxy.addr), 1);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(Path::new(BIN), &url, dir.path(), &[]);
+    let api = formaops_e2e::client::Api::new(&server.base).login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    api.get("/api/health").await.expect(200);
+
+    proxy.cut();
+    let health = api.get("/api/health").await;
+    assert_eq!(health.status.as_u16(), 503, "{}", health.body);
+    assert_eq!(health.body["database"], false);
+    let r = api.get("/api/prompts").await;
+    assert_eq!(r.status.as_u16(), 503, "{}", r.body);
+    assert_eq!(r.code(), "unavailable");
+    assert!(r.headers.contains_key("retry-after"));
+    let text = r.body.to_string();
+    assert!(
+        !text.contains("postgres") && !text.contains(&proxy.addr.to_string()),
+        "no database details leak: {text}"
+    );
+    drop(server);
+    db.drop_database().await;
+}

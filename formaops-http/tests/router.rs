@@ -867,3 +867,34 @@ async fn sse_of_all_executions_carries_only_the_callers_events() {
     let frames = parse_sse(&text);
     assert!(frames.iter().all(|(_, v)| v["userId"] == frames[0].1["userId"]));
 }
+
+#[tokio::test]
+async fn cors_is_off_by_default_and_configurable() {
+    async fn preflight(app: &TestApp) -> support::Reply {
+        let req = Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api/prompts")
+            .header("origin", "https://app.example")
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization,content-type")
+            .body(Body::empty())
+            .unwrap();
+        app.request(req).await
+    }
+    let off = TestApp::new().await;
+    let r = preflight(&off).await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"), "{:?}", r.headers);
+
+    let settings = formaops_http::HttpSettings {
+        cors_origins: vec!["https://app.example".into()],
+        ..support::settings()
+    };
+    let on = TestApp::with(true, settings).await;
+    let r = preflight(&on).await;
+    assert!(r.status.is_success(), "{}", r.status);
+    assert_eq!(r.headers["access-control-allow-origin"], "https://app.example");
+    let other =
+        Request::get("/api/health").header("origin", "https://evil.example").body(Body::empty()).unwrap();
+    let r = on.request(other).await;
+    assert!(!r.headers.contains_key("access-control-allow-origin"));
+}

@@ -67,8 +67,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     inputs.insert("text".into(), Value::String("a short benchmark input".into()));
     let request = ExecuteRequest { prompt_id: prompt.id, inputs, ..ExecuteRequest::default() };
 
+    // FORMAOPS_BENCH_GAP_US: busy-wait this long between calls, as a Python caller spends time
+    // converting results between calls (0: back to back).
+    let gap = Duration::from_micros(
+        std::env::var("FORMAOPS_BENCH_GAP_US").ok().and_then(|v| v.parse().ok()).unwrap_or(0),
+    );
     let mut samples = Vec::with_capacity(iterations);
     for i in 0..warmup + iterations {
+        let idle = Instant::now();
+        while idle.elapsed() < gap {
+            std::hint::spin_loop();
+        }
         let start = Instant::now();
         let execution = rt.block_on(engine.execute(user, request.clone()))?;
         let elapsed = start.elapsed();
@@ -82,7 +91,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     samples.sort();
     let mean = samples.iter().map(Duration::as_secs_f64).sum::<f64>() / samples.len() as f64 * 1e6;
     println!(
-        "rust execute ({iterations} calls): p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  mean {mean:.1} µs",
+        "rust execute ({iterations} calls, {} µs between calls): p50 {:.1} µs  p90 {:.1} µs  p99 {:.1} µs  mean {mean:.1} µs",
+        gap.as_micros(),
         percentile(&samples, 0.50),
         percentile(&samples, 0.90),
         percentile(&samples, 0.99),

@@ -10,13 +10,15 @@ use sqlx::postgres::PgConnection;
 /// Default admin URL when `DATABASE_URL` is unset.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// A database created for one test; [`PgDatabase::drop_database`] removes it.
+/// A database created for one test; [`PgDatabase::drop_database`] removes it, and so does
+/// dropping the value (also when a test panics).
 #[derive(Debug)]
 pub struct PgDatabase {
     admin_url: String,
     name: String,
     /// URL of the new database.
     pub url: String,
+    dropped: bool,
 }
 
 /// `None` (after a loud notice) when `FORMAOPS_SKIP_PG=1`; panics when Postgres is
@@ -40,18 +42,38 @@ pub async fn create() -> Option<PgDatabase> {
         .unwrap_or_else(|e| panic!("CREATE DATABASE {name}: {e}"));
     let _ = conn.close().await;
     let url = replace_database(&admin_url, &name);
-    Some(PgDatabase { admin_url, name, url })
+    Some(PgDatabase { admin_url, name, url, dropped: false })
 }
 
 impl PgDatabase {
     /// Drops the database (terminating leftover connections first).
-    pub async fn drop_database(self) {
-        let Ok(mut conn) = PgConnection::connect(&self.admin_url).await else { return };
-        let _ =
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-                .execute(&mut conn)
-                .await;
-        let _ = conn.close().await;
+    pub async fn drop_database(mut self) {
+        drop_named(&self.admin_url, &self.name).await;
+        self.dropped = true;
+    }
+}
+
+async fn drop_named(admin_url: &str, name: &str) {
+    let Ok(mut conn) = PgConnection::connect(admin_url).await else { return };
+    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+        .execute(&mut conn)
+        .await;
+    let _ = conn.close().await;
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        // Not dropped explicitly (a test panicked): drop it from a thread with its own runtime.
+        let (admin_url, name) = (self.admin_url.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                rt.block_on(drop_named(&admin_url, &name));
+            }
+        })
+        .join();
     }
 }
 

@@ -76,6 +76,7 @@ mod batch;
 mod events;
 pub mod retry;
 pub mod scheduler;
+mod telemetry;
 mod worker;
 
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
@@ -568,18 +569,22 @@ impl Inner {
         }
     }
 
-    /// Every check a version must pass before it is stored.
+    /// Every check a version must pass before it is stored: the core rules'
+    /// [`template::check_version`](crate::template::check_version), plus a configured provider
+    /// and a model name.
     fn check_version(&self, version: &PromptVersion) -> Result<()> {
-        let mut problems = Vec::new();
-        let mut collect = |r: Result<()>| match r {
-            Ok(()) => {}
-            Err(Error::InvalidPrompt { problems: p }) => problems.extend(p),
-            Err(other) => problems.push(Problem::new("prompt", "invalid", other.to_string())),
+        let mut problems = match crate::template::check_version(
+            version,
+            &self.config.template_limits,
+            &self.config.input_limits,
+        ) {
+            Ok(()) => Vec::new(),
+            Err(Error::InvalidPrompt { problems }) => problems,
+            Err(other) => return Err(other),
         };
-        collect(variables::check_definitions(&version.variables, &self.config.input_limits));
-        collect(CompiledPrompt::compile(version, &self.config.template_limits).map(|_| ()));
-        collect(CompiledRules::compile(&version.validations).map(|_| ()));
-        collect(self.provider_for(&version.model).map(|_| ()));
+        if let Err(Error::InvalidPrompt { problems: p }) = self.provider_for(&version.model) {
+            problems.extend(p);
+        }
         if version.model.model.trim().is_empty() {
             problems.push(Problem::new("model.model", "missing", "the model name must not be empty"));
         }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use super::Inner;
 use super::retry::{self, GiveUp};
+use super::telemetry;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, TokenUsage,
@@ -137,8 +138,9 @@ async fn run_attempt(
         run_after: None,
         delta: None,
     });
-    let outcome = attempt_outcome(&inner, &slot, &exec).await;
+    let (outcome, provider_time) = attempt_outcome(&inner, &slot, &exec).await;
     let finished_at = inner.clock.now();
+    telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
     let (kind, status, error, run_after) = match &outcome {
         AttemptOutcome::Completed { .. } => (EventKind::Completed, ExecutionStatus::Completed, None, None),
         AttemptOutcome::Failed { error, .. } => {
@@ -202,8 +204,20 @@ fn provider_exec_error(e: &ProviderError) -> ExecutionError {
     exec_error(e.kind.as_str(), e.message.clone(), e.is_transient())
 }
 
-/// Runs one attempt up to (not including) recording it.
-async fn attempt_outcome(inner: &Inner, slot: &ProviderSlot, exec: &Execution) -> AttemptOutcome {
+/// Runs one attempt up to (not including) recording it; also returns the precise provider
+/// call time (zero when no call was made).
+async fn attempt_outcome(inner: &Inner, slot: &ProviderSlot, exec: &Execution) -> (AttemptOutcome, Duration) {
+    let mut provider_time = Duration::ZERO;
+    let outcome = attempt_outcome_inner(inner, slot, exec, &mut provider_time).await;
+    (outcome, provider_time)
+}
+
+async fn attempt_outcome_inner(
+    inner: &Inner,
+    slot: &ProviderSlot,
+    exec: &Execution,
+    provider_time: &mut Duration,
+) -> AttemptOutcome {
     let now = inner.clock.now();
     let metrics_at = |finished: DateTime<Utc>, provider: Duration, usage: TokenUsage| ExecutionMetrics {
         latency_ms: millis_between(exec.created_at, finished),
@@ -260,6 +274,7 @@ async fn attempt_outcome(inner: &Inner, slot: &ProviderSlot, exec: &Execution) -
         }
     };
     let call_time = call_start.elapsed();
+    *provider_time = call_time;
     match result {
         Ok(completion) => {
             let finished = inner.clock.now();
