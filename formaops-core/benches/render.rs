@@ -108,6 +108,33 @@ fn benches(c: &mut Criterion) {
     c.bench_function("validate_inputs_8_vars", |b| {
         b.iter(|| validate_inputs(black_box(&version.variables), black_box(&raw), &limits))
     });
+    c.bench_function("compiled_validate_inputs_8_vars", |b| {
+        b.iter(|| compiled.validate_inputs(black_box(&raw), &limits))
+    });
+
+    // The same, with a JSON Schema on `points`: compiled per call by `validate_inputs`,
+    // once per version by `CompiledPrompt::validate_inputs`.
+    let mut with_schema = version.clone();
+    if let Some(points) = with_schema.variables.iter_mut().find(|d| d.name == "points") {
+        points.schema = Some(json!({
+            "type": "array",
+            "maxItems": 20,
+            "items": {
+                "type": "object",
+                "required": ["heading", "detail"],
+                "properties": {"heading": {"type": "string"}, "detail": {"type": "string"}}
+            }
+        }));
+    }
+    let Ok(compiled_schema) = CompiledPrompt::compile(&with_schema, &TemplateLimits::default()) else {
+        panic!("the benchmark template must compile");
+    };
+    c.bench_function("validate_inputs_8_vars_schema", |b| {
+        b.iter(|| validate_inputs(black_box(&with_schema.variables), black_box(&raw), &limits))
+    });
+    c.bench_function("compiled_validate_inputs_8_vars_schema", |b| {
+        b.iter(|| compiled_schema.validate_inputs(black_box(&raw), &limits))
+    });
 }
 
 criterion_group!(render, benches);

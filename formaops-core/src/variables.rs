@@ -320,13 +320,82 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
 /// The result holds only declared variables; optional variables without a default that were
 /// not supplied are absent. `integer` values given as `3.0` come back as `3`.
 ///
-/// JSON Schemas of `json` variables are compiled on each call; definitions are assumed to
-/// have passed [`check_definitions`] (a schema that does not compile is reported as a
-/// `schema` problem of that input).
+/// JSON Schemas of `json` variables are compiled on each call; to validate many times against
+/// the same definitions, build an [`InputValidator`] once (or use
+/// [`crate::template::CompiledPrompt::validate_inputs`]), which compiles them once.
+/// Definitions are assumed to have passed [`check_definitions`] (a schema that does not
+/// compile is reported as a `schema` problem of that input).
 pub fn validate_inputs(
     definitions: &[VariableDefinition],
     inputs: &Map<String, Value>,
     limits: &InputLimits,
+) -> Result<Map<String, Value>> {
+    validate_with(definitions, inputs, limits, |d, _| match (d.kind, &d.schema) {
+        (VariableType::Json, Some(s)) => crate::validation::build_schema(s).map(SchemaRef::Owned),
+        _ => Ok(SchemaRef::None),
+    })
+}
+
+/// A version's variable definitions with their JSON Schemas compiled once; validates inputs
+/// exactly like [`validate_inputs`], without recompiling schemas on each call.
+#[derive(Debug)]
+pub struct InputValidator {
+    definitions: Vec<VariableDefinition>,
+    /// One entry per definition: its compiled schema, or why it does not compile.
+    schemas: Vec<Option<std::result::Result<jsonschema::Validator, String>>>,
+}
+
+impl InputValidator {
+    /// Compiles the schemas of `definitions` (a schema that does not compile is reported as
+    /// a `schema` problem of that input by [`InputValidator::validate`]).
+    pub fn new(definitions: &[VariableDefinition]) -> Self {
+        let schemas = definitions
+            .iter()
+            .map(|d| match (d.kind, &d.schema) {
+                (VariableType::Json, Some(s)) => Some(crate::validation::build_schema(s)),
+                _ => None,
+            })
+            .collect();
+        Self { definitions: definitions.to_vec(), schemas }
+    }
+
+    /// The definitions this validator checks against.
+    pub fn definitions(&self) -> &[VariableDefinition] {
+        &self.definitions
+    }
+
+    /// Same contract as [`validate_inputs`].
+    pub fn validate(&self, inputs: &Map<String, Value>, limits: &InputLimits) -> Result<Map<String, Value>> {
+        validate_with(&self.definitions, inputs, limits, |_, i| match self.schemas.get(i) {
+            Some(Some(Ok(v))) => Ok(SchemaRef::Compiled(v)),
+            Some(Some(Err(message))) => Err(message.clone()),
+            _ => Ok(SchemaRef::None),
+        })
+    }
+}
+
+/// The schema a `json` input is checked against, if any.
+enum SchemaRef<'a> {
+    None,
+    Compiled(&'a jsonschema::Validator),
+    Owned(jsonschema::Validator),
+}
+
+impl SchemaRef<'_> {
+    fn get(&self) -> Option<&jsonschema::Validator> {
+        match self {
+            Self::None => None,
+            Self::Compiled(v) => Some(v),
+            Self::Owned(v) => Some(v),
+        }
+    }
+}
+
+fn validate_with<'a>(
+    definitions: &[VariableDefinition],
+    inputs: &Map<String, Value>,
+    limits: &InputLimits,
+    schema_of: impl Fn(&VariableDefinition, usize) -> std::result::Result<SchemaRef<'a>, String>,
 ) -> Result<Map<String, Value>> {
     if inputs.len() > limits.max_variables {
         return Err(Error::InvalidInputs {
@@ -349,25 +418,22 @@ pub fn validate_inputs(
     }
     let mut out = Map::new();
     let mut total = 0usize;
-    for d in definitions {
+    for (i, d) in definitions.iter().enumerate() {
         match inputs.get(&d.name) {
             Some(value) => {
-                let schema = match (d.kind, &d.schema) {
-                    (VariableType::Json, Some(s)) => match crate::validation::build_schema(s) {
-                        Ok(v) => Some(v),
-                        Err(message) => {
-                            problems.push(Problem::new(
-                                format!("inputs.{}", d.name),
-                                "schema",
-                                format!("the variable's schema is invalid: {message}"),
-                            ));
-                            continue;
-                        }
-                    },
-                    _ => None,
+                let schema = match schema_of(d, i) {
+                    Ok(v) => v,
+                    Err(message) => {
+                        problems.push(Problem::new(
+                            format!("inputs.{}", d.name),
+                            "schema",
+                            format!("the variable's schema is invalid: {message}"),
+                        ));
+                        continue;
+                    }
                 };
                 let mut checked = Checked { value: None, problem: None };
-                let size = check_value(d, value, schema.as_ref(), limits, &mut checked);
+                let size = check_value(d, value, schema.get(), limits, &mut checked);
                 total = total.saturating_add(size);
                 match checked.problem {
                     Some((code, message)) => {
@@ -810,6 +876,42 @@ mod tests {
         assert_eq!(problems.len(), 1);
         assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("inputs.j", "schema"));
         assert!(problems[0].message.contains("/id"), "{}", problems[0].message);
+    }
+
+    #[test]
+    fn input_validator_matches_validate_inputs() {
+        let mut good = var("doc", VariableType::Json);
+        good.schema =
+            Some(json!({"type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}));
+        let mut bad = var("broken", VariableType::Json);
+        bad.schema = Some(json!({"type": 12}));
+        bad.required = false;
+        let mut defs = vec![good, bad, var("topic", VariableType::String)];
+        defs[2].required = false;
+        let validator = InputValidator::new(&defs);
+        assert_eq!(validator.definitions(), defs.as_slice());
+        let limits = InputLimits::default();
+        let cases = [
+            json!({"doc": {"n": 1}, "topic": "x"}),
+            json!({"doc": {"n": "1"}}),
+            json!({"doc": {"n": 1}, "broken": 1}),
+            json!({"topic": 3, "extra": true}),
+        ];
+        for case in cases {
+            let raw = inputs(case.clone());
+            let once = validator.validate(&raw, &limits);
+            let per_call = validate_inputs(&defs, &raw, &limits);
+            assert_eq!(format!("{once:?}"), format!("{per_call:?}"), "{case}");
+        }
+        assert_eq!(
+            problems(validator.validate(&inputs(json!({"doc": {"n": "1"}})), &limits)),
+            vec![p("inputs.doc", "schema")]
+        );
+        assert_eq!(
+            problems(validator.validate(&inputs(json!({"doc": {"n": 1}, "broken": 1})), &limits)),
+            vec![p("inputs.broken", "schema")]
+        );
+        assert!(validator.validate(&inputs(json!({"doc": {"n": 1}})), &limits).is_ok());
     }
 
     #[test]

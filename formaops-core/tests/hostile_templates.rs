@@ -3,11 +3,10 @@
 //! (each case is bounded by fuel, recursion and size limits, so it does so in milliseconds).
 //! All cases run with the default limits, as the engine uses them.
 //!
-//! Known gaps (minijinja 3.1 operators that build data without charging fuel first; they
-//! cannot be overridden through minijinja's API, so they are not in this suite): sequence
-//! concatenation with `+` doubled more than 32 times (`{% set ns.l = ns.l + ns.l %}` in a
-//! loop) materialises 2^n items, and `~` with a huge container operand
-//! (`"" ~ ([s] * 100000)`) formats it in full before fuel is charged.
+//! The two operations minijinja 3.1 performs before charging fuel (list concatenation with
+//! `+`, which materialises 2^n items when doubled, and `~` with a container operand, which is
+//! formatted in full) are rejected when the template is compiled unless their operands are
+//! known to be bounded (see `formaops_core::template`).
 
 mod common;
 
@@ -212,4 +211,53 @@ fn includes_and_imports_cannot_reach_anything() {
     assert!(matches!(&e, Error::Render { message } if message.contains("not found")), "{e}");
     let e = must_fail(r#"{% extends "user" %}"#);
     assert!(matches!(&e, Error::Render { .. } | Error::InvalidPrompt { .. }), "{e}");
+}
+
+/// The error must be an `unbounded` problem of the template, found at compile time.
+fn assert_unbounded(template: &str) {
+    let e = must_fail(template);
+    assert!(
+        matches!(&e, Error::InvalidPrompt { problems }
+            if problems.iter().any(|p| p.field == "template" && p.code == "unbounded")),
+        "{template}: {e}"
+    );
+}
+
+#[test]
+fn list_doubling_is_rejected_at_compile() {
+    // Through a namespace in a loop: 2^64 items once materialised.
+    assert_unbounded(
+        r#"{% set ns = namespace(l=[s]) %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}{{ ns.l | length }}"#,
+    );
+    // A run of `set` lines, no loop at all.
+    let mut t = String::from("{% set a = [s] %}");
+    for _ in 0..64 {
+        t.push_str("{% set a = a + a %}");
+    }
+    t.push_str("{{ a | length }}");
+    assert_unbounded(&t);
+    // Tuples concatenate too, and the doubling may go through other names.
+    assert_unbounded(
+        r#"{% set a = (s,) %}{% for i in range(64) %}{% set b = a %}{% set a = b + b %}{% endfor %}{{ a | length }}"#,
+    );
+    // Starting from a namespace attribute that only later becomes a list.
+    assert_unbounded(
+        r#"{% set ns = namespace(l="") %}{% set ns.l = [s] %}{% for i in range(64) %}{% set ns.l = ns.l + ns.l %}{% endfor %}"#,
+    );
+    // Through a loop variable and a macro argument.
+    assert_unbounded(r#"{% for x in [[s]] %}{% set x = x + x %}{{ x | length }}{% endfor %}"#);
+    assert_unbounded(r#"{% macro f(l) %}{{ f(l + l) }}{% endmacro %}{{ f([s]) }}"#);
+    // A recursive loop can hand its next level any list.
+    assert_unbounded(r#"{% for x in [[s]] recursive %}{{ "" ~ x }}{{ loop([[s] * 100000]) }}{% endfor %}"#);
+}
+
+#[test]
+fn huge_container_concatenated_to_text_is_rejected_at_compile() {
+    assert_unbounded(r#"{{ "" ~ ([s] * 100000) }}"#);
+    assert_unbounded(r#"{% set l = [s] * 100000 %}{{ l ~ "" }}"#);
+    assert_unbounded(
+        r#"{% set a = [s,s,s,s,s,s,s,s,s,s] %}{% set b = [a,a,a,a,a,a,a,a,a,a] %}{% set c = [b,b,b,b,b,b,b,b,b,b] %}{{ "" ~ c }}"#,
+    );
+    assert_unbounded(r#"{% set d = dict(a=[s] * 100000) %}{{ "x" ~ d }}"#);
+    assert_unbounded(r#"{% set ns = namespace(l=[s] * 100000) %}{{ "x" ~ ns.l }}"#);
 }
