@@ -361,14 +361,11 @@ proptest! {
     }
 }
 
-/// FINDING of the long fuzz run (2026-11-25, `PROPTEST_CASES=5000`): converting a lazily
-/// repeated sequence to a string is not bounded by fuel or by `max_output_bytes`. Each of
-/// these ran past the 30 s watchdog (debug build) and the run's peak RSS passed 1.5 GiB.
-/// On main 204a91c the first is bounded, the second still hangs.
-/// Ignored until core-rules bounds it; reproduce with
-/// `cargo test -p formaops-core --test fuzz_template -- --ignored`.
+/// Regression for a finding of the long fuzz run (2026-11-25, `PROPTEST_CASES=5000`):
+/// converting a lazily repeated sequence to a string was bounded neither by fuel nor by
+/// `max_output_bytes` (past the 30 s watchdog, peak RSS past 1.5 GiB). Such templates are now
+/// rejected when compiled (`unbounded`), or fail fast.
 #[test]
-#[ignore = "FINDING: repeated-sequence stringification is unbounded (see RELIABILITY.md)"]
 fn repeated_sequences_turned_into_strings_are_bounded() {
     for t in [
         "{{ (range(100000) * 1000) ~ 1 }}",
