@@ -53,7 +53,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
@@ -802,6 +802,18 @@ impl FormaOps {
     /// Validates and enqueues; returns the QUEUED execution (or, for a repeated idempotency
     /// key, the first execution in whatever state it is).
     pub async fn submit(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
+        self.submit_inner(user, request, false).await.map(|(e, _)| e)
+    }
+
+    /// `submit`; with `wake` set, also a receiver woken by the new execution's final event,
+    /// registered before the execution is enqueued (so no event can be missed and `execute`
+    /// needs no read before waiting). `None` when the request returned an existing execution.
+    async fn submit_inner(
+        &self,
+        user: UserId,
+        request: ExecuteRequest,
+        wake: bool,
+    ) -> Result<(Execution, Option<oneshot::Receiver<()>>)> {
         let inner = &self.inner;
         if inner.shutting_down() {
             return Err(Error::ShuttingDown);
@@ -840,16 +852,31 @@ impl FormaOps {
             None,
         );
         let returned = exec.clone();
-        match inner.enqueue(exec).await? {
-            EnqueueOutcome::Created => Ok(returned),
+        let woken = wake.then(|| inner.events.waiter(returned.id));
+        let outcome = match inner.enqueue(exec).await {
+            Ok(o) => o,
+            Err(e) => {
+                if woken.is_some() {
+                    drop(woken);
+                    inner.events.forget_waiters(returned.id);
+                }
+                return Err(e);
+            }
+        };
+        match outcome {
+            EnqueueOutcome::Created => Ok((returned, woken)),
             EnqueueOutcome::Existing(first) => {
+                if woken.is_some() {
+                    drop(woken);
+                    inner.events.forget_waiters(returned.id);
+                }
                 let same = first.prompt_id == request.prompt_id
                     && request.version.is_none_or(|v| v == first.prompt_version)
                     && first.inputs == returned.inputs
                     && first.priority == request.priority
                     && first.validate_output == request.validate_output;
                 if same {
-                    Ok(*first)
+                    Ok((*first, None))
                 } else {
                     Err(Error::IdempotencyKeyReused { key: request.idempotency_key.unwrap_or_default() })
                 }
@@ -859,9 +886,15 @@ impl FormaOps {
 
     /// `submit`, then wait for the final state.
     pub async fn execute(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-        let submitted = self.submit(user, request).await?;
+        let (submitted, woken) = self.submit_inner(user, request, true).await?;
         if submitted.status.is_final() {
             return Ok(submitted);
+        }
+        if let Some(woken) = woken {
+            // Registered before the enqueue: the execution cannot have finished unseen, so the
+            // first read happens once it is final (or after the usual recheck interval).
+            let _ = tokio::time::timeout(WAIT_RECHECK, woken).await;
+            self.inner.events.forget_waiters(submitted.id);
         }
         self.wait(user, submitted.id, None).await
     }
