@@ -54,7 +54,9 @@ class PgCluster:
         self.dir = Path(tempfile.mkdtemp(prefix=f"formaops-rel-{name}-"))
         self.data = self.dir / "data"
         self.port = free_port()
-        self.log = log_path(f"postgres-{name}")
+        # The server log lives in the cluster's own directory: the `postgres` user may not be
+        # able to reach the checkout (a 0700 temp dir, say). `destroy` copies it to the run dir.
+        self.log = self.dir / "postgres.log"
         self._as_postgres = os.geteuid() == 0
 
     def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -86,6 +88,10 @@ class PgCluster:
 
     def destroy(self) -> None:
         self.stop("immediate")
+        try:
+            shutil.copy(self.log, log_path(f"postgres-{self.name}"))
+        except OSError:
+            pass
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, db: str = "postgres") -> str:
