@@ -68,6 +68,7 @@ fn add_common_responses(op: &mut Operation) {
     if op.request_body.is_some() {
         common.push(("413", "Body larger than the configured limit"));
         common.push(("415", "Body is not `application/json`"));
+        common.push(("422", "Body is JSON but not of the documented shape (`invalid_body`)"));
     }
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
         common.push(("401", "Missing, unknown, expired or revoked credential"));

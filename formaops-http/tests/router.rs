@@ -698,9 +698,11 @@ async fn health_metrics_prometheus_openapi_docs() {
     }
     // Answers produced by shared middleware are documented on every operation.
     let create = &doc.body["paths"]["/api/prompts"]["post"]["responses"];
-    for status in ["400", "401", "413", "415", "503"] {
+    for status in ["400", "401", "413", "415", "422", "503"] {
         assert!(create.get(status).is_some(), "POST /api/prompts does not document {status}");
     }
+    let login = &doc.body["paths"]["/api/auth/login"]["post"]["responses"];
+    assert!(login.get("422").is_some(), "a body of the wrong shape (422) is documented on login");
     let details = &doc.body["components"]["schemas"]["ErrorDetail"]["properties"]["details"];
     assert!(details.to_string().contains("null"), "details must be nullable: {details}");
     let docs = app.call(Method::GET, "/api/docs/", None, None).await.expect(StatusCode::OK);
