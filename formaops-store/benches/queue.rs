@@ -12,7 +12,8 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark binary: failing loudly is right
 
-use std::str::FromStr;
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -23,10 +24,7 @@ use formaops_core::execution::{
 };
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::store::Store;
-use formaops_store::{PgStore, SqliteStore};
 use rust_decimal::Decimal;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Executor};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
@@ -151,29 +149,5 @@ async fn run(label: &str, store: Arc<dyn Store>) {
 
 #[tokio::main]
 async fn main() {
-    let backends = std::env::var("FORMAOPS_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
-    if backends.contains("postgres") {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
-        let name = format!("formaops_qbench_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = admin.connect().await.expect("connect to Postgres (set DATABASE_URL)");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-        let pool = PgPoolOptions::new()
-            .max_connections(10)
-            .connect_with(admin.clone().database(&name))
-            .await
-            .unwrap();
-        let store = Arc::new(PgStore::from_pool(pool).await.unwrap());
-        run("postgres", store.clone()).await;
-        store.close().await;
-        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
-    }
-    if backends.contains("sqlite") {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
-        run("sqlite", store.clone()).await;
-        store.close().await;
-    }
+    support::for_each_backend("formaops_qbench", 10, run).await;
 }
