@@ -63,6 +63,10 @@ pub(crate) fn map_err(context: &'static str, err: sqlx::Error) -> Error {
                 tracing::warn!(operation = context, error = %err, "database temporarily unavailable");
                 return Error::unavailable("the database is temporarily unavailable");
             }
+            // Postgres: the database named in the URL does not exist.
+            if code == "3D000" {
+                return missing_postgres_database(db.message());
+            }
             // Postgres refuses NUL characters in text and jsonb.
             if matches!(code.as_str(), "22021" | "22P05") {
                 return Error::invalid_argument("text", "contains a NUL character, which cannot be stored");
@@ -77,6 +81,51 @@ pub(crate) fn map_err(context: &'static str, err: sqlx::Error) -> Error {
     }
 }
 
+/// `database "x" does not exist` from Postgres, with the command that creates it.
+fn missing_postgres_database(message: &str) -> Error {
+    let name = message.split('"').nth(1).filter(|n| !n.is_empty());
+    let advice = match name {
+        Some(n) => {
+            format!("database \"{n}\" does not exist: create it with `createdb {n}` (or CREATE DATABASE)")
+        }
+        None => format!("{message}: create it with `createdb <name>` (or CREATE DATABASE)"),
+    };
+    Error::invalid_argument("database url", advice)
+}
+
+/// Maps a failure to open the SQLite database file `path`: a file that cannot be opened or
+/// created (SQLITE_CANTOPEN) says why and what to do; anything else goes to [`map_err`].
+pub(crate) fn sqlite_open_err(path: &std::path::Path, err: sqlx::Error) -> Error {
+    let cant_open = match &err {
+        // The primary result code is the low byte of an extended one.
+        sqlx::Error::Database(db) => {
+            db.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == 14)
+        }
+        _ => false,
+    };
+    if !cant_open {
+        return map_err("open sqlite database", err);
+    }
+    // `sqlite:////abs.db` can leave a leading `//`; show the path as people write it.
+    let path: std::path::PathBuf = path.components().collect();
+    let path = path.as_path();
+    let file = path.display();
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty());
+    let message = match dir {
+        Some(d) if !d.exists() => {
+            format!(
+                "the directory {} does not exist: create it first (the database file {file} is created in it)",
+                d.display()
+            )
+        }
+        _ if path.is_dir() => format!("{file} is a directory: name a database file"),
+        _ => format!(
+            "cannot open or create the database file {file}: check the permissions of the file and its directory"
+        ),
+    };
+    Error::invalid_argument("database url", message)
+}
+
 /// Shorthand for `.map_err(|e| map_err(context, e))`.
 pub(crate) trait DbResultExt<T> {
     fn db(self, context: &'static str) -> Result<T, Error>;
@@ -85,5 +134,65 @@ pub(crate) trait DbResultExt<T> {
 impl<T> DbResultExt<T> for Result<T, sqlx::Error> {
     fn db(self, context: &'static str) -> Result<T, Error> {
         self.map_err(|e| map_err(context, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_sqlite_directory_is_named_with_what_to_do() {
+        let dir = std::env::temp_dir().join(format!("formaops-missing-{}", std::process::id()));
+        let path = dir.join("x.db");
+        let err = sqlx::Error::Database(Box::new(FakeDbError { code: "14" }));
+        let text = sqlite_open_err(&path, err).to_string();
+        assert!(
+            text.contains(&format!("the directory {} does not exist: create it first", dir.display())),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_missing_postgres_database_says_how_to_create_it() {
+        let text = missing_postgres_database("database \"foo\" does not exist").to_string();
+        assert_eq!(
+            text,
+            "invalid database url: database \"foo\" does not exist: create it with `createdb foo` (or CREATE DATABASE)"
+        );
+    }
+
+    #[derive(Debug)]
+    struct FakeDbError {
+        code: &'static str,
+    }
+
+    impl std::fmt::Display for FakeDbError {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "unable to open database file")
+        }
+    }
+
+    impl std::error::Error for FakeDbError {}
+
+    impl sqlx::error::DatabaseError for FakeDbError {
+        fn message(&self) -> &str {
+            "unable to open database file"
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.code.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
     }
 }

@@ -36,7 +36,7 @@ use sqlx::sqlite::{
 use sqlx::{Arguments, AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use crate::error::DbResultExt;
+use crate::error::{DbResultExt, sqlite_open_err};
 use crate::rows::{self, FinishColumns, MetricsBuilder, MetricsRow, RowAccess, corrupt};
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
 
@@ -129,6 +129,7 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let path = options.get_filename().to_owned();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -137,7 +138,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(options.clone())
             .await
-            .db("open sqlite database")?;
+            .map_err(|e| sqlite_open_err(&path, e))?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(|e| {
             tracing::error!(error = %e, "sqlite migration failed");
             Error::internal(format!("applying SQLite migrations failed: {e}"))
@@ -150,7 +151,7 @@ impl SqliteStore {
                 .acquire_timeout(BUSY_TIMEOUT)
                 .connect_with(options)
                 .await
-                .db("open sqlite database")?
+                .map_err(|e| sqlite_open_err(&path, e))?
         };
         Ok(Self { writer, reader })
     }
