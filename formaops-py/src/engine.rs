@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use formaops_core::Problem;
+use formaops_core::Error;
 use formaops_core::engine::{ExecuteRequest, FormaOps};
 use formaops_core::execution::{ExecutionStatus, Priority};
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
@@ -23,11 +23,14 @@ use formaops_core::store::{ExecutionFilter, PromptFilter, VersionPageRequest};
 use formaops_core::validation::ValidationRule;
 use formaops_core::variables::VariableDefinition;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyString};
+use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use serde_json::Value;
 
-use crate::convert::{Keys, json_to_py, py_to_json, py_to_object, to_py};
-use crate::error::{IntoPyResult, UnavailableError, invalid_argument, to_py_err, validation_error};
+use crate::convert::{
+    Keys, bool_arg, given, inputs_arg, json_to_py, opt_count, opt_datetime, opt_int, opt_mapping,
+    opt_mapping_list, opt_seconds, opt_str, py_to_json, str_arg, to_py, type_error,
+};
+use crate::error::{IntoPyResult, UnavailableError, invalid_argument, to_py_err};
 use crate::events::EventStream;
 use crate::open::{OpenOptions, open_engine};
 use crate::runtime::{block_on, runtime};
@@ -52,9 +55,22 @@ impl Drop for NativeEngine {
 }
 
 // ----- argument parsing (GIL held) -----
+//
+// Python types are checked by the extractors of `crate::convert` (TypeError naming the
+// argument); the values are checked here (ValidationError naming the argument).
 
 pub(crate) fn parse_id<T: FromStr>(py: Python<'_>, field: &str, value: &str) -> PyResult<T> {
     T::from_str(value.trim()).map_err(|_| invalid_argument(py, field, format!("{value:?} is not a UUID")))
+}
+
+/// A required id (`str` holding a UUID).
+fn id_arg<T: FromStr>(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<T> {
+    parse_id(py, field, &str_arg(obj, field)?)
+}
+
+/// An optional id.
+fn opt_id<T: FromStr>(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<T>> {
+    opt_str(obj, field)?.map(|s| parse_id(py, field, &s)).transpose()
 }
 
 pub(crate) fn parse_timeout(py: Python<'_>, field: &str, seconds: Option<f64>) -> PyResult<Option<Duration>> {
@@ -69,52 +85,48 @@ pub(crate) fn parse_timeout(py: Python<'_>, field: &str, seconds: Option<f64>) -
     }
 }
 
-fn parse_priority(py: Python<'_>, value: &str) -> PyResult<Priority> {
+/// An optional duration in seconds.
+fn timeout_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Duration>> {
+    parse_timeout(py, field, opt_seconds(obj, field)?)
+}
+
+/// `priority`, NORMAL when not given.
+fn priority_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Priority> {
+    let Some(value) = opt_str(obj, "priority")? else { return Ok(Priority::Normal) };
     Priority::parse(&value.to_ascii_uppercase())
         .ok_or_else(|| invalid_argument(py, "priority", format!("{value:?} is not one of LOW, NORMAL, HIGH")))
 }
 
-fn parse_limit(py: Python<'_>, limit: Option<i64>) -> PyResult<u32> {
-    match limit {
+fn limit_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
+    match opt_int(obj, "limit")? {
         None => Ok(DEFAULT_PAGE_SIZE),
         Some(l) if (1..=i64::from(MAX_PAGE_SIZE)).contains(&l) => Ok(l as u32),
         Some(l) => Err(invalid_argument(py, "limit", format!("{l} is not between 1 and {MAX_PAGE_SIZE}"))),
     }
 }
 
-fn parse_version(py: Python<'_>, version: Option<i64>) -> PyResult<Option<u32>> {
-    match version {
+/// A version number (`version`, `expected_version`).
+fn version_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<u32>> {
+    match opt_int(obj, field)? {
         None => Ok(None),
         Some(v) if v >= 1 && v <= i64::from(u32::MAX) => Ok(Some(v as u32)),
-        Some(v) => Err(invalid_argument(py, "version", format!("{v} is not a version number (1 or more)"))),
+        Some(v) => Err(invalid_argument(py, field, format!("{v} is not a version number (1 or more)"))),
     }
 }
 
 /// Deserializes a JSON value into a core type, reporting serde's complaint as a problem of
 /// `field`.
 fn from_json<T: serde::de::DeserializeOwned>(py: Python<'_>, field: &str, value: Value) -> PyResult<T> {
-    serde_json::from_value(value).map_err(|e| {
-        let problem = Problem::new(field, "invalid", e.to_string());
-        validation_error(py, format!("invalid {field}: {e}"), &[problem])
-    })
+    serde_json::from_value(value).map_err(|e| to_py_err(py, Error::invalid_argument(field, e.to_string())))
 }
 
+/// A list of definitions (variables, validation rules).
 fn list_arg<T: serde::de::DeserializeOwned>(
     py: Python<'_>,
     field: &str,
     value: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<Vec<T>>> {
-    match value {
-        None => Ok(None),
-        Some(v) if v.is_none() => Ok(None),
-        Some(v) => {
-            let json = py_to_json(v, Keys::ToCamel, field)?;
-            if !json.is_array() {
-                return Err(invalid_argument(py, field, "must be a list of dicts"));
-            }
-            from_json(py, field, json).map(Some)
-        }
-    }
+    opt_mapping_list(value, field, Keys::ToCamel)?.map(|json| from_json(py, field, json)).transpose()
 }
 
 /// The `model`, `parameters` and `provider` arguments, merged over `base`.
@@ -124,10 +136,11 @@ fn model_arg(
     base: Option<ModelConfig>,
     model: Option<&Bound<'_, PyAny>>,
     parameters: Option<&Bound<'_, PyAny>>,
-    provider: Option<String>,
+    provider: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<Option<ModelConfig>> {
-    let model = model.filter(|m| !m.is_none());
-    let parameters = parameters.filter(|p| !p.is_none());
+    let model = given(model);
+    let parameters = opt_mapping(parameters, "parameters", Keys::ToCamel)?;
+    let provider = opt_str(provider, "provider")?;
     if model.is_none() && parameters.is_none() && provider.is_none() {
         return Ok(base);
     }
@@ -135,13 +148,14 @@ fn model_arg(
     if let Some(m) = model {
         if let Ok(name) = m.cast::<PyString>() {
             config.model = name.to_cow()?.into_owned();
-        } else {
+        } else if m.cast::<PyMapping>().is_ok() {
             config = from_json(py, "model", py_to_json(m, Keys::ToCamel, "model")?)?;
+        } else {
+            return Err(type_error("model", "a model name (str) or a mapping (dict)", m));
         }
     }
     if let Some(p) = parameters {
-        config.parameters =
-            from_json::<ModelParameters>(py, "parameters", py_to_json(p, Keys::ToCamel, "parameters")?)?;
+        config.parameters = from_json::<ModelParameters>(py, "parameters", Value::Object(p))?;
     }
     if let Some(p) = provider {
         config.provider = Some(p);
@@ -149,10 +163,19 @@ fn model_arg(
     Ok(Some(config))
 }
 
-fn since_until(py: Python<'_>, since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> PyResult<()> {
+/// A `[since, until)` window; either end may be open.
+type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+fn since_until(
+    py: Python<'_>,
+    since: Option<&Bound<'_, PyAny>>,
+    until: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Window> {
+    let since = opt_datetime(since, "since")?;
+    let until = opt_datetime(until, "until")?;
     match (since, until) {
         (Some(s), Some(u)) if s >= u => Err(invalid_argument(py, "since", "must be before until")),
-        _ => Ok(()),
+        _ => Ok((since, until)),
     }
 }
 
@@ -185,20 +208,20 @@ fn result_to_py<T: serde::Serialize>(
 /// Arguments of execute/submit, owned.
 fn execute_request(
     py: Python<'_>,
-    prompt_id: &str,
+    prompt_id: &Bound<'_, PyAny>,
     inputs: Option<&Bound<'_, PyAny>>,
-    version: Option<i64>,
-    priority: &str,
-    validate_output: bool,
-    idempotency_key: Option<String>,
+    version: Option<&Bound<'_, PyAny>>,
+    priority: Option<&Bound<'_, PyAny>>,
+    validate_output: Option<&Bound<'_, PyAny>>,
+    idempotency_key: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<ExecuteRequest> {
     Ok(ExecuteRequest {
-        prompt_id: parse_id(py, "prompt_id", prompt_id)?,
-        version: parse_version(py, version)?,
-        inputs: py_to_object(inputs, "inputs")?,
-        priority: parse_priority(py, priority)?,
-        validate_output,
-        idempotency_key,
+        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
+        version: version_arg(py, version, "version")?,
+        inputs: inputs_arg(inputs, "inputs")?,
+        priority: priority_arg(py, priority)?,
+        validate_output: bool_arg(validate_output, "validate_output", false)?,
+        idempotency_key: opt_str(idempotency_key, "idempotency_key")?,
     })
 }
 
@@ -211,19 +234,21 @@ impl NativeEngine {
     }
 }
 
+type Arg<'py> = Option<Bound<'py, PyAny>>;
+
 #[pymethods]
 impl NativeEngine {
     /// Opens an engine on a store and a provider, acting as one local user (created on first
     /// open; `user` picks it by email).
     #[staticmethod]
     #[pyo3(signature = (
-        url = "memory://",
+        url = None,
         *,
-        provider = "mock",
+        provider = None,
         base_url = None,
         api_key = None,
         user = None,
-        mock_latency_ms = 0,
+        mock_latency_ms = None,
         mock_reply = None,
         mock_faults = None,
         max_attempts = None,
@@ -233,34 +258,32 @@ impl NativeEngine {
     #[allow(clippy::too_many_arguments)]
     fn open(
         py: Python<'_>,
-        url: &str,
-        provider: &str,
-        base_url: Option<String>,
-        api_key: Option<String>,
-        user: Option<String>,
-        mock_latency_ms: u64,
-        mock_reply: Option<String>,
-        mock_faults: Option<Bound<'_, PyAny>>,
-        max_attempts: Option<u32>,
-        execution_timeout: Option<f64>,
-        concurrency: Option<usize>,
+        url: Arg<'_>,
+        provider: Arg<'_>,
+        base_url: Arg<'_>,
+        api_key: Arg<'_>,
+        user: Arg<'_>,
+        mock_latency_ms: Arg<'_>,
+        mock_reply: Arg<'_>,
+        mock_faults: Arg<'_>,
+        max_attempts: Arg<'_>,
+        execution_timeout: Arg<'_>,
+        concurrency: Arg<'_>,
     ) -> PyResult<Self> {
-        let mock_faults = match mock_faults {
-            Some(f) if !f.is_none() => Some(py_to_json(&f, Keys::Raw, "mock_faults")?),
-            _ => None,
-        };
         let options = OpenOptions {
-            url: url.to_owned(),
-            provider: provider.to_owned(),
-            base_url,
-            api_key,
-            user,
-            mock_latency: Duration::from_millis(mock_latency_ms),
-            mock_reply,
-            mock_faults,
-            max_attempts,
-            execution_timeout: parse_timeout(py, "execution_timeout", execution_timeout)?,
-            concurrency,
+            url: opt_str(url.as_ref(), "url")?.unwrap_or_else(|| "memory://".to_owned()),
+            provider: opt_str(provider.as_ref(), "provider")?.unwrap_or_else(|| "mock".to_owned()),
+            base_url: opt_str(base_url.as_ref(), "base_url")?,
+            api_key: opt_str(api_key.as_ref(), "api_key")?,
+            user: opt_str(user.as_ref(), "user")?,
+            mock_latency: Duration::from_millis(
+                opt_count::<u64>(mock_latency_ms.as_ref(), "mock_latency_ms")?.unwrap_or(0),
+            ),
+            mock_reply: opt_str(mock_reply.as_ref(), "mock_reply")?,
+            mock_faults: opt_mapping_list(mock_faults.as_ref(), "mock_faults", Keys::Raw)?,
+            max_attempts: opt_count(max_attempts.as_ref(), "max_attempts")?,
+            execution_timeout: timeout_arg(py, execution_timeout.as_ref(), "execution_timeout")?,
+            concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
         };
         let opened = block_on(py, open_engine(options))?.py_err(py)?;
         Ok(Self {
@@ -289,13 +312,22 @@ impl NativeEngine {
         self.closed.load(Ordering::Relaxed)
     }
 
-    /// Stops the workers, letting running executions finish within the grace period.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
+    /// Stops the workers, letting running executions finish within the grace period
+    /// (`grace` seconds, else the engine's); running calls not finished by then are
+    /// abandoned and stay recoverable in a persistent store.
+    #[pyo3(signature = (*, grace = None))]
+    fn close(&self, py: Python<'_>, grace: Arg<'_>) -> PyResult<()> {
+        let grace = timeout_arg(py, grace.as_ref(), "grace")?;
         if self.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
         let engine = self.engine.clone();
-        block_on(py, async move { engine.shutdown().await })
+        block_on(py, async move {
+            match grace {
+                Some(g) => engine.shutdown_within(g).await,
+                None => engine.shutdown().await,
+            }
+        })
     }
 
     // ----- prompts -----
@@ -308,26 +340,26 @@ impl NativeEngine {
     fn create_prompt<'py>(
         &self,
         py: Python<'py>,
-        name: String,
-        template: String,
-        description: Option<String>,
-        system_template: Option<String>,
-        variables: Option<Bound<'py, PyAny>>,
-        validations: Option<Bound<'py, PyAny>>,
-        model: Option<Bound<'py, PyAny>>,
-        parameters: Option<Bound<'py, PyAny>>,
-        provider: Option<String>,
+        name: &Bound<'py, PyAny>,
+        template: &Bound<'py, PyAny>,
+        description: Arg<'py>,
+        system_template: Arg<'py>,
+        variables: Arg<'py>,
+        validations: Arg<'py>,
+        model: Arg<'py>,
+        parameters: Arg<'py>,
+        provider: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let spec = PromptSpec {
-            name,
-            description,
-            template,
-            system_template,
+            name: str_arg(name, "name")?,
+            description: opt_str(description.as_ref(), "description")?,
+            template: str_arg(template, "template")?,
+            system_template: opt_str(system_template.as_ref(), "system_template")?,
             variables: list_arg::<VariableDefinition>(py, "variables", variables.as_ref())?
                 .unwrap_or_default(),
             validations: list_arg::<ValidationRule>(py, "validations", validations.as_ref())?
                 .unwrap_or_default(),
-            model: model_arg(py, None, model.as_ref(), parameters.as_ref(), provider)?,
+            model: model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?,
         };
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -345,42 +377,42 @@ impl NativeEngine {
     fn update_prompt<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        name: Option<String>,
-        description: Option<String>,
-        template: Option<String>,
-        system_template: Option<String>,
-        variables: Option<Bound<'py, PyAny>>,
-        validations: Option<Bound<'py, PyAny>>,
-        model: Option<Bound<'py, PyAny>>,
-        parameters: Option<Bound<'py, PyAny>>,
-        provider: Option<String>,
-        expected_version: Option<i64>,
+        prompt_id: &Bound<'py, PyAny>,
+        name: Arg<'py>,
+        description: Arg<'py>,
+        template: Arg<'py>,
+        system_template: Arg<'py>,
+        variables: Arg<'py>,
+        validations: Arg<'py>,
+        model: Arg<'py>,
+        parameters: Arg<'py>,
+        provider: Arg<'py>,
+        expected_version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = parse_id(py, "prompt_id", prompt_id)?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let model_given = [&model, &parameters].iter().any(|a| a.as_ref().is_some_and(|v| !v.is_none()))
-            || provider.is_some();
-        // Model fields merge over the current version's model, so `parameters=` alone keeps
-        // the model name.
-        let model = if model_given {
-            let e = engine.clone();
-            let (_, current) = block_on(py, async move { e.get_prompt(user, id, None).await })?.py_err(py)?;
-            model_arg(py, Some(current.model), model.as_ref(), parameters.as_ref(), provider)?
-        } else {
-            None
-        };
-        let update = PromptUpdate {
-            name,
-            description,
-            template,
-            system_template,
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let mut update = PromptUpdate {
+            name: opt_str(name.as_ref(), "name")?,
+            description: opt_str(description.as_ref(), "description")?,
+            template: opt_str(template.as_ref(), "template")?,
+            system_template: opt_str(system_template.as_ref(), "system_template")?,
             variables: list_arg(py, "variables", variables.as_ref())?,
             validations: list_arg(py, "validations", validations.as_ref())?,
-            model,
-            expected_version: parse_version(py, expected_version)?,
+            model: None,
+            expected_version: version_arg(py, expected_version.as_ref(), "expected_version")?,
         };
+        // Type-check the model arguments before any call.
+        let model_given =
+            model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?.is_some();
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        // Model fields merge over the current version's model, so `parameters=` alone keeps
+        // the model name.
+        if model_given {
+            let e = engine.clone();
+            let (_, current) = block_on(py, async move { e.get_prompt(user, id, None).await })?.py_err(py)?;
+            update.model =
+                model_arg(py, Some(current.model), model.as_ref(), parameters.as_ref(), provider.as_ref())?;
+        }
         let (prompt, version) =
             block_on(py, async move { engine.update_prompt(user, id, update).await })?.py_err(py)?;
         prompt_to_py(py, &prompt, Some(&version))
@@ -390,11 +422,11 @@ impl NativeEngine {
     fn get_prompt<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        version: Option<i64>,
+        prompt_id: &Bound<'py, PyAny>,
+        version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = parse_id(py, "prompt_id", prompt_id)?;
-        let version = parse_version(py, version)?;
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let version = version_arg(py, version.as_ref(), "version")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let (prompt, version) =
@@ -406,17 +438,19 @@ impl NativeEngine {
     fn list_prompts<'py>(
         &self,
         py: Python<'py>,
-        status: Option<String>,
-        limit: Option<i64>,
-        cursor: Option<String>,
+        status: Arg<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = match status {
+        let status = match opt_str(status.as_ref(), "status")? {
             None => None,
             Some(s) => Some(PromptStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
                 invalid_argument(py, "status", format!("{s:?} is not one of ACTIVE, ARCHIVED"))
             })?),
         };
-        let page = PageRequest::new(Some(parse_limit(py, limit)?), cursor.as_deref()).py_err(py)?;
+        let limit = limit_arg(py, limit.as_ref())?;
+        let cursor = opt_str(cursor.as_ref(), "cursor")?;
+        let page = PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let page =
@@ -437,27 +471,32 @@ impl NativeEngine {
     fn versions<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        limit: Option<i64>,
-        cursor: Option<String>,
+        prompt_id: &Bound<'py, PyAny>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = parse_id(py, "prompt_id", prompt_id)?;
-        let before = match cursor {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let limit = limit_arg(py, limit.as_ref())?;
+        let before = match opt_str(cursor.as_ref(), "cursor")? {
             None => None,
             Some(c) => Some(
                 c.parse::<u32>()
                     .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by versions()"))?,
             ),
         };
-        let page = VersionPageRequest { limit: parse_limit(py, limit)?, before };
+        let page = VersionPageRequest { limit, before };
         let engine = self.engine()?.clone();
         let user = self.user;
         let page = block_on(py, async move { engine.list_versions(user, id, page).await })?.py_err(py)?;
         to_py(py, &page)
     }
 
-    fn archive_prompt<'py>(&self, py: Python<'py>, prompt_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = parse_id(py, "prompt_id", prompt_id)?;
+    fn archive_prompt<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let prompt = block_on(py, async move { engine.archive_prompt(user, id).await })?.py_err(py)?;
@@ -469,13 +508,13 @@ impl NativeEngine {
     fn validate_inputs<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        inputs: Option<Bound<'py, PyAny>>,
-        version: Option<i64>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = parse_id(py, "prompt_id", prompt_id)?;
-        let version = parse_version(py, version)?;
-        let inputs = py_to_object(inputs.as_ref(), "inputs")?;
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let inputs = inputs_arg(inputs.as_ref(), "inputs")?;
+        let version = version_arg(py, version.as_ref(), "version")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let validated = block_on(py, async move {
@@ -491,13 +530,13 @@ impl NativeEngine {
     fn render<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        inputs: Option<Bound<'py, PyAny>>,
-        version: Option<i64>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = parse_id(py, "prompt_id", prompt_id)?;
-        let version = parse_version(py, version)?;
-        let inputs = py_to_object(inputs.as_ref(), "inputs")?;
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let inputs = inputs_arg(inputs.as_ref(), "inputs")?;
+        let version = version_arg(py, version.as_ref(), "version")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let messages = block_on(py, async move {
@@ -512,28 +551,28 @@ impl NativeEngine {
 
     /// Submits and waits for the final state, with the GIL released.
     #[pyo3(signature = (
-        prompt_id, inputs = None, *, version = None, priority = "NORMAL", validate_output = false,
+        prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
         idempotency_key = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn execute<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        inputs: Option<Bound<'py, PyAny>>,
-        version: Option<i64>,
-        priority: &str,
-        validate_output: bool,
-        idempotency_key: Option<String>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
+        priority: Arg<'py>,
+        validate_output: Arg<'py>,
+        idempotency_key: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = execute_request(
             py,
             prompt_id,
             inputs.as_ref(),
-            version,
-            priority,
-            validate_output,
-            idempotency_key,
+            version.as_ref(),
+            priority.as_ref(),
+            validate_output.as_ref(),
+            idempotency_key.as_ref(),
         )?;
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -543,28 +582,28 @@ impl NativeEngine {
 
     /// `execute` as an asyncio awaitable.
     #[pyo3(signature = (
-        prompt_id, inputs = None, *, version = None, priority = "NORMAL", validate_output = false,
+        prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
         idempotency_key = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn execute_async<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        inputs: Option<Bound<'py, PyAny>>,
-        version: Option<i64>,
-        priority: &str,
-        validate_output: bool,
-        idempotency_key: Option<String>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
+        priority: Arg<'py>,
+        validate_output: Arg<'py>,
+        idempotency_key: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = execute_request(
             py,
             prompt_id,
             inputs.as_ref(),
-            version,
-            priority,
-            validate_output,
-            idempotency_key,
+            version.as_ref(),
+            priority.as_ref(),
+            validate_output.as_ref(),
+            idempotency_key.as_ref(),
         )?;
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -576,28 +615,28 @@ impl NativeEngine {
 
     /// Validates and enqueues; returns the QUEUED execution without waiting.
     #[pyo3(signature = (
-        prompt_id, inputs = None, *, version = None, priority = "NORMAL", validate_output = false,
+        prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
         idempotency_key = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn submit<'py>(
         &self,
         py: Python<'py>,
-        prompt_id: &str,
-        inputs: Option<Bound<'py, PyAny>>,
-        version: Option<i64>,
-        priority: &str,
-        validate_output: bool,
-        idempotency_key: Option<String>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
+        priority: Arg<'py>,
+        validate_output: Arg<'py>,
+        idempotency_key: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let request = execute_request(
             py,
             prompt_id,
             inputs.as_ref(),
-            version,
-            priority,
-            validate_output,
-            idempotency_key,
+            version.as_ref(),
+            priority.as_ref(),
+            validate_output.as_ref(),
+            idempotency_key.as_ref(),
         )?;
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -610,11 +649,11 @@ impl NativeEngine {
     fn wait<'py>(
         &self,
         py: Python<'py>,
-        execution_id: &str,
-        timeout: Option<f64>,
+        execution_id: &Bound<'py, PyAny>,
+        timeout: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = parse_id(py, "execution_id", execution_id)?;
-        let timeout = parse_timeout(py, "timeout", timeout)?;
+        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
+        let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let execution = block_on(py, async move { engine.wait(user, id, timeout).await })?.py_err(py)?;
@@ -626,11 +665,11 @@ impl NativeEngine {
     fn wait_async<'py>(
         &self,
         py: Python<'py>,
-        execution_id: &str,
-        timeout: Option<f64>,
+        execution_id: &Bound<'py, PyAny>,
+        timeout: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = parse_id(py, "execution_id", execution_id)?;
-        let timeout = parse_timeout(py, "timeout", timeout)?;
+        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
+        let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
@@ -640,8 +679,8 @@ impl NativeEngine {
     }
 
     /// Re-runs a FAILED execution as a new one (ConflictError for any other status).
-    fn retry<'py>(&self, py: Python<'py>, execution_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = parse_id(py, "execution_id", execution_id)?;
+    fn retry<'py>(&self, py: Python<'py>, execution_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let execution = block_on(py, async move { engine.retry(user, id).await })?.py_err(py)?;
@@ -649,16 +688,20 @@ impl NativeEngine {
     }
 
     /// Cancels a QUEUED execution (ConflictError for any other status).
-    fn cancel<'py>(&self, py: Python<'py>, execution_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = parse_id(py, "execution_id", execution_id)?;
+    fn cancel<'py>(&self, py: Python<'py>, execution_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let execution = block_on(py, async move { engine.cancel(user, id).await })?.py_err(py)?;
         to_py(py, &execution)
     }
 
-    fn get_execution<'py>(&self, py: Python<'py>, execution_id: &str) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = parse_id(py, "execution_id", execution_id)?;
+    fn get_execution<'py>(
+        &self,
+        py: Python<'py>,
+        execution_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let execution = block_on(py, async move { engine.get_execution(user, id).await })?.py_err(py)?;
@@ -670,14 +713,14 @@ impl NativeEngine {
     fn list_executions<'py>(
         &self,
         py: Python<'py>,
-        status: Option<String>,
-        prompt_id: Option<String>,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-        limit: Option<i64>,
-        cursor: Option<String>,
+        status: Arg<'py>,
+        prompt_id: Arg<'py>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = match status {
+        let status = match opt_str(status.as_ref(), "status")? {
             None => None,
             Some(s) => Some(ExecutionStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
                 invalid_argument(
@@ -687,10 +730,12 @@ impl NativeEngine {
                 )
             })?),
         };
-        let prompt_id = prompt_id.map(|p| parse_id::<PromptId>(py, "prompt_id", &p)).transpose()?;
-        since_until(py, since, until)?;
+        let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
+        let (since, until) = since_until(py, since.as_ref(), until.as_ref())?;
         let filter = ExecutionFilter { status, prompt_id, since, until };
-        let page = PageRequest::new(Some(parse_limit(py, limit)?), cursor.as_deref()).py_err(py)?;
+        let limit = limit_arg(py, limit.as_ref())?;
+        let cursor = opt_str(cursor.as_ref(), "cursor")?;
+        let page = PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let page =
@@ -703,17 +748,17 @@ impl NativeEngine {
     fn metrics<'py>(
         &self,
         py: Python<'py>,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-        prompt_id: Option<String>,
-        version: Option<i64>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        prompt_id: Arg<'py>,
+        version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let prompt_id = prompt_id.map(|p| parse_id::<PromptId>(py, "prompt_id", &p)).transpose()?;
-        let prompt_version = parse_version(py, version)?;
+        let (since, until) = since_until(py, since.as_ref(), until.as_ref())?;
+        let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
+        let prompt_version = version_arg(py, version.as_ref(), "version")?;
         if prompt_version.is_some() && prompt_id.is_none() {
             return Err(invalid_argument(py, "version", "needs prompt_id"));
         }
-        since_until(py, since, until)?;
         let query = MetricsQuery { since, until, prompt_id, prompt_version };
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -724,14 +769,9 @@ impl NativeEngine {
     /// State-change events of this user's executions (of one with `execution_id`), from now
     /// on. `timeout`: seconds to wait for each next event before the iteration ends.
     #[pyo3(signature = (execution_id = None, *, timeout = None))]
-    fn events(
-        &self,
-        py: Python<'_>,
-        execution_id: Option<String>,
-        timeout: Option<f64>,
-    ) -> PyResult<EventStream> {
-        let id = execution_id.map(|e| parse_id::<ExecutionId>(py, "execution_id", &e)).transpose()?;
-        let timeout = parse_timeout(py, "timeout", timeout)?;
+    fn events(&self, py: Python<'_>, execution_id: Arg<'_>, timeout: Arg<'_>) -> PyResult<EventStream> {
+        let id = opt_id::<ExecutionId>(py, execution_id.as_ref(), "execution_id")?;
+        let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let stream = engine.subscribe(user, id);

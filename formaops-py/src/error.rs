@@ -17,6 +17,8 @@ use formaops_core::{Error, Problem};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
+use crate::convert::{camel_to_snake, is_raw_key};
+
 pyo3::create_exception!(
     formaops,
     FormaOpsError,
@@ -70,7 +72,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 }
 
 /// A `ValidationError` carrying `problems`.
-pub fn validation_error(py: Python<'_>, message: String, problems: &[Problem]) -> PyErr {
+fn validation_error(py: Python<'_>, message: String, problems: &[Problem]) -> PyErr {
     let err = ValidationError::new_err(message);
     let attach = || -> PyResult<()> {
         let list = PyList::empty(py);
@@ -92,13 +94,84 @@ pub fn validation_error(py: Python<'_>, message: String, problems: &[Problem]) -
 
 /// A `ValidationError` with one problem (an argument the binding itself rejects).
 pub fn invalid_argument(py: Python<'_>, field: &str, message: impl Into<String>) -> PyErr {
-    let message = message.into();
-    let problem = Problem::new(field, "invalid", message.clone());
-    validation_error(py, format!("invalid {field}: {message}"), &[problem])
+    to_py_err(py, Error::invalid_argument(field, message))
 }
 
-/// Maps a core error to its Python exception.
+// ----- Python spelling of field names -----
+
+/// A problem's field path as the Python user spelled it: `variables[0].defaultValue` ->
+/// `variables[0].default_value`. Segments under user data (`inputs.myVar`, a JSON Schema,
+/// a default value) keep their spelling, as [`convert`](crate::convert) keeps those keys.
+pub fn python_field(field: &str) -> String {
+    let mut out = String::with_capacity(field.len() + 4);
+    let mut raw = false;
+    for (i, segment) in field.split('.').enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if raw {
+            out.push_str(segment);
+            continue;
+        }
+        let (name, index) = segment.split_at(segment.find('[').unwrap_or(segment.len()));
+        out.push_str(&camel_to_snake(name));
+        out.push_str(index);
+        raw = is_raw_key(name);
+    }
+    out
+}
+
+/// A message with the camelCase field names it quotes in backticks (serde's "unknown field
+/// `defaultValu`, expected one of `name`, `defaultValue`, ...", core's "`maxLength` only
+/// applies to ...") in snake_case. A value quoted after "unknown variant" is the user's own
+/// text and is kept.
+pub fn python_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len() + 8);
+    let mut rest = message;
+    while let Some(open) = rest.find('`') {
+        let (before, after) = rest.split_at(open + 1);
+        out.push_str(before);
+        let Some(close) = after.find('`') else {
+            rest = after;
+            break;
+        };
+        let quoted = &after[..close];
+        let is_name = quoted.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if is_name && !before.ends_with("unknown variant `") {
+            out.push_str(&camel_to_snake(quoted));
+        } else {
+            out.push_str(quoted);
+        }
+        out.push('`');
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn python_problem(p: Problem) -> Problem {
+    Problem { field: python_field(&p.field), code: p.code, message: python_message(&p.message) }
+}
+
+/// The error with field names spelled for Python.
+fn pythonize(error: Error) -> Error {
+    match error {
+        Error::InvalidInputs { problems } => {
+            Error::InvalidInputs { problems: problems.into_iter().map(python_problem).collect() }
+        }
+        Error::InvalidPrompt { problems } => {
+            Error::InvalidPrompt { problems: problems.into_iter().map(python_problem).collect() }
+        }
+        Error::InvalidArgument { field, message } => {
+            Error::InvalidArgument { field: python_field(&field), message: python_message(&message) }
+        }
+        other => other,
+    }
+}
+
+/// Maps a core error to its Python exception, with field names in Python's spelling.
 pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
+    let error = pythonize(error);
     let message = error.to_string();
     match error {
         Error::NotFound { .. } => NotFoundError::new_err(message),
@@ -204,6 +277,41 @@ mod tests {
         let (_, value) = mapped(Error::invalid_argument("cursor", "bad"));
         let problems: Vec<std::collections::HashMap<String, String>> = attr(&value, "problems");
         assert_eq!(problems[0]["field"], "cursor");
+    }
+
+    #[test]
+    fn fields_are_spelled_for_python() {
+        assert_eq!(python_field("variables[0].defaultValue"), "variables[0].default_value");
+        assert_eq!(python_field("variables[2].maxLength"), "variables[2].max_length");
+        assert_eq!(python_field("systemTemplate"), "system_template");
+        assert_eq!(
+            python_field("model.parameters.maxCompletionTokens"),
+            "model.parameters.max_completion_tokens"
+        );
+        // User data keeps its spelling.
+        assert_eq!(python_field("inputs.myVar"), "inputs.myVar");
+        assert_eq!(
+            python_field("variables[1].schema.properties.fooBar"),
+            "variables[1].schema.properties.fooBar"
+        );
+        assert_eq!(python_field("variables[1].defaultValue.someKey"), "variables[1].default_value.someKey");
+        assert_eq!(
+            python_message("unknown field `defaultValu`, expected one of `name`, `defaultValue`"),
+            "unknown field `default_valu`, expected one of `name`, `default_value`"
+        );
+        assert_eq!(
+            python_message("unknown variant `myType`, expected `string`"),
+            "unknown variant `myType`, expected `string`"
+        );
+        assert_eq!(python_message("odd ` quote"), "odd ` quote");
+        let (_, value) = mapped(Error::InvalidPrompt {
+            problems: vec![Problem::new("variables[0].defaultValue", "wrong_type", "`maxLength` is 3")],
+        });
+        let problems: Vec<std::collections::HashMap<String, String>> = attr(&value, "problems");
+        assert_eq!(problems[0]["field"], "variables[0].default_value");
+        assert_eq!(problems[0]["message"], "`max_length` is 3");
+        let text = Python::attach(|py| value.bind(py).str().unwrap().to_string());
+        assert!(text.contains("variables[0].default_value"), "{text}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ README's quickstart runs."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import os
 import subprocess
 import sys
@@ -37,6 +38,26 @@ def test_package_type_checks() -> None:
         text=True,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_open_async_takes_exactly_the_options_of_open(tmp_path: Path) -> None:
+    sync = inspect.signature(formaops.Engine.open).parameters
+    assert list(inspect.signature(formaops.Engine.open_async).parameters.values()) == list(sync.values())
+    pytest.importorskip("mypy", reason="mypy is installed by scripts/test.sh")
+    script = tmp_path / "misspelt.py"
+    script.write_text(
+        "import formaops\n\n"
+        "async def main() -> None:\n"
+        "    good = await formaops.Engine.open_async('memory://', mock_latency_ms=5, concurrency=2)\n"
+        "    good.close()\n"
+        "    await formaops.Engine.open_async('memory://', mock_latncy_ms=5)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", str(script)], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert 'Unexpected keyword argument "mock_latncy_ms"' in done.stdout, done.stdout
+    assert done.stdout.count("error:") == 1, done.stdout
 
 
 def _fields(cls: type) -> set:

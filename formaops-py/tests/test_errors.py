@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +142,48 @@ def test_bad_open_arguments() -> None:
         formaops.Engine.open(max_attempts=0)
     with pytest.raises(formaops.FormaOpsError):
         formaops.Engine.open("mysql://nope")
+
+
+def test_problems_name_fields_as_python_spells_them(engine: formaops.Engine) -> None:
+    with pytest.raises(formaops.ValidationError) as info:
+        engine.create_prompt(
+            name=unique(), template="{{ n }}", variables=[{"name": "n", "type": "integer", "default_value": "x"}]
+        )
+    assert [p["field"] for p in info.value.problems] == ["variables[0].default_value"]
+    assert "defaultValue" not in str(info.value)
+    assert "variables[0].default_value" in str(info.value)
+    # serde's complaint about an unknown key names the keys in snake_case too.
+    with pytest.raises(formaops.ValidationError) as info:
+        engine.create_prompt(name=unique(), template="x", variables=[{"name": "n", "type": "string", "max_lenght": 3}])
+    message = info.value.problems[0]["message"]
+    assert "`max_lenght`" in message and "`max_length`" in message and "maxLength" not in message, message
+    # Input names are the user's own: kept as written.
+    prompt = engine.create_prompt(
+        name=unique(), template="{{ myVar }}", variables=[{"name": "myVar", "type": "integer", "required": True}]
+    )
+    with pytest.raises(formaops.ValidationError) as info:
+        engine.validate_inputs(prompt.id, {"myVar": "x"})
+    assert info.value.problems[0]["field"] == "inputs.myVar"
+
+
+def test_a_missing_sqlite_directory_says_what_to_do(tmp_path: Path) -> None:
+    missing = tmp_path / "no" / "such" / "dir"
+    with pytest.raises(formaops.FormaOpsError) as info:
+        formaops.Engine.open(f"sqlite:///{missing}/x.db")  # absolute: sqlite:////tmp/...
+    message = str(info.value)
+    assert "internal error" not in message
+    assert f"{missing} does not exist: create it first" in message, message
+    assert message.startswith("invalid database url: the directory "), message
+
+
+def test_a_missing_postgres_database_says_what_to_do() -> None:
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("DATABASE_URL not set")
+    name = f"formaops_missing_{uuid.uuid4().hex[:8]}"
+    base = url.split("?")[0].rpartition("/")[0]
+    with pytest.raises(formaops.FormaOpsError) as info:
+        formaops.Engine.open(f"{base}/{name}")
+    message = str(info.value)
+    assert "internal error" not in message and "3D000" not in message, message
+    assert f'database "{name}" does not exist: create it with `createdb {name}`' in message, message

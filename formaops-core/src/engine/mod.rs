@@ -1033,9 +1033,16 @@ impl FormaOps {
     /// Stops claiming, lets running executions finish within the grace period, leaves the rest
     /// QUEUED (with their leases released or left to expire).
     pub async fn shutdown(&self) {
+        self.shutdown_within(self.inner.config.shutdown_grace).await;
+    }
+
+    /// [`shutdown`](Self::shutdown) with its own grace period instead of the configured one.
+    /// `Duration::ZERO` abandons running attempts at once: their leases expire and another
+    /// engine on the same store rescues them, as after a crash.
+    pub async fn shutdown_within(&self, grace: Duration) {
         let inner = &self.inner;
         inner.stop.send_replace(true);
-        let grace_end = Instant::now() + inner.config.shutdown_grace;
+        let grace_end = Instant::now() + grace;
         // Every permit back means every running attempt has recorded its result.
         for slot in inner.providers.values() {
             let n = u32::try_from(slot.concurrency).unwrap_or(u32::MAX);

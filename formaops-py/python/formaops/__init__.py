@@ -466,7 +466,7 @@ class Engine:
                 user=user,
                 mock_latency_ms=mock_latency_ms,
                 mock_reply=mock_reply,
-                mock_faults=[dict(f) for f in mock_faults] if mock_faults is not None else None,
+                mock_faults=mock_faults,
                 max_attempts=max_attempts,
                 execution_timeout=execution_timeout,
                 concurrency=concurrency,
@@ -474,10 +474,39 @@ class Engine:
         )
 
     @classmethod
-    async def open_async(cls, url: str = "memory://", **options: Any) -> Engine:
-        """:meth:`open` without blocking the event loop (it runs in the default executor)."""
+    async def open_async(
+        cls,
+        url: str = "memory://",
+        *,
+        provider: str = "mock",
+        base_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        user: Optional[str] = None,
+        mock_latency_ms: int = 0,
+        mock_reply: Optional[str] = None,
+        mock_faults: Optional[Sequence[Mapping[str, Any]]] = None,
+        max_attempts: Optional[int] = None,
+        execution_timeout: Optional[float] = None,
+        concurrency: Optional[int] = None,
+    ) -> Engine:
+        """:meth:`open` without blocking the event loop (it runs in the default executor);
+        the same options."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, functools.partial(cls.open, url, **options))
+        opener = functools.partial(
+            cls.open,
+            url,
+            provider=provider,
+            base_url=base_url,
+            api_key=api_key,
+            user=user,
+            mock_latency_ms=mock_latency_ms,
+            mock_reply=mock_reply,
+            mock_faults=mock_faults,
+            max_attempts=max_attempts,
+            execution_timeout=execution_timeout,
+            concurrency=concurrency,
+        )
+        return await loop.run_in_executor(None, opener)
 
     # ----- lifecycle -----
 
@@ -495,16 +524,22 @@ class Engine:
     def closed(self) -> bool:
         return self._native.closed
 
-    def close(self) -> None:
-        """Stops the workers, letting running executions finish within the grace period.
-        Queued executions stay queued in a persistent store. Idempotent."""
-        self._native.close()
+    def close(self, *, grace: Optional[float] = None) -> None:
+        """Stops the workers, letting running executions finish within the grace period
+        (``grace`` seconds, by default the engine's 30). Calls still running then are
+        abandoned: in a persistent store their leases expire and a later engine on the same
+        store runs them again. Queued executions stay queued in a persistent store. Idempotent."""
+        self._native.close(grace=grace)
 
     def __enter__(self) -> Engine:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException], tb: object
+    ) -> None:
+        # Leaving the block normally waits for running calls (the grace period); leaving it
+        # because of an exception (Ctrl-C's KeyboardInterrupt included) does not wait.
+        self.close(grace=0 if exc_type is not None else None)
 
     def __repr__(self) -> str:
         return f"Engine(user={self.user_email!r}, closed={self.closed})"
@@ -546,10 +581,10 @@ class Engine:
                 template,
                 description=description,
                 system_template=system_template,
-                variables=_list(variables),
-                validations=_list(validations),
-                model=model if model is None or isinstance(model, str) else dict(model),
-                parameters=dict(parameters) if parameters is not None else None,
+                variables=variables,
+                validations=validations,
+                model=model,
+                parameters=parameters,
                 provider=provider,
             )
         )
@@ -578,10 +613,10 @@ class Engine:
                 description=description,
                 template=template,
                 system_template=system_template,
-                variables=_list(variables),
-                validations=_list(validations),
-                model=model if model is None or isinstance(model, str) else dict(model),
-                parameters=dict(parameters) if parameters is not None else None,
+                variables=variables,
+                validations=validations,
+                model=model,
+                parameters=parameters,
                 provider=provider,
                 expected_version=expected_version,
             )
@@ -617,7 +652,7 @@ class Engine:
         """The validated inputs with defaults filled in; :class:`ValidationError` listing
         every problem otherwise. Nothing is executed."""
         pid, version = _version_ref(prompt_id, version)
-        result: Dict[str, Any] = self._native.validate_inputs(pid, _dict(inputs), version=version)
+        result: Dict[str, Any] = self._native.validate_inputs(pid, inputs, version=version)
         return result
 
     def render(
@@ -630,7 +665,7 @@ class Engine:
         """Validates inputs and renders the messages (system first, then user) without
         executing. A :class:`PromptVersion` selects that version."""
         pid, version = _version_ref(prompt_id, version)
-        return [Message._from(m) for m in self._native.render(pid, _dict(inputs), version=version)]
+        return [Message._from(m) for m in self._native.render(pid, inputs, version=version)]
 
     # ----- executions -----
 
@@ -652,7 +687,7 @@ class Engine:
         return Execution._from(
             self._native.execute(
                 _prompt_id(prompt_id),
-                _dict(inputs),
+                inputs,
                 version=version,
                 priority=priority,
                 validate_output=validate_output,
@@ -673,7 +708,7 @@ class Engine:
         """:meth:`execute` for asyncio."""
         data = await self._native.execute_async(
             _prompt_id(prompt_id),
-            _dict(inputs),
+            inputs,
             version=version,
             priority=priority,
             validate_output=validate_output,
@@ -697,7 +732,7 @@ class Engine:
         return Execution._from(
             self._native.submit(
                 _prompt_id(prompt_id),
-                _dict(inputs),
+                inputs,
                 version=version,
                 priority=priority,
                 validate_output=validate_output,
@@ -774,16 +809,6 @@ class Engine:
             _execution_id(execution_id) if execution_id is not None else None, timeout=timeout
         )
         return Events(native)
-
-
-def _list(items: Optional[Sequence[Mapping[str, Any]]]) -> Optional[List[Dict[str, Any]]]:
-    return None if items is None else [dict(i) for i in items]
-
-
-def _dict(inputs: Optional[Mapping[str, Any]]) -> Optional[Dict[str, Any]]:
-    if inputs is None or type(inputs) is dict:
-        return inputs
-    return dict(inputs)
 
 
 def _version_ref(

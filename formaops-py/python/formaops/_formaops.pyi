@@ -1,7 +1,7 @@
 # Type stubs of the native module (formaops-py/src). Checked against the built module by
 # `python -m mypy.stubtest formaops._formaops` (run by scripts/test.sh and the test suite).
 from datetime import datetime
-from typing import Any, Awaitable, Dict, List, Optional, Sequence, final
+from typing import Any, Awaitable, Dict, List, Mapping, Optional, Sequence, Union, final
 
 __all__ = [
     "ConflictError",
@@ -47,15 +47,15 @@ class EventStream:
 class NativeEngine:
     @staticmethod
     def open(
-        url: str = "memory://",
+        url: Optional[str] = None,
         *,
-        provider: str = "mock",
+        provider: Optional[str] = None,
         base_url: Optional[str] = None,
         api_key: Optional[str] = None,
         user: Optional[str] = None,
-        mock_latency_ms: int = 0,
+        mock_latency_ms: Optional[int] = None,
         mock_reply: Optional[str] = None,
-        mock_faults: Optional[List[Dict[str, Any]]] = None,
+        mock_faults: Optional[Sequence[Mapping[str, Any]]] = None,
         max_attempts: Optional[int] = None,
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
@@ -66,7 +66,7 @@ class NativeEngine:
     def user_email(self) -> str: ...
     @property
     def closed(self) -> bool: ...
-    def close(self) -> None: ...
+    def close(self, *, grace: Optional[float] = None) -> None: ...
     def create_prompt(
         self,
         name: str,
@@ -74,10 +74,10 @@ class NativeEngine:
         *,
         description: Optional[str] = None,
         system_template: Optional[str] = None,
-        variables: Optional[List[Dict[str, Any]]] = None,
-        validations: Optional[List[Dict[str, Any]]] = None,
-        model: Optional[Any] = None,
-        parameters: Optional[Dict[str, Any]] = None,
+        variables: Optional[Sequence[Mapping[str, Any]]] = None,
+        validations: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Union[str, Mapping[str, Any], None] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
         provider: Optional[str] = None,
     ) -> Dict[str, Any]: ...
     def update_prompt(
@@ -88,10 +88,10 @@ class NativeEngine:
         description: Optional[str] = None,
         template: Optional[str] = None,
         system_template: Optional[str] = None,
-        variables: Optional[List[Dict[str, Any]]] = None,
-        validations: Optional[List[Dict[str, Any]]] = None,
-        model: Optional[Any] = None,
-        parameters: Optional[Dict[str, Any]] = None,
+        variables: Optional[Sequence[Mapping[str, Any]]] = None,
+        validations: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Union[str, Mapping[str, Any], None] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
         provider: Optional[str] = None,
         expected_version: Optional[int] = None,
     ) -> Dict[str, Any]: ...
@@ -104,39 +104,39 @@ class NativeEngine:
     ) -> Dict[str, Any]: ...
     def archive_prompt(self, prompt_id: str) -> Dict[str, Any]: ...
     def validate_inputs(
-        self, prompt_id: str, inputs: Optional[Dict[str, Any]] = None, *, version: Optional[int] = None
+        self, prompt_id: str, inputs: Optional[Mapping[str, Any]] = None, *, version: Optional[int] = None
     ) -> Dict[str, Any]: ...
     def render(
-        self, prompt_id: str, inputs: Optional[Dict[str, Any]] = None, *, version: Optional[int] = None
+        self, prompt_id: str, inputs: Optional[Mapping[str, Any]] = None, *, version: Optional[int] = None
     ) -> List[Dict[str, Any]]: ...
     def execute(
         self,
         prompt_id: str,
-        inputs: Optional[Dict[str, Any]] = None,
+        inputs: Optional[Mapping[str, Any]] = None,
         *,
         version: Optional[int] = None,
-        priority: str = "NORMAL",
-        validate_output: bool = False,
+        priority: Optional[str] = None,
+        validate_output: Optional[bool] = None,
         idempotency_key: Optional[str] = None,
     ) -> Dict[str, Any]: ...
     def execute_async(
         self,
         prompt_id: str,
-        inputs: Optional[Dict[str, Any]] = None,
+        inputs: Optional[Mapping[str, Any]] = None,
         *,
         version: Optional[int] = None,
-        priority: str = "NORMAL",
-        validate_output: bool = False,
+        priority: Optional[str] = None,
+        validate_output: Optional[bool] = None,
         idempotency_key: Optional[str] = None,
     ) -> Awaitable[Dict[str, Any]]: ...
     def submit(
         self,
         prompt_id: str,
-        inputs: Optional[Dict[str, Any]] = None,
+        inputs: Optional[Mapping[str, Any]] = None,
         *,
         version: Optional[int] = None,
-        priority: str = "NORMAL",
-        validate_output: bool = False,
+        priority: Optional[str] = None,
+        validate_output: Optional[bool] = None,
         idempotency_key: Optional[str] = None,
     ) -> Dict[str, Any]: ...
     def wait(self, execution_id: str, timeout: Optional[float] = None) -> Dict[str, Any]: ...
