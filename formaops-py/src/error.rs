@@ -150,7 +150,13 @@ pub fn python_message(message: &str) -> String {
 }
 
 fn python_problem(p: Problem) -> Problem {
-    Problem { field: python_field(&p.field), code: p.code, message: python_message(&p.message) }
+    // Template problems quote the user's template (block names, tokens): kept as they are.
+    let message = if matches!(p.field.as_str(), "template" | "systemTemplate") {
+        p.message
+    } else {
+        python_message(&p.message)
+    };
+    Problem { field: python_field(&p.field), code: p.code, message }
 }
 
 /// The error with field names spelled for Python.
@@ -305,11 +311,16 @@ mod tests {
         );
         assert_eq!(python_message("odd ` quote"), "odd ` quote");
         let (_, value) = mapped(Error::InvalidPrompt {
-            problems: vec![Problem::new("variables[0].defaultValue", "wrong_type", "`maxLength` is 3")],
+            problems: vec![
+                Problem::new("variables[0].defaultValue", "wrong_type", "`maxLength` is 3"),
+                Problem::new("systemTemplate", "syntax", "Got `myBlock`, expected `endBlock`"),
+            ],
         });
         let problems: Vec<std::collections::HashMap<String, String>> = attr(&value, "problems");
         assert_eq!(problems[0]["field"], "variables[0].default_value");
         assert_eq!(problems[0]["message"], "`max_length` is 3");
+        assert_eq!(problems[1]["field"], "system_template");
+        assert_eq!(problems[1]["message"], "Got `myBlock`, expected `endBlock`");
         let text = Python::attach(|py| value.bind(py).str().unwrap().to_string());
         assert!(text.contains("variables[0].default_value"), "{text}");
     }
