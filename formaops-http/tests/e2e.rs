@@ -193,6 +193,15 @@ async fn database_down_answers_503_in_our_shape() {
     assert_eq!(r.status.as_u16(), 503, "{}", r.body);
     assert_eq!(r.code(), "unavailable");
     assert!(r.headers.contains_key("retry-after"));
+    // The outage is known now (a probe confirmed it): answers come at once, not after the
+    // pool's 5 s acquire timeout.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for path in ["/api/prompts", "/api/health", "/api/executions"] {
+        let started = std::time::Instant::now();
+        let r = api.get(path).await;
+        assert_eq!(r.status.as_u16(), 503, "{path}: {}", r.body);
+        assert!(started.elapsed() < Duration::from_secs(1), "{path} took {:?}", started.elapsed());
+    }
     let text = r.body.to_string();
     assert!(
         !text.contains("postgres") && !text.contains(&proxy.addr.to_string()),
