@@ -2,7 +2,8 @@
 started again.
 
 Pass: during the outage every answer is 503 (health and API), none hangs (each request has an
-8 s timeout), the process stays up; it recovers without a restart; nothing acknowledged is lost
+8 s timeout), every request sent 6 s or more after the stop answers within 1 s (the outage is
+known by then: no waiting for the pool's 5 s acquire timeout), the process stays up; it recovers without a restart; nothing acknowledged is lost
 and everything acknowledged ends final."""
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def test_database_outage(own_pg):
         # Answers to requests sent while the database was down.
         during = [p for p in probes if t_down <= p[0] and p[0] + p[3] <= t_up]
         bad = [p for p in during if p[2] != 503]
+        slow = [p for p in during if p[0] >= t_down + 6 and p[3] > 1.0]
         dist: dict[str, int] = {}
         for p in during:
             dist[f"{p[1]}:{p[2]}"] = dist.get(f"{p[1]}:{p[2]}", 0) + 1
@@ -89,6 +91,7 @@ def test_database_outage(own_pg):
                   for p in bad]
         result = {"outage_s": outage, "non_503_during": detail, "probes_during": len(during), "answers_during": dist,
                   "max_probe_latency_s": round(max((p[3] for p in during), default=0), 2),
+                  "max_latency_once_known_s": round(max((p[3] for p in during if p[0] >= t_down + 6), default=0), 2),
                   "recovered_after_s": round(recovered_at - t_up, 1) if recovered_at else None,
                   "process_alive": server.alive(), "acked": len(ids), "lost": len(lost), "final": counts,
                   "client_statuses": {str(k): v for k, v in load.statuses.items()}}
@@ -96,6 +99,7 @@ def test_database_outage(own_pg):
         assert server.alive(), "the server died during the outage"
         assert during, "no probe ran during the outage"
         assert not bad, f"{len(bad)} answers other than 503 during the outage: {dist}"
+        assert not slow, f"{len(slow)} answers took over 1 s once the outage was known: {slow[:5]}"
         assert recovered_at, "health did not come back within 60 s of the database"
         assert not lost, f"lost {len(lost)} acknowledged executions"
         assert ok, f"not all final: {counts}"

@@ -8,6 +8,7 @@
 //! | listen address | `--bind` | `FORMAOPS_BIND` | `bind` | `127.0.0.1:8080` |
 //! | body limit (bytes) | `--body-limit` | `FORMAOPS_BODY_LIMIT` | `body_limit` | 1 MiB |
 //! | request timeout (s) | `--request-timeout` | `FORMAOPS_REQUEST_TIMEOUT` | `request_timeout` | 60 |
+//! | header timeout (s) | `--header-timeout` | `FORMAOPS_HEADER_TIMEOUT` | `header_timeout` | 10 |
 //! | CORS origins | `--cors-origin` (repeat) | `FORMAOPS_CORS_ORIGINS` (comma-separated) | `cors_origins` | none (CORS off) |
 //! | run workers | `--workers` | `FORMAOPS_WORKERS` | `workers` | true |
 //! | session lifetime (h) | `--session-ttl-hours` | `FORMAOPS_SESSION_TTL_HOURS` | `session_ttl_hours` | 168 |
@@ -86,6 +87,10 @@ pub struct ServeArgs {
     /// Request timeout in seconds (a synchronous execute answers 202 a little before it).
     #[arg(long, env = "FORMAOPS_REQUEST_TIMEOUT")]
     pub request_timeout: Option<u64>,
+    /// Seconds a client has to send a request's headers; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, env = "FORMAOPS_HEADER_TIMEOUT")]
+    pub header_timeout: Option<u64>,
     /// Allowed CORS origin (repeat, or comma-separated in the environment). CORS is off
     /// without any.
     #[arg(long = "cors-origin", env = "FORMAOPS_CORS_ORIGINS", value_delimiter = ',')]
@@ -113,6 +118,7 @@ pub struct FileConfig {
     pub bind: Option<SocketAddr>,
     pub body_limit: Option<usize>,
     pub request_timeout: Option<u64>,
+    pub header_timeout: Option<u64>,
     pub cors_origins: Option<Vec<String>>,
     pub workers: Option<bool>,
     pub session_ttl_hours: Option<u64>,
@@ -138,6 +144,8 @@ pub struct Config {
     pub bind: SocketAddr,
     pub body_limit: usize,
     pub request_timeout: Duration,
+    /// Time to send a request's headers, and the keep-alive idle limit.
+    pub header_timeout: Duration,
     pub cors_origins: Vec<String>,
     pub workers: bool,
     pub session_ttl: Duration,
@@ -156,6 +164,7 @@ impl fmt::Debug for Config {
             .field("bind", &self.bind)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
+            .field("header_timeout", &self.header_timeout)
             .field("cors_origins", &self.cors_origins)
             .field("workers", &self.workers)
             .field("session_ttl", &self.session_ttl)
@@ -223,6 +232,14 @@ impl Config {
             (2..=3600).contains(&timeout),
             "request timeout must be 2 to 3600 seconds, got {timeout}"
         );
+        let header_timeout = serve
+            .header_timeout
+            .or(file.header_timeout)
+            .unwrap_or(crate::limits::DEFAULT_HEADER_TIMEOUT.as_secs());
+        anyhow::ensure!(
+            (1..=300).contains(&header_timeout),
+            "header timeout must be 1 to 300 seconds, got {header_timeout}"
+        );
         let ttl_hours = serve.session_ttl_hours.or(file.session_ttl_hours).unwrap_or(168);
         anyhow::ensure!((1..=24 * 365).contains(&ttl_hours), "session lifetime must be 1 to 8760 hours");
         let cors_origins = if serve.cors_origins.is_empty() {
@@ -241,6 +258,7 @@ impl Config {
             bind,
             body_limit,
             request_timeout: Duration::from_secs(timeout),
+            header_timeout: Duration::from_secs(header_timeout),
             cors_origins,
             workers: serve.workers.or(file.workers).unwrap_or(true),
             session_ttl: Duration::from_secs(ttl_hours * 3600),
@@ -271,6 +289,7 @@ mod tests {
         assert!(c.workers);
         assert!(c.cors_origins.is_empty());
         assert_eq!(c.sync_wait(), Duration::from_secs(58));
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -296,6 +315,10 @@ mod tests {
         assert!(Config::resolve(&DbArgs::default(), &serve).unwrap_err().to_string().contains("body limit"));
         let serve = ServeArgs { cors_origins: vec!["example.com".into()], ..Default::default() };
         assert!(Config::resolve(&DbArgs::default(), &serve).unwrap_err().to_string().contains("CORS"));
+        let serve = ServeArgs { header_timeout: Some(0), ..Default::default() };
+        assert!(
+            Config::resolve(&DbArgs::default(), &serve).unwrap_err().to_string().contains("header timeout")
+        );
     }
 
     #[test]

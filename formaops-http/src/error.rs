@@ -212,6 +212,16 @@ pub fn too_large() -> ApiError {
     ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
 }
 
+/// 413 in our shape, naming the limit (bytes).
+pub fn too_large_for(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
+    .with_details(json!({ "limitBytes": limit }))
+}
+
 /// `axum::Json` whose rejections answer in our error shape (400 malformed JSON, 415, 413,
 /// 422 for a well-formed body of the wrong shape).
 #[derive(Debug, Clone, Copy, Default)]

@@ -9,6 +9,7 @@
 //! - [`config`]: flags, environment and TOML file, resolved into [`config::Config`].
 //! - [`error`]: [`error::ApiError`], the one error body, and the core-error mapping;
 //!   [`error::AppJson`] / [`error::AppQuery`] extractors that answer in that shape.
+//! - [`limits`]: URI, header and declared-body limits answered in our error shape.
 //! - [`auth`]: Argon2id passwords, session tokens and API keys, login throttling, the
 //!   [`auth::AuthUser`] extractor.
 //! - [`state`]: [`state::AppState`] shared by handlers.
@@ -30,6 +31,7 @@
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod limits;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -130,7 +132,8 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = cors(&settings.cors_origins) {
         app = app.layer(cors);
     }
-    app.layer(middleware::from_fn(error::normalize_errors))
+    app.layer(middleware::from_fn_with_state(settings.body_limit, limits::check_request))
+        .layer(middleware::from_fn(error::normalize_errors))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
             // The path only: query strings may carry a WebSocket token.

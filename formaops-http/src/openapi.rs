@@ -61,17 +61,23 @@ pub fn with_common_responses(mut openapi: utoipa::openapi::OpenApi) -> utoipa::o
 }
 
 fn add_common_responses(op: &mut Operation) {
+    use crate::limits::{MAX_HEADER_BYTES, MAX_HEADERS, MAX_URI_BYTES};
     let mut common = vec![
-        ("400", "Malformed request: bad JSON, query parameters, path ids or headers"),
-        ("503", "The database is unavailable or the server is shutting down"),
+        ("400", "Malformed request: bad JSON, query parameters, path ids or headers".to_string()),
+        ("414", format!("Request URI longer than {MAX_URI_BYTES} bytes")),
+        (
+            "431",
+            format!("More than {MAX_HEADERS} header fields, or more than {MAX_HEADER_BYTES} bytes of them"),
+        ),
+        ("503", "The database is unavailable or the server is shutting down".to_string()),
     ];
     if op.request_body.is_some() {
-        common.push(("413", "Body larger than the configured limit"));
-        common.push(("415", "Body is not `application/json`"));
-        common.push(("422", "Body is JSON but not of the documented shape (`invalid_body`)"));
+        common.push(("413", "Body larger than the configured limit".to_string()));
+        common.push(("415", "Body is not `application/json`".to_string()));
+        common.push(("422", "Body is JSON but not of the documented shape (`invalid_body`)".to_string()));
     }
     if op.security.as_ref().is_some_and(|s| !s.is_empty()) {
-        common.push(("401", "Missing, unknown, expired or revoked credential"));
+        common.push(("401", "Missing, unknown, expired or revoked credential".to_string()));
     }
     for (status, description) in common {
         op.responses.responses.entry(status.to_string()).or_insert_with(|| {

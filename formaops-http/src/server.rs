@@ -181,7 +181,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let signal_state = state.clone();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = serve_on(listener, app, config.header_timeout, async move {
         shutdown_signal().await;
         tracing::info!("shutdown signal received; draining");
         signal_state.begin_shutdown();
@@ -189,9 +189,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let drain_limit = config.request_timeout + Duration::from_secs(5);
     let server = async move {
-        let mut server = std::pin::pin!(server.into_future());
+        let mut server = std::pin::pin!(server);
         tokio::select! {
-            r = &mut server => r.context("serving"),
+            () = &mut server => Ok(()),
             () = async {
                 let _ = drained_rx.await;
                 tokio::time::sleep(drain_limit).await;
@@ -205,4 +205,71 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     engine.shutdown().await;
     tracing::info!("stopped");
     result
+}
+
+/// Serves `app` on `listener` over HTTP/1.1 (with upgrades, for WebSockets) until `shutdown`
+/// completes, then stops accepting, lets open connections finish their current request and
+/// returns when all are closed.
+///
+/// A client must send each request's headers within `header_timeout`, counted from when the
+/// connection is ready for a request (so it also closes idle keep-alive connections);
+/// otherwise the connection is closed. hyper's parser caps are set above the limits of
+/// [`crate::limits`] so that those are answered in our error shape.
+pub async fn serve_on<F>(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    header_timeout: Duration,
+    shutdown: F,
+) where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .max_headers(crate::limits::PARSER_MAX_HEADERS)
+        .max_header_size(crate::limits::PARSER_MAX_HEADER_BYTES);
+    // Connections hold a receiver each: the sender sees them all gone when they are closed.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+                () = async { drop(stop.wait_for(|stop| *stop).await) } => {
+                    conn.as_mut().graceful_shutdown();
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                }
+            }
+            drop(stop);
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    let _ = stop_tx.send(true);
+    stop_tx.closed().await;
 }

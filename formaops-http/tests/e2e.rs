@@ -193,6 +193,15 @@ async fn database_down_answers_503_in_our_shape() {
     assert_eq!(r.status.as_u16(), 503, "{}", r.body);
     assert_eq!(r.code(), "unavailable");
     assert!(r.headers.contains_key("retry-after"));
+    // The outage is known now (a probe confirmed it): answers come at once, not after the
+    // pool's 5 s acquire timeout.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for path in ["/api/prompts", "/api/health", "/api/executions"] {
+        let started = std::time::Instant::now();
+        let r = api.get(path).await;
+        assert_eq!(r.status.as_u16(), 503, "{path}: {}", r.body);
+        assert!(started.elapsed() < Duration::from_secs(1), "{path} took {:?}", started.elapsed());
+    }
     let text = r.body.to_string();
     assert!(
         !text.contains("postgres") && !text.contains(&proxy.addr.to_string()),
@@ -200,4 +209,57 @@ async fn database_down_answers_503_in_our_shape() {
     );
     drop(server);
     db.drop_database().await;
+}
+
+/// The binary serves with the edge limits: the header timeout from the environment closes a
+/// half-sent request, and a declared body over the limit is answered 413 at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_applies_the_header_timeout_and_the_declared_body_limit() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        Path::new(BIN),
+        &sqlite_url(dir.path()),
+        dir.path(),
+        &[("FORMAOPS_HEADER_TIMEOUT", "1")],
+    );
+    let addr = server.base.trim_start_matches("http://").to_string();
+
+    let mut half = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    half.write_all(b"GET /api/health HTTP/1.1\r\nHost: t\r\nX-Slow: ").await.expect("write");
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(4), async {
+        loop {
+            match half.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "a half-sent request was still open after 4 s");
+
+    let started = std::time::Instant::now();
+    let mut big = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    big.write_all(b"POST /api/auth/login HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n0123456789")
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = big.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&chunk[..n]);
+            if answer.windows(17).any(|w| w == b"payload_too_large") {
+                break;
+            }
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
 }

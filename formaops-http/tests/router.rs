@@ -698,7 +698,7 @@ async fn health_metrics_prometheus_openapi_docs() {
     }
     // Answers produced by shared middleware are documented on every operation.
     let create = &doc.body["paths"]["/api/prompts"]["post"]["responses"];
-    for status in ["400", "401", "413", "415", "422", "503"] {
+    for status in ["400", "401", "413", "414", "415", "422", "431", "503"] {
         assert!(create.get(status).is_some(), "POST /api/prompts does not document {status}");
     }
     let login = &doc.body["paths"]["/api/auth/login"]["post"]["responses"];

@@ -36,6 +36,9 @@ pub(crate) fn map_err(context: &'static str, err: sqlx::Error) -> Error {
             Error::unavailable("the database did not hand out a connection in time (is it running?)")
         }
         sqlx::Error::PoolClosed => Error::unavailable("the database pool is closed"),
+        sqlx::Error::Io(e) if crate::health::is_fail_fast(e) => {
+            Error::unavailable("the database is unreachable (failing at once until it answers again)")
+        }
         sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
             tracing::warn!(operation = context, error = %err, "database connection failure");
             Error::unavailable("the database connection failed")

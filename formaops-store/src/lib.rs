@@ -13,9 +13,10 @@
 //!
 //! Every batch handed to `enqueue` or `finish` is one transaction, committed before the call
 //! returns: callers that batch concurrent work get group commit without giving up
-//! durability. Database outages surface as [`formaops_core::Error::Unavailable`] after at
-//! most a few seconds (the pools' acquire timeout), and the pools reconnect by themselves when
-//! the database returns.
+//! durability. Database outages surface as [`formaops_core::Error::Unavailable`]: the first
+//! calls after the database goes away wait at most the pools' acquire timeout; once a probe
+//! confirms the outage, Postgres calls fail at once until the database answers again
+//! ([`health`]), and the pools reconnect by themselves.
 //!
 //! # Layout
 //!
@@ -45,6 +46,7 @@ use formaops_core::store::Store;
 use formaops_core::{Error, Result};
 
 mod error;
+pub mod health;
 pub mod postgres;
 mod rows;
 pub mod sqlite;

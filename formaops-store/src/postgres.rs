@@ -38,6 +38,7 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::error::DbResultExt;
+use crate::health::FailFastPool;
 use crate::rows::{self, ExecutionColumns, FinishColumns, MAX_PROMPTS_IN_REPORT, RowAccess, corrupt};
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
 
@@ -113,7 +114,8 @@ struct Envelope {
 /// The Postgres [`Store`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    /// Fails at once while the database is known to be down (see `health`).
+    pool: FailFastPool,
     /// Tags this store's relayed events so its own listener skips them.
     node: Uuid,
 }
@@ -144,7 +146,7 @@ impl PgStore {
             tracing::error!(error = %e, "postgres migration failed");
             Error::internal(format!("applying Postgres migrations failed: {e}"))
         })?;
-        Ok(Self { pool, node: Uuid::now_v7() })
+        Ok(Self { pool: FailFastPool::new(pool), node: Uuid::now_v7() })
     }
 
     /// The pool, for tools (benchmarks, data generators) that need raw access.
