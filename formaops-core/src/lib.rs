@@ -92,6 +92,7 @@ pub mod page;
 pub mod pricing;
 pub mod prompt;
 pub mod provider;
+pub mod schema;
 pub mod store;
 pub mod template;
 pub mod user;

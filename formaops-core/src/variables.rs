@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Problem, Result};
+use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// The type of a declared variable.
 ///
@@ -281,7 +282,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         }
         let mut schema = None;
         match (d.kind, &d.schema) {
-            (VariableType::Json, Some(s)) => match crate::validation::build_schema(s) {
+            (VariableType::Json, Some(s)) => match build_schema(s) {
                 Ok(v) => schema = Some(v),
                 Err(message) => {
                     usable = false;
@@ -331,7 +332,7 @@ pub fn validate_inputs(
     limits: &InputLimits,
 ) -> Result<Map<String, Value>> {
     validate_with(definitions, inputs, limits, |d, _| match (d.kind, &d.schema) {
-        (VariableType::Json, Some(s)) => crate::validation::build_schema(s).map(SchemaRef::Owned),
+        (VariableType::Json, Some(s)) => build_schema(s).map(SchemaRef::Owned),
         _ => Ok(SchemaRef::None),
     })
 }
@@ -352,7 +353,7 @@ impl InputValidator {
         let schemas = definitions
             .iter()
             .map(|d| match (d.kind, &d.schema) {
-                (VariableType::Json, Some(s)) => Some(crate::validation::build_schema(s)),
+                (VariableType::Json, Some(s)) => Some(build_schema(s)),
                 _ => None,
             })
             .collect();
@@ -640,13 +641,6 @@ fn json_size(value: &Value, max: usize, depth: usize) -> std::result::Result<usi
     if size > max { Err(JsonTooBig::Size) } else { Ok(size) }
 }
 
-/// One schema error as `at <path>: <message>`.
-pub(crate) fn schema_error_text(e: &jsonschema::ValidationError<'_>) -> String {
-    let path = e.instance_path().to_string();
-    let message = truncate(&e.to_string(), 200).to_string();
-    if path.is_empty() { message } else { format!("at {path}: {message}") }
-}
-
 /// The JSON type word of a value, for messages.
 fn json_type(value: &Value) -> &'static str {
     match value {
@@ -657,18 +651,6 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
