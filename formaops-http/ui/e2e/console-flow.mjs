@@ -8,51 +8,18 @@
 // field it names), reads the metrics chart, creates and revokes an API key, and logs out.
 // A screenshot of each step goes to artifacts/ (gitignored). Any console error or CSP
 // violation in the page fails the run.
-import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { check as checkApiTypes } from '../scripts/api-types.mjs';
+import { EMAIL, PASSWORD, startServer } from './server.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '..', '..', '..');
-const BIN = process.env.FORMAOPS_BIN ?? path.join(process.env.CARGO_TARGET_DIR ?? path.join(root, 'target'), 'debug', 'formaops');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 const ARTIFACTS = path.resolve(here, '..', 'artifacts');
-const EMAIL = 'admin@example.com';
-const PASSWORD = 'console e2e password';
 const TIMEOUT = 15_000;
-
-function startServer(workdir) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(BIN, ['serve', '--bind', '127.0.0.1:0'], {
-      cwd: workdir,
-      env: {
-        ...process.env,
-        DATABASE_URL: `sqlite://${path.join(workdir, 'console.db')}`,
-        FORMAOPS_ADMIN_EMAIL: EMAIL,
-        FORMAOPS_ADMIN_PASSWORD: PASSWORD,
-        RUST_LOG: 'warn',
-        OPENAI_API_KEY: '',
-        OPENAI_BASE_URL: '',
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => reject(new Error(`formaops did not start in 60 s:\n${stderr}`)), 60_000);
-    child.stdout.on('data', (d) => {
-      const m = /formaops listening on (\S+)/.exec(String(d));
-      if (m) {
-        clearTimeout(timer);
-        resolve({ child, base: m[1], stderr: () => stderr });
-      }
-    });
-    child.on('exit', (code) => reject(new Error(`formaops exited (${code}):\n${stderr}`)));
-  });
-}
 
 let step = 0;
 async function shot(page, name) {

@@ -1,16 +1,19 @@
-import { useEffect } from 'react';
+import { lazy, Suspense, useEffect } from 'react';
 import { Navigate, NavLink, Outlet, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { useQueryClient } from '@tanstack/react-query';
 import { ME, useLogout, useMe } from './auth';
 import { LoginPage } from './pages/login/LoginPage';
 import { PromptsList } from './pages/prompts/PromptsList';
 import { PromptPage } from './pages/prompts/PromptPage';
-import { PromptEditor } from './pages/prompts/PromptEditor';
-import { RunPage } from './pages/prompts/RunPage';
 import { ExecutionsList } from './pages/executions/ExecutionsList';
 import { ExecutionPage } from './pages/executions/ExecutionPage';
-import { MetricsPage } from './pages/metrics/MetricsPage';
 import { KeysPage } from './pages/keys/KeysPage';
+
+// The pages that need the code editor (CodeMirror) or the charts (uPlot) load on first use,
+// so the lists paint without them.
+const PromptEditor = lazy(() => import('./pages/prompts/PromptEditor').then((m) => ({ default: m.PromptEditor })));
+const RunPage = lazy(() => import('./pages/prompts/RunPage').then((m) => ({ default: m.RunPage })));
+const MetricsPage = lazy(() => import('./pages/metrics/MetricsPage').then((m) => ({ default: m.MetricsPage })));
 
 export function App() {
   return (
@@ -83,7 +86,9 @@ function Shell() {
         </details>
       </header>
       <main>
-        <Outlet />
+        <Suspense fallback={<p className="loading">Loading…</p>}>
+          <Outlet />
+        </Suspense>
       </main>
     </div>
   );
