@@ -147,6 +147,14 @@ async function main() {
     await page.getByRole('link', { name: 'Executions', exact: true }).first().click();
     await page.getByTestId('executions-table').getByText('COMPLETED').first().waitFor();
     await shot(page, 'executions');
+    await page.getByTestId('filter-status').selectOption('FAILED');
+    await page.getByText('No executions match.').waitFor();
+    await page.getByTestId('filter-status').selectOption('COMPLETED');
+    await page.getByTestId('executions-table').locator('tbody tr a').first().click();
+    await page.getByTestId('execution-inputs').filter({ hasText: 'lighthouses' }).waitFor();
+    await page.getByTestId('execution-status').filter({ hasText: 'COMPLETED' }).waitFor();
+    await page.getByTestId('execution-output').filter({ hasText: 'lighthouses' }).waitFor();
+    await shot(page, 'execution-page');
 
     // 6. Metrics: the chart is drawn from the report.
     await page.getByRole('link', { name: 'Metrics' }).click();

@@ -1,11 +1,8 @@
 import { useState, type FormEvent } from 'react';
 import { Navigate, useNavigate, useSearchParams } from 'react-router';
 import { useLogin, useMe } from '../../auth';
+import { safeNext } from '../../lib/nav';
 
-/** Only same-site paths are followed after login (no open redirect). */
-export function safeNext(next: string | null): string {
-  return next && next.startsWith('/') && !next.startsWith('//') ? next : '/prompts';
-}
 
 export function LoginPage() {
   const [email, setEmail] = useState('');
