@@ -84,6 +84,8 @@ async function main() {
     });
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('dialog', (d) => d.accept());
+    const sockets = [];
+    page.on('websocket', (ws) => sockets.push(ws.url()));
 
     // 1. Log in.
     await page.goto(`${server.base}/`);
@@ -127,6 +129,7 @@ async function main() {
     await page.getByTestId('execution-status').filter({ hasText: 'COMPLETED' }).waitFor();
     await page.getByTestId('execution-output').waitFor();
     await page.getByTestId('execution-metrics').filter({ hasText: 'Latency' }).waitFor();
+    if (!sockets.some((u) => u.includes('/api/ws?executionId='))) throw new Error(`the run was not followed over the WebSocket: ${sockets}`);
     await shot(page, 'run-completed');
 
     // 4. Edit to v2: a server-side problem first shows next to the field it names.
