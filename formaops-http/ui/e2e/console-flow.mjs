@@ -62,15 +62,16 @@ async function main() {
   const workdir = mkdtempSync(path.join(tmpdir(), 'formaops-console-'));
   const profile = mkdtempSync(path.join(tmpdir(), 'formaops-chromium-'));
   const server = await startServer(workdir);
-  // A fresh profile each run (Playwright passes it as --user-data-dir).
-  const context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    viewport: { width: 1280, height: 860 },
-  });
   const problems = [];
+  let context;
   try {
+    // A fresh profile each run (Playwright passes it as --user-data-dir).
+      context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      viewport: { width: 1280, height: 860 },
+    });
     await checkHeaders(server.base);
     await checkApiTypes(`${server.base}/api/openapi.json`);
     console.log('ok api types: src/api/schema.d.ts matches the served OpenAPI document');
@@ -97,7 +98,7 @@ async function main() {
     await page.getByRole('heading', { name: 'Prompts' }).waitFor();
     await page.getByTestId('user-menu').filter({ hasText: EMAIL }).waitFor();
     const stored = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }) + document.cookie);
-    if (stored.includes('fo_') || stored.includes('formaops_session')) throw new Error(`a secret is readable by scripts: ${stored}`);
+    if (stored.includes('fos_') || stored.includes('formaops_session')) throw new Error(`a secret is readable by scripts: ${stored}`);
 
     // 2. Create a prompt with three typed variables.
     await page.getByTestId('new-prompt').click();
@@ -190,7 +191,7 @@ async function main() {
     await page.waitForURL(/\/login\?next=%2Fexecutions/);
     await shot(page, 'logged-out');
   } finally {
-    await context.close();
+    if (context) await context.close();
     server.child.kill('SIGTERM');
     rmSync(profile, { recursive: true, force: true });
     rmSync(workdir, { recursive: true, force: true });
