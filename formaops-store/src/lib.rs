@@ -12,7 +12,7 @@
 //! - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention) or
 //!   `sqlite://` (in memory): [`SqliteStore`], the zero-configuration single-node backend (the
 //!   file is created if missing).
-//! - `memory://`: core's [`MemoryStore`](formaops_core::store::MemoryStore), nothing persisted.
+//! - `memory://`: core's [`MemoryStore`], nothing persisted.
 //!
 //! Every batch handed to `enqueue` or `finish` is one transaction, committed before the call
 //! returns: callers that batch concurrent work get group commit without giving up
