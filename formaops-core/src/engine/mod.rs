@@ -628,7 +628,9 @@ fn check_description(description: Option<&str>) -> Result<()> {
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),
-        _ => Ok(()),
+        Some(d) => crate::text::str_problem("description", d)
+            .map_or(Ok(()), |p| Err(Error::InvalidPrompt { problems: vec![p] })),
+        None => Ok(()),
     }
 }
 
@@ -825,6 +827,9 @@ impl FormaOps {
                 "idempotencyKey",
                 format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
             ));
+        }
+        if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
+            return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
         }
         let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
         if prompt.status != PromptStatus::Active {
