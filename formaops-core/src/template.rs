@@ -528,6 +528,7 @@ pub fn check_version(
     problems.extend(definition_problems(&version.variables, input_limits));
     let (_, rule_problems) = CompiledRules::compile_all(&version.validations);
     problems.extend(rule_problems);
+    problems.extend(crate::text::version_problems(version));
     if problems.is_empty() { Ok(()) } else { Err(Error::InvalidPrompt { problems }) }
 }
 

@@ -430,6 +430,64 @@ async fn execute_validates_inputs_before_queueing() {
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// Text no store can hold (NUL) is refused with 422 naming the field, before anything is
+/// stored, on every backend alike (the engine's rule; `formaops_core::text`).
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_field() {
+    let app = TestApp::new().await;
+    let id = app
+        .prompt_with(
+            &app.alice,
+            json!({
+                "name": "nul",
+                "template": "{{ v }} {{ data }}",
+                "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
+            }),
+        )
+        .await;
+    let execute = format!("/api/prompts/{id}/execute");
+    for (body, field) in [
+        (r#"{"inputs": {"v": "x\u0000y"}}"#, "inputs.v"),
+        (r#"{"inputs": {"data": {"x\u0000y": 1}}}"#, "inputs.data"),
+        (r#"{"inputs": {"data": {"list": ["ok", "\u0000"]}}}"#, "inputs.data.list[1]"),
+    ] {
+        let body: Value = serde_json::from_str(body).unwrap();
+        let r = app.post(&execute, &app.alice, body).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.code(), "invalid_inputs");
+        let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{}", r.text);
+        assert_eq!(problems[0]["field"], field);
+        assert_eq!(problems[0]["code"], formaops_core::text::CODE);
+    }
+    let list = app.get("/api/executions", &app.alice).await.expect(StatusCode::OK);
+    assert!(list.body["items"].as_array().unwrap().is_empty(), "nothing was queued");
+
+    let r = app
+        .post("/api/prompts", &app.alice, json!({"name": "t", "template": "a\u{0}b"}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["details"]["problems"][0]["field"], "template");
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/prompts/{id}"),
+            Some(&app.alice),
+            Some(json!({"systemTemplate": "\u{0}"})),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["details"]["problems"][0]["field"], "systemTemplate");
+    let r = app
+        .post("/api/auth/keys", &app.alice, json!({"name": "ci\u{0}"}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_argument");
+    // A login with such an email is an unknown account, like any other.
+    app.call(Method::POST, "/api/auth/login", None, Some(json!({"email": "a\u{0}@x", "password": PASSWORD})))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+}
+
 #[tokio::test]
 async fn idempotency_key_returns_the_first_execution() {
     let app = TestApp::new().await;

@@ -334,10 +334,10 @@ impl FormaOpsBuilder {
         let slots = Arc::new(slots);
         let events = Arc::new(EventBus::new(Some(relay_tx)));
         let (s, ev, sl) = (store.clone(), events.clone(), slots.clone());
-        let enqueuer = Batcher::spawn("enqueue", ENQUEUE_QUEUE, MAX_BATCH, move |batch: Vec<Execution>| {
+        let enqueuer = Batcher::spawn("enqueue", ENQUEUE_QUEUE, MAX_BATCH, move |batch: &[Execution]| {
             let (s, ev, sl) = (s.clone(), ev.clone(), sl.clone());
-            async move {
-                let outcomes = s.enqueue(&batch).await?;
+            Box::pin(async move {
+                let outcomes = s.enqueue(batch).await?;
                 // Announce before anyone can claim: the Queued event precedes Running.
                 let mut woken: Vec<&str> = Vec::new();
                 for (e, o) in batch.iter().zip(&outcomes) {
@@ -354,13 +354,13 @@ impl FormaOpsBuilder {
                     }
                 }
                 Ok(outcomes)
-            }
+            })
         });
         let s = store.clone();
         let finisher =
-            Batcher::spawn("finish", ENQUEUE_QUEUE, MAX_BATCH, move |batch: Vec<AttemptResult>| {
+            Batcher::spawn("finish", ENQUEUE_QUEUE, MAX_BATCH, move |batch: &[AttemptResult]| {
                 let s = s.clone();
-                async move { s.finish(&batch).await }
+                Box::pin(async move { s.finish(batch).await })
             });
         let (stop, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -628,7 +628,9 @@ fn check_description(description: Option<&str>) -> Result<()> {
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),
-        _ => Ok(()),
+        Some(d) => crate::text::str_problem("description", d)
+            .map_or(Ok(()), |p| Err(Error::InvalidPrompt { problems: vec![p] })),
+        None => Ok(()),
     }
 }
 
@@ -825,6 +827,9 @@ impl FormaOps {
                 "idempotencyKey",
                 format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
             ));
+        }
+        if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
+            return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
         }
         let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
         if prompt.status != PromptStatus::Active {
