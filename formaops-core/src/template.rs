@@ -12,6 +12,15 @@
 //!   data in total). `{{ "x" * 1000000000 }}`, `range(10**9)` or a loop that doubles a string
 //!   fail with "engine ran out of fuel" before allocating.
 //! - **Recursion**: macro calls and nested blocks are limited to `max_recursion` levels.
+//! - **Nesting** (code `too_deep`, rejected before the template is parsed): parsing and every
+//!   analysis of a template recurse once per level of its syntax tree, and a stack overflow
+//!   aborts the process, so an expression may nest at most [`MAX_EXPRESSION_DEPTH`] levels
+//!   (each operator of a chain like `1 + 1 + ...` or `x|f|g` is a level) and blocks at most
+//!   [`MAX_BLOCK_DEPTH`]. A value the template builds from itself (`{% set ns.a = [ns.a] %}`
+//!   in a loop) would nest without bound: rejected as `unbounded` past [`MAX_BUILT_NESTING`]
+//!   levels; values deeper than [`MAX_VALUE_DEPTH`] are not turned into text.
+//! - **Pretty-printing**: `tojson(indent=n)` and `pprint` check the size of their indented
+//!   result before building it.
 //! - **Output**: a rendered message larger than `max_output_bytes` is an error.
 //! - `range` is additionally limited by minijinja to 100 000 items, and string / list
 //!   repetition to 100 MB before fuel is even considered.
@@ -57,7 +66,12 @@ use crate::error::{Error, Problem, Result};
 use crate::prompt::PromptVersion;
 use crate::provider::{Message, Role};
 use crate::validation::CompiledRules;
-use crate::variables::{InputLimits, InputValidator, VariableType, definition_problems};
+use crate::variables::{InputLimits, InputValidator, MAX_JSON_DEPTH, VariableType, definition_problems};
+
+mod depth;
+
+pub use depth::{MAX_BLOCK_DEPTH, MAX_EXPRESSION_DEPTH};
+pub use growth::MAX_BUILT_NESTING;
 
 /// Limits applied to every template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,8 +108,10 @@ const SYSTEM: &str = "system";
 /// Most `unbounded` problems reported per template.
 const MAX_GROWTH_PROBLEMS: usize = 20;
 
-/// Deepest nesting of arrays/objects converted into a render context.
-const MAX_CONTEXT_DEPTH: usize = 64;
+/// Deepest nesting of lists and maps a render may turn into text (`{{ value }}`, `tojson`,
+/// `string`, `pprint`, ...): inputs nest at most [`MAX_JSON_DEPTH`] levels, a template may
+/// wrap them in a few more. Formatting recurses once per level, so this bounds its stack.
+pub const MAX_VALUE_DEPTH: usize = 2 * MAX_JSON_DEPTH;
 
 fn render_error(which: &str, e: &minijinja::Error) -> Error {
     let message = match e.kind() {
@@ -159,6 +175,13 @@ impl CompiledPrompt {
                         limits.max_source_bytes
                     ),
                 ));
+                continue;
+            }
+            // Before anything parses the template: parsing and every analysis below recurse
+            // once per level of nesting.
+            if let Err(e) = depth::check(source) {
+                ok = false;
+                problems.push(Problem::new(field, "too_deep", e.message()));
                 continue;
             }
             if let Err(e) = env.add_template_owned(name, source.clone()) {
@@ -262,13 +285,28 @@ fn harden(env: &mut minijinja::Environment<'static>, max_bytes: usize) {
         ensure_formattable(&value, max_bytes)?;
         minijinja::filters::string(state, &value)
     });
-    env.add_filter("tojson", move |value: V, indent: Option<V>, kwargs: Kwargs| {
-        ensure_formattable(&value, max_bytes)?;
-        minijinja::filters::tojson(&value, indent, kwargs)
+    // Pretty-printing multiplies the text by its indentation: the bound is checked before
+    // anything is built, and the result is charged fuel like minijinja's own filters.
+    env.add_filter("tojson", move |state: &State, value: V, indent: Option<V>, kwargs: Kwargs| {
+        let size = ensure_formattable(&value, max_bytes)?;
+        let width = tojson_indent(indent.as_ref(), &kwargs)?;
+        if width > 0 && size.pretty(width) > max_bytes {
+            return Err(too_big_or(&format!(
+                "tojson with indent {width} would build more than {max_bytes} bytes"
+            )));
+        }
+        let out = minijinja::filters::tojson(&value, indent, kwargs)?;
+        state.consume_fuel(fuel_for(out.as_str().map_or(0, str::len)))?;
+        Ok(out)
     });
-    env.add_filter("pprint", move |value: V| {
-        ensure_formattable(&value, max_bytes)?;
-        Ok::<_, minijinja::Error>(minijinja::filters::pprint(&value))
+    env.add_filter("pprint", move |state: &State, value: V| {
+        let size = ensure_formattable(&value, max_bytes)?;
+        if size.pretty(PPRINT_INDENT) > max_bytes {
+            return Err(too_big_or(&format!("pprint would build more than {max_bytes} bytes")));
+        }
+        let out = minijinja::filters::pprint(&value);
+        state.consume_fuel(fuel_for(out.len()))?;
+        Ok::<_, minijinja::Error>(out)
     });
     env.add_filter("min", move |state: &State, value: V, kwargs: Kwargs| {
         ensure_formattable(&value, max_bytes)?;
@@ -309,53 +347,105 @@ fn harden(env: &mut minijinja::Environment<'static>, max_bytes: usize) {
     });
 }
 
+/// Indentation of `pprint` (Rust's pretty `Debug` form) per nesting level.
+const PPRINT_INDENT: usize = 4;
+
+/// Fuel for `bytes` bytes of built text (minijinja charges one fuel per 64 bytes).
+fn fuel_for(bytes: usize) -> u64 {
+    u64::try_from(bytes / 64).unwrap_or(u64::MAX)
+}
+
 fn too_big_or(message: &str) -> minijinja::Error {
     minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, message.to_string())
 }
 
-/// Fails unless `value` formats to at most about `max_bytes` bytes, visiting at most
-/// [`MAX_VISITED_ITEMS`] items (lazy sequences are only pulled that far).
+/// What [`ensure_formattable`] found out about a value's text form.
+#[derive(Debug, Clone, Copy)]
+struct FormatSize {
+    /// Approximate length of the compact text form, in bytes.
+    bytes: usize,
+    /// Items, map keys and values visited (each may start a line when pretty-printed).
+    items: usize,
+    /// Deepest nesting of lists and maps.
+    depth: usize,
+}
+
+impl FormatSize {
+    /// Upper bound of the pretty-printed form when every item starts a new line indented by
+    /// `indent` bytes per nesting level.
+    fn pretty(self, indent: usize) -> usize {
+        let per_line = indent.saturating_mul(self.depth.saturating_add(1)).saturating_add(1);
+        self.bytes.saturating_add(self.items.saturating_add(1).saturating_mul(per_line))
+    }
+}
+
+/// Fails unless `value` formats to at most about `max_bytes` bytes and nests at most
+/// [`MAX_VALUE_DEPTH`] levels, visiting at most [`MAX_VISITED_ITEMS`] items (lazy sequences
+/// are only pulled that far). Iterative: a deep value cannot exhaust the stack here.
 fn ensure_formattable(
     value: &minijinja::Value,
     max_bytes: usize,
-) -> std::result::Result<(), minijinja::Error> {
+) -> std::result::Result<FormatSize, minijinja::Error> {
     use minijinja::value::ValueKind;
     let too_big = || {
         too_big_or(&format!(
             "value is too large to turn into text (limit {max_bytes} bytes, {MAX_VISITED_ITEMS} items)"
         ))
     };
-    let mut stack = vec![value.clone()];
-    let mut bytes = 0usize;
-    let mut items = 1usize;
-    while let Some(v) = stack.pop() {
+    let mut stack = vec![(value.clone(), 0usize)];
+    let mut size = FormatSize { bytes: 0, items: 1, depth: 0 };
+    while let Some((v, depth)) = stack.pop() {
         match v.kind() {
-            ValueKind::String => bytes = bytes.saturating_add(v.as_str().map_or(0, str::len) + 2),
+            ValueKind::String => size.bytes = size.bytes.saturating_add(v.as_str().map_or(0, str::len) + 2),
             ValueKind::Bytes => {
-                bytes = bytes.saturating_add(v.as_bytes().map_or(0, <[u8]>::len).saturating_mul(4))
+                size.bytes = size.bytes.saturating_add(v.as_bytes().map_or(0, <[u8]>::len).saturating_mul(4))
             }
             ValueKind::Seq | ValueKind::Iterable | ValueKind::Map => {
-                bytes = bytes.saturating_add(2);
+                if depth >= MAX_VALUE_DEPTH {
+                    return Err(too_big_or(&format!(
+                        "value is nested more than {MAX_VALUE_DEPTH} levels deep to turn into text"
+                    )));
+                }
+                size.depth = size.depth.max(depth + 1);
+                size.bytes = size.bytes.saturating_add(2);
                 let is_map = v.kind() == ValueKind::Map;
                 for item in v.try_iter()? {
-                    items += if is_map { 2 } else { 1 };
-                    if items > MAX_VISITED_ITEMS {
+                    size.items += if is_map { 2 } else { 1 };
+                    if size.items > MAX_VISITED_ITEMS {
                         return Err(too_big());
                     }
                     if is_map {
                         let val = v.get_item(&item)?;
-                        stack.push(val);
+                        stack.push((val, depth + 1));
                     }
-                    stack.push(item);
+                    stack.push((item, depth + 1));
                 }
             }
-            _ => bytes = bytes.saturating_add(24),
+            _ => size.bytes = size.bytes.saturating_add(24),
         }
-        if bytes > max_bytes {
+        if size.bytes > max_bytes {
             return Err(too_big());
         }
     }
-    Ok(())
+    Ok(size)
+}
+
+/// The indentation `tojson` pretty-prints with (its `indent` argument, positional or
+/// keyword: `true` is 2, `false` or none is compact).
+fn tojson_indent(
+    indent: Option<&minijinja::Value>,
+    kwargs: &minijinja::value::Kwargs,
+) -> std::result::Result<usize, minijinja::Error> {
+    let indent = match indent {
+        Some(v) => Some(v.clone()),
+        None => kwargs.peek::<Option<minijinja::Value>>("indent")?,
+    };
+    Ok(match indent {
+        None => 0,
+        Some(v) if v.kind() == minijinja::value::ValueKind::Bool && v.is_true() => 2,
+        Some(v) if v.kind() == minijinja::value::ValueKind::Bool => 0,
+        Some(v) => usize::try_from(v)?,
+    })
 }
 
 /// `join` that stops as soon as the result would exceed `max_bytes` or visit too many items.
@@ -485,9 +575,9 @@ fn object_value(obj: &Map<String, Value>, child_depth: usize) -> Result<minijinj
 }
 
 fn to_value(v: &Value, depth: usize) -> Result<minijinja::Value> {
-    if depth > MAX_CONTEXT_DEPTH {
+    if depth > MAX_JSON_DEPTH {
         return Err(Error::Render {
-            message: format!("an input is nested deeper than {MAX_CONTEXT_DEPTH} levels"),
+            message: format!("an input is nested deeper than {MAX_JSON_DEPTH} levels"),
         });
     }
     Ok(match v {
@@ -558,6 +648,11 @@ mod growth {
         /// Anything, including a container the template built itself.
         Unknown,
     }
+
+    /// Most list/map levels a template may wrap around a value (on top of the input's own
+    /// nesting): formatting, comparing and dropping a value recurse once per level, so a value
+    /// built from itself (`{% set ns.a = [ns.a] %}` in a loop) must not nest without bound.
+    pub const MAX_BUILT_NESTING: usize = crate::variables::MAX_JSON_DEPTH;
 
     /// Most passes of the fixpoint iteration (each pass that changes something raises at
     /// least one name's kind; a template this long-winded is rejected).
@@ -633,6 +728,12 @@ mod growth {
         /// A namespace was built from something other than keyword arguments.
         opaque_namespace: bool,
         macros: HashSet<&'s str>,
+        /// How many list/map levels the template may have wrapped around a value, per
+        /// assigned name and per namespace attribute (see [`Analysis::nest`]).
+        nests: HashMap<&'s str, usize>,
+        attr_nests: HashMap<&'s str, usize>,
+        /// The deepest nesting passed to a macro, `caller` or recursive `loop` call.
+        arg_nest: usize,
         changed: bool,
         collect: bool,
         findings: Vec<Finding>,
@@ -650,6 +751,9 @@ mod growth {
             attrs: HashMap::new(),
             opaque_namespace: false,
             macros: HashSet::new(),
+            nests: HashMap::new(),
+            attr_nests: HashMap::new(),
+            arg_nest: 0,
             changed: false,
             collect: false,
             findings: Vec::new(),
@@ -686,6 +790,20 @@ mod growth {
         }
     }
 
+    /// Raises a nesting depth, saturating just past [`MAX_BUILT_NESTING`] so that a value
+    /// built from itself (which grows by a level on each pass) converges.
+    fn raise_nest<'s>(map: &mut HashMap<&'s str, usize>, key: &'s str, nest: usize, changed: &mut bool) {
+        let nest = nest.min(MAX_BUILT_NESTING + 1);
+        let entry = map.entry(key).or_insert(0);
+        if nest > *entry {
+            *entry = nest;
+            *changed = true;
+        }
+    }
+
+    /// Filters whose result nests its operand one level deeper.
+    const NESTING_FILTERS: &[&str] = &["batch", "slice", "groupby", "items", "dictsort", "zip"];
+
     fn is_call_to(e: &Expr<'_>, name: &str) -> bool {
         matches!(e, Expr::Call(c) if matches!(&c.expr, Expr::Var(v) if v.id == name))
     }
@@ -714,7 +832,14 @@ mod growth {
                     } else {
                         iter
                     };
-                    self.assign(&f.target, item);
+                    // An item is nested one level less than the list it comes from; `loop(...)`
+                    // hands the next level a new list.
+                    let mut nest = self.nest(&f.iter);
+                    if f.recursive {
+                        nest = nest.max(self.arg_nest);
+                    }
+                    let nest = nest.saturating_sub(1);
+                    self.assign(&f.target, item, nest);
                     if let Some(e) = &f.filter_expr {
                         self.kind(e);
                     }
@@ -729,7 +854,8 @@ mod growth {
                 Stmt::WithBlock(w) => {
                     for (target, e) in &w.assignments {
                         let k = self.kind(e);
-                        self.assign(target, k);
+                        let n = self.nest(e);
+                        self.assign(target, k, n);
                     }
                     self.stmts(&w.body);
                 }
@@ -743,6 +869,9 @@ mod growth {
                                 CallArg::Kwarg(name, e) => {
                                     let k = self.kind(e);
                                     raise(&mut self.attrs, name, k, &mut self.changed);
+                                    let n = self.nest(e);
+                                    self.check_nest(e, n);
+                                    raise_nest(&mut self.attr_nests, name, n, &mut self.changed);
                                 }
                                 _ => self.opaque_namespace = true,
                             }
@@ -750,7 +879,8 @@ mod growth {
                         raise(&mut self.names, v.id, Kind::Unknown, &mut self.changed);
                     } else {
                         let k = self.kind(&set.expr);
-                        self.assign(&set.target, k);
+                        let n = self.nest(&set.expr);
+                        self.assign(&set.target, k, n);
                     }
                 }
                 Stmt::SetBlock(b) => {
@@ -758,7 +888,7 @@ mod growth {
                         self.kind(f);
                     }
                     self.stmts(&b.body);
-                    self.assign(&b.target, Kind::Scalar);
+                    self.assign(&b.target, Kind::Scalar, 0);
                 }
                 Stmt::AutoEscape(a) => {
                     self.kind(&a.enabled);
@@ -771,12 +901,12 @@ mod growth {
                 Stmt::Block(b) => self.stmts(&b.body),
                 Stmt::Import(i) => {
                     self.kind(&i.expr);
-                    self.assign(&i.name, Kind::Unknown);
+                    self.assign(&i.name, Kind::Unknown, 0);
                 }
                 Stmt::FromImport(i) => {
                     self.kind(&i.expr);
                     for (name, alias) in &i.names {
-                        self.assign(alias.as_ref().unwrap_or(name), Kind::Unknown);
+                        self.assign(alias.as_ref().unwrap_or(name), Kind::Unknown, 0);
                     }
                 }
                 Stmt::Extends(e) => {
@@ -806,31 +936,36 @@ mod growth {
             for d in defaults {
                 self.kind(d);
             }
+            let nest = self.arg_nest;
             for a in args {
-                self.assign(a, Kind::Unknown);
+                self.assign(a, Kind::Unknown, nest);
             }
             self.stmts(body);
         }
 
-        fn assign(&mut self, target: &Expr<'s>, kind: Kind) {
+        /// Records that `target` may be given a value of `kind` nested `nest` levels.
+        fn assign(&mut self, target: &Expr<'s>, kind: Kind, nest: usize) {
+            self.check_nest(target, nest);
             match target {
                 Expr::Var(v) => {
                     self.other.insert(v.id);
                     raise(&mut self.names, v.id, kind, &mut self.changed);
+                    raise_nest(&mut self.nests, v.id, nest, &mut self.changed);
                 }
                 Expr::Tuple(t) => {
                     for item in &t.items {
-                        self.assign(item, kind);
+                        self.assign(item, kind, nest);
                     }
                 }
                 Expr::List(l) => {
                     for item in &l.items {
-                        self.assign(item, kind);
+                        self.assign(item, kind, nest);
                     }
                 }
                 Expr::GetAttr(g) => {
                     self.kind(&g.expr);
                     raise(&mut self.attrs, g.name, kind, &mut self.changed);
+                    raise_nest(&mut self.attr_nests, g.name, nest, &mut self.changed);
                 }
                 other => {
                     self.kind(other);
@@ -846,6 +981,76 @@ mod growth {
                 k = k.max(self.kind(e));
             }
             k
+        }
+
+        /// Reports (in the last pass) a value nested more than [`MAX_BUILT_NESTING`] levels.
+        fn check_nest(&mut self, at: &Expr<'s>, nest: usize) {
+            if nest > MAX_BUILT_NESTING {
+                let message = format!(
+                    "this may hold lists or maps nested more than {MAX_BUILT_NESTING} levels deep \
+                     (a list or map built from itself, such as `{{% set ns.a = [ns.a] %}}` in a \
+                     loop, nests without bound)"
+                );
+                self.find(at.span().start_line, &message);
+            }
+        }
+
+        fn call_args_nest(&mut self, args: &[CallArg<'s>]) -> usize {
+            let mut n = 0;
+            for arg in args {
+                let (CallArg::Pos(e) | CallArg::Kwarg(_, e) | CallArg::PosSplat(e) | CallArg::KwargSplat(e)) =
+                    arg;
+                n = n.max(self.nest(e));
+            }
+            n
+        }
+
+        /// An upper bound of how many list/map levels `e` wraps around the values it is made
+        /// of (an input counts 0: its own depth is bounded by the input limits).
+        fn nest(&mut self, e: &Expr<'s>) -> usize {
+            let n = match e {
+                Expr::Var(v) => {
+                    if self.declared.contains_key(v.id) && !self.names.contains_key(v.id) {
+                        0
+                    } else {
+                        self.nests.get(v.id).copied().unwrap_or(0)
+                    }
+                }
+                Expr::Const(_) | Expr::UnaryOp(_) | Expr::Compare(_) | Expr::Test(_) => 0,
+                Expr::Slice(s) => self.nest(&s.expr),
+                Expr::BinOp(b) => match b.op {
+                    BinOpKind::Concat => 0,
+                    _ => self.nest(&b.left).max(self.nest(&b.right)),
+                },
+                Expr::IfExpr(i) => {
+                    let t = self.nest(&i.true_expr);
+                    i.false_expr.as_ref().map_or(t, |f| t.max(self.nest(f)))
+                }
+                Expr::Filter(f) => {
+                    let operand = f.expr.as_ref().map_or(0, |e| self.nest(e));
+                    let n = operand.max(self.call_args_nest(&f.args));
+                    if NESTING_FILTERS.contains(&f.name) { n + 1 } else { n }
+                }
+                Expr::GetAttr(g) => match &g.expr {
+                    Expr::Var(v) if self.namespaces.contains(v.id) => {
+                        self.attr_nests.get(g.name).copied().unwrap_or(0).max(self.nest(&g.expr))
+                    }
+                    other => self.nest(other),
+                },
+                Expr::GetItem(g) => self.nest(&g.expr),
+                Expr::Call(c) => {
+                    let args = self.call_args_nest(&c.args);
+                    match &c.expr {
+                        Expr::Var(v) if matches!(v.id, "dict" | "namespace") => args + 1,
+                        Expr::Var(v) if self.macros.contains(v.id) || v.id == "caller" => 0,
+                        other => args.max(self.nest(other)),
+                    }
+                }
+                Expr::List(l) => 1 + l.items.iter().map(|i| self.nest(i)).max().unwrap_or(0),
+                Expr::Tuple(t) => 1 + t.items.iter().map(|i| self.nest(i)).max().unwrap_or(0),
+                Expr::Map(m) => 1 + m.keys.iter().chain(&m.values).map(|i| self.nest(i)).max().unwrap_or(0),
+            };
+            n.min(MAX_BUILT_NESTING + 1)
         }
 
         fn var(&self, id: &str) -> Kind {
@@ -988,6 +1193,15 @@ mod growth {
                 }
                 Expr::Call(c) => {
                     self.call_args(&c.args);
+                    if matches!(&c.expr, Expr::Var(v) if self.macros.contains(v.id) || matches!(v.id, "caller" | "loop"))
+                    {
+                        let n = self.call_args_nest(&c.args);
+                        self.check_nest(e, n);
+                        if n > self.arg_nest {
+                            self.arg_nest = n.min(MAX_BUILT_NESTING + 1);
+                            self.changed = true;
+                        }
+                    }
                     match &c.expr {
                         // Macros return the text they render.
                         Expr::Var(v)
