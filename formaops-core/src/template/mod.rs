@@ -270,7 +270,6 @@ mod tests {
     use super::*;
     use crate::ids::{PromptId, UserId};
     use crate::prompt::ModelConfig;
-    use crate::validation::ValidationRule;
     use crate::variables::{VariableDefinition, VariableType};
 
     fn var(name: &str) -> VariableDefinition {
@@ -474,24 +473,5 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!((problems[0].field.as_str(), problems[0].code.as_str()), ("template", "unbounded"));
         assert!(problems[0].message.starts_with("line 3: `+`"), "{}", problems[0].message);
-    }
-
-    #[test]
-    fn check_version_collects_every_problem() {
-        let mut v = version("{{ a }} {{ missing }}", None, &["a", "a"]);
-        v.variables[0].default_value = Some(json!(1));
-        v.validations = vec![ValidationRule::Json, ValidationRule::Regex { pattern: "(".into() }];
-        let got = prompt_problems(check_version(&v, &TemplateLimits::default(), &InputLimits::default()));
-        assert_eq!(
-            got,
-            vec![
-                p("template", "undeclared"),
-                p("variables[0].defaultValue", "wrong_type"),
-                p("variables[1].name", "duplicate"),
-                p("validations[1].pattern", "invalid_regex"),
-            ]
-        );
-        let ok = version("{{ a }}", None, &["a"]);
-        check_version(&ok, &TemplateLimits::default(), &InputLimits::default()).expect("valid");
     }
 }
