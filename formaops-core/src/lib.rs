@@ -14,6 +14,7 @@
 //! - [`variables`]: typed variable definitions and input validation.
 //! - [`template`]: minijinja templates, compiled once, with fuel and size limits.
 //! - [`validation`]: output validation rules and verdicts.
+//! - [`text`]: text every store can hold (no NUL), checked where input is validated.
 //! - [`execution`]: executions, statuses, priorities, token usage, per-execution metrics.
 //! - [`provider`]: the `LlmProvider` trait, the mock provider, the OpenAI-compatible one.
 //! - [`store`]: the `Store` trait and the in-memory store.
@@ -95,6 +96,7 @@ pub mod provider;
 pub mod schema;
 pub mod store;
 pub mod template;
+pub mod text;
 pub mod user;
 pub mod validation;
 pub mod variables;

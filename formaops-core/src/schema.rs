@@ -7,6 +7,8 @@ use serde_json::Value;
 
 /// Compiled-size limit of a regex (also of `pattern` keywords in JSON Schemas), in bytes.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+/// Deepest nesting of arrays/objects accepted in a `json` value (and in a user schema).
+pub const MAX_JSON_DEPTH: usize = 64;
 /// Largest JSON Schema, in bytes as JSON.
 pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 
@@ -26,6 +28,10 @@ impl jsonschema::Retrieve for NoRemoteRefs {
 /// Compiles a user-supplied JSON Schema: size-limited, no remote `$ref`s, linear-time regexes
 /// for `pattern`. The error is a message for people.
 pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
+    // Compiling (and serialising, below) recurse once per level: bound the depth first.
+    if nests_deeper_than(schema, MAX_JSON_DEPTH) {
+        return Err(format!("schema is nested deeper than {MAX_JSON_DEPTH} levels"));
+    }
     if serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_SCHEMA_BYTES {
         return Err(format!("schema is larger than {MAX_SCHEMA_BYTES} bytes"));
     }
@@ -34,6 +40,21 @@ pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Va
         .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
         .build(schema)
         .map_err(|e| format!("invalid JSON Schema: {}", truncate(&e.to_string(), 500)))
+}
+
+/// Whether `value` nests arrays/objects more than `limit` levels deep (a scalar is level 0).
+/// Iterative, so any depth is safe to ask about.
+pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(_) | Value::Object(_) if depth >= limit => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// One schema error as `at <path>: <message>`.

@@ -42,6 +42,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Problem, Result};
+pub use crate::schema::MAX_JSON_DEPTH;
 use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// The type of a declared variable.
@@ -120,8 +121,6 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_DESCRIPTION_CHARS: usize = 2048;
 /// Most values an `enum` variable may declare.
 pub const MAX_ENUM_VALUES: usize = 256;
-/// Deepest nesting of arrays/objects accepted in a `json` value.
-pub const MAX_JSON_DEPTH: usize = 64;
 /// Most schema errors quoted in one problem message.
 const MAX_SCHEMA_ERRORS: usize = 5;
 /// Longest unknown input name quoted back in a problem's `field`.
@@ -440,9 +439,12 @@ fn validate_with<'a>(
                     Some((code, message)) => {
                         problems.push(Problem::new(format!("inputs.{}", d.name), code, message))
                     }
-                    None => {
-                        out.insert(d.name.clone(), checked.value.unwrap_or_else(|| value.clone()));
-                    }
+                    None => match crate::text::value_problem(format_args!("inputs.{}", d.name), value) {
+                        Some(p) => problems.push(p),
+                        None => {
+                            out.insert(d.name.clone(), checked.value.unwrap_or_else(|| value.clone()));
+                        }
+                    },
                 }
             }
             None => match &d.default_value {

@@ -105,6 +105,9 @@ pub fn check_new_user(email: &str, password: &str) -> Result<(), String> {
     if local.is_empty() || domain.is_empty() || email.chars().any(char::is_whitespace) {
         return Err("email must look like name@domain".into());
     }
+    if !formaops_core::text::is_storable(email) {
+        return Err(format!("email {}", formaops_core::text::MESSAGE));
+    }
     if password.chars().count() < MIN_PASSWORD_CHARS {
         return Err(format!("password must have at least {MIN_PASSWORD_CHARS} characters"));
     }
@@ -357,7 +360,11 @@ impl Authenticator {
         if let Some(wait) = self.throttle.check(&account) {
             return Err(ApiError::rate_limited(wait));
         }
-        if password.len() > MAX_PASSWORD_BYTES || account.len() > MAX_EMAIL_BYTES {
+        // An email no store can hold belongs to no one (and must not reach the database).
+        if password.len() > MAX_PASSWORD_BYTES
+            || account.len() > MAX_EMAIL_BYTES
+            || !formaops_core::text::is_storable(&account)
+        {
             self.throttle.record_failure(&account);
             return Err(ApiError::unauthorized());
         }

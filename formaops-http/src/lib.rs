@@ -15,6 +15,7 @@
 //! - [`state`]: [`state::AppState`] shared by handlers.
 //! - [`routes`]: one module per area (`auth`, `prompts`, `executions`, `events`, `system`).
 //! - [`openapi`](mod@openapi): the OpenAPI 3.1 document and the offline Swagger UI.
+//! - [`console`]: the embedded web console at `/` (static files, SPA fallback, CSP).
 //! - [`server`]: wiring for the binary: store, providers, engine, first admin, graceful
 //!   shutdown.
 //!
@@ -30,6 +31,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod limits;
 pub mod openapi;
@@ -125,7 +127,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = api
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .route("/metrics", get(routes::system::prometheus))
-        .fallback(error::route_not_found)
+        .fallback(console::fallback)
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))
         .layer(middleware::from_fn(track_duration));

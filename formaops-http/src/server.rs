@@ -10,9 +10,10 @@ use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
 use formaops_core::provider::config::ProviderSettings;
 use formaops_core::provider::mock::{MockFault, MockProvider};
 use formaops_core::store::Store;
+use formaops_store::describe;
 
 use crate::auth::{self, Authenticator, LoginThrottle};
-use crate::config::{Config, redact_url};
+use crate::config::Config;
 use crate::state::{AppState, HttpSettings};
 
 /// Email of the generated admin when `FORMAOPS_ADMIN_EMAIL` is not set.
@@ -20,12 +21,12 @@ pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
 
 /// Opens the store named by the URL (migrations applied).
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", redact_url(url)))
+    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", describe(url)))
 }
 
 /// Creates or upgrades the schema of the database named by the URL.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
-    formaops_store::migrate(url).await.with_context(|| format!("migrating the database {}", redact_url(url)))
+    formaops_store::migrate(url).await.with_context(|| format!("migrating the database {}", describe(url)))
 }
 
 /// Name of the always-failing mock provider registered with `mock_fail_provider`.
@@ -152,7 +153,7 @@ async fn shutdown_signal() {
 /// in-flight requests finish (bounded by the request timeout), then shuts the engine down
 /// (running executions finish within its grace period; queued ones stay queued).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing::info!(database = %redact_url(&config.database_url), bind = %config.bind, workers = config.workers, "starting");
+    tracing::info!(database = %describe(&config.database_url), bind = %config.bind, workers = config.workers, "starting");
     let store = open_store(&config.database_url).await?;
     bootstrap_admin(store.as_ref()).await?;
     let engine = start_engine(store, &config).await?;

@@ -256,6 +256,65 @@ async fn prompt_validation_errors() {
 }
 
 #[tokio::test]
+async fn deep_templates_and_schemas_are_422_not_a_crash() {
+    // Issue 12 item 1: each of these overflowed the worker's stack and aborted the server.
+    let app = TestApp::new().await;
+    let id = app.prompt(&app.alice, "deep").await;
+    let deep = [
+        format!("{{{{ {}1 }}}}", "-".repeat(5_000)),
+        format!("{{{{ {}1 }}}}", "not ".repeat(7_600)),
+        format!("{{{{ 1{} }}}}", " + 1".repeat(7_500)),
+        format!("{{{{ topic{} }}}}", "|abs".repeat(8_100)),
+        format!("{{{{ topic{} }}}}", "()".repeat(5_600)),
+    ];
+    let expect_too_deep = |r: &support::Reply, field: &str| {
+        assert_eq!(r.code(), "invalid_prompt", "{}", r.text);
+        let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
+        assert!(
+            problems.iter().any(|p| p["field"] == field
+                && p["code"] == "too_deep"
+                && p["message"].as_str().unwrap().contains("100 levels")),
+            "{}",
+            r.text
+        );
+    };
+    for t in &deep {
+        let r = app
+            .post("/api/prompts", &app.alice, json!({"name": "so", "template": t}))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        expect_too_deep(&r, "template");
+        let r = app
+            .post("/api/prompts", &app.alice, json!({"name": "so", "template": "hi", "systemTemplate": t}))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        expect_too_deep(&r, "systemTemplate");
+        let r = app
+            .call(Method::PUT, &format!("/api/prompts/{id}"), Some(&app.alice), Some(json!({"template": t})))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        expect_too_deep(&r, "template");
+    }
+    // A JSON Schema nested deeper than the limit (the body parser allows 128 levels).
+    let mut schema = json!({"type": "integer"});
+    for _ in 0..100 {
+        schema = json!({"type": "array", "items": schema});
+    }
+    let r = app
+        .post(
+            "/api/prompts",
+            &app.alice,
+            json!({"name": "so", "template": "{{ j }}", "variables": [{"name": "j", "type": "json", "schema": schema}]}),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_prompt", "{}", r.text);
+    assert!(r.text.contains("variables[0].schema") && r.text.contains("nested deeper"), "{}", r.text);
+    // The server is still there.
+    app.get(&format!("/api/prompts/{id}"), &app.alice).await.expect(StatusCode::OK);
+}
+
+#[tokio::test]
 async fn malformed_json_missing_content_type_and_too_large() {
     let app = TestApp::new().await;
     let req = Request::post("/api/prompts")
@@ -428,6 +487,64 @@ async fn execute_validates_inputs_before_queueing() {
     app.post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {}, "priority": "URGENT"}))
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Text no store can hold (NUL) is refused with 422 naming the field, before anything is
+/// stored, on every backend alike (the engine's rule; `formaops_core::text`).
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_field() {
+    let app = TestApp::new().await;
+    let id = app
+        .prompt_with(
+            &app.alice,
+            json!({
+                "name": "nul",
+                "template": "{{ v }} {{ data }}",
+                "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
+            }),
+        )
+        .await;
+    let execute = format!("/api/prompts/{id}/execute");
+    for (body, field) in [
+        (r#"{"inputs": {"v": "x\u0000y"}}"#, "inputs.v"),
+        (r#"{"inputs": {"data": {"x\u0000y": 1}}}"#, "inputs.data"),
+        (r#"{"inputs": {"data": {"list": ["ok", "\u0000"]}}}"#, "inputs.data.list[1]"),
+    ] {
+        let body: Value = serde_json::from_str(body).unwrap();
+        let r = app.post(&execute, &app.alice, body).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.code(), "invalid_inputs");
+        let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{}", r.text);
+        assert_eq!(problems[0]["field"], field);
+        assert_eq!(problems[0]["code"], formaops_core::text::CODE);
+    }
+    let list = app.get("/api/executions", &app.alice).await.expect(StatusCode::OK);
+    assert!(list.body["items"].as_array().unwrap().is_empty(), "nothing was queued");
+
+    let r = app
+        .post("/api/prompts", &app.alice, json!({"name": "t", "template": "a\u{0}b"}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["details"]["problems"][0]["field"], "template");
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/prompts/{id}"),
+            Some(&app.alice),
+            Some(json!({"systemTemplate": "\u{0}"})),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["details"]["problems"][0]["field"], "systemTemplate");
+    let r = app
+        .post("/api/auth/keys", &app.alice, json!({"name": "ci\u{0}"}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_argument");
+    // A login with such an email is an unknown account, like any other.
+    app.call(Method::POST, "/api/auth/login", None, Some(json!({"email": "a\u{0}@x", "password": PASSWORD})))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@
 //! users are created without a usable password (the stored hash is not a valid Argon2 PHC
 //! string), so nobody can log in as them over REST until an administrator sets one.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -45,7 +44,7 @@ pub struct OpenOptions {
 impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenOptions")
-            .field("url", &redact_url(&self.url))
+            .field("url", &formaops_store::redact(&self.url))
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
@@ -57,20 +56,6 @@ impl std::fmt::Debug for OpenOptions {
             .field("execution_timeout", &self.execution_timeout)
             .field("concurrency", &self.concurrency)
             .finish()
-    }
-}
-
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -109,14 +94,6 @@ pub async fn ensure_user(store: &dyn Store, email: &str) -> Result<User> {
     }
 }
 
-async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
-    let url = url.trim();
-    if url == "memory://" || url == "memory" {
-        return Ok(Arc::new(formaops_core::store::MemoryStore::new()));
-    }
-    formaops_store::connect(url).await
-}
-
 /// Opens the store, starts the engine with the chosen provider, ensures the local user.
 pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
     let email = normalize_email(options.user.as_deref().unwrap_or(DEFAULT_USER_EMAIL))?;
@@ -127,7 +104,8 @@ pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
         return Err(Error::invalid_argument("concurrency", "must be at least 1"));
     }
     let providers = crate::providers::build(&options)?;
-    let store = open_store(&options.url).await?;
+    // The URL grammar (memory://, SQLite paths, Postgres) is formaops-store's.
+    let store = formaops_store::connect(&options.url).await?;
     let user = ensure_user(store.as_ref(), &email).await?;
 
     let mut config = EngineConfig { default_provider: options.provider.clone(), ..EngineConfig::default() };
@@ -165,9 +143,21 @@ mod tests {
     }
 
     #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    fn debug_hides_the_database_password() {
+        let options = OpenOptions {
+            url: "postgres://u:secret@h:5432/db".into(),
+            provider: "mock".into(),
+            base_url: None,
+            api_key: None,
+            user: None,
+            mock_latency: Duration::ZERO,
+            mock_reply: None,
+            mock_faults: None,
+            max_attempts: None,
+            execution_timeout: None,
+            concurrency: None,
+        };
+        let shown = format!("{options:?}");
+        assert!(shown.contains("postgres://u:***@h:5432/db") && !shown.contains("secret"), "{shown}");
     }
 }

@@ -30,8 +30,7 @@ use futures::TryStreamExt;
 use rust_decimal::Decimal;
 use serde_json::Value;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Arguments, AssertSqlSafe, Row};
 use uuid::Uuid;
@@ -118,17 +117,19 @@ pub struct SqliteStore {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `url` (`sqlite://path` or
-    /// `sqlite::memory:`) and applies migrations.
+    /// Opens (creating if missing) the database at `url` (`sqlite:///relative.db`,
+    /// `sqlite:////absolute.db` or `sqlite://` in memory: see [`crate::url`]) and applies
+    /// migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| Error::invalid_argument("database url", format!("not a SQLite URL: {e}")))?
+        let url = crate::url::SqliteUrl::parse(url)?.in_working_dir()?;
+        let options = url
+            .connect_options()?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT);
-        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let in_memory = url.is_memory();
         let path = options.get_filename().to_owned();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

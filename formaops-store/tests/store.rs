@@ -513,3 +513,22 @@ async fn bad_url_is_named() {
     let err = formaops_store::connect("mysql://x").await.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "database url"), "{err:?}");
 }
+
+/// Postgres refuses NUL in text and jsonb. The engine refuses it before it gets here
+/// (`formaops_core::text`); should one ever slip through, the refusal must be an error about
+/// the items (not `Unavailable`), so the group commit isolates the item instead of failing
+/// its whole batch, and the failed batch must have committed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nul_is_an_item_error_and_commits_nothing() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let s = db.store().await;
+    let user = UserId::new();
+    let good = execution(user, 1);
+    let mut bad = execution(user, 2);
+    bad.inputs.insert("v".into(), serde_json::json!("x\u{0}y"));
+    let err = s.enqueue(&[good.clone(), bad]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(matches!(s.get_execution(user, good.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(s.enqueue(std::slice::from_ref(&good)).await.unwrap(), vec![EnqueueOutcome::Created]);
+    s.close().await;
+}

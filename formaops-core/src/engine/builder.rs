@@ -100,10 +100,10 @@ impl FormaOpsBuilder {
         let slots = Arc::new(slots);
         let events = Arc::new(EventBus::new(Some(relay_tx)));
         let (s, ev, sl) = (store.clone(), events.clone(), slots.clone());
-        let enqueuer = Batcher::spawn("enqueue", ENQUEUE_QUEUE, MAX_BATCH, move |batch: Vec<Execution>| {
+        let enqueuer = Batcher::spawn("enqueue", ENQUEUE_QUEUE, MAX_BATCH, move |batch: &[Execution]| {
             let (s, ev, sl) = (s.clone(), ev.clone(), sl.clone());
-            async move {
-                let outcomes = s.enqueue(&batch).await?;
+            Box::pin(async move {
+                let outcomes = s.enqueue(batch).await?;
                 // Announce before anyone can claim: the Queued event precedes Running.
                 let mut woken: Vec<&str> = Vec::new();
                 for (e, o) in batch.iter().zip(&outcomes) {
@@ -120,13 +120,13 @@ impl FormaOpsBuilder {
                     }
                 }
                 Ok(outcomes)
-            }
+            })
         });
         let s = store.clone();
         let finisher =
-            Batcher::spawn("finish", ENQUEUE_QUEUE, MAX_BATCH, move |batch: Vec<AttemptResult>| {
+            Batcher::spawn("finish", ENQUEUE_QUEUE, MAX_BATCH, move |batch: &[AttemptResult]| {
                 let s = s.clone();
-                async move { s.finish(&batch).await }
+                Box::pin(async move { s.finish(batch).await })
             });
         let (stop, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {

@@ -195,6 +195,8 @@ fn check_description(description: Option<&str>) -> Result<()> {
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),
-        _ => Ok(()),
+        Some(d) => crate::text::str_problem("description", d)
+            .map_or(Ok(()), |p| Err(Error::InvalidPrompt { problems: vec![p] })),
+        None => Ok(()),
     }
 }

@@ -61,6 +61,9 @@ async fn submit_inner(
             format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
         ));
     }
+    if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
+        return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
+    }
     let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
     if prompt.status != PromptStatus::Active {
         return Err(Error::conflict(format!("prompt {} is archived and cannot be executed", prompt.id)));

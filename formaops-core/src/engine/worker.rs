@@ -120,6 +120,8 @@ async fn run_attempt(
         delta: None,
     });
     let (outcome, provider_time) = attempt_outcome(&inner, &slot, &exec).await;
+    // What every store can record: an unstorable output fails here, not in the finish batch.
+    let outcome = crate::text::storable_outcome(outcome);
     let finished_at = inner.clock.now();
     telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
     let (kind, status, error, run_after) = match &outcome {

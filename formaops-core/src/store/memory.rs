@@ -681,4 +681,9 @@ mod tests {
     async fn conformance() {
         crate::conformance::run_all(&MemoryStore::new()).await;
     }
+
+    #[tokio::test]
+    async fn engine_refuses_unstorable_text() {
+        crate::conformance::engine_refuses_unstorable_text(std::sync::Arc::new(MemoryStore::new())).await;
+    }
 }

@@ -175,6 +175,13 @@ async fn create_key(
             format!("name must have 1 to {MAX_KEY_NAME} characters"),
         ));
     }
+    if !formaops_core::text::is_storable(&name) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_argument",
+            format!("name {}", formaops_core::text::MESSAGE),
+        ));
+    }
     let ttl = match body.expires_in_days {
         None => None,
         Some(d) if (1..=MAX_KEY_DAYS).contains(&d) => {

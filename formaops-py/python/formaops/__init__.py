@@ -444,8 +444,11 @@ class Engine:
     ) -> Engine:
         """Opens an engine.
 
-        ``url``: ``memory://`` (nothing persisted), ``sqlite:///path/to.db`` (created if
-        missing) or ``postgres://user:pass@host/db``; migrations run on open.
+        ``url``: ``memory://`` (nothing persisted); SQLite as in SQLAlchemy:
+        ``sqlite:///relative/to.db`` (relative to the working directory),
+        ``sqlite:////absolute/to.db`` (absolute), created if missing, or ``sqlite://`` (in
+        memory); or ``postgres://user:pass@host/db``. Migrations run on open; error messages
+        never show the password.
         ``provider``: ``mock`` (deterministic, no network: echoes the last user message, or
         answers ``mock_reply``; ``mock_latency_ms`` delays every call; ``mock_faults`` is a
         list such as ``[{"fault": "server_error", "first": 2}]``, with ``first``, ``calls``

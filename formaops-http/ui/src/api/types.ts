@@ -1,0 +1,130 @@
+// Shapes the OpenAPI document types only as `Object` (the server's core types are passed
+// through as JSON): variable definitions, validation rules, model configuration, the
+// metrics report and the live event frames. Everything else comes from `schema.d.ts`,
+// generated from the server's `/api/openapi.json` by `npm run gen:api`.
+import type { components } from './schema';
+
+export type Schemas = components['schemas'];
+export type PromptSummary = Schemas['PromptSummary'];
+export type PromptDto = Schemas['PromptDto'];
+export type VersionDto = Schemas['VersionDto'];
+export type PromptPage = Schemas['PromptPage'];
+export type VersionPage = Schemas['VersionPage'];
+export type Execution = Schemas['ExecutionResponse'];
+export type ExecutionPage = Schemas['ExecutionPage'];
+export type ApiKey = Schemas['ApiKeyDto'];
+export type ApiKeyList = Schemas['ApiKeyList'];
+export type User = Schemas['UserDto'];
+export type CreatePromptRequest = Schemas['CreatePromptRequest'];
+export type UpdatePromptRequest = Schemas['UpdatePromptRequest'];
+export type ExecutePromptRequest = Schemas['ExecutePromptRequest'];
+
+export type VariableType = 'string' | 'number' | 'integer' | 'boolean' | 'enum' | 'json';
+export const VARIABLE_TYPES: readonly VariableType[] = ['string', 'number', 'integer', 'boolean', 'enum', 'json'];
+
+export interface VariableDefinition {
+  name: string;
+  type: VariableType;
+  required?: boolean;
+  description?: string;
+  defaultValue?: unknown;
+  values?: string[];
+  schema?: unknown;
+  maxLength?: number;
+}
+
+export type ValidationRule =
+  | { type: 'json' }
+  | { type: 'json_schema'; schema: unknown }
+  | { type: 'regex'; pattern: string }
+  | { type: 'min_length'; value: number }
+  | { type: 'max_length'; value: number }
+  | { type: 'contains'; value: string }
+  | { type: 'not_contains'; value: string };
+export type ValidationType = ValidationRule['type'];
+export const VALIDATION_TYPES: readonly ValidationType[] = [
+  'json',
+  'json_schema',
+  'regex',
+  'min_length',
+  'max_length',
+  'contains',
+  'not_contains',
+];
+
+export interface ModelParameters {
+  temperature?: number;
+  topP?: number;
+  maxCompletionTokens?: number;
+  stop?: string[];
+  seed?: number;
+}
+
+export interface ModelConfig {
+  provider?: string;
+  model: string;
+  parameters?: ModelParameters;
+}
+
+export type ExecutionStatus = 'QUEUED' | 'RUNNING' | 'COMPLETED' | 'FAILED' | 'CANCELLED';
+export const EXECUTION_STATUSES: readonly ExecutionStatus[] = ['QUEUED', 'RUNNING', 'COMPLETED', 'FAILED', 'CANCELLED'];
+export const FINAL_STATUSES: readonly string[] = ['COMPLETED', 'FAILED', 'CANCELLED'];
+
+export interface ExecutionErrorInfo {
+  code: string;
+  message: string;
+  transient: boolean;
+}
+
+export interface ValidationVerdict {
+  passed: boolean;
+  results: { rule: string; passed: boolean; reason?: string }[];
+}
+
+export interface TokenUsage {
+  input: number;
+  output: number;
+  cached?: number;
+  reasoning?: number;
+  total: number;
+  estimated?: boolean;
+}
+
+/** A frame of `/api/ws`: a snapshot first (one execution), then events. */
+export type EventFrame =
+  | { kind: 'snapshot'; execution: Execution }
+  | {
+      kind: 'queued' | 'running' | 'retry_scheduled' | 'partial' | 'completed' | 'failed' | 'cancelled';
+      executionId: string;
+      status: ExecutionStatus;
+      attempt?: number;
+      at?: string;
+      error?: ExecutionErrorInfo;
+      runAfter?: string;
+      delta?: string;
+    };
+
+export interface Percentiles {
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+export interface MetricsSummary {
+  counts: { queued: number; running: number; completed: number; failed: number; cancelled: number; total: number };
+  latencyMs: Percentiles;
+  providerLatencyMs: Percentiles;
+  tokens: { input: number; output: number; cached: number; total: number };
+  costUsd: number;
+  unpricedExecutions: number;
+  validated: number;
+  validationPassed: number;
+  validationPassRate: number | null;
+}
+
+export interface MetricsReport extends MetricsSummary {
+  since: string | null;
+  until: string | null;
+  queueDepth: number;
+  byPrompt: (MetricsSummary & { promptId: string })[];
+}
