@@ -12,6 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, json};
 
+use crate::engine::BackoffPolicy;
+use crate::engine::rescue;
 use crate::error::Error;
 use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
@@ -21,7 +23,7 @@ use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::MetricsQuery;
 use crate::page::{Cursor, PageRequest};
 use crate::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
-use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, RescueFate, Store, VersionPageRequest};
 use crate::user::{Credential, CredentialKind, User};
 use crate::validation::ValidationVerdict;
 
@@ -37,6 +39,7 @@ pub async fn run_all(store: &dyn Store) {
     claim_order_and_filters(store).await;
     no_double_claim(store).await;
     lease_rescue(store).await;
+    rescue_decisions_are_guarded(store).await;
     extend_leases(store).await;
     finish_rules(store).await;
     cancel_rules(store).await;
@@ -144,6 +147,12 @@ pub fn execution(
         lease_owner: None,
         lease_expires_at: None,
     }
+}
+
+/// One rescue pass at `now` with no backoff (a requeued execution is due at once).
+pub async fn rescue_now(store: &dyn Store, now: DateTime<Utc>) -> Vec<Execution> {
+    let no_backoff = BackoffPolicy { base: std::time::Duration::ZERO, max: std::time::Duration::ZERO };
+    rescue::rescue_expired(store, &no_backoff, now).await.unwrap()
 }
 
 async fn enqueue_one(store: &dyn Store, e: &Execution) {
@@ -580,7 +589,7 @@ pub async fn lease_rescue(store: &dyn Store) {
     assert_eq!(claimed.len(), 2);
     store.claim("w-alive", &prov, 1, at, at + Duration::minutes(5)).await.unwrap();
 
-    let rescued = store.rescue_expired(at).await.unwrap();
+    let rescued = rescue_now(store, at).await;
     let mine: Vec<&Execution> = rescued.iter().filter(|r| r.user_id == user.id).collect();
     assert_eq!(mine.len(), 2, "only expired leases are rescued");
     let r = mine.iter().find(|r| r.id == e.id).expect("rescued");
@@ -594,7 +603,7 @@ pub async fn lease_rescue(store: &dyn Store) {
     let again = store.claim("w-dead", &prov, 1, at2, at2 - ms(1)).await.unwrap();
     assert_eq!(again.iter().map(|x| x.id).collect::<Vec<_>>(), vec![e.id]);
     assert_eq!(again[0].attempts, 2);
-    let rescued = store.rescue_expired(at2).await.unwrap();
+    let rescued = rescue_now(store, at2).await;
     let r = rescued.iter().find(|r| r.id == e.id).expect("rescued again");
     assert_eq!(r.status, ExecutionStatus::Failed, "no attempts left: failed");
     assert!(r.finished_at.is_some());
@@ -607,9 +616,100 @@ pub async fn lease_rescue(store: &dyn Store) {
     assert_eq!(r.status, ExecutionStatus::Queued);
     let at3 = late.deadline_at + ms(1);
     store.claim("w-dead", &prov, 1, at3, at3 - ms(1)).await.unwrap();
-    let rescued = store.rescue_expired(at3 + ms(1)).await.unwrap();
+    let rescued = rescue_now(store, at3 + ms(1)).await;
     let r = rescued.iter().find(|r| r.id == late.id).expect("rescued after the deadline");
     assert_eq!(r.status, ExecutionStatus::Failed, "deadline passed: failed");
+}
+
+/// The store writes the engine's decisions, each only while the lease it was made for is
+/// still the execution's lease: a finish, a heartbeat or another rescuer that came first wins.
+pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
+    let user = new_user(store).await;
+    let p = new_prompt(store, user.id, "guarded").await;
+    let prov = provider();
+    let t = now() - Duration::seconds(10);
+    let finished = execution(user.id, p.id, &prov, 0, t);
+    let extended = execution(user.id, p.id, &prov, 1, t);
+    let backoff = execution(user.id, p.id, &prov, 2, t);
+    store.enqueue(&[finished.clone(), extended.clone(), backoff.clone()]).await.unwrap();
+    let at = now();
+    assert_eq!(store.claim("w-slow", &prov, 3, at, at - ms(1)).await.unwrap().len(), 3);
+
+    let listed = store.expired_leases(at, 10_000).await.unwrap();
+    let mine: Vec<&Execution> = listed.iter().filter(|e| e.user_id == user.id).collect();
+    assert_eq!(mine.len(), 3, "every expired lease is listed");
+    assert!(
+        mine.iter().all(|e| e.status == ExecutionStatus::Running && e.lease_expires_at == Some(at - ms(1)))
+    );
+    assert_eq!(
+        store
+            .expired_leases(at - ms(1), 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.user_id == user.id)
+            .count(),
+        0,
+        "a lease expiring at `now` is not expired yet"
+    );
+    let limited = store.expired_leases(at, 1).await.unwrap();
+    assert_eq!(limited.len(), 1, "the listing is bounded");
+
+    let policy =
+        BackoffPolicy { base: std::time::Duration::from_secs(20), max: std::time::Duration::from_secs(20) };
+    let decide = |e: &Execution| {
+        let listed = mine.iter().find(|m| m.id == e.id).expect("listed");
+        rescue::decide(&policy, listed, at, 1.0)
+    };
+    let decisions = vec![decide(&finished), decide(&extended), decide(&backoff)];
+    assert_eq!(decisions[2].fate, RescueFate::Requeue { run_after: at + Duration::seconds(20) });
+
+    // Between listing and writing: the slow worker finishes one and renews another.
+    let done = result(&finished, "w-slow", completed(ExecutionMetrics::default(), None));
+    assert_eq!(store.finish(&[done]).await.unwrap(), vec![true]);
+    let held = store.extend_leases("w-slow", &[extended.id], at + Duration::hours(1)).await.unwrap();
+    assert_eq!(held, vec![extended.id]);
+
+    assert_eq!(store.rescue(&decisions).await.unwrap(), vec![false, false, true]);
+    let f = store.get_execution(user.id, finished.id).await.unwrap();
+    assert_eq!(f.status, ExecutionStatus::Completed, "a finish before the rescue write wins");
+    assert_eq!(f.error, None);
+    let x = store.get_execution(user.id, extended.id).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Running, "a renewed lease is not rescued");
+    assert_eq!(x.lease_expires_at, Some(at + Duration::hours(1)));
+    let b = store.get_execution(user.id, backoff.id).await.unwrap();
+    assert_eq!(b.status, ExecutionStatus::Queued);
+    assert_eq!(b.run_after, at + Duration::seconds(20), "requeued after the decided backoff");
+    assert_eq!(b.error.as_ref().map(|e| e.code.as_str()), Some("lease_expired"));
+    assert_eq!((b.lease_owner.as_deref(), b.lease_expires_at, b.finished_at), (None, None, None));
+
+    // A second rescuer with the same (now stale) decision changes nothing.
+    assert_eq!(store.rescue(&decisions[2..]).await.unwrap(), vec![false]);
+    // Not claimable before its run_after; claimable from then on.
+    assert!(
+        store
+            .claim("w-next", &prov, 10, at + Duration::seconds(19), at + Duration::hours(1))
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != backoff.id)
+    );
+    let again =
+        store.claim("w-next", &prov, 10, at + Duration::seconds(20), at + Duration::hours(1)).await.unwrap();
+    assert!(again.iter().any(|e| e.id == backoff.id && e.attempts == 2));
+
+    // Past the deadline: a failure decision, FAILED at the decision time.
+    let late = at + Duration::hours(2);
+    let listed = store.expired_leases(late, 10_000).await.unwrap();
+    let e = listed.iter().find(|e| e.id == extended.id).expect("the renewed lease expired later");
+    let d = rescue::decide(&policy, e, late, 1.0);
+    assert_eq!(d.fate, RescueFate::Fail { finished_at: late });
+    assert_eq!(store.rescue(&[d]).await.unwrap(), vec![true]);
+    let x = store.get_execution(user.id, extended.id).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Failed);
+    assert_eq!(x.finished_at, Some(late));
+    assert_eq!(x.error.as_ref().map(|e| e.code.as_str()), Some("lease_expired"));
+    assert_eq!((x.lease_owner.as_deref(), x.lease_expires_at), (None, None));
 }
 
 pub async fn extend_leases(store: &dyn Store) {
@@ -627,7 +727,7 @@ pub async fn extend_leases(store: &dyn Store) {
     let unknown = ExecutionId::new();
     let held = store.extend_leases("w-a", &[e.id, unknown], at + Duration::hours(1)).await.unwrap();
     assert_eq!(held, vec![e.id]);
-    let rescued = store.rescue_expired(at + Duration::minutes(1)).await.unwrap();
+    let rescued = rescue_now(store, at + Duration::minutes(1)).await;
     assert!(rescued.iter().all(|r| r.id != e.id), "an extended lease is not rescued");
     assert_eq!(
         store.get_execution(user.id, e.id).await.unwrap().lease_expires_at,

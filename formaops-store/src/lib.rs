@@ -56,7 +56,7 @@ pub use sqlite::SqliteStore;
 pub const MAX_BATCH: usize = 10_000;
 /// Most executions handed out by one `claim`.
 pub const MAX_CLAIM: u32 = 1_000;
-/// Most expired leases handled by one `rescue_expired` call; callers call again for more.
+/// Most expired leases listed by one `expired_leases` call; callers call again for more.
 pub const MAX_RESCUE: u32 = 1_000;
 /// Most credentials of one kind listed for a user.
 pub(crate) const MAX_CREDENTIALS: i64 = 1_000;

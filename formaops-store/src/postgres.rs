@@ -25,7 +25,9 @@ use formaops_core::metrics::{
 };
 use formaops_core::page::{Cursor, Page, PageRequest};
 use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
-use formaops_core::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use formaops_core::store::{
+    EnqueueOutcome, ExecutionFilter, PromptFilter, RescueDecision, Store, VersionPageRequest,
+};
 use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
 use formaops_core::{Error, Result};
 use futures::stream::BoxStream;
@@ -38,7 +40,10 @@ use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::error::DbResultExt;
-use crate::rows::{self, ExecutionColumns, FinishColumns, MAX_PROMPTS_IN_REPORT, RowAccess, corrupt};
+use crate::rows::{
+    self, EXPIRED_LEASES, ExecutionColumns, FinishColumns, MAX_PROMPTS_IN_REPORT, RESCUE_EXECUTION,
+    RowAccess, corrupt,
+};
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
 
 /// The NOTIFY channel execution events travel on.
@@ -899,24 +904,42 @@ impl Store for PgStore {
         Ok(flags)
     }
 
-    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
-        let error = rows::to_json("error", &rows::lease_expired_error())?;
-        let rows = sqlx::query(
-            "UPDATE executions SET \
-             status = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN 'QUEUED' ELSE 'FAILED' END, \
-             run_after = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN $1 ELSE run_after END, \
-             finished_at = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN NULL ELSE $1 END, \
-             error = $2, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id IN (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_expires_at < $1 \
-             LIMIT $3 FOR UPDATE SKIP LOCKED) AND status = 'RUNNING' RETURNING *",
-        )
-        .bind(now)
-        .bind(Json(error))
-        .bind(i64::from(MAX_RESCUE))
-        .fetch_all(&self.pool)
-        .await
-        .db("rescue expired leases")?;
+    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>> {
+        let rows = sqlx::query(EXPIRED_LEASES)
+            .bind(now)
+            .bind(i64::from(limit.min(MAX_RESCUE)))
+            .fetch_all(&self.pool)
+            .await
+            .db("list expired leases")?;
         rows.iter().map(rows::execution_from_row).collect()
+    }
+
+    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>> {
+        if decisions.is_empty() {
+            return Ok(Vec::new());
+        }
+        if decisions.len() > MAX_BATCH {
+            return Err(Error::invalid_argument("decisions", format!("at most {MAX_BATCH} per call")));
+        }
+        let mut applied = Vec::with_capacity(decisions.len());
+        let mut tx = self.pool.begin().await.db("begin")?;
+        for d in decisions {
+            let c = rows::RescueColumns::of(d)?;
+            let done = sqlx::query(RESCUE_EXECUTION)
+                .bind(c.status)
+                .bind(c.run_after)
+                .bind(c.finished_at)
+                .bind(Json(c.error))
+                .bind(d.id.0)
+                .bind(i64::from(d.attempts))
+                .bind(d.lease_expires_at)
+                .execute(&mut *tx)
+                .await
+                .db("rescue expired leases")?;
+            applied.push(done.rows_affected() == 1);
+        }
+        tx.commit().await.db("commit rescue")?;
+        Ok(applied)
     }
 
     async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {

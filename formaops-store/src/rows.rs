@@ -19,6 +19,7 @@ use formaops_core::metrics::{
     MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals, percentile_sorted,
 };
 use formaops_core::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
+use formaops_core::store::{RescueDecision, RescueFate};
 use formaops_core::user::{Credential, CredentialKind, User};
 use formaops_core::validation::{ValidationRule, ValidationVerdict};
 use formaops_core::variables::VariableDefinition;
@@ -337,12 +338,33 @@ impl FinishColumns {
     }
 }
 
-/// The error recorded on executions whose lease expired.
-pub(crate) fn lease_expired_error() -> ExecutionError {
-    ExecutionError {
-        code: "lease_expired".to_string(),
-        message: "the worker running this execution stopped renewing its lease".to_string(),
-        transient: true,
+/// RUNNING executions whose lease expired before `$1`, earliest expiry first, at most `$2`.
+pub(crate) const EXPIRED_LEASES: &str = "SELECT * FROM executions WHERE status = 'RUNNING' \
+    AND lease_expires_at < $1 ORDER BY lease_expires_at, id LIMIT $2";
+
+/// Writes one rescue decision, only while the execution is still RUNNING on the listed attempt
+/// with the listed lease expiry. `$1` status, `$2` run_after (NULL keeps it), `$3` finished_at,
+/// `$4` error, `$5` id, `$6` attempts, `$7` lease_expires_at.
+pub(crate) const RESCUE_EXECUTION: &str = "UPDATE executions SET status = $1, \
+    run_after = COALESCE($2, run_after), finished_at = $3, error = $4, lease_owner = NULL, \
+    lease_expires_at = NULL \
+    WHERE id = $5 AND status = 'RUNNING' AND attempts = $6 AND lease_expires_at = $7";
+
+/// The columns a rescue decision writes.
+pub(crate) struct RescueColumns {
+    pub status: &'static str,
+    pub run_after: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Value,
+}
+
+impl RescueColumns {
+    pub(crate) fn of(d: &RescueDecision) -> Result<Self> {
+        let (status, run_after, finished_at) = match d.fate {
+            RescueFate::Requeue { run_after } => (ExecutionStatus::Queued, Some(run_after), None),
+            RescueFate::Fail { finished_at } => (ExecutionStatus::Failed, None, Some(finished_at)),
+        };
+        Ok(Self { status: status.as_str(), run_after, finished_at, error: to_json("error", &d.error)? })
     }
 }
 

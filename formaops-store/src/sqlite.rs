@@ -23,7 +23,9 @@ use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use formaops_core::metrics::{MetricsQuery, MetricsReport};
 use formaops_core::page::{Cursor, Page, PageRequest};
 use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
-use formaops_core::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use formaops_core::store::{
+    EnqueueOutcome, ExecutionFilter, PromptFilter, RescueDecision, Store, VersionPageRequest,
+};
 use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
 use formaops_core::{Error, Result};
 use futures::TryStreamExt;
@@ -37,7 +39,9 @@ use sqlx::{Arguments, AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::error::DbResultExt;
-use crate::rows::{self, FinishColumns, MetricsBuilder, MetricsRow, RowAccess, corrupt};
+use crate::rows::{
+    self, EXPIRED_LEASES, FinishColumns, MetricsBuilder, MetricsRow, RESCUE_EXECUTION, RowAccess, corrupt,
+};
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
 
 /// How long a connection waits on a locked database, and how long callers wait for a
@@ -633,24 +637,39 @@ impl Store for SqliteStore {
         Ok(applied)
     }
 
-    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
-        let error = rows::to_json("error", &rows::lease_expired_error())?.to_string();
-        let rows = sqlx::query(
-            "UPDATE executions SET \
-             status = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN 'QUEUED' ELSE 'FAILED' END, \
-             run_after = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN $1 ELSE run_after END, \
-             finished_at = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN NULL ELSE $1 END, \
-             error = $2, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id IN (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_expires_at < $1 LIMIT $3) \
-             RETURNING *",
-        )
-        .bind(micros(now))
-        .bind(error)
-        .bind(i64::from(MAX_RESCUE))
-        .fetch_all(&self.writer)
-        .await
-        .db("rescue expired leases")?;
+    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>> {
+        let rows = sqlx::query(EXPIRED_LEASES)
+            .bind(micros(now))
+            .bind(i64::from(limit.min(MAX_RESCUE)))
+            .fetch_all(&self.reader)
+            .await
+            .db("list expired leases")?;
         rows.iter().map(rows::execution_from_row).collect()
+    }
+
+    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>> {
+        if decisions.len() > MAX_BATCH {
+            return Err(Error::invalid_argument("decisions", format!("at most {MAX_BATCH} per call")));
+        }
+        let mut applied = Vec::with_capacity(decisions.len());
+        let mut tx = self.writer.begin().await.db("begin")?;
+        for d in decisions {
+            let c = rows::RescueColumns::of(d)?;
+            let done = sqlx::query(RESCUE_EXECUTION)
+                .bind(c.status)
+                .bind(opt_micros(c.run_after))
+                .bind(opt_micros(c.finished_at))
+                .bind(c.error.to_string())
+                .bind(d.id.0)
+                .bind(i64::from(d.attempts))
+                .bind(micros(d.lease_expires_at))
+                .execute(&mut *tx)
+                .await
+                .db("rescue expired leases")?;
+            applied.push(done.rows_affected() == 1);
+        }
+        tx.commit().await.db("commit rescue")?;
+        Ok(applied)
     }
 
     async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
+use formaops_core::conformance::rescue_now;
 use formaops_core::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
 };
@@ -118,7 +119,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
 fn rescuer(store: Arc<dyn Store>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            store.rescue_expired(Utc::now()).await.unwrap();
+            rescue_now(store.as_ref(), Utc::now()).await;
             tokio::time::sleep(StdDuration::from_millis(200)).await;
         }
     })

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use formaops_core::Error;
+use formaops_core::conformance::rescue_now;
 use formaops_core::events::{EventKind, ExecutionEvent};
 use formaops_core::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
@@ -272,9 +273,9 @@ async fn rescue_requeues_then_fails(s: &dyn Store) {
     let now = t0() + Duration::seconds(1);
     s.claim("w1", "mock", 1, now, now + Duration::seconds(1)).await.unwrap();
     // Lease still valid: nothing to rescue.
-    assert!(s.rescue_expired(now).await.unwrap().is_empty());
+    assert!(rescue_now(s, now).await.is_empty());
     let after = now + Duration::seconds(2);
-    let rescued = s.rescue_expired(after).await.unwrap();
+    let rescued = rescue_now(s, after).await;
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0].status, ExecutionStatus::Queued);
     assert_eq!(rescued[0].run_after, after);
@@ -282,7 +283,7 @@ async fn rescue_requeues_then_fails(s: &dyn Store) {
     // The old worker lost its lease.
     assert_eq!(s.finish(&[completed(&e, "w1", None)]).await.unwrap(), vec![false]);
     s.claim("w2", "mock", 1, after, after + Duration::seconds(1)).await.unwrap();
-    let rescued = s.rescue_expired(after + Duration::seconds(5)).await.unwrap();
+    let rescued = rescue_now(s, after + Duration::seconds(5)).await;
     assert_eq!(rescued[0].status, ExecutionStatus::Failed, "attempts exhausted");
     assert_eq!(rescued[0].attempts, 2);
     assert!(rescued[0].finished_at.is_some());

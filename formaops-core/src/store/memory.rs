@@ -12,9 +12,11 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use super::{
+    EnqueueOutcome, ExecutionFilter, PromptFilter, RescueDecision, RescueFate, Store, VersionPageRequest,
+};
 use crate::error::{Error, Result};
-use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionStatus};
+use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, percentile_sorted,
@@ -454,41 +456,50 @@ impl Store for MemoryStore {
         Ok(applied)
     }
 
-    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
-        let mut guard = self.lock()?;
-        let s = &mut *guard;
-        let expired: Vec<ExecutionId> = s
+    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>> {
+        let s = self.lock()?;
+        let mut expired: Vec<&Execution> = s
             .running
             .iter()
-            .filter(|id| {
-                s.executions.get(id).is_some_and(|e| e.lease_expires_at.is_none_or(|until| until < now))
-            })
-            .copied()
+            .filter_map(|id| s.executions.get(id))
+            .filter(|e| e.lease_expires_at.is_some_and(|until| until < now))
             .collect();
-        let mut out = Vec::with_capacity(expired.len());
-        for id in expired {
-            s.running.remove(&id);
-            let Some(e) = s.executions.get_mut(&id) else { continue };
+        expired.sort_by_key(|e| (e.lease_expires_at, e.id));
+        Ok(expired.into_iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>> {
+        let mut guard = self.lock()?;
+        let s = &mut *guard;
+        let mut applied = Vec::with_capacity(decisions.len());
+        for d in decisions {
+            let Some(e) = s.executions.get_mut(&d.id).filter(|e| {
+                e.status == ExecutionStatus::Running
+                    && e.attempts == d.attempts
+                    && e.lease_expires_at == Some(d.lease_expires_at)
+            }) else {
+                applied.push(false);
+                continue;
+            };
+            s.running.remove(&d.id);
             e.lease_owner = None;
             e.lease_expires_at = None;
-            e.error = Some(ExecutionError {
-                code: "lease_expired".into(),
-                message: "the worker running this execution stopped renewing its lease".into(),
-                transient: true,
-            });
-            if e.attempts < e.max_attempts && now < e.deadline_at {
-                e.status = ExecutionStatus::Queued;
-                e.run_after = now;
-                let e = e.clone();
-                s.index_queued(&e);
-                out.push(e);
-            } else {
-                e.status = ExecutionStatus::Failed;
-                e.finished_at = Some(now);
-                out.push(e.clone());
+            e.error = Some(d.error.clone());
+            match d.fate {
+                RescueFate::Requeue { run_after } => {
+                    e.status = ExecutionStatus::Queued;
+                    e.run_after = run_after;
+                    let e = e.clone();
+                    s.index_queued(&e);
+                }
+                RescueFate::Fail { finished_at } => {
+                    e.status = ExecutionStatus::Failed;
+                    e.finished_at = Some(finished_at);
+                }
             }
+            applied.push(true);
         }
-        Ok(out)
+        Ok(applied)
     }
 
     async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
