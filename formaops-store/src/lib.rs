@@ -21,7 +21,8 @@
 //!
 //! - [`postgres`]: [`PgStore`], the Postgres backend and the cross-process event relay.
 //! - [`sqlite`]: [`SqliteStore`], the SQLite backend.
-//! - `rows`: row <-> domain translation and metrics aggregation shared by both.
+//! - `rows`: row <-> domain translation shared by both (metrics aggregate in
+//!   `formaops_core::metrics::aggregate`).
 //! - `error`: sqlx errors -> core errors (constraint names -> `Conflict`, outages ->
 //!   `Unavailable`, never SQL text to callers).
 //! - `migrations/postgres`, `migrations/sqlite`: the schema of each backend.

@@ -22,6 +22,7 @@ use formaops_core::execution::{AttemptResult, Execution};
 use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use formaops_core::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
+    aggregate,
 };
 use formaops_core::page::{Cursor, Page, PageRequest};
 use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
@@ -41,8 +42,7 @@ use uuid::Uuid;
 
 use crate::error::DbResultExt;
 use crate::rows::{
-    self, EXPIRED_LEASES, ExecutionColumns, FinishColumns, MAX_PROMPTS_IN_REPORT, RESCUE_EXECUTION,
-    RowAccess, corrupt,
+    self, EXPIRED_LEASES, ExecutionColumns, FinishColumns, RESCUE_EXECUTION, RowAccess, corrupt,
 };
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
 
@@ -312,8 +312,9 @@ const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, outp
     WHERE e.id = r.id AND e.user_id = r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
     RETURNING e.id";
 
-/// Per-prompt (and total, where `prompt_id` is NULL) aggregates, computed in the database.
-/// Only final executions (COMPLETED, FAILED) with metrics contribute latency, tokens and cost.
+/// Per-prompt (and total, where `prompt_id` is NULL) aggregates: the rules of
+/// `formaops_core::metrics::aggregate`, computed in the database for speed (the conformance
+/// suite checks the result against the core aggregation).
 const METRICS_SELECT: &str = "WITH s AS (SELECT prompt_id, status, latency_ms, provider_latency_ms, \
     tokens_input, tokens_output, tokens_cached, tokens_total, cost_usd, validation_passed, \
     (status IN ('COMPLETED', 'FAILED') AND latency_ms IS NOT NULL) AS m FROM executions WHERE user_id = $1 \
@@ -1080,10 +1081,7 @@ impl Store for PgStore {
                 });
             }
         }
-        by_prompt.sort_by(|a, b| {
-            b.summary.counts.total.cmp(&a.summary.counts.total).then_with(|| a.prompt_id.cmp(&b.prompt_id))
-        });
-        by_prompt.truncate(MAX_PROMPTS_IN_REPORT);
+        aggregate::rank_prompts(&mut by_prompt);
         let queue_depth = self.queue_depth(Some(user)).await?;
         Ok(MetricsReport { since: query.since, until: query.until, summary, queue_depth, by_prompt })
     }

@@ -7,17 +7,13 @@
 //! [`ExecutionColumns`] and [`FinishColumns`] flatten domain values into column values that
 //! each backend binds in its own types.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use formaops_core::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
     TokenUsage,
 };
 use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use formaops_core::metrics::{
-    MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals, percentile_sorted,
-};
+use formaops_core::metrics::{MetricsSample, TokenTotals};
 use formaops_core::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
 use formaops_core::store::{RescueDecision, RescueFate};
 use formaops_core::user::{Credential, CredentialKind, User};
@@ -27,9 +23,6 @@ use formaops_core::{Error, Result};
 use rust_decimal::Decimal;
 use serde_json::Value;
 use uuid::Uuid;
-
-/// Most prompts listed in a metrics report's `by_prompt`.
-pub(crate) const MAX_PROMPTS_IN_REPORT: usize = 100;
 
 /// Typed column access over a backend's row.
 pub(crate) trait RowAccess {
@@ -375,196 +368,24 @@ pub(crate) fn sort_claimed(rows: &mut [Execution]) {
 
 // ----- metrics -----
 
-/// The columns of one execution that metrics aggregate.
-#[derive(Debug, Clone)]
-pub(crate) struct MetricsRow {
-    pub prompt_id: PromptId,
-    pub status: ExecutionStatus,
-    pub latency_ms: Option<i64>,
-    pub provider_latency_ms: Option<i64>,
-    pub tokens_input: Option<i64>,
-    pub tokens_output: Option<i64>,
-    pub tokens_cached: Option<i64>,
-    pub tokens_total: Option<i64>,
-    pub cost_usd: Option<Decimal>,
-    pub validation_passed: Option<bool>,
-}
-
-impl MetricsRow {
-    pub(crate) fn from_row(row: &impl RowAccess) -> Result<Self> {
-        let status = row.text("status")?;
-        Ok(Self {
-            prompt_id: PromptId(row.uuid("prompt_id")?),
-            status: ExecutionStatus::parse(&status)
-                .ok_or_else(|| corrupt("status", format!("is unknown: {status}")))?,
-            latency_ms: row.opt_int("latency_ms")?,
-            provider_latency_ms: row.opt_int("provider_latency_ms")?,
-            tokens_input: row.opt_int("tokens_input")?,
-            tokens_output: row.opt_int("tokens_output")?,
-            tokens_cached: row.opt_int("tokens_cached")?,
-            tokens_total: row.opt_int("tokens_total")?,
-            cost_usd: row.opt_decimal("cost_usd")?,
-            validation_passed: row.opt_bool("validation_passed")?,
-        })
-    }
-}
-
-/// Running aggregates of one scope.
-#[derive(Debug, Default)]
-struct Accumulator {
-    counts: StatusCounts,
-    latency: Vec<f64>,
-    provider_latency: Vec<f64>,
-    tokens: TokenTotals,
-    cost: Decimal,
-    unpriced: u64,
-    validated: u64,
-    passed: u64,
-}
-
-fn add_tokens(total: &mut u64, v: Option<i64>) {
-    let v = v.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
-    *total = total.saturating_add(v);
-}
-
-impl Accumulator {
-    fn add(&mut self, r: &MetricsRow) {
-        let c = &mut self.counts;
-        match r.status {
-            ExecutionStatus::Queued => c.queued += 1,
-            ExecutionStatus::Running => c.running += 1,
-            ExecutionStatus::Completed => c.completed += 1,
-            ExecutionStatus::Failed => c.failed += 1,
-            ExecutionStatus::Cancelled => c.cancelled += 1,
-        }
-        c.total += 1;
-        let is_final_run = matches!(r.status, ExecutionStatus::Completed | ExecutionStatus::Failed);
-        if is_final_run && let Some(latency) = r.latency_ms {
-            self.latency.push(latency as f64);
-            self.provider_latency.push(r.provider_latency_ms.unwrap_or(0) as f64);
-            add_tokens(&mut self.tokens.input, r.tokens_input);
-            add_tokens(&mut self.tokens.output, r.tokens_output);
-            add_tokens(&mut self.tokens.cached, r.tokens_cached);
-            add_tokens(&mut self.tokens.total, r.tokens_total);
-            match r.cost_usd {
-                Some(cost) => self.cost = self.cost.saturating_add(cost),
-                None => self.unpriced += 1,
-            }
-        }
-        if r.status == ExecutionStatus::Completed
-            && let Some(passed) = r.validation_passed
-        {
-            self.validated += 1;
-            if passed {
-                self.passed += 1;
-            }
-        }
-    }
-
-    fn finish(mut self) -> MetricsSummary {
-        let percentiles = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            Percentiles {
-                p50: percentile_sorted(v, 0.5),
-                p95: percentile_sorted(v, 0.95),
-                p99: percentile_sorted(v, 0.99),
-            }
-        };
-        MetricsSummary {
-            counts: self.counts,
-            latency_ms: percentiles(&mut self.latency),
-            provider_latency_ms: percentiles(&mut self.provider_latency),
-            tokens: self.tokens,
-            cost_usd: self.cost.normalize(),
-            unpriced_executions: self.unpriced,
-            validated: self.validated,
-            validation_passed: self.passed,
-            validation_pass_rate: (self.validated > 0).then(|| self.passed as f64 / self.validated as f64),
-        }
-    }
-}
-
-/// Aggregates rows into a report (everything but `since`, `until` and `queue_depth`).
-#[derive(Debug, Default)]
-pub(crate) struct MetricsBuilder {
-    all: Accumulator,
-    by_prompt: HashMap<PromptId, Accumulator>,
-}
-
-impl MetricsBuilder {
-    pub(crate) fn add(&mut self, row: &MetricsRow) {
-        self.all.add(row);
-        self.by_prompt.entry(row.prompt_id).or_default().add(row);
-    }
-
-    pub(crate) fn finish(
-        self,
-        since: Option<DateTime<Utc>>,
-        until: Option<DateTime<Utc>>,
-        queue_depth: u64,
-    ) -> MetricsReport {
-        let mut by_prompt: Vec<PromptMetrics> = self
-            .by_prompt
-            .into_iter()
-            .map(|(prompt_id, acc)| PromptMetrics { prompt_id, summary: acc.finish() })
-            .collect();
-        by_prompt.sort_by(|a, b| {
-            b.summary.counts.total.cmp(&a.summary.counts.total).then_with(|| a.prompt_id.cmp(&b.prompt_id))
-        });
-        by_prompt.truncate(MAX_PROMPTS_IN_REPORT);
-        MetricsReport { since, until, summary: self.all.finish(), queue_depth, by_prompt }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn row(
-        prompt: PromptId,
-        status: ExecutionStatus,
-        latency: Option<i64>,
-        cost: Option<&str>,
-    ) -> MetricsRow {
-        MetricsRow {
-            prompt_id: prompt,
-            status,
-            latency_ms: latency,
-            provider_latency_ms: latency.map(|l| l / 2),
-            tokens_input: Some(10),
-            tokens_output: Some(5),
-            tokens_cached: Some(1),
-            tokens_total: Some(15),
-            cost_usd: cost.map(|c| c.parse().unwrap()),
-            validation_passed: (status == ExecutionStatus::Completed)
-                .then_some(latency.unwrap_or(0) % 2 == 0),
-        }
-    }
-
-    #[test]
-    fn aggregates_only_final_runs_and_keeps_cost_exact() {
-        let (p1, p2) = (PromptId::new(), PromptId::new());
-        let mut b = MetricsBuilder::default();
-        for i in 1..=10 {
-            b.add(&row(p1, ExecutionStatus::Completed, Some(i * 10), Some("0.1")));
-        }
-        b.add(&row(p2, ExecutionStatus::Failed, Some(1000), None));
-        b.add(&row(p2, ExecutionStatus::Queued, None, None));
-        let r = b.finish(None, None, 1);
-        assert_eq!(r.summary.counts.total, 12);
-        assert_eq!(r.summary.counts.completed, 10);
-        assert_eq!(r.summary.counts.queued, 1);
-        // 10 x 0.1 is exactly 1 as a decimal (it would not be as f64).
-        assert_eq!(r.summary.cost_usd, Decimal::ONE);
-        assert_eq!(r.summary.unpriced_executions, 1);
-        assert_eq!(r.summary.latency_ms.p50, Some(60.0));
-        assert_eq!(r.summary.latency_ms.p99, Some(1000.0));
-        assert_eq!(r.summary.tokens.input, 110);
-        assert_eq!(r.summary.validated, 10);
-        assert_eq!(r.summary.validation_passed, 10);
-        assert_eq!(r.by_prompt.len(), 2);
-        assert_eq!(r.by_prompt[0].prompt_id, p1);
-        assert_eq!(r.by_prompt[1].summary.counts.total, 2);
-        assert_eq!(r.queue_depth, 1);
-    }
+/// The metrics sample of one row of the metrics columns (`prompt_id`, `status`,
+/// `latency_ms`, `provider_latency_ms`, `tokens_*`, `cost_usd`, `validation_passed`).
+pub(crate) fn metrics_sample_from_row(row: &impl RowAccess) -> Result<MetricsSample> {
+    let status = row.text("status")?;
+    let latency_ms = row.opt_int("latency_ms")?.map(|v| u64_of("latency_ms", v)).transpose()?;
+    Ok(MetricsSample {
+        prompt_id: PromptId(row.uuid("prompt_id")?),
+        status: ExecutionStatus::parse(&status)
+            .ok_or_else(|| corrupt("status", format!("is unknown: {status}")))?,
+        latency_ms,
+        provider_latency_ms: opt_u64(row, "provider_latency_ms")?,
+        tokens: TokenTotals {
+            input: opt_u64(row, "tokens_input")?,
+            output: opt_u64(row, "tokens_output")?,
+            cached: opt_u64(row, "tokens_cached")?,
+            total: opt_u64(row, "tokens_total")?,
+        },
+        cost_usd: row.opt_decimal("cost_usd")?,
+        validation_passed: row.opt_bool("validation_passed")?,
+    })
 }

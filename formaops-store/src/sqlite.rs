@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
 use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use formaops_core::metrics::{MetricsQuery, MetricsReport};
+use formaops_core::metrics::{MetricsAggregator, MetricsQuery, MetricsReport};
 use formaops_core::page::{Cursor, Page, PageRequest};
 use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
 use formaops_core::store::{
@@ -39,9 +39,7 @@ use sqlx::{Arguments, AssertSqlSafe, Row};
 use uuid::Uuid;
 
 use crate::error::DbResultExt;
-use crate::rows::{
-    self, EXPIRED_LEASES, FinishColumns, MetricsBuilder, MetricsRow, RESCUE_EXECUTION, RowAccess, corrupt,
-};
+use crate::rows::{self, EXPIRED_LEASES, FinishColumns, RESCUE_EXECUTION, RowAccess, corrupt};
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
 
 /// How long a connection waits on a locked database, and how long callers wait for a
@@ -806,14 +804,14 @@ impl Store for SqliteStore {
         if let Some(v) = version {
             q = q.bind(i64::from(v));
         }
-        let mut builder = MetricsBuilder::default();
+        let mut aggregator = MetricsAggregator::new();
         let mut stream = q.fetch(&self.reader);
         while let Some(row) = stream.try_next().await.db("metrics")? {
-            builder.add(&MetricsRow::from_row(&row)?);
+            aggregator.add(&rows::metrics_sample_from_row(&row)?);
         }
         drop(stream);
         let depth = self.queue_depth(Some(user)).await?;
-        Ok(builder.finish(query.since, query.until, depth))
+        Ok(aggregator.finish(query, depth))
     }
 
     async fn ping(&self) -> Result<()> {

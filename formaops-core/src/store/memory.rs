@@ -18,9 +18,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use crate::metrics::{
-    MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, percentile_sorted,
-};
+use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::prompt::{Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, User, UserWithPassword};
@@ -577,8 +575,7 @@ impl Store for MemoryStore {
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
         let s = self.lock()?;
-        let mut all = Accumulator::default();
-        let mut by_prompt: HashMap<PromptId, Accumulator> = HashMap::new();
+        let mut aggregator = MetricsAggregator::new();
         if let Some(set) = s.executions_by_user.get(&user) {
             for (created, id) in set {
                 if query.since.is_some_and(|since| *created < since)
@@ -593,94 +590,16 @@ impl Store for MemoryStore {
                 {
                     continue;
                 }
-                all.add(e);
-                by_prompt.entry(e.prompt_id).or_default().add(e);
+                aggregator.add(&MetricsSample::of(e));
             }
         }
         let queue_depth = s.queued_by_user.get(&user).copied().unwrap_or(0);
         drop(s);
-        let mut by_prompt: Vec<PromptMetrics> = by_prompt
-            .into_iter()
-            .map(|(prompt_id, acc)| PromptMetrics { prompt_id, summary: acc.finish() })
-            .collect();
-        by_prompt.sort_by(|a, b| {
-            b.summary.counts.total.cmp(&a.summary.counts.total).then(a.prompt_id.cmp(&b.prompt_id))
-        });
-        by_prompt.truncate(100);
-        Ok(MetricsReport {
-            since: query.since,
-            until: query.until,
-            summary: all.finish(),
-            queue_depth,
-            by_prompt,
-        })
+        Ok(aggregator.finish(query, queue_depth))
     }
 
     async fn ping(&self) -> Result<()> {
         self.lock().map(|_| ())
-    }
-}
-
-/// Builds a [`MetricsSummary`] from executions one at a time.
-#[derive(Debug, Default)]
-struct Accumulator {
-    summary: MetricsSummary,
-    latency: Vec<f64>,
-    provider_latency: Vec<f64>,
-}
-
-impl Accumulator {
-    fn add(&mut self, e: &Execution) {
-        let c = &mut self.summary.counts;
-        c.total += 1;
-        match e.status {
-            ExecutionStatus::Queued => c.queued += 1,
-            ExecutionStatus::Running => c.running += 1,
-            ExecutionStatus::Completed => c.completed += 1,
-            ExecutionStatus::Failed => c.failed += 1,
-            ExecutionStatus::Cancelled => c.cancelled += 1,
-        }
-        if !matches!(e.status, ExecutionStatus::Completed | ExecutionStatus::Failed) {
-            return;
-        }
-        if let Some(m) = &e.metrics {
-            self.latency.push(m.latency_ms as f64);
-            self.provider_latency.push(m.provider_latency_ms as f64);
-            let t = &mut self.summary.tokens;
-            t.input += m.token_usage.input;
-            t.output += m.token_usage.output;
-            t.cached += m.token_usage.cached;
-            t.total += m.token_usage.total;
-            match m.cost_usd {
-                Some(c) => self.summary.cost_usd += c,
-                None => self.summary.unpriced_executions += 1,
-            }
-        }
-        if e.status == ExecutionStatus::Completed
-            && let Some(v) = &e.validation
-        {
-            self.summary.validated += 1;
-            if v.passed {
-                self.summary.validation_passed += 1;
-            }
-        }
-    }
-
-    fn finish(mut self) -> MetricsSummary {
-        let pct = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            Percentiles {
-                p50: percentile_sorted(v, 0.50),
-                p95: percentile_sorted(v, 0.95),
-                p99: percentile_sorted(v, 0.99),
-            }
-        };
-        self.summary.latency_ms = pct(&mut self.latency);
-        self.summary.provider_latency_ms = pct(&mut self.provider_latency);
-        self.summary.validation_pass_rate = (self.summary.validated > 0)
-            .then(|| self.summary.validation_passed as f64 / self.summary.validated as f64);
-        self.summary.cost_usd = self.summary.cost_usd.normalize();
-        self.summary
     }
 }
 
