@@ -21,7 +21,8 @@
 //!
 //! - [`postgres`]: [`PgStore`], the Postgres backend and the cross-process event relay.
 //! - [`sqlite`]: [`SqliteStore`], the SQLite backend.
-//! - `rows`: row <-> domain translation shared by both (metrics aggregate in
+//! - `sql`: the queries both backends share, each written once, with `FromRow` row types;
+//! - `rows`: domain -> column values shared by both (metrics aggregate in
 //!   `formaops_core::metrics::aggregate`).
 //! - `error`: sqlx errors -> core errors (constraint names -> `Conflict`, outages ->
 //!   `Unavailable`, never SQL text to callers).
@@ -48,6 +49,7 @@ use formaops_core::{Error, Result};
 mod error;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 
 pub use postgres::PgStore;

@@ -1,71 +1,15 @@
-//! Row <-> domain translation shared by both backends.
-//!
-//! Each backend implements [`RowAccess`] for its row type (Postgres decodes native
-//! `timestamptz`, `uuid`, `jsonb`, `numeric`; SQLite decodes integer microseconds, BLOB
-//! UUIDs, JSON text and decimal strings), and the functions here build domain values from
-//! any of them, so the mapping of columns to fields is written once. In the other direction,
-//! [`ExecutionColumns`] and [`FinishColumns`] flatten domain values into column values that
-//! each backend binds in its own types.
+//! Domain -> column translation shared by both backends: [`ExecutionColumns`],
+//! [`FinishColumns`], [`RescueColumns`] and [`VersionJson`] flatten domain values into column
+//! values that each backend binds (rows are decoded by the `FromRow` types in `sql`).
 
 use chrono::{DateTime, Utc};
-use formaops_core::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
-    TokenUsage,
-};
-use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use formaops_core::metrics::{MetricsSample, TokenTotals};
-use formaops_core::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
+use formaops_core::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionMetrics, ExecutionStatus};
+use formaops_core::prompt::PromptVersion;
 use formaops_core::store::{RescueDecision, RescueFate};
-use formaops_core::user::{Credential, CredentialKind, User};
-use formaops_core::validation::{ValidationRule, ValidationVerdict};
-use formaops_core::variables::VariableDefinition;
+use formaops_core::validation::ValidationVerdict;
 use formaops_core::{Error, Result};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use uuid::Uuid;
-
-/// Typed column access over a backend's row.
-pub(crate) trait RowAccess {
-    fn uuid(&self, col: &str) -> Result<Uuid>;
-    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>>;
-    fn ts(&self, col: &str) -> Result<DateTime<Utc>>;
-    fn opt_ts(&self, col: &str) -> Result<Option<DateTime<Utc>>>;
-    fn text(&self, col: &str) -> Result<String>;
-    fn opt_text(&self, col: &str) -> Result<Option<String>>;
-    fn int(&self, col: &str) -> Result<i64>;
-    fn opt_int(&self, col: &str) -> Result<Option<i64>>;
-    fn boolean(&self, col: &str) -> Result<bool>;
-    fn opt_bool(&self, col: &str) -> Result<Option<bool>>;
-    fn opt_json(&self, col: &str) -> Result<Option<Value>>;
-    fn opt_decimal(&self, col: &str) -> Result<Option<Decimal>>;
-    fn bytes(&self, col: &str) -> Result<Vec<u8>>;
-
-    fn json(&self, col: &str) -> Result<Value> {
-        self.opt_json(col)?.ok_or_else(|| corrupt(col, "is NULL"))
-    }
-}
-
-/// A stored value that does not decode: a bug or a hand-edited database.
-pub(crate) fn corrupt(col: &str, what: impl std::fmt::Display) -> Error {
-    Error::internal(format!("stored column {col} {what}"))
-}
-
-fn u32_col(row: &impl RowAccess, col: &str) -> Result<u32> {
-    let v = row.int(col)?;
-    u32::try_from(v).map_err(|_| corrupt(col, format!("is out of range: {v}")))
-}
-
-fn u64_of(col: &str, v: i64) -> Result<u64> {
-    u64::try_from(v).map_err(|_| corrupt(col, format!("is negative: {v}")))
-}
-
-fn opt_u64(row: &impl RowAccess, col: &str) -> Result<u64> {
-    row.opt_int(col)?.map(|v| u64_of(col, v)).transpose().map(Option::unwrap_or_default)
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(col: &str, v: Value) -> Result<T> {
-    serde_json::from_value(v).map_err(|e| corrupt(col, format!("does not decode: {e}")))
-}
 
 /// Converts a domain count to a column value; counts beyond `i64::MAX` are impossible in
 /// practice but refused rather than wrapped.
@@ -77,64 +21,7 @@ pub(crate) fn to_json<T: serde::Serialize>(what: &str, v: &T) -> Result<Value> {
     serde_json::to_value(v).map_err(|e| Error::internal(format!("cannot encode {what}: {e}")))
 }
 
-// ----- users and credentials -----
-
-pub(crate) fn user_from_row(row: &impl RowAccess) -> Result<User> {
-    Ok(User {
-        id: UserId(row.uuid("id")?),
-        email: row.text("email")?,
-        is_admin: row.boolean("is_admin")?,
-        created_at: row.ts("created_at")?,
-    })
-}
-
-pub(crate) fn credential_from_row(row: &impl RowAccess) -> Result<Credential> {
-    let kind = row.text("kind")?;
-    Ok(Credential {
-        id: CredentialId(row.uuid("id")?),
-        user_id: UserId(row.uuid("user_id")?),
-        kind: CredentialKind::parse(&kind).ok_or_else(|| corrupt("kind", format!("is unknown: {kind}")))?,
-        name: row.opt_text("name")?,
-        token_hash: row.bytes("token_hash")?,
-        created_at: row.ts("created_at")?,
-        expires_at: row.opt_ts("expires_at")?,
-        revoked_at: row.opt_ts("revoked_at")?,
-    })
-}
-
 // ----- prompts -----
-
-pub(crate) fn prompt_from_row(row: &impl RowAccess) -> Result<Prompt> {
-    let status = row.text("status")?;
-    Ok(Prompt {
-        id: PromptId(row.uuid("id")?),
-        user_id: UserId(row.uuid("user_id")?),
-        name: row.text("name")?,
-        description: row.opt_text("description")?,
-        status: PromptStatus::parse(&status)
-            .ok_or_else(|| corrupt("status", format!("is unknown: {status}")))?,
-        current_version: u32_col(row, "current_version")?,
-        created_at: row.ts("created_at")?,
-        updated_at: row.ts("updated_at")?,
-    })
-}
-
-pub(crate) fn version_from_row(row: &impl RowAccess) -> Result<PromptVersion> {
-    let variables: Vec<VariableDefinition> = from_json("variables", row.json("variables")?)?;
-    let validations: Vec<ValidationRule> = from_json("validations", row.json("validations")?)?;
-    let model: ModelConfig = from_json("model", row.json("model")?)?;
-    Ok(PromptVersion {
-        prompt_id: PromptId(row.uuid("prompt_id")?),
-        version: u32_col(row, "version")?,
-        template: row.text("template")?,
-        system_template: row.opt_text("system_template")?,
-        variables,
-        validations,
-        model,
-        created_at: row.ts("created_at")?,
-        author: UserId(row.uuid("author")?),
-    })
-}
 
 /// A version's JSON columns.
 pub(crate) struct VersionJson {
@@ -154,66 +41,6 @@ impl VersionJson {
 }
 
 // ----- executions -----
-
-pub(crate) fn execution_from_row(row: &impl RowAccess) -> Result<Execution> {
-    let status = row.text("status")?;
-    let priority = row.text("priority")?;
-    let inputs = match row.json("inputs")? {
-        Value::Object(map) => map,
-        _ => return Err(corrupt("inputs", "is not a JSON object")),
-    };
-    let metrics = match row.opt_int("latency_ms")? {
-        None => None,
-        Some(latency) => Some(ExecutionMetrics {
-            latency_ms: u64_of("latency_ms", latency)?,
-            provider_latency_ms: opt_u64(row, "provider_latency_ms")?,
-            queue_ms: opt_u64(row, "queue_ms")?,
-            token_usage: TokenUsage {
-                input: opt_u64(row, "tokens_input")?,
-                output: opt_u64(row, "tokens_output")?,
-                cached: opt_u64(row, "tokens_cached")?,
-                reasoning: opt_u64(row, "tokens_reasoning")?,
-                total: opt_u64(row, "tokens_total")?,
-                estimated: row.opt_bool("tokens_estimated")?.unwrap_or(false),
-            },
-            cost_usd: row.opt_decimal("cost_usd")?,
-        }),
-    };
-    let validation: Option<ValidationVerdict> =
-        row.opt_json("validation")?.map(|v| from_json("validation", v)).transpose()?;
-    let error: Option<ExecutionError> = row.opt_json("error")?.map(|v| from_json("error", v)).transpose()?;
-    Ok(Execution {
-        id: ExecutionId(row.uuid("id")?),
-        user_id: UserId(row.uuid("user_id")?),
-        prompt_id: PromptId(row.uuid("prompt_id")?),
-        prompt_version: u32_col(row, "prompt_version")?,
-        inputs,
-        priority: Priority::parse(&priority)
-            .ok_or_else(|| corrupt("priority", format!("is unknown: {priority}")))?,
-        status: ExecutionStatus::parse(&status)
-            .ok_or_else(|| corrupt("status", format!("is unknown: {status}")))?,
-        validate_output: row.boolean("validate_output")?,
-        provider: row.text("provider")?,
-        model: row.text("model")?,
-        output: row.opt_text("output")?,
-        validated_output: row.opt_json("validated_output")?,
-        validation,
-        error,
-        metrics,
-        attempts: u32_col(row, "attempts")?,
-        max_attempts: u32_col(row, "max_attempts")?,
-        retry_of: row.opt_uuid("retry_of")?.map(ExecutionId),
-        idempotency_key: row.opt_text("idempotency_key")?,
-        created_at: row.ts("created_at")?,
-        run_after: row.ts("run_after")?,
-        deadline_at: row.ts("deadline_at")?,
-        started_at: row.opt_ts("started_at")?,
-        finished_at: row.opt_ts("finished_at")?,
-        queue_key: row.int("queue_key")?,
-        lease_owner: row.opt_text("lease_owner")?,
-        lease_expires_at: row.opt_ts("lease_expires_at")?,
-    })
-}
 
 /// Result columns of an execution (output, validation, error, metrics), flattened.
 #[derive(Debug, Clone, Default)]
@@ -331,18 +158,6 @@ impl FinishColumns {
     }
 }
 
-/// RUNNING executions whose lease expired before `$1`, earliest expiry first, at most `$2`.
-pub(crate) const EXPIRED_LEASES: &str = "SELECT * FROM executions WHERE status = 'RUNNING' \
-    AND lease_expires_at < $1 ORDER BY lease_expires_at, id LIMIT $2";
-
-/// Writes one rescue decision, only while the execution is still RUNNING on the listed attempt
-/// with the listed lease expiry. `$1` status, `$2` run_after (NULL keeps it), `$3` finished_at,
-/// `$4` error, `$5` id, `$6` attempts, `$7` lease_expires_at.
-pub(crate) const RESCUE_EXECUTION: &str = "UPDATE executions SET status = $1, \
-    run_after = COALESCE($2, run_after), finished_at = $3, error = $4, lease_owner = NULL, \
-    lease_expires_at = NULL \
-    WHERE id = $5 AND status = 'RUNNING' AND attempts = $6 AND lease_expires_at = $7";
-
 /// The columns a rescue decision writes.
 pub(crate) struct RescueColumns {
     pub status: &'static str,
@@ -359,33 +174,4 @@ impl RescueColumns {
         };
         Ok(Self { status: status.as_str(), run_after, finished_at, error: to_json("error", &d.error)? })
     }
-}
-
-/// Orders claimed rows as the contract says: ascending `queue_key`, then id.
-pub(crate) fn sort_claimed(rows: &mut [Execution]) {
-    rows.sort_by_key(|e| (e.queue_key, e.id));
-}
-
-// ----- metrics -----
-
-/// The metrics sample of one row of the metrics columns (`prompt_id`, `status`,
-/// `latency_ms`, `provider_latency_ms`, `tokens_*`, `cost_usd`, `validation_passed`).
-pub(crate) fn metrics_sample_from_row(row: &impl RowAccess) -> Result<MetricsSample> {
-    let status = row.text("status")?;
-    let latency_ms = row.opt_int("latency_ms")?.map(|v| u64_of("latency_ms", v)).transpose()?;
-    Ok(MetricsSample {
-        prompt_id: PromptId(row.uuid("prompt_id")?),
-        status: ExecutionStatus::parse(&status)
-            .ok_or_else(|| corrupt("status", format!("is unknown: {status}")))?,
-        latency_ms,
-        provider_latency_ms: opt_u64(row, "provider_latency_ms")?,
-        tokens: TokenTotals {
-            input: opt_u64(row, "tokens_input")?,
-            output: opt_u64(row, "tokens_output")?,
-            cached: opt_u64(row, "tokens_cached")?,
-            total: opt_u64(row, "tokens_total")?,
-        },
-        cost_usd: row.opt_decimal("cost_usd")?,
-        validation_passed: row.opt_bool("validation_passed")?,
-    })
 }
