@@ -8,28 +8,22 @@
 //! - `finish` only updates a row that is RUNNING under the reporting worker's lease: the
 //!   database itself guarantees at most one final result per execution.
 //! - Events are relayed with `pg_notify` on channel [`EVENTS_CHANNEL`], tagged with this
-//!   store's node id so a process skips its own; [`Store::remote_events`] listens with a
+//!   store's node id so a process skips its own; [`Store::remote_events`](formaops_core::store::Store::remote_events) listens with a
 //!   [`PgListener`] that reconnects by itself after a connection loss.
 
 use std::collections::{HashSet, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
-use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
     aggregate,
 };
-use formaops_core::page::{Page, PageRequest};
-use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
-use formaops_core::store::{
-    EnqueueOutcome, ExecutionFilter, PromptFilter, RescueDecision, Store, VersionPageRequest,
-};
-use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
+use formaops_core::store::EnqueueOutcome;
 use formaops_core::{Error, Result};
 use futures::stream::BoxStream;
 use rust_decimal::Decimal;
@@ -42,7 +36,7 @@ use uuid::Uuid;
 use crate::MAX_BATCH;
 use crate::error::DbResultExt;
 use crate::rows::{ExecutionColumns, FinishColumns};
-use crate::sql::{corrupt, executions, prompts, users};
+use crate::sql::{corrupt, executions, impl_store};
 
 /// The NOTIFY channel execution events travel on.
 pub const EVENTS_CHANNEL: &str = "formaops_events";
@@ -67,7 +61,7 @@ struct Envelope {
     event: ExecutionEvent,
 }
 
-/// The Postgres [`Store`].
+/// The Postgres [`Store`](formaops_core::store::Store).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -404,90 +398,9 @@ fn decode_notifications(payload: &str, own_node: Uuid) -> Vec<ExecutionEvent> {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
-        users::pg::create_user(&self.pool, user, password_hash).await
-    }
-
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>> {
-        users::pg::user_by_email(&self.pool, email).await
-    }
-
-    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
-        users::pg::get_user(&self.pool, id).await
-    }
-
-    async fn count_users(&self) -> Result<u64> {
-        users::pg::count_users(&self.pool).await
-    }
-
-    async fn create_credential(&self, c: &Credential) -> Result<()> {
-        users::pg::create_credential(&self.pool, c).await
-    }
-
-    async fn authenticate(
-        &self,
-        token_hash: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<Option<(User, Credential)>> {
-        users::pg::authenticate(&self.pool, token_hash, now).await
-    }
-
-    async fn revoke_credential(&self, user: UserId, id: CredentialId, now: DateTime<Utc>) -> Result<()> {
-        users::pg::revoke_credential(&self.pool, user, id, now).await
-    }
-
-    async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>> {
-        users::pg::list_credentials(&self.pool, user, kind).await
-    }
-
-    async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()> {
-        let mut tx = self.pool.begin().await.db("begin")?;
-        prompts::pg::insert_prompt(&mut tx, prompt, first).await?;
-        tx.commit().await.db("commit")?;
-        Ok(())
-    }
-
-    async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()> {
-        prompts::pg::insert_version(&self.pool, prompt, version).await
-    }
-
-    async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt> {
-        prompts::pg::get_prompt(&self.pool, user, id).await
-    }
-
-    async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion> {
-        prompts::pg::get_version(&self.pool, user, id, version).await
-    }
-
-    async fn list_prompts(
-        &self,
-        user: UserId,
-        filter: &PromptFilter,
-        page: PageRequest,
-    ) -> Result<Page<Prompt>> {
-        prompts::pg::list_prompts(&self.pool, KEYSET, user, filter, page).await
-    }
-
-    async fn list_versions(
-        &self,
-        user: UserId,
-        id: PromptId,
-        page: VersionPageRequest,
-    ) -> Result<Page<PromptVersion>> {
-        prompts::pg::list_versions(&self.pool, user, id, page).await
-    }
-
-    async fn set_prompt_status(
-        &self,
-        user: UserId,
-        id: PromptId,
-        status: PromptStatus,
-        now: DateTime<Utc>,
-    ) -> Result<Prompt> {
-        prompts::pg::set_prompt_status(&self.pool, user, id, status, now).await
-    }
+// The methods whose SQL both backends share are written once, in `sql::impl_store!`.
+impl_store! {
+    PgStore, pg, reader: pool, writer: pool, claim: executions::CLAIM_PG, keyset: KEYSET;
 
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
         if executions.is_empty() {
@@ -561,18 +474,6 @@ impl Store for PgStore {
         Ok(outcomes)
     }
 
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>> {
-        executions::pg::claim(&self.pool, executions::CLAIM_PG, worker, provider, limit, now, lease_until)
-            .await
-    }
-
     async fn extend_leases(
         &self,
         worker: &str,
@@ -626,35 +527,6 @@ impl Store for PgStore {
         };
         tx.commit().await.db("commit finish")?;
         Ok(flags)
-    }
-
-    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>> {
-        executions::pg::expired_leases(&self.pool, now, limit).await
-    }
-
-    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>> {
-        executions::pg::rescue(&self.pool, decisions).await
-    }
-
-    async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
-        executions::pg::cancel(&self.pool, user, id, now).await
-    }
-
-    async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
-        executions::pg::get_execution(&self.pool, user, id).await
-    }
-
-    async fn list_executions(
-        &self,
-        user: UserId,
-        filter: &ExecutionFilter,
-        page: PageRequest,
-    ) -> Result<Page<Execution>> {
-        executions::pg::list_executions(&self.pool, KEYSET, user, filter, page).await
-    }
-
-    async fn queue_depth(&self, user: Option<UserId>) -> Result<u64> {
-        executions::pg::queue_depth(&self.pool, user).await
     }
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {

@@ -15,18 +15,12 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
-use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use formaops_core::ids::{ExecutionId, UserId};
 use formaops_core::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
-use formaops_core::page::{Page, PageRequest};
-use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
-use formaops_core::store::{
-    EnqueueOutcome, ExecutionFilter, PromptFilter, RescueDecision, Store, VersionPageRequest,
-};
-use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
+use formaops_core::store::EnqueueOutcome;
 use formaops_core::{Error, Result};
 use futures::TryStreamExt;
 use rust_decimal::Decimal;
@@ -40,7 +34,7 @@ use sqlx::{Arguments, AssertSqlSafe};
 use crate::MAX_BATCH;
 use crate::error::DbResultExt;
 use crate::rows::{self, FinishColumns};
-use crate::sql::{executions, prompts, users};
+use crate::sql::{executions, impl_store};
 
 /// How long a connection waits on a locked database, and how long callers wait for a
 /// connection, before the operation fails as unavailable.
@@ -67,7 +61,7 @@ fn decimal_text(d: Option<Decimal>) -> Option<String> {
     d.map(|d| d.normalize().to_string())
 }
 
-/// The SQLite [`Store`].
+/// The SQLite [`Store`](formaops_core::store::Store).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     /// Exactly one connection: SQLite's single writer.
@@ -178,90 +172,9 @@ const INSERT_EXECUTION: &str = "INSERT INTO executions (id, user_id, prompt_id, 
     ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (user_id, idempotency_key) DO NOTHING";
 
-#[async_trait]
-impl Store for SqliteStore {
-    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
-        users::lite::create_user(&self.writer, user, password_hash).await
-    }
-
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>> {
-        users::lite::user_by_email(&self.reader, email).await
-    }
-
-    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
-        users::lite::get_user(&self.reader, id).await
-    }
-
-    async fn count_users(&self) -> Result<u64> {
-        users::lite::count_users(&self.reader).await
-    }
-
-    async fn create_credential(&self, c: &Credential) -> Result<()> {
-        users::lite::create_credential(&self.writer, c).await
-    }
-
-    async fn authenticate(
-        &self,
-        token_hash: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<Option<(User, Credential)>> {
-        users::lite::authenticate(&self.reader, token_hash, now).await
-    }
-
-    async fn revoke_credential(&self, user: UserId, id: CredentialId, now: DateTime<Utc>) -> Result<()> {
-        users::lite::revoke_credential(&self.writer, user, id, now).await
-    }
-
-    async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>> {
-        users::lite::list_credentials(&self.reader, user, kind).await
-    }
-
-    async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()> {
-        let mut tx = self.writer.begin().await.db("begin")?;
-        prompts::lite::insert_prompt(&mut tx, prompt, first).await?;
-        tx.commit().await.db("commit")?;
-        Ok(())
-    }
-
-    async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()> {
-        prompts::lite::insert_version(&self.writer, prompt, version).await
-    }
-
-    async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt> {
-        prompts::lite::get_prompt(&self.reader, user, id).await
-    }
-
-    async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion> {
-        prompts::lite::get_version(&self.reader, user, id, version).await
-    }
-
-    async fn list_prompts(
-        &self,
-        user: UserId,
-        filter: &PromptFilter,
-        page: PageRequest,
-    ) -> Result<Page<Prompt>> {
-        prompts::lite::list_prompts(&self.reader, KEYSET, user, filter, page).await
-    }
-
-    async fn list_versions(
-        &self,
-        user: UserId,
-        id: PromptId,
-        page: VersionPageRequest,
-    ) -> Result<Page<PromptVersion>> {
-        prompts::lite::list_versions(&self.reader, user, id, page).await
-    }
-
-    async fn set_prompt_status(
-        &self,
-        user: UserId,
-        id: PromptId,
-        status: PromptStatus,
-        now: DateTime<Utc>,
-    ) -> Result<Prompt> {
-        prompts::lite::set_prompt_status(&self.writer, user, id, status, now).await
-    }
+// The methods whose SQL both backends share are written once, in `sql::impl_store!`.
+impl_store! {
+    SqliteStore, lite, reader: reader, writer: writer, claim: executions::CLAIM_SQLITE, keyset: KEYSET;
 
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
         if executions.len() > MAX_BATCH {
@@ -284,26 +197,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await.db("commit enqueue")?;
         Ok(outcomes)
-    }
-
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>> {
-        executions::lite::claim(
-            &self.writer,
-            executions::CLAIM_SQLITE,
-            worker,
-            provider,
-            limit,
-            now,
-            lease_until,
-        )
-        .await
     }
 
     async fn extend_leases(
@@ -380,35 +273,6 @@ impl Store for SqliteStore {
         }
         tx.commit().await.db("commit finish")?;
         Ok(applied)
-    }
-
-    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>> {
-        executions::lite::expired_leases(&self.reader, now, limit).await
-    }
-
-    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>> {
-        executions::lite::rescue(&self.writer, decisions).await
-    }
-
-    async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
-        executions::lite::cancel(&self.writer, user, id, now).await
-    }
-
-    async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
-        executions::lite::get_execution(&self.reader, user, id).await
-    }
-
-    async fn list_executions(
-        &self,
-        user: UserId,
-        filter: &ExecutionFilter,
-        page: PageRequest,
-    ) -> Result<Page<Execution>> {
-        executions::lite::list_executions(&self.reader, KEYSET, user, filter, page).await
-    }
-
-    async fn queue_depth(&self, user: Option<UserId>) -> Result<u64> {
-        executions::lite::queue_depth(&self.reader, user).await
     }
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {

@@ -45,6 +45,189 @@ macro_rules! for_each_backend {
         }
     };
 }
+/// Implements `Store` for a backend: every method whose SQL both backends share delegates to
+/// the backend's instance (`pg` or `lite`) of the shared queries, reading on `self.$reader`
+/// and writing on `self.$writer`; the backend writes the methods that differ after the `;`.
+macro_rules! impl_store {
+    (
+        $store:ty, $db:ident, reader: $reader:ident, writer: $writer:ident, claim: $claim:expr,
+        keyset: $keyset:expr; $($own:tt)*
+    ) => {
+        #[async_trait::async_trait]
+        impl formaops_core::store::Store for $store {
+            async fn create_user(&self, user: &formaops_core::user::User, password_hash: &str) -> formaops_core::Result<()> {
+                $crate::sql::users::$db::create_user(&self.$writer, user, password_hash).await
+            }
+
+            async fn user_by_email(&self, email: &str) -> formaops_core::Result<Option<formaops_core::user::UserWithPassword>> {
+                $crate::sql::users::$db::user_by_email(&self.$reader, email).await
+            }
+
+            async fn get_user(&self, id: formaops_core::ids::UserId) -> formaops_core::Result<Option<formaops_core::user::User>> {
+                $crate::sql::users::$db::get_user(&self.$reader, id).await
+            }
+
+            async fn count_users(&self) -> formaops_core::Result<u64> {
+                $crate::sql::users::$db::count_users(&self.$reader).await
+            }
+
+            async fn create_credential(&self, c: &formaops_core::user::Credential) -> formaops_core::Result<()> {
+                $crate::sql::users::$db::create_credential(&self.$writer, c).await
+            }
+
+            async fn authenticate(
+                &self,
+                token_hash: &[u8],
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> formaops_core::Result<Option<(formaops_core::user::User, formaops_core::user::Credential)>> {
+                $crate::sql::users::$db::authenticate(&self.$reader, token_hash, now).await
+            }
+
+            async fn revoke_credential(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::CredentialId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> formaops_core::Result<()> {
+                $crate::sql::users::$db::revoke_credential(&self.$writer, user, id, now).await
+            }
+
+            async fn list_credentials(
+                &self,
+                user: formaops_core::ids::UserId,
+                kind: formaops_core::user::CredentialKind,
+            ) -> formaops_core::Result<Vec<formaops_core::user::Credential>> {
+                $crate::sql::users::$db::list_credentials(&self.$reader, user, kind).await
+            }
+
+            async fn insert_prompt(
+                &self,
+                prompt: &formaops_core::prompt::Prompt,
+                first: &formaops_core::prompt::PromptVersion,
+            ) -> formaops_core::Result<()> {
+                use $crate::error::DbResultExt;
+                let mut tx = self.$writer.begin().await.db("begin")?;
+                $crate::sql::prompts::$db::insert_prompt(&mut tx, prompt, first).await?;
+                tx.commit().await.db("commit")?;
+                Ok(())
+            }
+
+            async fn insert_version(
+                &self,
+                prompt: &formaops_core::prompt::Prompt,
+                version: &formaops_core::prompt::PromptVersion,
+            ) -> formaops_core::Result<()> {
+                $crate::sql::prompts::$db::insert_version(&self.$writer, prompt, version).await
+            }
+
+            async fn get_prompt(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+            ) -> formaops_core::Result<formaops_core::prompt::Prompt> {
+                $crate::sql::prompts::$db::get_prompt(&self.$reader, user, id).await
+            }
+
+            async fn get_version(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+                version: u32,
+            ) -> formaops_core::Result<formaops_core::prompt::PromptVersion> {
+                $crate::sql::prompts::$db::get_version(&self.$reader, user, id, version).await
+            }
+
+            async fn list_prompts(
+                &self,
+                user: formaops_core::ids::UserId,
+                filter: &formaops_core::store::PromptFilter,
+                page: formaops_core::page::PageRequest,
+            ) -> formaops_core::Result<formaops_core::page::Page<formaops_core::prompt::Prompt>> {
+                $crate::sql::prompts::$db::list_prompts(&self.$reader, $keyset, user, filter, page).await
+            }
+
+            async fn list_versions(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+                page: formaops_core::store::VersionPageRequest,
+            ) -> formaops_core::Result<formaops_core::page::Page<formaops_core::prompt::PromptVersion>> {
+                $crate::sql::prompts::$db::list_versions(&self.$reader, user, id, page).await
+            }
+
+            async fn set_prompt_status(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+                status: formaops_core::prompt::PromptStatus,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> formaops_core::Result<formaops_core::prompt::Prompt> {
+                $crate::sql::prompts::$db::set_prompt_status(&self.$writer, user, id, status, now).await
+            }
+
+            async fn claim(
+                &self,
+                worker: &str,
+                provider: &str,
+                limit: u32,
+                now: chrono::DateTime<chrono::Utc>,
+                lease_until: chrono::DateTime<chrono::Utc>,
+            ) -> formaops_core::Result<Vec<formaops_core::execution::Execution>> {
+                $crate::sql::executions::$db::claim(&self.$writer, $claim, worker, provider, limit, now, lease_until)
+                    .await
+            }
+
+            async fn expired_leases(
+                &self,
+                now: chrono::DateTime<chrono::Utc>,
+                limit: u32,
+            ) -> formaops_core::Result<Vec<formaops_core::execution::Execution>> {
+                $crate::sql::executions::$db::expired_leases(&self.$reader, now, limit).await
+            }
+
+            async fn rescue(
+                &self,
+                decisions: &[formaops_core::store::RescueDecision],
+            ) -> formaops_core::Result<Vec<bool>> {
+                $crate::sql::executions::$db::rescue(&self.$writer, decisions).await
+            }
+
+            async fn cancel(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::ExecutionId,
+                now: chrono::DateTime<chrono::Utc>,
+            ) -> formaops_core::Result<formaops_core::execution::Execution> {
+                $crate::sql::executions::$db::cancel(&self.$writer, user, id, now).await
+            }
+
+            async fn get_execution(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::ExecutionId,
+            ) -> formaops_core::Result<formaops_core::execution::Execution> {
+                $crate::sql::executions::$db::get_execution(&self.$reader, user, id).await
+            }
+
+            async fn list_executions(
+                &self,
+                user: formaops_core::ids::UserId,
+                filter: &formaops_core::store::ExecutionFilter,
+                page: formaops_core::page::PageRequest,
+            ) -> formaops_core::Result<formaops_core::page::Page<formaops_core::execution::Execution>> {
+                $crate::sql::executions::$db::list_executions(&self.$reader, $keyset, user, filter, page).await
+            }
+
+            async fn queue_depth(&self, user: Option<formaops_core::ids::UserId>) -> formaops_core::Result<u64> {
+                $crate::sql::executions::$db::queue_depth(&self.$reader, user).await
+            }
+
+            $($own)*
+        }
+    };
+}
+pub(crate) use impl_store;
+
 pub(crate) mod executions;
 pub(crate) mod prompts;
 pub(crate) mod users;
