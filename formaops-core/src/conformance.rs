@@ -23,7 +23,10 @@ use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, PageRequest};
 use crate::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
-use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, RescueFate, Store, VersionPageRequest};
+use crate::store::{
+    ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, RescueFate, Store,
+    VersionPageRequest,
+};
 use crate::user::{Credential, CredentialKind, User};
 use crate::validation::ValidationVerdict;
 
@@ -352,7 +355,16 @@ pub async fn owner_isolation(store: &dyn Store) {
     assert_eq!(m.summary.counts.total, 0);
     assert!(m.by_prompt.is_empty());
     // A finish claiming to be the intruder's is refused.
-    let claimed = store.claim("w-owner", &prov, 1, now(), now() + Duration::minutes(5)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w-owner",
+            provider: &prov,
+            limit: 1,
+            now: now(),
+            lease_until: now() + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let forged =
         AttemptResult { user_id: i, ..result(&e, "w-owner", completed(ExecutionMetrics::default(), None)) };
@@ -510,7 +522,10 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
 
     let at = now();
     let lease = at + Duration::minutes(5);
-    let first = store.claim("w1", &prov, 2, at, lease).await.unwrap();
+    let first = store
+        .claim(ClaimParams { worker: "w1", provider: &prov, limit: 2, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id, d.id], "queue_key, then id");
     for e in &first {
         assert_eq!(e.status, ExecutionStatus::Running);
@@ -519,20 +534,41 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
         assert_eq!(e.lease_expires_at, Some(lease));
         assert_eq!(e.started_at, Some(at));
     }
-    let rest = store.claim("w1", &prov, 10, at, lease).await.unwrap();
+    let rest = store
+        .claim(ClaimParams { worker: "w1", provider: &prov, limit: 10, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(
         rest.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![c.id, a.id],
         "run_after in the future waits"
     );
-    assert!(store.claim("w1", &prov, 10, at, lease).await.unwrap().is_empty());
-    let due = store.claim("w1", &prov, 10, later.run_after, lease).await.unwrap();
+    assert!(
+        store
+            .claim(ClaimParams { worker: "w1", provider: &prov, limit: 10, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .claim(ClaimParams {
+            worker: "w1",
+            provider: &prov,
+            limit: 10,
+            now: later.run_after,
+            lease_until: lease,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         due.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![later.id],
         "claimable once run_after passed"
     );
-    let theirs = store.claim("w2", &other_prov, 10, at, lease).await.unwrap();
+    let theirs = store
+        .claim(ClaimParams { worker: "w2", provider: &other_prov, limit: 10, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(theirs.iter().map(|e| e.id).collect::<Vec<_>>(), vec![elsewhere.id], "provider filter");
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
@@ -553,7 +589,16 @@ pub async fn no_double_claim(store: &dyn Store) {
             let worker = format!("w{w}");
             let mut mine = Vec::new();
             loop {
-                let got = store.claim(&worker, &prov, 7, now(), lease).await.unwrap();
+                let got = store
+                    .claim(ClaimParams {
+                        worker: &worker,
+                        provider: &prov,
+                        limit: 7,
+                        now: now(),
+                        lease_until: lease,
+                    })
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break;
                 }
@@ -585,9 +630,27 @@ pub async fn lease_rescue(store: &dyn Store) {
 
     let at = now();
     let expired_lease = at - ms(1);
-    let claimed = store.claim("w-dead", &prov, 2, at, expired_lease).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w-dead",
+            provider: &prov,
+            limit: 2,
+            now: at,
+            lease_until: expired_lease,
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
-    store.claim("w-alive", &prov, 1, at, at + Duration::minutes(5)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w-alive",
+            provider: &prov,
+            limit: 1,
+            now: at,
+            lease_until: at + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
 
     let rescued = rescue_now(store, at).await;
     let mine: Vec<&Execution> = rescued.iter().filter(|r| r.user_id == user.id).collect();
@@ -600,7 +663,16 @@ pub async fn lease_rescue(store: &dyn Store) {
 
     // The requeued one runs its second (last) attempt and loses its lease again: FAILED.
     let at2 = now() + ms(1);
-    let again = store.claim("w-dead", &prov, 1, at2, at2 - ms(1)).await.unwrap();
+    let again = store
+        .claim(ClaimParams {
+            worker: "w-dead",
+            provider: &prov,
+            limit: 1,
+            now: at2,
+            lease_until: at2 - ms(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|x| x.id).collect::<Vec<_>>(), vec![e.id]);
     assert_eq!(again[0].attempts, 2);
     let rescued = rescue_now(store, at2).await;
@@ -615,7 +687,16 @@ pub async fn lease_rescue(store: &dyn Store) {
     let r = store.get_execution(user.id, late.id).await.unwrap();
     assert_eq!(r.status, ExecutionStatus::Queued);
     let at3 = late.deadline_at + ms(1);
-    store.claim("w-dead", &prov, 1, at3, at3 - ms(1)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w-dead",
+            provider: &prov,
+            limit: 1,
+            now: at3,
+            lease_until: at3 - ms(1),
+        })
+        .await
+        .unwrap();
     let rescued = rescue_now(store, at3 + ms(1)).await;
     let r = rescued.iter().find(|r| r.id == late.id).expect("rescued after the deadline");
     assert_eq!(r.status, ExecutionStatus::Failed, "deadline passed: failed");
@@ -633,7 +714,20 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     let backoff = execution(user.id, p.id, &prov, 2, t);
     store.enqueue(&[finished.clone(), extended.clone(), backoff.clone()]).await.unwrap();
     let at = now();
-    assert_eq!(store.claim("w-slow", &prov, 3, at, at - ms(1)).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim(ClaimParams {
+                worker: "w-slow",
+                provider: &prov,
+                limit: 3,
+                now: at,
+                lease_until: at - ms(1)
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
 
     let listed = store.expired_leases(at, 10_000).await.unwrap();
     let mine: Vec<&Execution> = listed.iter().filter(|e| e.user_id == user.id).collect();
@@ -667,7 +761,14 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     // Between listing and writing: the slow worker finishes one and renews another.
     let done = result(&finished, "w-slow", completed(ExecutionMetrics::default(), None));
     assert_eq!(store.finish(&[done]).await.unwrap(), vec![true]);
-    let held = store.extend_leases("w-slow", &[extended.id], at + Duration::hours(1)).await.unwrap();
+    let held = store
+        .extend_leases(ExtendLeasesParams {
+            worker: "w-slow",
+            ids: &[extended.id],
+            lease_until: at + Duration::hours(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(held, vec![extended.id]);
 
     assert_eq!(store.rescue(&decisions).await.unwrap(), vec![false, false, true]);
@@ -688,14 +789,28 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     // Not claimable before its run_after; claimable from then on.
     assert!(
         store
-            .claim("w-next", &prov, 10, at + Duration::seconds(19), at + Duration::hours(1))
+            .claim(ClaimParams {
+                worker: "w-next",
+                provider: &prov,
+                limit: 10,
+                now: at + Duration::seconds(19),
+                lease_until: at + Duration::hours(1)
+            })
             .await
             .unwrap()
             .iter()
             .all(|e| e.id != backoff.id)
     );
-    let again =
-        store.claim("w-next", &prov, 10, at + Duration::seconds(20), at + Duration::hours(1)).await.unwrap();
+    let again = store
+        .claim(ClaimParams {
+            worker: "w-next",
+            provider: &prov,
+            limit: 10,
+            now: at + Duration::seconds(20),
+            lease_until: at + Duration::hours(1),
+        })
+        .await
+        .unwrap();
     assert!(again.iter().any(|e| e.id == backoff.id && e.attempts == 2));
 
     // Past the deadline: a failure decision, FAILED at the decision time.
@@ -719,13 +834,31 @@ pub async fn extend_leases(store: &dyn Store) {
     let e = execution(user.id, p.id, &prov, 0, now() - Duration::seconds(1));
     enqueue_one(store, &e).await;
     let at = now();
-    store.claim("w-a", &prov, 1, at, at + ms(100)).await.unwrap();
+    store
+        .claim(ClaimParams { worker: "w-a", provider: &prov, limit: 1, now: at, lease_until: at + ms(100) })
+        .await
+        .unwrap();
     assert!(
-        store.extend_leases("w-b", &[e.id], at + Duration::hours(1)).await.unwrap().is_empty(),
+        store
+            .extend_leases(ExtendLeasesParams {
+                worker: "w-b",
+                ids: &[e.id],
+                lease_until: at + Duration::hours(1)
+            })
+            .await
+            .unwrap()
+            .is_empty(),
         "not w-b's"
     );
     let unknown = ExecutionId::new();
-    let held = store.extend_leases("w-a", &[e.id, unknown], at + Duration::hours(1)).await.unwrap();
+    let held = store
+        .extend_leases(ExtendLeasesParams {
+            worker: "w-a",
+            ids: &[e.id, unknown],
+            lease_until: at + Duration::hours(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(held, vec![e.id]);
     let rescued = rescue_now(store, at + Duration::minutes(1)).await;
     assert!(rescued.iter().all(|r| r.id != e.id), "an extended lease is not rescued");
@@ -747,7 +880,14 @@ pub async fn finish_rules(store: &dyn Store) {
     store.enqueue(&[ok.clone(), retried.clone(), failed.clone()]).await.unwrap();
     let at = now();
     let lease = at + Duration::minutes(5);
-    assert_eq!(store.claim("w", &prov, 3, at, lease).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim(ClaimParams { worker: "w", provider: &prov, limit: 3, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     enqueue_one(store, &queued).await;
 
     let metrics = ExecutionMetrics {
@@ -778,8 +918,24 @@ pub async fn finish_rules(store: &dyn Store) {
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
     assert_eq!(r.error.map(|e| e.code), Some("server_error".into()));
-    assert!(store.claim("w", &prov, 10, at, lease).await.unwrap().iter().all(|e| e.id != retried.id));
-    let again = store.claim("w", &prov, 10, run_after, run_after + Duration::minutes(5)).await.unwrap();
+    assert!(
+        store
+            .claim(ClaimParams { worker: "w", provider: &prov, limit: 10, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != retried.id)
+    );
+    let again = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 10,
+            now: run_after,
+            lease_until: run_after + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     let again = again.into_iter().find(|e| e.id == retried.id).expect("retry claimable at run_after");
     assert_eq!(again.attempts, 2);
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
@@ -801,7 +957,16 @@ pub async fn cancel_rules(store: &dyn Store) {
     assert_eq!(c.status, ExecutionStatus::Cancelled);
     assert_eq!(c.finished_at, Some(at));
     assert!(is_conflict(store.cancel(user.id, a.id, at).await), "cancelled twice");
-    let claimed = store.claim("w", &prov, 10, at, at + Duration::minutes(1)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 10,
+            now: at,
+            lease_until: at + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![b.id],
@@ -820,7 +985,16 @@ pub async fn queue_depth(store: &dyn Store) {
     store.enqueue(&batch).await.unwrap();
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 5);
     assert!(store.queue_depth(None).await.unwrap() >= 5);
-    store.claim("w", &prov, 2, now(), now() + Duration::minutes(1)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 2,
+            now: now(),
+            lease_until: now() + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
     store.cancel(user.id, batch[4].id, now()).await.unwrap();
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 2);
 }
@@ -844,7 +1018,16 @@ pub async fn metrics(store: &dyn Store) {
     batch.push(outside.clone());
     store.enqueue(&batch).await.unwrap();
     let at = now();
-    let claimed = store.claim("w", &prov, 100, at, at + Duration::minutes(5)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 100,
+            now: at,
+            lease_until: at + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 12);
     enqueue_one(store, &queued).await;
     let mut results = Vec::new();
@@ -919,7 +1102,20 @@ pub async fn metrics(store: &dyn Store) {
         execution(user.id, pa.id, &prov, 22, t + ms(22)),
     );
     store.enqueue(&[running.clone(), retried.clone()]).await.unwrap();
-    assert_eq!(store.claim("w", &prov, 10, at, at + Duration::minutes(5)).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim(ClaimParams {
+                worker: "w",
+                provider: &prov,
+                limit: 10,
+                now: at,
+                lease_until: at + Duration::minutes(5)
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     let retry = AttemptOutcome::Retry { error: err("timeout"), run_after: at + Duration::hours(1) };
     assert_eq!(store.finish(&[result(&retried, "w", retry)]).await.unwrap(), vec![true]);
     enqueue_one(store, &cancelled).await;

@@ -12,7 +12,7 @@ use formaops_core::events::EventKind;
 use formaops_core::execution::ExecutionStatus;
 use formaops_core::ids::UserId;
 use formaops_core::provider::mock::MockProvider;
-use formaops_core::store::{MemoryStore, Store};
+use formaops_core::store::{ClaimParams, MemoryStore, Store};
 use futures::StreamExt;
 
 #[tokio::test(start_paused = true)]
@@ -35,7 +35,10 @@ async fn a_rescued_execution_waits_its_backoff_before_it_runs_again() {
     let queued = api.submit(user, request(p, "x")).await.unwrap();
     let claimed_at = queued.run_after;
     let lease_until = claimed_at + chrono::Duration::from_std(lease).unwrap();
-    let dead = store.claim("w-dead", "mock", 1, claimed_at, lease_until).await.unwrap();
+    let dead = store
+        .claim(ClaimParams { worker: "w-dead", provider: "mock", limit: 1, now: claimed_at, lease_until })
+        .await
+        .unwrap();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].attempts, 1);
 

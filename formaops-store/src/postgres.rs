@@ -23,7 +23,7 @@ use formaops_core::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
     aggregate,
 };
-use formaops_core::store::EnqueueOutcome;
+use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams};
 use formaops_core::{Error, Result};
 use futures::stream::BoxStream;
 use rust_decimal::Decimal;
@@ -474,12 +474,8 @@ impl_store! {
         Ok(outcomes)
     }
 
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>> {
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>> {
+        let ExtendLeasesParams { worker, ids, lease_until } = params;
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -20,7 +20,7 @@ use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
 use formaops_core::ids::{ExecutionId, UserId};
 use formaops_core::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
-use formaops_core::store::EnqueueOutcome;
+use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams};
 use formaops_core::{Error, Result};
 use futures::TryStreamExt;
 use rust_decimal::Decimal;
@@ -199,12 +199,8 @@ impl_store! {
         Ok(outcomes)
     }
 
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>> {
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>> {
+        let ExtendLeasesParams { worker, ids, lease_until } = params;
         if ids.len() > MAX_BATCH {
             return Err(Error::invalid_argument("ids", format!("at most {MAX_BATCH} per call")));
         }

@@ -22,6 +22,7 @@ use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, TokenUsage,
 };
 use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
+use crate::store::{ClaimParams, ExtendLeasesParams};
 
 /// How often an idle claim loop looks at the store without being woken.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -83,7 +84,13 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
         let wanted = permits.len();
         let claimed = match inner
             .store
-            .claim(&inner.config.worker_id, &slot.name, wanted as u32, now, lease_until)
+            .claim(ClaimParams {
+                worker: &inner.config.worker_id,
+                provider: &slot.name,
+                limit: wanted as u32,
+                now,
+                lease_until,
+            })
             .await
         {
             Ok(c) => c,
@@ -351,7 +358,15 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<
             continue;
         }
         let until = inner.clock.now() + chrono_dur(inner.config.lease);
-        match inner.store.extend_leases(&inner.config.worker_id, &ids, until).await {
+        match inner
+            .store
+            .extend_leases(ExtendLeasesParams {
+                worker: &inner.config.worker_id,
+                ids: &ids,
+                lease_until: until,
+            })
+            .await
+        {
             Ok(kept) if kept.len() < ids.len() => {
                 tracing::warn!(lost = ids.len() - kept.len(), "leases lost; those results will be refused");
             }

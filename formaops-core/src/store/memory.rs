@@ -13,7 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    EnqueueOutcome, ExecutionFilter, PromptFilter, RescueDecision, RescueFate, Store, VersionPageRequest,
+    ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, RescueDecision,
+    RescueFate, Store, VersionPageRequest,
 };
 use crate::error::{Error, Result};
 use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
@@ -343,14 +344,8 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>> {
+    async fn claim(&self, params: ClaimParams<'_>) -> Result<Vec<Execution>> {
+        let ClaimParams { worker, provider, limit, now, lease_until } = params;
         let mut guard = self.lock()?;
         let s = &mut *guard;
         let Some(q) = s.queues.get_mut(provider) else { return Ok(Vec::new()) };
@@ -386,12 +381,8 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>> {
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>> {
+        let ExtendLeasesParams { worker, ids, lease_until } = params;
         let mut s = self.lock()?;
         let mut held = Vec::with_capacity(ids.len());
         for id in ids {

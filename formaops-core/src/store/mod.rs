@@ -55,6 +55,28 @@ pub enum EnqueueOutcome {
     Existing(Box<Execution>),
 }
 
+/// What [`Store::claim`] takes: up to `limit` QUEUED executions of `provider` due at `now`,
+/// leased to `worker` until `lease_until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimParams<'a> {
+    /// The lease owner (the claiming process's worker id).
+    pub worker: &'a str,
+    /// Only executions that run on this provider.
+    pub provider: &'a str,
+    pub limit: u32,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What [`Store::extend_leases`] takes: the leases of `ids` that `worker` still holds are
+/// extended to `lease_until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtendLeasesParams<'a> {
+    pub worker: &'a str,
+    pub ids: &'a [ExecutionId],
+    pub lease_until: DateTime<Utc>,
+}
+
 /// The engine's decision about one execution whose lease expired (see [`Store::rescue`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RescueDecision {
@@ -168,26 +190,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// for idempotency keys.
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>>;
 
-    /// Claims up to `limit` QUEUED executions of `provider` whose `run_after <= now`, in
+    /// Claims up to `params.limit` QUEUED executions of `provider` whose `run_after <= now`, in
     /// ascending `queue_key` (then id) order, setting them RUNNING with the lease
     /// (`worker`, `lease_until`), `attempts + 1`, and `started_at` if unset. No execution is
     /// ever handed to two claimers at once.
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>>;
+    async fn claim(&self, params: ClaimParams<'_>) -> Result<Vec<Execution>>;
 
     /// Extends the leases `worker` still holds; returns the ids it still holds.
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>>;
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>>;
 
     /// Applies finished attempts (batch, one transaction where the backend allows). Each is
     /// applied only if the execution is RUNNING under `result.worker`'s lease; the returned

@@ -7,7 +7,7 @@ use formaops_core::execution::{
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::{MetricsSample, TokenTotals};
 use formaops_core::page::{Cursor, Page, PageRequest};
-use formaops_core::store::{ExecutionFilter, RescueDecision};
+use formaops_core::store::{ClaimParams, ExecutionFilter, RescueDecision};
 use formaops_core::{Error, Result};
 use serde_json::Value;
 use uuid::Uuid;
@@ -281,12 +281,9 @@ for_each_backend! {
     pub(crate) async fn claim(
         ex: impl sqlx::Executor<'_, Database = Db>,
         sql: &'static str,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
+        params: ClaimParams<'_>,
     ) -> Result<Vec<Execution>> {
+        let ClaimParams { worker, provider, limit, now, lease_until } = params;
         let limit = limit.min(MAX_CLAIM);
         if limit == 0 {
             return Ok(Vec::new());

@@ -167,14 +167,9 @@ macro_rules! impl_store {
 
             async fn claim(
                 &self,
-                worker: &str,
-                provider: &str,
-                limit: u32,
-                now: chrono::DateTime<chrono::Utc>,
-                lease_until: chrono::DateTime<chrono::Utc>,
+                params: formaops_core::store::ClaimParams<'_>,
             ) -> formaops_core::Result<Vec<formaops_core::execution::Execution>> {
-                $crate::sql::executions::$db::claim(&self.$writer, $claim, worker, provider, limit, now, lease_until)
-                    .await
+                $crate::sql::executions::$db::claim(&self.$writer, $claim, params).await
             }
 
             async fn expired_leases(
