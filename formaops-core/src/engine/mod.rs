@@ -10,7 +10,8 @@
 //!   submission;
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
 //! - [`retry`]: backoff with full jitter, Retry-After, attempts and the shared deadline;
-//! - `worker`: claim loops per provider, attempts, lease heartbeats, the rescuer;
+//! - `worker`: claim loops per provider, attempts, lease heartbeats;
+//! - [`rescue`]: expired leases, decided through [`retry`] and written by the store;
 //! - `events`: the event bus and per-execution waiters;
 //! - `batch`: group commit of enqueues and of attempt results.
 //!
@@ -74,6 +75,7 @@ use crate::variables::{self, InputLimits};
 
 mod batch;
 mod events;
+pub mod rescue;
 pub mod retry;
 pub mod scheduler;
 mod telemetry;
@@ -404,7 +406,7 @@ impl FormaOpsBuilder {
                 )));
             }
             background.push(tokio::spawn(worker::heartbeat_loop(inner.clone(), stop_rx.clone())));
-            background.push(tokio::spawn(worker::rescue_loop(inner.clone(), stop_rx.clone())));
+            background.push(tokio::spawn(rescue::rescue_loop(inner.clone(), stop_rx.clone())));
         }
         if let Ok(mut b) = inner.background.lock() {
             b.extend(background);
