@@ -26,7 +26,9 @@
 //! - [`postgres`]: [`PgStore`], the Postgres backend and the cross-process event relay.
 //! - [`sqlite`]: [`SqliteStore`], the SQLite backend.
 //! - [`url`]: the database URL grammar ([`DatabaseUrl`]), [`redact`] and [`describe`] for logs.
-//! - `rows`: row <-> domain translation and metrics aggregation shared by both.
+//! - `sql`: the queries both backends share, each written once, with `FromRow` row types;
+//! - `rows`: domain -> column values shared by both (metrics aggregate in
+//!   `formaops_core::metrics::aggregate`).
 //! - `error`: sqlx errors -> core errors (constraint names -> `Conflict`, outages ->
 //!   `Unavailable`, never SQL text to callers).
 //! - `migrations/postgres`, `migrations/sqlite`: the schema of each backend.
@@ -53,6 +55,7 @@ mod error;
 pub mod health;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
 pub mod url;
 
@@ -64,7 +67,7 @@ pub use url::{DatabaseUrl, describe, redact};
 pub const MAX_BATCH: usize = 10_000;
 /// Most executions handed out by one `claim`.
 pub const MAX_CLAIM: u32 = 1_000;
-/// Most expired leases handled by one `rescue_expired` call; callers call again for more.
+/// Most expired leases listed by one `expired_leases` call; callers call again for more.
 pub const MAX_RESCUE: u32 = 1_000;
 /// Most credentials of one kind listed for a user.
 pub(crate) const MAX_CREDENTIALS: i64 = 1_000;

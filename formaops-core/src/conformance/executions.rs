@@ -10,7 +10,7 @@ use super::fixtures::{
 use crate::execution::{AttemptOutcome, Execution, ExecutionMetrics, ExecutionStatus, TokenUsage};
 use crate::ids::ExecutionId;
 use crate::page::{Cursor, PageRequest};
-use crate::store::{EnqueueOutcome, ExecutionFilter, Store};
+use crate::store::{ClaimParams, EnqueueOutcome, ExecutionFilter, Store};
 
 pub async fn execution_pagination_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
@@ -73,7 +73,14 @@ pub async fn finish_rules(store: &dyn Store) {
     store.enqueue(&[ok.clone(), retried.clone(), failed.clone()]).await.unwrap();
     let at = now();
     let lease = at + Duration::minutes(5);
-    assert_eq!(store.claim("w", &prov, 3, at, lease).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim(ClaimParams { worker: "w", provider: &prov, limit: 3, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     enqueue_one(store, &queued).await;
 
     let metrics = ExecutionMetrics {
@@ -104,8 +111,24 @@ pub async fn finish_rules(store: &dyn Store) {
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
     assert_eq!(r.error.map(|e| e.code), Some("server_error".into()));
-    assert!(store.claim("w", &prov, 10, at, lease).await.unwrap().iter().all(|e| e.id != retried.id));
-    let again = store.claim("w", &prov, 10, run_after, run_after + Duration::minutes(5)).await.unwrap();
+    assert!(
+        store
+            .claim(ClaimParams { worker: "w", provider: &prov, limit: 10, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != retried.id)
+    );
+    let again = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 10,
+            now: run_after,
+            lease_until: run_after + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     let again = again.into_iter().find(|e| e.id == retried.id).expect("retry claimable at run_after");
     assert_eq!(again.attempts, 2);
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
@@ -127,7 +150,16 @@ pub async fn cancel_rules(store: &dyn Store) {
     assert_eq!(c.status, ExecutionStatus::Cancelled);
     assert_eq!(c.finished_at, Some(at));
     assert!(is_conflict(store.cancel(user.id, a.id, at).await), "cancelled twice");
-    let claimed = store.claim("w", &prov, 10, at, at + Duration::minutes(1)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 10,
+            now: at,
+            lease_until: at + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![b.id],

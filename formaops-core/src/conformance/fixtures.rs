@@ -3,6 +3,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, json};
 
+use crate::engine::{BackoffPolicy, rescue};
 use crate::error::Error;
 use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
@@ -111,6 +112,12 @@ pub fn execution(
         lease_owner: None,
         lease_expires_at: None,
     }
+}
+
+/// One rescue pass at `now` with no backoff (a requeued execution is due at once).
+pub async fn rescue_now(store: &dyn Store, now: DateTime<Utc>) -> Vec<Execution> {
+    let no_backoff = BackoffPolicy { base: std::time::Duration::ZERO, max: std::time::Duration::ZERO };
+    rescue::rescue_expired(store, &no_backoff, now).await.unwrap()
 }
 
 pub(super) async fn enqueue_one(store: &dyn Store, e: &Execution) {

@@ -7,8 +7,10 @@ use super::fixtures::{
     completed, enqueue_one, err, execution, ms, new_prompt, new_user, now, provider, result,
 };
 use crate::execution::{AttemptOutcome, ExecutionMetrics, TokenUsage};
-use crate::metrics::MetricsQuery;
-use crate::store::Store;
+use crate::ids::UserId;
+use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
+use crate::page::{Cursor, PageRequest};
+use crate::store::{ClaimParams, ExecutionFilter, Store};
 use crate::validation::ValidationVerdict;
 
 pub async fn metrics(store: &dyn Store) {
@@ -30,7 +32,16 @@ pub async fn metrics(store: &dyn Store) {
     batch.push(outside.clone());
     store.enqueue(&batch).await.unwrap();
     let at = now();
-    let claimed = store.claim("w", &prov, 100, at, at + Duration::minutes(5)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 100,
+            now: at,
+            lease_until: at + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 12);
     enqueue_one(store, &queued).await;
     let mut results = Vec::new();
@@ -96,4 +107,72 @@ pub async fn metrics(store: &dyn Store) {
     assert_eq!(store.metrics(user.id, &v2).await.unwrap().summary.counts.total, 0);
     let everything = store.metrics(user.id, &MetricsQuery::default()).await.unwrap();
     assert_eq!(everything.summary.counts.total, 13);
+
+    // A running, a cancelled and a retried execution too; then every query's report must be
+    // what the core aggregation makes of the same executions.
+    let (running, cancelled, retried) = (
+        execution(user.id, pb.id, &prov, 20, t + ms(20)),
+        execution(user.id, pa.id, &prov, 21, t + ms(21)),
+        execution(user.id, pa.id, &prov, 22, t + ms(22)),
+    );
+    store.enqueue(&[running.clone(), retried.clone()]).await.unwrap();
+    assert_eq!(
+        store
+            .claim(ClaimParams {
+                worker: "w",
+                provider: &prov,
+                limit: 10,
+                now: at,
+                lease_until: at + Duration::minutes(5)
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let retry = AttemptOutcome::Retry { error: err("timeout"), run_after: at + Duration::hours(1) };
+    assert_eq!(store.finish(&[result(&retried, "w", retry)]).await.unwrap(), vec![true]);
+    enqueue_one(store, &cancelled).await;
+    store.cancel(user.id, cancelled.id, at).await.unwrap();
+    for query in [
+        q,
+        only_b,
+        v2,
+        MetricsQuery::default(),
+        MetricsQuery { prompt_id: Some(pa.id), ..Default::default() },
+    ] {
+        let report = store.metrics(user.id, &query).await.unwrap();
+        assert_eq!(report, core_report(store, user.id, &query, report.queue_depth).await, "{query:?}");
+    }
+    assert_eq!(store.metrics(user.id, &MetricsQuery::default()).await.unwrap().summary.counts.total, 16);
+}
+
+/// The core aggregation ([`MetricsAggregator`]) of the user's executions that `query` selects,
+/// read through the store's listing.
+async fn core_report(
+    store: &dyn Store,
+    user: UserId,
+    query: &MetricsQuery,
+    queue_depth: u64,
+) -> MetricsReport {
+    let filter = ExecutionFilter {
+        prompt_id: query.prompt_id,
+        since: query.since,
+        until: query.until,
+        ..Default::default()
+    };
+    let version = query.prompt_id.and(query.prompt_version);
+    let mut aggregator = MetricsAggregator::new();
+    let mut page = PageRequest { limit: 100, after: None };
+    loop {
+        let got = store.list_executions(user, &filter, page).await.unwrap();
+        for e in got.items.iter().filter(|e| version.is_none_or(|v| e.prompt_version == v)) {
+            aggregator.add(&MetricsSample::of(e));
+        }
+        match got.next_cursor {
+            Some(c) => page.after = Some(Cursor::decode(&c).unwrap()),
+            None => break,
+        }
+    }
+    aggregator.finish(query, queue_depth)
 }

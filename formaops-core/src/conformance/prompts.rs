@@ -11,7 +11,7 @@ use crate::ids::PromptId;
 use crate::metrics::MetricsQuery;
 use crate::page::{Cursor, PageRequest};
 use crate::prompt::{Prompt, PromptStatus};
-use crate::store::{ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use crate::store::{ClaimParams, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 
 pub async fn prompts_and_versions(store: &dyn Store) {
     let user = new_user(store).await;
@@ -122,7 +122,16 @@ pub async fn owner_isolation(store: &dyn Store) {
     assert_eq!(m.summary.counts.total, 0);
     assert!(m.by_prompt.is_empty());
     // A finish claiming to be the intruder's is refused.
-    let claimed = store.claim("w-owner", &prov, 1, now(), now() + Duration::minutes(5)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w-owner",
+            provider: &prov,
+            limit: 1,
+            now: now(),
+            lease_until: now() + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let forged =
         AttemptResult { user_id: i, ..result(&e, "w-owner", completed(ExecutionMetrics::default(), None)) };

@@ -1,15 +1,13 @@
-//! The queue: idempotent enqueue, claim order, leases, rescue, depth.
+//! The queue: idempotent enqueue, claim order, no double claim, depth.
 
 use std::collections::HashSet;
 
 use chrono::Duration;
 
-use super::fixtures::{
-    completed, enqueue_one, execution, is_not_found, ms, new_prompt, new_user, now, provider, result,
-};
-use crate::execution::{Execution, ExecutionMetrics, ExecutionStatus};
+use super::fixtures::{enqueue_one, execution, is_not_found, ms, new_prompt, new_user, now, provider};
+use crate::execution::{Execution, ExecutionStatus};
 use crate::ids::ExecutionId;
-use crate::store::{EnqueueOutcome, Store};
+use crate::store::{ClaimParams, EnqueueOutcome, Store};
 
 pub async fn enqueue_idempotency(store: &dyn Store) {
     let user = new_user(store).await;
@@ -83,7 +81,10 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
 
     let at = now();
     let lease = at + Duration::minutes(5);
-    let first = store.claim("w1", &prov, 2, at, lease).await.unwrap();
+    let first = store
+        .claim(ClaimParams { worker: "w1", provider: &prov, limit: 2, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id, d.id], "queue_key, then id");
     for e in &first {
         assert_eq!(e.status, ExecutionStatus::Running);
@@ -92,20 +93,41 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
         assert_eq!(e.lease_expires_at, Some(lease));
         assert_eq!(e.started_at, Some(at));
     }
-    let rest = store.claim("w1", &prov, 10, at, lease).await.unwrap();
+    let rest = store
+        .claim(ClaimParams { worker: "w1", provider: &prov, limit: 10, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(
         rest.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![c.id, a.id],
         "run_after in the future waits"
     );
-    assert!(store.claim("w1", &prov, 10, at, lease).await.unwrap().is_empty());
-    let due = store.claim("w1", &prov, 10, later.run_after, lease).await.unwrap();
+    assert!(
+        store
+            .claim(ClaimParams { worker: "w1", provider: &prov, limit: 10, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .claim(ClaimParams {
+            worker: "w1",
+            provider: &prov,
+            limit: 10,
+            now: later.run_after,
+            lease_until: lease,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         due.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![later.id],
         "claimable once run_after passed"
     );
-    let theirs = store.claim("w2", &other_prov, 10, at, lease).await.unwrap();
+    let theirs = store
+        .claim(ClaimParams { worker: "w2", provider: &other_prov, limit: 10, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(theirs.iter().map(|e| e.id).collect::<Vec<_>>(), vec![elsewhere.id], "provider filter");
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
@@ -126,7 +148,16 @@ pub async fn no_double_claim(store: &dyn Store) {
             let worker = format!("w{w}");
             let mut mine = Vec::new();
             loop {
-                let got = store.claim(&worker, &prov, 7, now(), lease).await.unwrap();
+                let got = store
+                    .claim(ClaimParams {
+                        worker: &worker,
+                        provider: &prov,
+                        limit: 7,
+                        now: now(),
+                        lease_until: lease,
+                    })
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break;
                 }
@@ -144,79 +175,6 @@ pub async fn no_double_claim(store: &dyn Store) {
     assert_eq!(distinct.len(), N, "no execution handed to two claimers");
 }
 
-pub async fn lease_rescue(store: &dyn Store) {
-    let user = new_user(store).await;
-    let p = new_prompt(store, user.id, "lease").await;
-    let prov = provider();
-    let t = now() - Duration::seconds(10);
-    let mut e = execution(user.id, p.id, &prov, 0, t);
-    e.max_attempts = 2;
-    let mut late = execution(user.id, p.id, &prov, 1, t);
-    late.deadline_at = now() + ms(500);
-    let alive = execution(user.id, p.id, &prov, 2, t);
-    store.enqueue(&[e.clone(), late.clone(), alive.clone()]).await.unwrap();
-
-    let at = now();
-    let expired_lease = at - ms(1);
-    let claimed = store.claim("w-dead", &prov, 2, at, expired_lease).await.unwrap();
-    assert_eq!(claimed.len(), 2);
-    store.claim("w-alive", &prov, 1, at, at + Duration::minutes(5)).await.unwrap();
-
-    let rescued = store.rescue_expired(at).await.unwrap();
-    let mine: Vec<&Execution> = rescued.iter().filter(|r| r.user_id == user.id).collect();
-    assert_eq!(mine.len(), 2, "only expired leases are rescued");
-    let r = mine.iter().find(|r| r.id == e.id).expect("rescued");
-    assert_eq!(r.status, ExecutionStatus::Queued, "attempts left and before the deadline: requeued");
-    assert_eq!(r.run_after, at);
-    assert_eq!(r.error.as_ref().map(|x| x.code.as_str()), Some("lease_expired"));
-    assert_eq!(store.get_execution(user.id, alive.id).await.unwrap().status, ExecutionStatus::Running);
-
-    // The requeued one runs its second (last) attempt and loses its lease again: FAILED.
-    let at2 = now() + ms(1);
-    let again = store.claim("w-dead", &prov, 1, at2, at2 - ms(1)).await.unwrap();
-    assert_eq!(again.iter().map(|x| x.id).collect::<Vec<_>>(), vec![e.id]);
-    assert_eq!(again[0].attempts, 2);
-    let rescued = store.rescue_expired(at2).await.unwrap();
-    let r = rescued.iter().find(|r| r.id == e.id).expect("rescued again");
-    assert_eq!(r.status, ExecutionStatus::Failed, "no attempts left: failed");
-    assert!(r.finished_at.is_some());
-    // A dead worker's late result is refused.
-    let stale = result(&e, "w-dead", completed(ExecutionMetrics::default(), None));
-    assert_eq!(store.finish(&[stale]).await.unwrap(), vec![false]);
-
-    // Past the deadline: failed even with attempts left.
-    let r = store.get_execution(user.id, late.id).await.unwrap();
-    assert_eq!(r.status, ExecutionStatus::Queued);
-    let at3 = late.deadline_at + ms(1);
-    store.claim("w-dead", &prov, 1, at3, at3 - ms(1)).await.unwrap();
-    let rescued = store.rescue_expired(at3 + ms(1)).await.unwrap();
-    let r = rescued.iter().find(|r| r.id == late.id).expect("rescued after the deadline");
-    assert_eq!(r.status, ExecutionStatus::Failed, "deadline passed: failed");
-}
-
-pub async fn extend_leases(store: &dyn Store) {
-    let user = new_user(store).await;
-    let p = new_prompt(store, user.id, "extend").await;
-    let prov = provider();
-    let e = execution(user.id, p.id, &prov, 0, now() - Duration::seconds(1));
-    enqueue_one(store, &e).await;
-    let at = now();
-    store.claim("w-a", &prov, 1, at, at + ms(100)).await.unwrap();
-    assert!(
-        store.extend_leases("w-b", &[e.id], at + Duration::hours(1)).await.unwrap().is_empty(),
-        "not w-b's"
-    );
-    let unknown = ExecutionId::new();
-    let held = store.extend_leases("w-a", &[e.id, unknown], at + Duration::hours(1)).await.unwrap();
-    assert_eq!(held, vec![e.id]);
-    let rescued = store.rescue_expired(at + Duration::minutes(1)).await.unwrap();
-    assert!(rescued.iter().all(|r| r.id != e.id), "an extended lease is not rescued");
-    assert_eq!(
-        store.get_execution(user.id, e.id).await.unwrap().lease_expires_at,
-        Some(at + Duration::hours(1))
-    );
-}
-
 pub async fn queue_depth(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "depth").await;
@@ -226,7 +184,16 @@ pub async fn queue_depth(store: &dyn Store) {
     store.enqueue(&batch).await.unwrap();
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 5);
     assert!(store.queue_depth(None).await.unwrap() >= 5);
-    store.claim("w", &prov, 2, now(), now() + Duration::minutes(1)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 2,
+            now: now(),
+            lease_until: now() + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
     store.cancel(user.id, batch[4].id, now()).await.unwrap();
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 2);
 }

@@ -12,7 +12,7 @@ use super::clock::Clock;
 use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH, MAX_PROVIDER_CONCURRENCY};
 use super::events::{EventBus, RELAY_CAPACITY};
 use super::state::{FormaOps, Inner, ProviderSlot};
-use super::worker;
+use super::{rescue, worker};
 use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{AttemptResult, Execution, ExecutionStatus};
@@ -170,7 +170,7 @@ impl FormaOpsBuilder {
                 )));
             }
             background.push(tokio::spawn(worker::heartbeat_loop(inner.clone(), stop_rx.clone())));
-            background.push(tokio::spawn(worker::rescue_loop(inner.clone(), stop_rx.clone())));
+            background.push(tokio::spawn(rescue::rescue_loop(inner.clone(), stop_rx.clone())));
         }
         if let Ok(mut b) = inner.background.lock() {
             b.extend(background);

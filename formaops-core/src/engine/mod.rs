@@ -16,7 +16,8 @@
 //! - `submit`: submit, execute, wait, retry, cancel and idempotency;
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
 //! - [`retry`]: backoff with full jitter, Retry-After, attempts and the shared deadline;
-//! - `worker`: claim loops per provider, attempts, lease heartbeats, the rescuer;
+//! - `worker`: claim loops per provider, attempts, lease heartbeats;
+//! - [`rescue`]: expired leases, decided through [`retry`] and written by the store;
 //! - `events`: the event bus and per-execution waiters;
 //! - `batch`: group commit of enqueues and of attempt results.
 //!
@@ -75,6 +76,7 @@ mod clock;
 mod config;
 mod events;
 mod prompts;
+pub mod rescue;
 pub mod retry;
 pub mod scheduler;
 mod state;

@@ -1,14 +1,19 @@
 //! Aggregated execution metrics per user, optionally per prompt and version, over a window.
 //!
-//! Stores compute the aggregates close to the data (SQL on Postgres and SQLite); the types
-//! here are the shared shape. Only final executions (COMPLETED, FAILED) contribute latency,
-//! tokens and cost; counts cover every status.
+//! The types here are the shared shape; [`aggregate`] is the one aggregation (the memory and
+//! SQLite stores feed it their executions; Postgres computes the same numbers in SQL, and the
+//! conformance suite checks every store against it). Only final executions (COMPLETED, FAILED)
+//! contribute latency, tokens and cost; counts cover every status.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::ids::PromptId;
+
+pub mod aggregate;
+
+pub use aggregate::{MAX_PROMPTS_IN_REPORT, MetricsAggregator, MetricsSample};
 
 /// Which executions to aggregate: the caller's own, created in `[since, until)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -93,7 +98,7 @@ pub struct MetricsReport {
     pub summary: MetricsSummary,
     /// Executions of this user waiting to run now.
     pub queue_depth: u64,
-    /// Per prompt, most executions first (at most 100 prompts).
+    /// Per prompt, most executions first (at most [`MAX_PROMPTS_IN_REPORT`] prompts).
     pub by_prompt: Vec<PromptMetrics>,
 }
 
