@@ -9,8 +9,8 @@
 //! - [`config`]: flags, environment and TOML file, resolved into [`config::Config`].
 //! - [`error`]: [`error::ApiError`], the one error body, and the core-error mapping;
 //!   [`error::AppJson`] / [`error::AppQuery`] extractors that answer in that shape.
-//! - [`auth`]: Argon2id passwords, session tokens and API keys, login throttling, the
-//!   [`auth::AuthUser`] extractor.
+//! - [`auth`]: bearer token and session cookie, the [`auth::AuthUser`] and
+//!   [`auth::ClientAddr`] extractors (account rules are in `formaops_core::user`).
 //! - [`state`]: [`state::AppState`] shared by handlers.
 //! - [`routes`]: one module per area (`auth`, `prompts`, `executions`, `events`, `system`).
 //! - [`openapi`](mod@openapi): the OpenAPI 3.1 document and the offline Swagger UI.

@@ -10,8 +10,8 @@ use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
 use formaops_core::provider::config::ProviderSettings;
 use formaops_core::provider::mock::{MockFault, MockProvider};
 use formaops_core::store::Store;
+use formaops_core::user::{Accounts, LoginThrottle, account};
 
-use crate::auth::{self, Authenticator, LoginThrottle};
 use crate::config::{Config, redact_url};
 use crate::state::{AppState, HttpSettings};
 
@@ -86,9 +86,9 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
         .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_string());
     let (password, generated) = match std::env::var("FORMAOPS_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
-        _ => (auth::random_password(), true),
+        _ => (account::random_password(), true),
     };
-    match auth::create_user(store, &email, &password, true).await {
+    match account::create_user(store, &email, &password, true).await {
         Ok(user) => {
             tracing::info!(email = %user.email, "created the first admin user");
             if generated {
@@ -103,8 +103,8 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
             Ok(Some(user.email))
         }
         // Another node of the cluster created it first.
-        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(None),
-        Err(e) => anyhow::bail!("creating the first admin ({email}): {}", e.message),
+        Err(formaops_core::Error::Conflict { .. }) => Ok(None),
+        Err(e) => anyhow::bail!("creating the first admin ({email}): {e}"),
     }
 }
 
@@ -156,8 +156,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config.database_url).await?;
     bootstrap_admin(store.as_ref()).await?;
     let engine = start_engine(store, &config).await?;
-    let authenticator =
-        Authenticator::new(LoginThrottle::default()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let authenticator = Arc::new(Accounts::new(LoginThrottle::default()).await?);
     let state = AppState::new(engine.clone(), authenticator, http_settings(&config));
     let app = crate::router(state.clone());
     if let Some(handle) = state.prometheus().cloned() {
@@ -177,6 +176,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, "listening");
     // Machine-readable line for scripts and tests that bind port 0.
+    // Connect info: login throttling counts failures per client address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     println!("formaops listening on http://{local}");
 
     let signal_state = state.clone();

@@ -22,13 +22,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::ids::{ExecutionId, UserId};
+use formaops_core::user::token;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AuthUser, authenticate, token_from_headers};
+use crate::auth::{AuthUser, token_from_headers};
 use crate::error::{ApiError, ApiResult, AppQuery, ErrorBody};
 use crate::routes::executions::{ExecutionResponse, execution_id};
 use crate::state::AppState;
@@ -166,7 +167,7 @@ impl FromRequestParts<AppState> for WsAuth {
                 q.token.ok_or_else(ApiError::unauthorized)?
             }
         };
-        let (user, credential) = authenticate(state.store().as_ref(), &token).await?;
+        let (user, credential) = token::authenticate(state.store().as_ref(), &token).await?;
         Ok(Self(AuthUser { user, credential }))
     }
 }
