@@ -251,6 +251,34 @@ async fn events_sequence_for_a_retried_execution() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn follow_ends_at_the_final_event() {
+    let mock = Arc::new(
+        MockProvider::new()
+            .with_latency(Duration::from_secs(1))
+            .fail_first(1, MockFault::ServerError { status: 503 }),
+    );
+    let engine = engine_with(mock, config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let submitted = engine.submit(user, request(p, "x")).await.unwrap();
+    let follow = engine.follow(user, submitted.id).await.unwrap();
+    assert_eq!(follow.snapshot.id, submitted.id);
+    // The stream ends by itself after the final event: no timeout needed.
+    let events: Vec<_> = follow.events.collect().await;
+    let last = events.last().unwrap();
+    assert!(last.is_final() && last.kind == EventKind::Completed, "{events:?}");
+    assert!(events[..events.len() - 1].iter().all(|e| !e.is_final()), "{events:?}");
+    assert!(events.iter().any(|e| e.kind == EventKind::RetryScheduled), "{events:?}");
+
+    // A final execution: the snapshot, and no events.
+    let done = engine.follow(user, submitted.id).await.unwrap();
+    assert_eq!(done.snapshot.status, ExecutionStatus::Completed);
+    assert_eq!(done.events.count().await, 0);
+    // Another user's execution is not found.
+    assert!(matches!(engine.follow(UserId::new(), submitted.id).await, Err(Error::NotFound { .. })));
+}
+
+#[tokio::test(start_paused = true)]
 async fn cancel_and_archived_prompts() {
     let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(1)));
     let engine = engine_with(mock, EngineConfig { provider_concurrency: 1, ..config() }).await;

@@ -734,17 +734,13 @@ impl NativeEngine {
         let timeout = parse_timeout(py, "timeout", timeout)?;
         let engine = self.engine()?.clone();
         let user = self.user;
-        let stream = engine.subscribe(user, id);
-        // An execution already final has no more events: end at once instead of waiting.
-        let finished = match id {
-            Some(id) => {
-                let execution =
-                    block_on(py, async move { engine.get_execution(user, id).await })?.py_err(py)?;
-                execution.status.is_final()
-            }
-            None => false,
+        // One execution: engine::follow ends the stream after its final event (at once when
+        // it is already final).
+        let stream = match id {
+            Some(id) => block_on(py, async move { engine.follow(user, id).await })?.py_err(py)?.events,
+            None => engine.subscribe(user, None),
         };
-        Ok(EventStream::new(stream, timeout, id.is_some(), finished))
+        Ok(EventStream::new(stream, timeout))
     }
 
     /// The engine's health: store reachability, queue depth, providers.

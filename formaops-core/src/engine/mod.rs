@@ -74,12 +74,14 @@ use crate::variables::{self, InputLimits};
 
 mod batch;
 mod events;
+mod follow;
 pub mod retry;
 pub mod scheduler;
 mod telemetry;
 mod worker;
 
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
+pub use follow::Follow;
 pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
 
 use batch::Batcher;

@@ -102,29 +102,17 @@ async fn event_stream(
     user: UserId,
     execution: Option<ExecutionId>,
 ) -> ApiResult<BoxStream<'static, Item>> {
-    // Subscribe first, then read the state, so no change falls between the two.
-    let events = state.engine().subscribe(user, execution);
     let Some(id) = execution else {
+        let events = state.engine().subscribe(user, None);
         return Ok(events.map(|e| Item::Event(Box::new(e))).boxed());
     };
-    let current = state.engine().get_execution(user, id).await?;
-    let already_final = current.status.is_final();
-    let snapshot = serde_json::to_value(ExecutionResponse::from(current)).map_err(ApiError::internal)?;
+    // The snapshot, then events up to and including the final one (engine::follow).
+    let follow = state.engine().follow(user, id).await?;
+    let snapshot =
+        serde_json::to_value(ExecutionResponse::from(follow.snapshot)).map_err(ApiError::internal)?;
     let first =
         stream::iter([Item::Snapshot(Box::new(SnapshotFrame { kind: "snapshot", execution: snapshot }))]);
-    if already_final {
-        return Ok(first.boxed());
-    }
-    // Pass events through up to and including the first final one, then end at once
-    // (without waiting for another event).
-    let rest = stream::unfold(Some(events), |state| async move {
-        let mut events = state?;
-        let e = events.next().await?;
-        let next = if e.status.is_final() { None } else { Some(events) };
-        Some((Item::Event(Box::new(e)), next))
-    })
-    .boxed();
-    Ok(first.chain(rest).boxed())
+    Ok(first.chain(follow.events.map(|e| Item::Event(Box::new(e)))).boxed())
 }
 
 fn parse_execution(id: Option<&str>) -> ApiResult<Option<ExecutionId>> {

@@ -211,8 +211,8 @@ class Execution(_Result):
 
     @property
     def is_final(self) -> bool:
-        """Whether the execution reached COMPLETED, FAILED or CANCELLED."""
-        return self.status in ("COMPLETED", "FAILED", "CANCELLED")
+        """Whether the execution reached a final status (COMPLETED, FAILED or CANCELLED)."""
+        return self.status in _formaops.FINAL_STATUSES
 
 
 @dataclass
