@@ -65,7 +65,7 @@ async fn every_transient_fault_kind_recovers_within_max_attempts() {
         MockFault::RateLimited { retry_after: None },
         MockFault::ServerError { status: 500 },
         MockFault::ServerError { status: 503 },
-        MockFault::Timeout,
+        MockFault::Timeout { after: None },
         MockFault::Connection,
         MockFault::MalformedResponse,
     ];

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
-use formaops_core::provider::config::ProviderSettings;
-use formaops_core::provider::mock::{MockFault, MockProvider};
+use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
+use formaops_core::provider::mock::MockSpec;
 use formaops_core::store::Store;
 use formaops_core::user::{Accounts, LoginThrottle, account};
 
@@ -31,7 +31,7 @@ pub async fn migrate(url: &str) -> anyhow::Result<()> {
 /// Name of the always-failing mock provider registered with `mock_fail_provider`.
 pub const MOCK_FAIL_PROVIDER: &str = "mock-fail";
 
-/// Registers the configured providers, the zero-config `mock` (unless the settings name
+/// Registers the configured providers (with the zero-config `mock` unless the settings name
 /// their own), and with `mock_fail` the `mock-fail` provider whose every call fails
 /// permanently (for trying failures and retries without a real provider).
 pub fn register_providers(
@@ -39,21 +39,17 @@ pub fn register_providers(
     settings: &ProviderSettings,
     mock_fail: bool,
 ) -> anyhow::Result<FormaOpsBuilder> {
-    let built = settings.build().context("configuring providers")?;
-    let has_mock = built.iter().any(|(name, _, _)| name == "mock");
-    for (name, provider, concurrency) in built {
+    let mut settings = settings.clone();
+    if mock_fail {
+        settings
+            .providers
+            .insert(MOCK_FAIL_PROVIDER.to_string(), ProviderEntry::mock(MockSpec::always_failing()));
+    }
+    for (name, provider, concurrency) in settings.build().context("configuring providers")? {
         builder = match concurrency {
             Some(c) => builder.provider_with_concurrency(name, provider, c),
             None => builder.provider(name, provider),
         };
-    }
-    if !has_mock {
-        builder = builder.provider("mock", Arc::new(MockProvider::new()));
-    }
-    if mock_fail {
-        let failing =
-            MockProvider::new().named(MOCK_FAIL_PROVIDER).fail_at_rate(1.0, 0, MockFault::BadRequest);
-        builder = builder.provider(MOCK_FAIL_PROVIDER, Arc::new(failing));
     }
     Ok(builder)
 }
@@ -176,12 +172,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let local = listener.local_addr().context("reading the bound address")?;
     tracing::info!(address = %local, "listening");
     // Machine-readable line for scripts and tests that bind port 0.
-    // Connect info: login throttling counts failures per client address.
-    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     println!("formaops listening on http://{local}");
 
     let signal_state = state.clone();
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    // Connect info: login throttling counts failures per client address.
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         shutdown_signal().await;
         tracing::info!("shutdown signal received; draining");

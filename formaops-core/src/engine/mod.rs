@@ -65,7 +65,7 @@ use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
 use crate::pricing::PriceTable;
 use crate::prompt::{ModelConfig, Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
-use crate::provider::mock::MockProvider;
+use crate::provider::config::{MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY, MOCK_PROVIDER, zero_config_mock};
 use crate::provider::{LlmProvider, Message};
 use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 use crate::template::{CompiledPrompt, TemplateLimits};
@@ -154,8 +154,6 @@ impl Default for EngineConfig {
     }
 }
 
-/// Largest provider concurrency accepted.
-pub const MAX_PROVIDER_CONCURRENCY: usize = 100_000;
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
 /// Longest idempotency key, in bytes.
@@ -181,7 +179,10 @@ impl EngineConfig {
             return bad("max_attempts", "must be between 1 and 100");
         }
         if self.provider_concurrency == 0 || self.provider_concurrency > MAX_PROVIDER_CONCURRENCY {
-            return bad("provider_concurrency", "must be between 1 and 100000");
+            return Err(Error::invalid_argument(
+                "provider_concurrency",
+                format!("must be between 1 and {MAX_PROVIDER_CONCURRENCY}"),
+            ));
         }
         if self.execution_timeout.is_zero() || self.attempt_timeout.is_zero() || self.lease.is_zero() {
             return bad("timeouts", "execution_timeout, attempt_timeout and lease must be positive");
@@ -294,13 +295,14 @@ impl FormaOpsBuilder {
     /// Starts the engine (workers, rescuer, event relay) on the current tokio runtime.
     ///
     /// When the default provider is `mock` and no provider of that name is registered, a
-    /// [`MockProvider`] is registered under it (the zero-config engine).
+    /// [`zero_config_mock`] is registered under it (the zero-config engine).
     pub async fn start(self) -> Result<FormaOps> {
         let config = self.config.unwrap_or_default();
         config.check()?;
         let mut providers = self.providers;
-        if config.default_provider == "mock" && !providers.contains_key("mock") {
-            providers.insert("mock".to_string(), (Arc::new(MockProvider::new()), None));
+        if config.default_provider == MOCK_PROVIDER && !providers.contains_key(MOCK_PROVIDER) {
+            let (name, provider, concurrency) = zero_config_mock();
+            providers.insert(name, (provider, concurrency));
         }
         let mut slots = HashMap::with_capacity(providers.len());
         for (name, (provider, concurrency)) in providers {
