@@ -322,6 +322,42 @@ async fn graceful_shutdown_finishes_running_and_leaves_queued() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn limits_are_core_rules_for_every_adapter() {
+    let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let field = |r: Result<_, Error>| match r {
+        Err(Error::InvalidArgument { field, .. }) => field,
+        other => format!("unexpected {:?}", other.map(|_| ())),
+    };
+    // Idempotency keys: 1 to 255 visible ASCII characters.
+    let long = "k".repeat(formaops_core::engine::MAX_IDEMPOTENCY_KEY_BYTES + 1);
+    for bad in ["", "with space", "caf\u{e9}", long.as_str()] {
+        let r = ExecuteRequest { idempotency_key: Some(bad.to_string()), ..request(p, "x") };
+        assert_eq!(field(engine.submit(user, r).await.map(|_| ())), "idempotencyKey", "{bad:?}");
+    }
+    let ok = ExecuteRequest { idempotency_key: Some("order-42/~!".into()), ..request(p, "x") };
+    engine.submit(user, ok).await.unwrap();
+    // A version filter needs a prompt filter.
+    let q = MetricsQuery { prompt_version: Some(1), ..Default::default() };
+    assert_eq!(field(engine.metrics(user, q).await.map(|_| ())), "version");
+    // `since` before `until`, for metrics and lists alike.
+    let t = chrono::Utc::now();
+    let q = MetricsQuery { since: Some(t), until: Some(t), ..Default::default() };
+    assert_eq!(field(engine.metrics(user, q).await.map(|_| ())), "since");
+    let f = formaops_core::store::ExecutionFilter { since: Some(t), until: Some(t), ..Default::default() };
+    assert_eq!(field(engine.list_executions(user, f, PageRequest::default()).await.map(|_| ())), "since");
+    // One provider concurrency bound.
+    let too_many = formaops_core::provider::config::MAX_CONCURRENCY + 1;
+    let started =
+        formaops_core::engine::FormaOps::builder(Arc::new(formaops_core::store::MemoryStore::new()))
+            .config(EngineConfig { provider_concurrency: too_many, ..config() })
+            .start()
+            .await;
+    assert_eq!(field(started.map(|_| ())), "provider_concurrency");
+}
+
+#[tokio::test(start_paused = true)]
 async fn invalid_submissions_are_refused_before_queueing() {
     let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
     let user = UserId::new();

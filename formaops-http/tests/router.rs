@@ -718,6 +718,12 @@ async fn health_metrics_prometheus_openapi_docs() {
     assert_eq!(bob.body["counts"]["total"], 0, "metrics are per user");
     app.get("/api/metrics?version=1", &app.alice).await.expect(StatusCode::BAD_REQUEST);
     app.get("/api/metrics?since=soon", &app.alice).await.expect(StatusCode::BAD_REQUEST);
+    // The window rule is core's, on every path that takes one.
+    let window = "since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z";
+    for path in [format!("/api/metrics?{window}"), format!("/api/executions?{window}")] {
+        let r = app.get(&path, &app.alice).await.expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["error"]["details"]["field"], "since", "{path}: {}", r.text);
+    }
     app.call(Method::GET, "/api/metrics", None, None).await.expect(StatusCode::UNAUTHORIZED);
 
     let p = app.call(Method::GET, "/metrics", None, None).await.expect(StatusCode::OK);

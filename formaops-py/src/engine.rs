@@ -149,13 +149,6 @@ fn model_arg(
     Ok(Some(config))
 }
 
-fn since_until(py: Python<'_>, since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> PyResult<()> {
-    match (since, until) {
-        (Some(s), Some(u)) if s >= u => Err(invalid_argument(py, "since", "must be before until")),
-        _ => Ok(()),
-    }
-}
-
 /// The prompt with the given version under `version`.
 fn prompt_to_py<'py>(
     py: Python<'py>,
@@ -688,7 +681,6 @@ impl NativeEngine {
             })?),
         };
         let prompt_id = prompt_id.map(|p| parse_id::<PromptId>(py, "prompt_id", &p)).transpose()?;
-        since_until(py, since, until)?;
         let filter = ExecutionFilter { status, prompt_id, since, until };
         let page = PageRequest::new(Some(parse_limit(py, limit)?), cursor.as_deref()).py_err(py)?;
         let engine = self.engine()?.clone();
@@ -710,10 +702,6 @@ impl NativeEngine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let prompt_id = prompt_id.map(|p| parse_id::<PromptId>(py, "prompt_id", &p)).transpose()?;
         let prompt_version = parse_version(py, version)?;
-        if prompt_version.is_some() && prompt_id.is_none() {
-            return Err(invalid_argument(py, "version", "needs prompt_id"));
-        }
-        since_until(py, since, until)?;
         let query = MetricsQuery { since, until, prompt_id, prompt_version };
         let engine = self.engine()?.clone();
         let user = self.user;

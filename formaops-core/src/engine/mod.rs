@@ -156,8 +156,24 @@ impl Default for EngineConfig {
 
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
-/// Longest idempotency key, in bytes.
+/// Longest idempotency key, in bytes. A key is 1 to this many visible ASCII characters (`!`
+/// to `~`), so it travels unchanged in an HTTP header; see [`check_idempotency_key`].
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The one rule for idempotency keys, for every adapter: 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`]
+/// visible ASCII characters.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `idempotencyKey`.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid_argument(
+            "idempotencyKey",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"),
+        ));
+    }
+    Ok(())
+}
 /// Longest prompt name, in characters.
 pub const MAX_PROMPT_NAME_CHARS: usize = 200;
 /// Longest prompt description, in characters.
@@ -822,13 +838,8 @@ impl FormaOps {
         if inner.shutting_down() {
             return Err(Error::ShuttingDown);
         }
-        if let Some(key) = &request.idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-        {
-            return Err(Error::invalid_argument(
-                "idempotencyKey",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
-            ));
+        if let Some(key) = &request.idempotency_key {
+            check_idempotency_key(key)?;
         }
         let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
         if prompt.status != PromptStatus::Active {
@@ -981,18 +992,12 @@ impl FormaOps {
         page: PageRequest,
     ) -> Result<Page<Execution>> {
         check_page(page.limit)?;
+        crate::metrics::check_window(filter.since, filter.until)?;
         self.inner.store.list_executions(user, &filter, page).await
     }
 
     pub async fn metrics(&self, user: UserId, query: MetricsQuery) -> Result<MetricsReport> {
-        if query.prompt_version.is_some() && query.prompt_id.is_none() {
-            return Err(Error::invalid_argument("version", "a version filter needs a prompt filter"));
-        }
-        if let (Some(since), Some(until)) = (query.since, query.until)
-            && since > until
-        {
-            return Err(Error::invalid_argument("since", "must not be after until"));
-        }
+        query.check()?;
         self.inner.store.metrics(user, &query).await
     }
 
