@@ -279,6 +279,32 @@ async fn follow_ends_at_the_final_event() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_follower_that_missed_the_final_event_still_ends() {
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(1)));
+    let engine = engine_with(mock, EngineConfig { provider_concurrency: 10_000, ..config() }).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let followed = engine.submit(user, request(p, "x")).await.unwrap();
+    let follow = engine.follow(user, followed.id).await.unwrap();
+    assert!(!follow.snapshot.status.is_final());
+    // The follower reads nothing while its execution finishes and the bus overflows.
+    engine.wait(user, followed.id, None).await.unwrap();
+    let others = formaops_core::engine::BUS_CAPACITY / 2;
+    let mut ids = Vec::with_capacity(others);
+    for i in 0..others {
+        ids.push(engine.submit(user, request(p, &i.to_string())).await.unwrap().id);
+    }
+    for id in ids {
+        engine.wait(user, id, None).await.unwrap();
+    }
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(60), follow.events.collect())
+        .await
+        .expect("the follow ends although its final event was dropped");
+    let last = events.last().unwrap();
+    assert_eq!((last.execution_id, last.kind), (followed.id, EventKind::Completed), "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn cancel_and_archived_prompts() {
     let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(1)));
     let engine = engine_with(mock, EngineConfig { provider_concurrency: 1, ..config() }).await;
