@@ -66,7 +66,7 @@ use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
 use crate::pricing::PriceTable;
 use crate::prompt::{ModelConfig, Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
-use crate::provider::mock::MockProvider;
+use crate::provider::config::{MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY, MOCK_PROVIDER, zero_config_mock};
 use crate::provider::{LlmProvider, Message};
 use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 use crate::template::{CompiledPrompt, TemplateLimits};
@@ -75,6 +75,7 @@ use crate::variables::{self, InputLimits};
 
 mod batch;
 mod events;
+mod follow;
 pub mod rescue;
 pub mod retry;
 pub mod scheduler;
@@ -82,6 +83,7 @@ mod telemetry;
 mod worker;
 
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
+pub use follow::Follow;
 pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
 
 use batch::Batcher;
@@ -154,12 +156,26 @@ impl Default for EngineConfig {
     }
 }
 
-/// Largest provider concurrency accepted.
-pub const MAX_PROVIDER_CONCURRENCY: usize = 100_000;
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
-/// Longest idempotency key, in bytes.
+/// Longest idempotency key, in bytes. A key is 1 to this many visible ASCII characters (`!`
+/// to `~`), so it travels unchanged in an HTTP header; see [`check_idempotency_key`].
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The one rule for idempotency keys, for every adapter: 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`]
+/// visible ASCII characters.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `idempotencyKey`.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid_argument(
+            "idempotencyKey",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"),
+        ));
+    }
+    Ok(())
+}
 /// Longest prompt name, in characters.
 pub const MAX_PROMPT_NAME_CHARS: usize = 200;
 /// Longest prompt description, in characters.
@@ -181,7 +197,10 @@ impl EngineConfig {
             return bad("max_attempts", "must be between 1 and 100");
         }
         if self.provider_concurrency == 0 || self.provider_concurrency > MAX_PROVIDER_CONCURRENCY {
-            return bad("provider_concurrency", "must be between 1 and 100000");
+            return Err(Error::invalid_argument(
+                "provider_concurrency",
+                format!("must be between 1 and {MAX_PROVIDER_CONCURRENCY}"),
+            ));
         }
         if self.execution_timeout.is_zero() || self.attempt_timeout.is_zero() || self.lease.is_zero() {
             return bad("timeouts", "execution_timeout, attempt_timeout and lease must be positive");
@@ -294,13 +313,14 @@ impl FormaOpsBuilder {
     /// Starts the engine (workers, rescuer, event relay) on the current tokio runtime.
     ///
     /// When the default provider is `mock` and no provider of that name is registered, a
-    /// [`MockProvider`] is registered under it (the zero-config engine).
+    /// [`zero_config_mock`] is registered under it (the zero-config engine).
     pub async fn start(self) -> Result<FormaOps> {
         let config = self.config.unwrap_or_default();
         config.check()?;
         let mut providers = self.providers;
-        if config.default_provider == "mock" && !providers.contains_key("mock") {
-            providers.insert("mock".to_string(), (Arc::new(MockProvider::new()), None));
+        if config.default_provider == MOCK_PROVIDER && !providers.contains_key(MOCK_PROVIDER) {
+            let (name, provider, concurrency) = zero_config_mock();
+            providers.insert(name, (provider, concurrency));
         }
         let mut slots = HashMap::with_capacity(providers.len());
         for (name, (provider, concurrency)) in providers {
@@ -822,13 +842,8 @@ impl FormaOps {
         if inner.shutting_down() {
             return Err(Error::ShuttingDown);
         }
-        if let Some(key) = &request.idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-        {
-            return Err(Error::invalid_argument(
-                "idempotencyKey",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
-            ));
+        if let Some(key) = &request.idempotency_key {
+            check_idempotency_key(key)?;
         }
         if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
             return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
@@ -984,18 +999,12 @@ impl FormaOps {
         page: PageRequest,
     ) -> Result<Page<Execution>> {
         check_page(page.limit)?;
+        crate::metrics::check_window(filter.since, filter.until)?;
         self.inner.store.list_executions(user, &filter, page).await
     }
 
     pub async fn metrics(&self, user: UserId, query: MetricsQuery) -> Result<MetricsReport> {
-        if query.prompt_version.is_some() && query.prompt_id.is_none() {
-            return Err(Error::invalid_argument("version", "a version filter needs a prompt filter"));
-        }
-        if let (Some(since), Some(until)) = (query.since, query.until)
-            && since > until
-        {
-            return Err(Error::invalid_argument("since", "must not be after until"));
-        }
+        query.check()?;
         self.inner.store.metrics(user, &query).await
     }
 
