@@ -23,7 +23,8 @@
 //! - [`metrics`]: aggregated metrics types.
 //! - [`events`]: execution state-change events.
 //! - [`page`]: cursor pagination.
-//! - [`user`]: users and credentials as stored.
+//! - [`user`]: users and credentials, and every account rule: email, password policy,
+//!   Argon2id, token minting and hashing, login throttling.
 //! - `conformance` (feature `conformance`): the shared test suite every store passes.
 //!
 //! # Example: a prompt version, validated inputs, rendered messages

@@ -66,7 +66,7 @@ async fn unknown_user_and_wrong_password_are_indistinguishable() {
 }
 
 #[tokio::test]
-async fn login_is_throttled_per_account() {
+async fn login_is_throttled_per_account_and_source() {
     let app = TestApp::new().await;
     let bad = json!({"email": "alice@example.com", "password": "wrong password"});
     for _ in 0..5 {
@@ -85,6 +85,57 @@ async fn login_is_throttled_per_account() {
     assert!((1..=900).contains(&after), "{after}");
     // Another account is unaffected.
     app.login("bob@example.com").await;
+}
+
+/// A login request from the TCP peer `peer`, as `into_make_service_with_connect_info` passes it.
+fn login_from(peer: &str, email: &str, password: &str) -> Request<Body> {
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    let mut req = Request::post("/api/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"email": email, "password": password}).to_string()))
+        .unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    req
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out() {
+    let app = TestApp::new().await;
+    let attacker = "203.0.113.7:50000";
+    let failures = formaops_core::user::LoginThrottle::MAX_FAILURES_PER_ACCOUNT;
+    for _ in 0..failures {
+        let r = app.request(login_from(attacker, "alice@example.com", "wrong password")).await;
+        r.expect(StatusCode::UNAUTHORIZED);
+    }
+    // The attacker's address is throttled, whatever it sends (another port is the same source)...
+    let r = app
+        .request(login_from("203.0.113.7:50001", "alice@example.com", PASSWORD))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    let after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&after), "{after}");
+    // ... while the owner, from elsewhere, logs in.
+    let r = app.request(login_from("198.51.100.2:40000", "alice@example.com", PASSWORD)).await;
+    r.expect(StatusCode::OK);
+    let r = app.request(login_from("[2001:db8::1]:40000", "alice@example.com", PASSWORD)).await;
+    r.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_address_trying_many_accounts_is_throttled() {
+    let app = TestApp::new().await;
+    let sprayer = "203.0.113.9:50000";
+    for i in 0..formaops_core::user::LoginThrottle::MAX_FAILURES_PER_SOURCE {
+        let r = app.request(login_from(sprayer, &format!("user{i}@example.com"), "wrong password")).await;
+        r.expect(StatusCode::UNAUTHORIZED);
+    }
+    let r = app
+        .request(login_from(sprayer, "bob@example.com", PASSWORD))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key("retry-after"));
+    app.request(login_from("198.51.100.3:1", "bob@example.com", PASSWORD)).await.expect(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -784,6 +835,12 @@ async fn health_metrics_prometheus_openapi_docs() {
     assert_eq!(bob.body["counts"]["total"], 0, "metrics are per user");
     app.get("/api/metrics?version=1", &app.alice).await.expect(StatusCode::BAD_REQUEST);
     app.get("/api/metrics?since=soon", &app.alice).await.expect(StatusCode::BAD_REQUEST);
+    // The window rule is core's, on every path that takes one.
+    let window = "since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z";
+    for path in [format!("/api/metrics?{window}"), format!("/api/executions?{window}")] {
+        let r = app.get(&path, &app.alice).await.expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["error"]["details"]["field"], "since", "{path}: {}", r.text);
+    }
     app.call(Method::GET, "/api/metrics", None, None).await.expect(StatusCode::UNAUTHORIZED);
 
     let p = app.call(Method::GET, "/metrics", None, None).await.expect(StatusCode::OK);

@@ -9,7 +9,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use super::batch::Batcher;
 use super::cache::VersionCache;
 use super::clock::Clock;
-use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH, MAX_PROVIDER_CONCURRENCY};
+use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH};
 use super::events::{EventBus, RELAY_CAPACITY};
 use super::state::{FormaOps, Inner, ProviderSlot};
 use super::{rescue, worker};
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{AttemptResult, Execution, ExecutionStatus};
 use crate::provider::LlmProvider;
-use crate::provider::mock::MockProvider;
+use crate::provider::config::{MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY, MOCK_PROVIDER, zero_config_mock};
 use crate::store::{EnqueueOutcome, Store};
 
 /// Builds a [`FormaOps`].
@@ -58,13 +58,14 @@ impl FormaOpsBuilder {
     /// Starts the engine (workers, rescuer, event relay) on the current tokio runtime.
     ///
     /// When the default provider is `mock` and no provider of that name is registered, a
-    /// [`MockProvider`] is registered under it (the zero-config engine).
+    /// [`zero_config_mock`] is registered under it (the zero-config engine).
     pub async fn start(self) -> Result<FormaOps> {
         let config = self.config.unwrap_or_default();
         config.check()?;
         let mut providers = self.providers;
-        if config.default_provider == "mock" && !providers.contains_key("mock") {
-            providers.insert("mock".to_string(), (Arc::new(MockProvider::new()), None));
+        if config.default_provider == MOCK_PROVIDER && !providers.contains_key(MOCK_PROVIDER) {
+            let (name, provider, concurrency) = zero_config_mock();
+            providers.insert(name, (provider, concurrency));
         }
         let mut slots = HashMap::with_capacity(providers.len());
         for (name, (provider, concurrency)) in providers {

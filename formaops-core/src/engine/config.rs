@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::page::MAX_PAGE_SIZE;
 use crate::pricing::PriceTable;
+use crate::provider::config::MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY;
 use crate::template::TemplateLimits;
 use crate::variables::InputLimits;
 
@@ -74,12 +75,26 @@ impl Default for EngineConfig {
     }
 }
 
-/// Largest provider concurrency accepted.
-pub const MAX_PROVIDER_CONCURRENCY: usize = 100_000;
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
-/// Longest idempotency key, in bytes.
+/// Longest idempotency key, in bytes. A key is 1 to this many visible ASCII characters (`!`
+/// to `~`), so it travels unchanged in an HTTP header; see [`check_idempotency_key`].
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The one rule for idempotency keys, for every adapter: 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`]
+/// visible ASCII characters.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `idempotencyKey`.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid_argument(
+            "idempotencyKey",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"),
+        ));
+    }
+    Ok(())
+}
 /// Longest prompt name, in characters.
 pub const MAX_PROMPT_NAME_CHARS: usize = 200;
 /// Longest prompt description, in characters.
@@ -101,7 +116,10 @@ impl EngineConfig {
             return bad("max_attempts", "must be between 1 and 100");
         }
         if self.provider_concurrency == 0 || self.provider_concurrency > MAX_PROVIDER_CONCURRENCY {
-            return bad("provider_concurrency", "must be between 1 and 100000");
+            return Err(Error::invalid_argument(
+                "provider_concurrency",
+                format!("must be between 1 and {MAX_PROVIDER_CONCURRENCY}"),
+            ));
         }
         if self.execution_timeout.is_zero() || self.attempt_timeout.is_zero() || self.lease.is_zero() {
             return bad("timeouts", "execution_timeout, attempt_timeout and lease must be positive");

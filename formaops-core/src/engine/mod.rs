@@ -59,7 +59,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::events::ExecutionEvent;
 use crate::execution::Execution;
 use crate::ids::{ExecutionId, PromptId, UserId};
@@ -75,6 +75,7 @@ mod cache;
 mod clock;
 mod config;
 mod events;
+mod follow;
 mod prompts;
 pub mod rescue;
 pub mod retry;
@@ -87,9 +88,10 @@ mod worker;
 pub use builder::FormaOpsBuilder;
 pub use config::{
     BackoffPolicy, COMPILED_CACHE_SIZE, EngineConfig, MAX_ATTEMPTS_LIMIT, MAX_DESCRIPTION_CHARS,
-    MAX_IDEMPOTENCY_KEY_BYTES, MAX_PROMPT_NAME_CHARS, MAX_PROVIDER_CONCURRENCY,
+    MAX_IDEMPOTENCY_KEY_BYTES, MAX_PROMPT_NAME_CHARS, check_idempotency_key,
 };
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
+pub use follow::Follow;
 pub use state::FormaOps;
 pub use submit::ExecuteRequest;
 pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
@@ -235,18 +237,12 @@ impl FormaOps {
         page: PageRequest,
     ) -> Result<Page<Execution>> {
         check_page(page.limit)?;
+        crate::metrics::check_window(filter.since, filter.until)?;
         self.inner.store.list_executions(user, &filter, page).await
     }
 
     pub async fn metrics(&self, user: UserId, query: MetricsQuery) -> Result<MetricsReport> {
-        if query.prompt_version.is_some() && query.prompt_id.is_none() {
-            return Err(Error::invalid_argument("version", "a version filter needs a prompt filter"));
-        }
-        if let (Some(since), Some(until)) = (query.since, query.until)
-            && since > until
-        {
-            return Err(Error::invalid_argument("since", "must not be after until"));
-        }
+        query.check()?;
         self.inner.store.metrics(user, &query).await
     }
 
@@ -259,6 +255,18 @@ impl FormaOps {
         execution: Option<ExecutionId>,
     ) -> BoxStream<'static, ExecutionEvent> {
         self.inner.events.subscribe(user, execution)
+    }
+
+    /// Follows the user's execution `id` until it is final: its state, then its events up to
+    /// the final one (see [`Follow`]). Subscribes before reading, so no change falls between
+    /// the snapshot and the first event; a follower that lagged and missed the final event
+    /// ends with one made from the final state.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) when the execution does not exist or
+    /// belongs to another user; store errors.
+    pub async fn follow(&self, user: UserId, id: ExecutionId) -> Result<Follow> {
+        follow::follow(&self.inner, user, id).await
     }
 
     pub async fn health(&self) -> HealthReport {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::config::{MAX_IDEMPOTENCY_KEY_BYTES, WAIT_RECHECK};
+use super::config::{WAIT_RECHECK, check_idempotency_key};
 use super::state::Inner;
 use crate::error::{Error, Result};
 use crate::events::EventKind;
@@ -53,13 +53,8 @@ async fn submit_inner(
     if inner.shutting_down() {
         return Err(Error::ShuttingDown);
     }
-    if let Some(key) = &request.idempotency_key
-        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-    {
-        return Err(Error::invalid_argument(
-            "idempotencyKey",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
-        ));
+    if let Some(key) = &request.idempotency_key {
+        check_idempotency_key(key)?;
     }
     if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
         return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));

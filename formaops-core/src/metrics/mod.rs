@@ -9,11 +9,25 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::ids::PromptId;
 
 pub mod aggregate;
 
 pub use aggregate::{MAX_PROMPTS_IN_REPORT, MetricsAggregator, MetricsSample};
+/// The one rule for a `[since, until)` window, for every query that takes one (metrics,
+/// execution lists): when both ends are given, `since` is before `until`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `since` otherwise.
+pub fn check_window(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<()> {
+    match (since, until) {
+        (Some(since), Some(until)) if since >= until => {
+            Err(Error::invalid_argument("since", "must be before until"))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Which executions to aggregate: the caller's own, created in `[since, until)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,6 +37,20 @@ pub struct MetricsQuery {
     pub prompt_id: Option<PromptId>,
     /// Only with `prompt_id`.
     pub prompt_version: Option<u32>,
+}
+
+impl MetricsQuery {
+    /// The query's rules, checked by the engine for every adapter: a version filter needs a
+    /// prompt filter; the window is [`check_window`]'s.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `version` or `since`.
+    pub fn check(&self) -> Result<()> {
+        if self.prompt_version.is_some() && self.prompt_id.is_none() {
+            return Err(Error::invalid_argument("version", "a version filter needs a prompt filter"));
+        }
+        check_window(self.since, self.until)
+    }
 }
 
 /// Executions per status.
