@@ -14,6 +14,7 @@
 //! - `cache`: versions compiled once;
 //! - `prompts`: prompt CRUD and the checks a version must pass;
 //! - `submit`: submit, execute, wait, retry, cancel and idempotency;
+//! - `follow`: one execution until it is final ([`Follow`]);
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
 //! - [`retry`]: backoff with full jitter, Retry-After, attempts and the shared deadline;
 //! - `worker`: claim loops per provider, attempts, lease heartbeats;
