@@ -21,6 +21,19 @@ pub enum EventKind {
     Cancelled,
 }
 
+impl EventKind {
+    /// The execution's status right after an event of this kind.
+    pub fn status(self) -> ExecutionStatus {
+        match self {
+            Self::Queued | Self::RetryScheduled => ExecutionStatus::Queued,
+            Self::Running | Self::Partial => ExecutionStatus::Running,
+            Self::Completed => ExecutionStatus::Completed,
+            Self::Failed => ExecutionStatus::Failed,
+            Self::Cancelled => ExecutionStatus::Cancelled,
+        }
+    }
+}
+
 /// One execution state change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -38,4 +51,43 @@ pub struct ExecutionEvent {
     pub run_after: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<String>,
+}
+
+impl ExecutionEvent {
+    /// An event of `kind` about one attempt of an execution, at `at`. The status follows from
+    /// the kind ([`EventKind::status`]); no error, retry instant or delta (see the `with_`
+    /// methods).
+    pub fn new(
+        execution_id: ExecutionId,
+        user_id: UserId,
+        kind: EventKind,
+        attempt: u32,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            execution_id,
+            user_id,
+            kind,
+            status: kind.status(),
+            attempt,
+            at,
+            error: None,
+            run_after: None,
+            delta: None,
+        }
+    }
+
+    /// The same event carrying the failure that caused it.
+    #[must_use]
+    pub fn with_error(mut self, error: Option<ExecutionError>) -> Self {
+        self.error = error;
+        self
+    }
+
+    /// The same event carrying the instant a scheduled retry becomes claimable.
+    #[must_use]
+    pub fn with_run_after(mut self, run_after: Option<DateTime<Utc>>) -> Self {
+        self.run_after = run_after;
+        self
+    }
 }

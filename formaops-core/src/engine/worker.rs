@@ -127,27 +127,21 @@ async fn run_attempt(
     permit: OwnedSemaphorePermit,
 ) {
     let attempt = exec.attempts;
-    inner.events.publish(ExecutionEvent {
-        execution_id: exec.id,
-        user_id: exec.user_id,
-        kind: EventKind::Running,
-        status: ExecutionStatus::Running,
+    inner.events.publish(ExecutionEvent::new(
+        exec.id,
+        exec.user_id,
+        EventKind::Running,
         attempt,
-        at: inner.clock.now(),
-        error: None,
-        run_after: None,
-        delta: None,
-    });
+        inner.clock.now(),
+    ));
     let (outcome, provider_time) = attempt_outcome(&inner, &slot, &exec).await;
     let finished_at = inner.clock.now();
     telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
-    let (kind, status, error, run_after) = match &outcome {
-        AttemptOutcome::Completed { .. } => (EventKind::Completed, ExecutionStatus::Completed, None, None),
-        AttemptOutcome::Failed { error, .. } => {
-            (EventKind::Failed, ExecutionStatus::Failed, Some(error.clone()), None)
-        }
+    let (kind, error, run_after) = match &outcome {
+        AttemptOutcome::Completed { .. } => (EventKind::Completed, None, None),
+        AttemptOutcome::Failed { error, .. } => (EventKind::Failed, Some(error.clone()), None),
         AttemptOutcome::Retry { error, run_after } => {
-            (EventKind::RetryScheduled, ExecutionStatus::Queued, Some(error.clone()), Some(*run_after))
+            (EventKind::RetryScheduled, Some(error.clone()), Some(*run_after))
         }
     };
     let result = AttemptResult {
@@ -164,17 +158,11 @@ async fn run_attempt(
     drop(permit);
     match applied {
         Ok(true) => {
-            inner.events.publish(ExecutionEvent {
-                execution_id: exec.id,
-                user_id: exec.user_id,
-                kind,
-                status,
-                attempt,
-                at: finished_at,
-                error,
-                run_after,
-                delta: None,
-            });
+            inner.events.publish(
+                ExecutionEvent::new(exec.id, exec.user_id, kind, attempt, finished_at)
+                    .with_error(error)
+                    .with_run_after(run_after),
+            );
             if let Some(at) = run_after {
                 let deadline = inner.clock.instant_at(at);
                 let slot = slot.clone();
@@ -390,17 +378,11 @@ pub(crate) async fn rescue_loop(inner: Arc<Inner>, mut stop: watch::Receiver<boo
                     if let Some(slot) = inner.providers.get(&e.provider) {
                         slot.wake.notify_one();
                     }
-                    inner.events.publish(ExecutionEvent {
-                        execution_id: e.id,
-                        user_id: e.user_id,
-                        kind,
-                        status: e.status,
-                        attempt: e.attempts,
-                        at: now,
-                        error: e.error.clone(),
-                        run_after: (e.status == ExecutionStatus::Queued).then_some(e.run_after),
-                        delta: None,
-                    });
+                    inner.events.publish(
+                        ExecutionEvent::new(e.id, e.user_id, kind, e.attempts, now)
+                            .with_error(e.error.clone())
+                            .with_run_after((e.status == ExecutionStatus::Queued).then_some(e.run_after)),
+                    );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "rescuing expired leases failed"),

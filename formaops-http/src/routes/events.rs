@@ -30,7 +30,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{AuthUser, authenticate, token_from_headers};
 use crate::error::{ApiError, ApiResult, AppQuery, ErrorBody};
-use crate::routes::executions::{ExecutionResponse, execution_id};
+use crate::routes::executions::execution_id;
 use crate::state::AppState;
 
 /// Largest message accepted from a WebSocket client (clients need not send anything).
@@ -108,7 +108,7 @@ async fn event_stream(
     };
     let current = state.engine().get_execution(user, id).await?;
     let already_final = current.status.is_final();
-    let snapshot = serde_json::to_value(ExecutionResponse::from(current)).map_err(ApiError::internal)?;
+    let snapshot = serde_json::to_value(&current).map_err(ApiError::internal)?;
     let first =
         stream::iter([Item::Snapshot(Box::new(SnapshotFrame { kind: "snapshot", execution: snapshot }))]);
     if already_final {
