@@ -15,7 +15,7 @@ use super::state::{FormaOps, Inner, ProviderSlot};
 use super::{rescue, worker};
 use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
-use crate::execution::{AttemptResult, Execution, ExecutionStatus};
+use crate::execution::{AttemptResult, Execution};
 use crate::provider::LlmProvider;
 use crate::provider::config::{MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY, MOCK_PROVIDER, zero_config_mock};
 use crate::store::{EnqueueOutcome, Store};
@@ -181,15 +181,5 @@ impl FormaOpsBuilder {
 }
 
 fn queued_event(e: &Execution) -> ExecutionEvent {
-    ExecutionEvent {
-        execution_id: e.id,
-        user_id: e.user_id,
-        kind: EventKind::Queued,
-        status: ExecutionStatus::Queued,
-        attempt: e.attempts,
-        at: e.created_at,
-        error: None,
-        run_after: None,
-        delta: None,
-    }
+    ExecutionEvent::new(e.id, e.user_id, EventKind::Queued, e.attempts, e.created_at)
 }

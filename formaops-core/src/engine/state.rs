@@ -18,7 +18,7 @@ use super::events::EventBus;
 use super::scheduler;
 use crate::error::{Error, Problem, Result};
 use crate::events::{EventKind, ExecutionEvent};
-use crate::execution::{AttemptResult, Execution, ExecutionStatus, Priority};
+use crate::execution::{AttemptResult, Execution, NewExecution, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::prompt::{ModelConfig, PromptVersion};
 use crate::provider::LlmProvider;
@@ -111,17 +111,10 @@ impl Inner {
     }
 
     pub(crate) fn publish_state(&self, e: &Execution, kind: EventKind) {
-        self.events.publish(ExecutionEvent {
-            execution_id: e.id,
-            user_id: e.user_id,
-            kind,
-            status: e.status,
-            attempt: e.attempts,
-            at: self.clock.now(),
-            error: e.error.clone(),
-            run_after: None,
-            delta: None,
-        });
+        self.events.publish(
+            ExecutionEvent::new(e.id, e.user_id, kind, e.attempts, self.clock.now())
+                .with_error(e.error.clone()),
+        );
     }
 
     /// Enqueues a built execution (group commit); the batcher announces and wakes workers.
@@ -142,35 +135,22 @@ impl Inner {
         retry_of: Option<ExecutionId>,
     ) -> Execution {
         let now = self.clock.now();
-        Execution {
-            id: ExecutionId::new(),
+        Execution::queued(NewExecution {
             user_id: user,
             prompt_id: version.prompt_id,
             prompt_version: version.version,
             inputs,
             priority,
-            status: ExecutionStatus::Queued,
             validate_output,
             provider: provider.to_string(),
             model: version.model.model.clone(),
-            output: None,
-            validated_output: None,
-            validation: None,
-            error: None,
-            metrics: None,
-            attempts: 0,
             max_attempts: self.config.max_attempts,
             retry_of,
             idempotency_key,
             created_at: now,
-            run_after: now,
             deadline_at: now + chrono_dur(self.config.execution_timeout),
-            started_at: None,
-            finished_at: None,
             queue_key: scheduler::queue_key(priority, now, self.config.priority_step),
-            lease_owner: None,
-            lease_expires_at: None,
-        }
+        })
     }
 
     /// Stops claiming, waits up to `grace` for running attempts, then abandons the rest.
