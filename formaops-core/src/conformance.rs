@@ -14,8 +14,8 @@ use serde_json::{Map, json};
 
 use crate::error::Error;
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
-    TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    ExecutionStatus, Priority, TokenUsage,
 };
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::MetricsQuery;
@@ -159,8 +159,8 @@ fn result(e: &Execution, worker: &str, outcome: AttemptOutcome) -> AttemptResult
     AttemptResult { id: e.id, user_id: e.user_id, worker: worker.into(), outcome, finished_at: now() }
 }
 
-fn err(code: &str) -> ExecutionError {
-    ExecutionError { code: code.into(), message: format!("{code} happened"), transient: true }
+fn err(code: ExecutionErrorCode) -> ExecutionError {
+    ExecutionError { code, message: format!("{code} happened"), transient: true }
 }
 
 fn is_not_found<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
@@ -662,8 +662,16 @@ pub async fn finish_rules(store: &dyn Store) {
         result(&ok, "intruder", completed(metrics.clone(), None)),
         result(&ok, "w", completed(metrics.clone(), None)),
         result(&ok, "w", completed(metrics.clone(), None)),
-        result(&retried, "w", AttemptOutcome::Retry { error: err("server_error"), run_after }),
-        result(&failed, "w", AttemptOutcome::Failed { error: err("bad_request"), metrics: None }),
+        result(
+            &retried,
+            "w",
+            AttemptOutcome::Retry { error: err(ExecutionErrorCode::ServerError), run_after },
+        ),
+        result(
+            &failed,
+            "w",
+            AttemptOutcome::Failed { error: err(ExecutionErrorCode::BadRequest), metrics: None },
+        ),
         result(&queued, "w", completed(metrics.clone(), None)),
     ];
     let applied = store.finish(&results).await.unwrap();
@@ -677,7 +685,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(done.lease_owner, None);
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
-    assert_eq!(r.error.map(|e| e.code), Some("server_error".into()));
+    assert_eq!(r.error.map(|e| e.code.to_string()), Some("server_error".into()));
     assert!(store.claim("w", &prov, 10, at, lease).await.unwrap().iter().all(|e| e.id != retried.id));
     let again = store.claim("w", &prov, 10, run_after, run_after + Duration::minutes(5)).await.unwrap();
     let again = again.into_iter().find(|e| e.id == retried.id).expect("retry claimable at run_after");
@@ -685,7 +693,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
     let f = store.get_execution(user.id, failed.id).await.unwrap();
     assert_eq!(f.status, ExecutionStatus::Failed);
-    assert_eq!(f.error.map(|e| e.code), Some("bad_request".into()));
+    assert_eq!(f.error.map(|e| e.code.to_string()), Some("bad_request".into()));
 }
 
 pub async fn cancel_rules(store: &dyn Store) {
@@ -773,7 +781,11 @@ pub async fn metrics(store: &dyn Store) {
         cost_usd: Some(Decimal::ZERO),
         ..Default::default()
     };
-    results.push(result(&failed, "w", AttemptOutcome::Failed { error: err("auth"), metrics: Some(fm) }));
+    results.push(result(
+        &failed,
+        "w",
+        AttemptOutcome::Failed { error: err(ExecutionErrorCode::Auth), metrics: Some(fm) },
+    ));
     results.push(result(&outside, "w", completed(ExecutionMetrics::default(), None)));
     assert!(store.finish(&results).await.unwrap().iter().all(|x| *x));
 

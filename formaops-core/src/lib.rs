@@ -101,4 +101,4 @@ pub mod variables;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 
-pub use error::{Error, Problem, Result};
+pub use error::{Error, Problem, ProblemCode, Result};

@@ -37,27 +37,36 @@ impl std::fmt::Debug for UserWithPassword {
 }
 
 /// Kind of bearer credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CredentialKind {
     Session,
     ApiKey,
 }
 
 impl CredentialKind {
+    /// The word as serialised (`session`, `api_key`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Session => "session",
-            Self::ApiKey => "api_key",
-        }
+        self.into()
     }
 
+    /// The kind named by its serialised word; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "session" => Some(Self::Session),
-            "api_key" => Some(Self::ApiKey),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 

@@ -24,7 +24,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,7 +142,7 @@ impl CompiledRules {
         if rules.len() > MAX_RULES {
             problems.push(Problem::new(
                 "validations",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("{} validation rules, at most {MAX_RULES} allowed", rules.len()),
             ));
             return (Self { rules: Vec::new() }, problems);
@@ -226,20 +226,20 @@ impl CompiledRules {
     }
 }
 
-type RuleProblem = (&'static str, &'static str, String);
+type RuleProblem = (&'static str, ProblemCode, String);
 
 fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProblem> {
     Ok(match rule {
         ValidationRule::Json => Compiled::Json,
         ValidationRule::JsonSchema { schema } => {
-            let validator = build_schema(schema).map_err(|m| ("schema", "schema", m))?;
+            let validator = build_schema(schema).map_err(|m| ("schema", ProblemCode::Schema, m))?;
             Compiled::JsonSchema { schema: schema.clone(), validator: Box::new(validator) }
         }
         ValidationRule::Regex { pattern } => {
             if pattern.len() > MAX_PATTERN_BYTES {
                 return Err((
                     "pattern",
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("pattern is {} bytes, at most {MAX_PATTERN_BYTES} allowed", pattern.len()),
                 ));
             }
@@ -250,10 +250,10 @@ fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProb
                 .map_err(|e| match e {
                     regex::Error::CompiledTooBig(limit) => (
                         "pattern",
-                        "too_large",
+                        ProblemCode::TooLarge,
                         format!("pattern compiles to more than the {limit}-byte limit"),
                     ),
-                    e => ("pattern", "invalid_regex", format!("invalid regex: {e}")),
+                    e => ("pattern", ProblemCode::InvalidRegex, format!("invalid regex: {e}")),
                 })?;
             Compiled::Regex(re)
         }
@@ -261,12 +261,12 @@ fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProb
         ValidationRule::MaxLength { value } => Compiled::MaxLength(*value),
         ValidationRule::Contains { value } | ValidationRule::NotContains { value } => {
             if value.is_empty() {
-                return Err(("value", "invalid", "the text to look for is empty".to_string()));
+                return Err(("value", ProblemCode::Invalid, "the text to look for is empty".to_string()));
             }
             if value.len() > MAX_NEEDLE_BYTES {
                 return Err((
                     "value",
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("value is {} bytes, at most {MAX_NEEDLE_BYTES} allowed", value.len()),
                 ));
             }
@@ -334,7 +334,7 @@ mod tests {
     fn problems(rules: Vec<ValidationRule>) -> Vec<(String, String)> {
         match CompiledRules::compile(&rules) {
             Err(Error::InvalidPrompt { problems }) => {
-                problems.into_iter().map(|p| (p.field, p.code)).collect()
+                problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
             }
             other => panic!("expected InvalidPrompt, got {other:?}"),
         }

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use formaops_core::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
-    TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    ExecutionStatus, Priority, TokenUsage,
 };
 use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use formaops_core::metrics::{
@@ -340,7 +340,7 @@ impl FinishColumns {
 /// The error recorded on executions whose lease expired.
 pub(crate) fn lease_expired_error() -> ExecutionError {
     ExecutionError {
-        code: "lease_expired".to_string(),
+        code: ExecutionErrorCode::LeaseExpired,
         message: "the worker running this execution stopped renewing its lease".to_string(),
         transient: true,
     }

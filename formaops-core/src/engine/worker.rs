@@ -19,7 +19,8 @@ use super::retry::{self, GiveUp};
 use super::telemetry;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    ExecutionStatus, TokenUsage,
 };
 use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
 
@@ -196,12 +197,12 @@ async fn run_attempt(
     }
 }
 
-fn exec_error(code: &str, message: impl Into<String>, transient: bool) -> ExecutionError {
-    ExecutionError { code: code.to_string(), message: message.into(), transient }
+fn exec_error(code: ExecutionErrorCode, message: impl Into<String>, transient: bool) -> ExecutionError {
+    ExecutionError { code, message: message.into(), transient }
 }
 
 fn provider_exec_error(e: &ProviderError) -> ExecutionError {
-    exec_error(e.kind.as_str(), e.message.clone(), e.is_transient())
+    exec_error(e.kind.into(), e.message.clone(), e.is_transient())
 }
 
 /// Runs one attempt up to (not including) recording it; also returns the precise provider
@@ -232,21 +233,32 @@ async fn attempt_outcome_inner(
     };
     if now >= exec.deadline_at {
         return failed(
-            exec_error("deadline_exceeded", "the execution deadline passed before this attempt", false),
+            exec_error(
+                ExecutionErrorCode::DeadlineExceeded,
+                "the execution deadline passed before this attempt",
+                false,
+            ),
             Duration::ZERO,
         );
     }
     let compiled = match inner.compiled(exec.user_id, exec.prompt_id, exec.prompt_version).await {
         Ok(c) => c,
         Err(e) if e.is_transient() => {
-            let err = exec_error("store_unavailable", e.to_string(), true);
+            let err = exec_error(ExecutionErrorCode::StoreUnavailable, e.to_string(), true);
             return retry_or_fail(inner, exec, err, None, now, Duration::ZERO, &metrics_at);
         }
-        Err(e) => return failed(exec_error("prompt_unavailable", e.to_string(), false), Duration::ZERO),
+        Err(e) => {
+            return failed(
+                exec_error(ExecutionErrorCode::PromptUnavailable, e.to_string(), false),
+                Duration::ZERO,
+            );
+        }
     };
     let messages = match compiled.prompt.render(&exec.inputs) {
         Ok(m) => m,
-        Err(e) => return failed(exec_error("render", e.to_string(), false), Duration::ZERO),
+        Err(e) => {
+            return failed(exec_error(ExecutionErrorCode::Render, e.to_string(), false), Duration::ZERO);
+        }
     };
     let deadline_utc = (now + chrono_dur(inner.config.attempt_timeout)).min(exec.deadline_at);
     let deadline = inner.clock.instant_at(deadline_utc);

@@ -14,7 +14,9 @@ use chrono::{DateTime, Utc};
 
 use super::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 use crate::error::{Error, Result};
-use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionStatus};
+use crate::execution::{
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionStatus,
+};
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, percentile_sorted,
@@ -472,7 +474,7 @@ impl Store for MemoryStore {
             e.lease_owner = None;
             e.lease_expires_at = None;
             e.error = Some(ExecutionError {
-                code: "lease_expired".into(),
+                code: ExecutionErrorCode::LeaseExpired,
                 message: "the worker running this execution stopped renewing its lease".into(),
                 transient: true,
             });
