@@ -24,7 +24,8 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = Path(os.environ.get("RELIABILITY_RUN_DIR", ROOT / "reliability" / "runs" / "latest"))
-PG_BIN = Path(os.environ.get("PG_BIN", "/usr/lib/postgresql/15/bin"))
+# Starts, stops and removes throwaway clusters (PG_BIN, if set, names the server binaries).
+PG_SH = ROOT / "scripts" / "lib" / "pg.sh"
 PASSWORD = "correct horse battery staple 42"
 
 
@@ -47,7 +48,10 @@ def log_path(name: str) -> Path:
 # PostgreSQL
 # --------------------------------------------------------------------------------------
 class PgCluster:
-    """A private PostgreSQL cluster in a temp dir on a free port: stopping it hurts nobody."""
+    """A private PostgreSQL cluster in a temp dir on a free port: stopping it hurts nobody.
+
+    Started, stopped and removed by scripts/lib/pg.sh (the one copy of that logic, shared with
+    scripts/test.sh; as root it runs the server as the `postgres` user)."""
 
     def __init__(self, name: str = "pg") -> None:
         self.name = name
@@ -57,34 +61,23 @@ class PgCluster:
         # The server log lives in the cluster's own directory: the `postgres` user may not be
         # able to reach the checkout (a 0700 temp dir, say). `destroy` copies it to the run dir.
         self.log = self.dir / "postgres.log"
-        self._as_postgres = os.geteuid() == 0
 
-    def _run(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        cmd = list(args)
-        if self._as_postgres:
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
-        return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout)
+    def _pg(self, *args: str, check: bool = True, timeout: float = 120) -> None:
+        out = subprocess.run(["bash", str(PG_SH), *args], capture_output=True, text=True, timeout=timeout)
+        if check and out.returncode != 0:
+            raise RuntimeError(f"pg.sh {' '.join(args)} failed ({out.returncode}): {out.stderr.strip()}")
 
     def init(self) -> "PgCluster":
-        if self._as_postgres:
-            shutil.chown(self.dir, "postgres", "postgres")
-        self.log.touch()
-        if self._as_postgres:
-            shutil.chown(self.log, "postgres", "postgres")
         with open(RUNS / "pg_dirs.txt", "a") as f:
             f.write(f"{self.data}\n")
-        self._run(str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync",
-                  "-E", "UTF8")
         self.start()
         return self
 
     def start(self) -> None:
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-l", str(self.log), "-o", opts, "-w", "-t", "60",
-                  "start")
+        self._pg("start", str(self.dir), str(self.port))
 
     def stop(self, mode: str = "fast") -> None:
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+        self._pg("stop", str(self.dir), mode, check=False)
 
     def destroy(self) -> None:
         self.stop("immediate")
@@ -92,6 +85,7 @@ class PgCluster:
             shutil.copy(self.log, log_path(f"postgres-{self.name}"))
         except OSError:
             pass
+        self._pg("remove", str(self.dir), check=False)
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def url(self, db: str = "postgres") -> str:

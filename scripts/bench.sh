@@ -255,7 +255,7 @@ run_search() { # store, path
 [[ "$STORES" == none ]] && STORES=""
 for store in $STORES; do
   case "$store" in
-    sqlite) URL="sqlite://$WORK/bench.db?mode=rwc" ;;
+    sqlite) URL="sqlite:///$WORK/bench.db" ;;
     postgres)
       pg_isready -q -d "$DATABASE_URL" 2>/dev/null || die "no PostgreSQL answers at DATABASE_URL=$DATABASE_URL"
       DB="formaops_bench_$$_$RANDOM"

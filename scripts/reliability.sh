@@ -9,17 +9,19 @@
 #                                  soak, provider faults (large), long fuzz (PROPTEST_CASES=100000
 #                                  unless set), schemathesis at 1000 examples. Bounded to ~90 min.
 #
-# Everything runs on 127.0.0.1: a private PostgreSQL cluster (initdb + pg_ctl in a temp dir on
-# a free port, so stopping it hurts nothing else), the release `formaops` binary, and a
-# fault-injecting fake OpenAI server inside the test process. Every process started is
+# Everything runs on 127.0.0.1: private PostgreSQL clusters (scripts/lib/pg.sh: initdb + pg_ctl
+# in a temp dir on a free port, so stopping one hurts nothing else), the release `formaops`
+# binary, and a fault-injecting fake OpenAI server inside the test process. Every process started is
 # stopped on exit (trap). Results: reliability/runs/<mode>-<UTC time>/ (results.jsonl, logs).
 #
 # Knobs: PROPTEST_CASES, CRASH_KILLS (20), CRASH_RATE (6/s), OUTAGE_SECS (10), SOAK_SECS (300),
 # SCHEMATHESIS_EXAMPLES, FAULT_EXECUTIONS_QUICK (30) / _FULL (200), PG_BIN
-# (/usr/lib/postgresql/15/bin), FORMAOPS_BIN (target/release/formaops), PYTHON (python3).
+# (default: the newest /usr/lib/postgresql/*/bin), FORMAOPS_BIN (target/release/formaops), PYTHON (python3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
+# shellcheck source=lib/pg.sh
+source scripts/lib/pg.sh
 mode="${1:-quick}"
 case "$mode" in quick|full) ;; *) echo "usage: $0 quick|full" >&2; exit 2 ;; esac
 
@@ -39,14 +41,7 @@ cleanup() {
   fi
   if [[ -f "$RELIABILITY_RUN_DIR/pg_dirs.txt" ]]; then
     while read -r dir; do
-      if [[ -f "$dir/postmaster.pid" ]]; then
-        if [[ $(id -u) == 0 ]]; then
-          runuser -u postgres -- "${PG_BIN:-/usr/lib/postgresql/15/bin}/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
-        else
-          "${PG_BIN:-/usr/lib/postgresql/15/bin}/pg_ctl" -D "$dir" -m immediate stop >/dev/null 2>&1 || true
-        fi
-      fi
-      rm -rf "$(dirname "$dir")"
+      pg_cluster_remove "$(dirname "$dir")"
     done <"$RELIABILITY_RUN_DIR/pg_dirs.txt"
   fi
 }

@@ -3,29 +3,45 @@
 # end-to-end tests) and the Python suite. This is the command the README gives and .ci/run calls.
 #
 # Needs: a Rust toolchain, Python >= 3.9 with venv/pip (for the Python suite), and PostgreSQL:
-#   DATABASE_URL=postgres://user@host:port/db   an existing server the tests may create databases on;
+#   DATABASE_URL=postgres://user@host:port/db   a server the tests may create databases on;
 #   unset: postgres://postgres@127.0.0.1:5432/postgres is tried.
-# The Postgres suites never skip silently: when no server answers, this script stops and says so.
-# Set FORMAOPS_SKIP_PG=1 to skip them knowingly (printed loudly), FORMAOPS_SKIP_PY=1 likewise.
+# When no server answers there, and the PostgreSQL server binaries are installed
+# (/usr/lib/postgresql/*/bin, or PG_BIN), the script starts a throwaway cluster of its own on
+# a free port in a temp dir (scripts/lib/pg.sh), runs the tests against it and removes it on
+# exit. Without the binaries it stops and names the package to install. The Postgres suites
+# never skip silently: FORMAOPS_SKIP_PG=1 skips them knowingly (printed loudly),
+# FORMAOPS_SKIP_PY=1 likewise the Python suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/pg.sh
+source scripts/lib/pg.sh
 
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 
+PG_TMP=""
+cleanup() {
+  if [[ -n "$PG_TMP" ]]; then
+    pg_cluster_remove "$PG_TMP"
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 if [[ "${FORMAOPS_SKIP_PG:-0}" == "1" ]]; then
   echo "!!! FORMAOPS_SKIP_PG=1: Postgres suites are SKIPPED (they are never skipped in CI)" >&2
-else
-  # Fail early and clearly when Postgres is not reachable.
-  if command -v pg_isready >/dev/null 2>&1; then
-    hostport="${DATABASE_URL#*://}"; hostport="${hostport#*@}"; hostport="${hostport%%/*}"
-    host="${hostport%%:*}"; port="${hostport##*:}"; [[ "$port" == "$host" ]] && port=5432
-    if ! pg_isready -q -h "$host" -p "$port"; then
-      echo "ERROR: no PostgreSQL answers at $host:$port (DATABASE_URL=$DATABASE_URL)." >&2
-      echo "  Start one (e.g. apt-get install postgresql && pg_ctlcluster 15 main start)," >&2
-      echo "  point DATABASE_URL at one, or set FORMAOPS_SKIP_PG=1 to skip those suites knowingly." >&2
-      exit 1
-    fi
+elif ! pg_answers "$DATABASE_URL"; then
+  echo "== no PostgreSQL answers at $(pg_host_port "$DATABASE_URL") (DATABASE_URL)" >&2
+  if ! pg_bin_dir >/dev/null; then
+    echo "ERROR: the PostgreSQL server is not installed, so no throwaway cluster can be started." >&2
+    echo "  Install it:  apt-get install -y postgresql" >&2
+    echo "  or point DATABASE_URL at a server, or set FORMAOPS_SKIP_PG=1 to skip those suites knowingly." >&2
+    exit 1
   fi
+  PG_TMP=$(mktemp -d "${TMPDIR:-/tmp}/formaops-test-pg.XXXXXX")
+  pg_cluster_start "$PG_TMP"
+  export DATABASE_URL="$PG_CLUSTER_URL"
+  echo "== started a throwaway PostgreSQL cluster at $DATABASE_URL (removed on exit)" >&2
 fi
 
 # The Python bindings' Rust test binaries link libpython dynamically.

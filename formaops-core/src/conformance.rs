@@ -12,16 +12,21 @@ use chrono::{DateTime, Duration, Utc};
 use rust_decimal::Decimal;
 use serde_json::{Map, json};
 
+use crate::engine::BackoffPolicy;
+use crate::engine::rescue;
 use crate::error::Error;
 use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
     ExecutionStatus, Priority, TokenUsage,
 };
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use crate::metrics::MetricsQuery;
+use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, PageRequest};
 use crate::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
-use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use crate::store::{
+    ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, RescueFate, Store,
+    VersionPageRequest,
+};
 use crate::user::{Credential, CredentialKind, User};
 use crate::validation::ValidationVerdict;
 
@@ -34,9 +39,11 @@ pub async fn run_all(store: &dyn Store) {
     prompt_pagination(store).await;
     execution_pagination_and_filters(store).await;
     enqueue_idempotency(store).await;
+    failed_enqueue_commits_nothing(store).await;
     claim_order_and_filters(store).await;
     no_double_claim(store).await;
     lease_rescue(store).await;
+    rescue_decisions_are_guarded(store).await;
     extend_leases(store).await;
     finish_rules(store).await;
     cancel_rules(store).await;
@@ -144,6 +151,12 @@ pub fn execution(
         lease_owner: None,
         lease_expires_at: None,
     }
+}
+
+/// One rescue pass at `now` with no backoff (a requeued execution is due at once).
+pub async fn rescue_now(store: &dyn Store, now: DateTime<Utc>) -> Vec<Execution> {
+    let no_backoff = BackoffPolicy { base: std::time::Duration::ZERO, max: std::time::Duration::ZERO };
+    rescue::rescue_expired(store, &no_backoff, now).await.unwrap()
 }
 
 async fn enqueue_one(store: &dyn Store, e: &Execution) {
@@ -343,7 +356,16 @@ pub async fn owner_isolation(store: &dyn Store) {
     assert_eq!(m.summary.counts.total, 0);
     assert!(m.by_prompt.is_empty());
     // A finish claiming to be the intruder's is refused.
-    let claimed = store.claim("w-owner", &prov, 1, now(), now() + Duration::minutes(5)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w-owner",
+            provider: &prov,
+            limit: 1,
+            now: now(),
+            lease_until: now() + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let forged =
         AttemptResult { user_id: i, ..result(&e, "w-owner", completed(ExecutionMetrics::default(), None)) };
@@ -481,6 +503,22 @@ pub async fn enqueue_idempotency(store: &dyn Store) {
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 1);
 }
 
+/// A batch the store refuses changes nothing, so the engine may commit its items again one
+/// by one (the group commit isolates a failing item that way).
+pub async fn failed_enqueue_commits_nothing(store: &dyn Store) {
+    let user = new_user(store).await;
+    let p = new_prompt(store, user.id, "atomic").await;
+    let prov = provider();
+    let t = now();
+    let a = execution(user.id, p.id, &prov, 0, t);
+    let b = execution(user.id, p.id, &prov, 1, t);
+    assert!(store.enqueue(&[a.clone(), b.clone(), a.clone()]).await.is_err(), "a duplicate id must fail");
+    assert!(is_not_found(store.get_execution(user.id, a.id).await), "a failed batch must commit nothing");
+    assert!(is_not_found(store.get_execution(user.id, b.id).await), "a failed batch must commit nothing");
+    let out = store.enqueue(&[a.clone(), b.clone()]).await.unwrap();
+    assert_eq!(out, vec![EnqueueOutcome::Created, EnqueueOutcome::Created]);
+}
+
 pub async fn claim_order_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "order").await;
@@ -501,7 +539,10 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
 
     let at = now();
     let lease = at + Duration::minutes(5);
-    let first = store.claim("w1", &prov, 2, at, lease).await.unwrap();
+    let first = store
+        .claim(ClaimParams { worker: "w1", provider: &prov, limit: 2, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(first.iter().map(|e| e.id).collect::<Vec<_>>(), vec![b.id, d.id], "queue_key, then id");
     for e in &first {
         assert_eq!(e.status, ExecutionStatus::Running);
@@ -510,20 +551,41 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
         assert_eq!(e.lease_expires_at, Some(lease));
         assert_eq!(e.started_at, Some(at));
     }
-    let rest = store.claim("w1", &prov, 10, at, lease).await.unwrap();
+    let rest = store
+        .claim(ClaimParams { worker: "w1", provider: &prov, limit: 10, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(
         rest.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![c.id, a.id],
         "run_after in the future waits"
     );
-    assert!(store.claim("w1", &prov, 10, at, lease).await.unwrap().is_empty());
-    let due = store.claim("w1", &prov, 10, later.run_after, lease).await.unwrap();
+    assert!(
+        store
+            .claim(ClaimParams { worker: "w1", provider: &prov, limit: 10, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let due = store
+        .claim(ClaimParams {
+            worker: "w1",
+            provider: &prov,
+            limit: 10,
+            now: later.run_after,
+            lease_until: lease,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         due.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![later.id],
         "claimable once run_after passed"
     );
-    let theirs = store.claim("w2", &other_prov, 10, at, lease).await.unwrap();
+    let theirs = store
+        .claim(ClaimParams { worker: "w2", provider: &other_prov, limit: 10, now: at, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(theirs.iter().map(|e| e.id).collect::<Vec<_>>(), vec![elsewhere.id], "provider filter");
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
@@ -544,7 +606,16 @@ pub async fn no_double_claim(store: &dyn Store) {
             let worker = format!("w{w}");
             let mut mine = Vec::new();
             loop {
-                let got = store.claim(&worker, &prov, 7, now(), lease).await.unwrap();
+                let got = store
+                    .claim(ClaimParams {
+                        worker: &worker,
+                        provider: &prov,
+                        limit: 7,
+                        now: now(),
+                        lease_until: lease,
+                    })
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break;
                 }
@@ -576,11 +647,29 @@ pub async fn lease_rescue(store: &dyn Store) {
 
     let at = now();
     let expired_lease = at - ms(1);
-    let claimed = store.claim("w-dead", &prov, 2, at, expired_lease).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w-dead",
+            provider: &prov,
+            limit: 2,
+            now: at,
+            lease_until: expired_lease,
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
-    store.claim("w-alive", &prov, 1, at, at + Duration::minutes(5)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w-alive",
+            provider: &prov,
+            limit: 1,
+            now: at,
+            lease_until: at + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
 
-    let rescued = store.rescue_expired(at).await.unwrap();
+    let rescued = rescue_now(store, at).await;
     let mine: Vec<&Execution> = rescued.iter().filter(|r| r.user_id == user.id).collect();
     assert_eq!(mine.len(), 2, "only expired leases are rescued");
     let r = mine.iter().find(|r| r.id == e.id).expect("rescued");
@@ -591,10 +680,19 @@ pub async fn lease_rescue(store: &dyn Store) {
 
     // The requeued one runs its second (last) attempt and loses its lease again: FAILED.
     let at2 = now() + ms(1);
-    let again = store.claim("w-dead", &prov, 1, at2, at2 - ms(1)).await.unwrap();
+    let again = store
+        .claim(ClaimParams {
+            worker: "w-dead",
+            provider: &prov,
+            limit: 1,
+            now: at2,
+            lease_until: at2 - ms(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(again.iter().map(|x| x.id).collect::<Vec<_>>(), vec![e.id]);
     assert_eq!(again[0].attempts, 2);
-    let rescued = store.rescue_expired(at2).await.unwrap();
+    let rescued = rescue_now(store, at2).await;
     let r = rescued.iter().find(|r| r.id == e.id).expect("rescued again");
     assert_eq!(r.status, ExecutionStatus::Failed, "no attempts left: failed");
     assert!(r.finished_at.is_some());
@@ -606,10 +704,144 @@ pub async fn lease_rescue(store: &dyn Store) {
     let r = store.get_execution(user.id, late.id).await.unwrap();
     assert_eq!(r.status, ExecutionStatus::Queued);
     let at3 = late.deadline_at + ms(1);
-    store.claim("w-dead", &prov, 1, at3, at3 - ms(1)).await.unwrap();
-    let rescued = store.rescue_expired(at3 + ms(1)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w-dead",
+            provider: &prov,
+            limit: 1,
+            now: at3,
+            lease_until: at3 - ms(1),
+        })
+        .await
+        .unwrap();
+    let rescued = rescue_now(store, at3 + ms(1)).await;
     let r = rescued.iter().find(|r| r.id == late.id).expect("rescued after the deadline");
     assert_eq!(r.status, ExecutionStatus::Failed, "deadline passed: failed");
+}
+
+/// The store writes the engine's decisions, each only while the lease it was made for is
+/// still the execution's lease: a finish, a heartbeat or another rescuer that came first wins.
+pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
+    let user = new_user(store).await;
+    let p = new_prompt(store, user.id, "guarded").await;
+    let prov = provider();
+    let t = now() - Duration::seconds(10);
+    let finished = execution(user.id, p.id, &prov, 0, t);
+    let extended = execution(user.id, p.id, &prov, 1, t);
+    let backoff = execution(user.id, p.id, &prov, 2, t);
+    store.enqueue(&[finished.clone(), extended.clone(), backoff.clone()]).await.unwrap();
+    let at = now();
+    assert_eq!(
+        store
+            .claim(ClaimParams {
+                worker: "w-slow",
+                provider: &prov,
+                limit: 3,
+                now: at,
+                lease_until: at - ms(1)
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let listed = store.expired_leases(at, 10_000).await.unwrap();
+    let mine: Vec<&Execution> = listed.iter().filter(|e| e.user_id == user.id).collect();
+    assert_eq!(mine.len(), 3, "every expired lease is listed");
+    assert!(
+        mine.iter().all(|e| e.status == ExecutionStatus::Running && e.lease_expires_at == Some(at - ms(1)))
+    );
+    assert_eq!(
+        store
+            .expired_leases(at - ms(1), 10_000)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.user_id == user.id)
+            .count(),
+        0,
+        "a lease expiring at `now` is not expired yet"
+    );
+    let limited = store.expired_leases(at, 1).await.unwrap();
+    assert_eq!(limited.len(), 1, "the listing is bounded");
+
+    let policy =
+        BackoffPolicy { base: std::time::Duration::from_secs(20), max: std::time::Duration::from_secs(20) };
+    let decide = |e: &Execution| {
+        let listed = mine.iter().find(|m| m.id == e.id).expect("listed");
+        rescue::decide(&policy, listed, at, 1.0)
+    };
+    let decisions = vec![decide(&finished), decide(&extended), decide(&backoff)];
+    assert_eq!(decisions[2].fate, RescueFate::Requeue { run_after: at + Duration::seconds(20) });
+
+    // Between listing and writing: the slow worker finishes one and renews another.
+    let done = result(&finished, "w-slow", completed(ExecutionMetrics::default(), None));
+    assert_eq!(store.finish(&[done]).await.unwrap(), vec![true]);
+    let held = store
+        .extend_leases(ExtendLeasesParams {
+            worker: "w-slow",
+            ids: &[extended.id],
+            lease_until: at + Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    assert_eq!(held, vec![extended.id]);
+
+    assert_eq!(store.rescue(&decisions).await.unwrap(), vec![false, false, true]);
+    let f = store.get_execution(user.id, finished.id).await.unwrap();
+    assert_eq!(f.status, ExecutionStatus::Completed, "a finish before the rescue write wins");
+    assert_eq!(f.error, None);
+    let x = store.get_execution(user.id, extended.id).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Running, "a renewed lease is not rescued");
+    assert_eq!(x.lease_expires_at, Some(at + Duration::hours(1)));
+    let b = store.get_execution(user.id, backoff.id).await.unwrap();
+    assert_eq!(b.status, ExecutionStatus::Queued);
+    assert_eq!(b.run_after, at + Duration::seconds(20), "requeued after the decided backoff");
+    assert_eq!(b.error.as_ref().map(|e| e.code.as_str()), Some("lease_expired"));
+    assert_eq!((b.lease_owner.as_deref(), b.lease_expires_at, b.finished_at), (None, None, None));
+
+    // A second rescuer with the same (now stale) decision changes nothing.
+    assert_eq!(store.rescue(&decisions[2..]).await.unwrap(), vec![false]);
+    // Not claimable before its run_after; claimable from then on.
+    assert!(
+        store
+            .claim(ClaimParams {
+                worker: "w-next",
+                provider: &prov,
+                limit: 10,
+                now: at + Duration::seconds(19),
+                lease_until: at + Duration::hours(1)
+            })
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != backoff.id)
+    );
+    let again = store
+        .claim(ClaimParams {
+            worker: "w-next",
+            provider: &prov,
+            limit: 10,
+            now: at + Duration::seconds(20),
+            lease_until: at + Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    assert!(again.iter().any(|e| e.id == backoff.id && e.attempts == 2));
+
+    // Past the deadline: a failure decision, FAILED at the decision time.
+    let late = at + Duration::hours(2);
+    let listed = store.expired_leases(late, 10_000).await.unwrap();
+    let e = listed.iter().find(|e| e.id == extended.id).expect("the renewed lease expired later");
+    let d = rescue::decide(&policy, e, late, 1.0);
+    assert_eq!(d.fate, RescueFate::Fail { finished_at: late });
+    assert_eq!(store.rescue(&[d]).await.unwrap(), vec![true]);
+    let x = store.get_execution(user.id, extended.id).await.unwrap();
+    assert_eq!(x.status, ExecutionStatus::Failed);
+    assert_eq!(x.finished_at, Some(late));
+    assert_eq!(x.error.as_ref().map(|e| e.code.as_str()), Some("lease_expired"));
+    assert_eq!((x.lease_owner.as_deref(), x.lease_expires_at), (None, None));
 }
 
 pub async fn extend_leases(store: &dyn Store) {
@@ -619,15 +851,33 @@ pub async fn extend_leases(store: &dyn Store) {
     let e = execution(user.id, p.id, &prov, 0, now() - Duration::seconds(1));
     enqueue_one(store, &e).await;
     let at = now();
-    store.claim("w-a", &prov, 1, at, at + ms(100)).await.unwrap();
+    store
+        .claim(ClaimParams { worker: "w-a", provider: &prov, limit: 1, now: at, lease_until: at + ms(100) })
+        .await
+        .unwrap();
     assert!(
-        store.extend_leases("w-b", &[e.id], at + Duration::hours(1)).await.unwrap().is_empty(),
+        store
+            .extend_leases(ExtendLeasesParams {
+                worker: "w-b",
+                ids: &[e.id],
+                lease_until: at + Duration::hours(1)
+            })
+            .await
+            .unwrap()
+            .is_empty(),
         "not w-b's"
     );
     let unknown = ExecutionId::new();
-    let held = store.extend_leases("w-a", &[e.id, unknown], at + Duration::hours(1)).await.unwrap();
+    let held = store
+        .extend_leases(ExtendLeasesParams {
+            worker: "w-a",
+            ids: &[e.id, unknown],
+            lease_until: at + Duration::hours(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(held, vec![e.id]);
-    let rescued = store.rescue_expired(at + Duration::minutes(1)).await.unwrap();
+    let rescued = rescue_now(store, at + Duration::minutes(1)).await;
     assert!(rescued.iter().all(|r| r.id != e.id), "an extended lease is not rescued");
     assert_eq!(
         store.get_execution(user.id, e.id).await.unwrap().lease_expires_at,
@@ -647,7 +897,14 @@ pub async fn finish_rules(store: &dyn Store) {
     store.enqueue(&[ok.clone(), retried.clone(), failed.clone()]).await.unwrap();
     let at = now();
     let lease = at + Duration::minutes(5);
-    assert_eq!(store.claim("w", &prov, 3, at, lease).await.unwrap().len(), 3);
+    assert_eq!(
+        store
+            .claim(ClaimParams { worker: "w", provider: &prov, limit: 3, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
     enqueue_one(store, &queued).await;
 
     let metrics = ExecutionMetrics {
@@ -686,8 +943,24 @@ pub async fn finish_rules(store: &dyn Store) {
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
     assert_eq!(r.error.map(|e| e.code.to_string()), Some("server_error".into()));
-    assert!(store.claim("w", &prov, 10, at, lease).await.unwrap().iter().all(|e| e.id != retried.id));
-    let again = store.claim("w", &prov, 10, run_after, run_after + Duration::minutes(5)).await.unwrap();
+    assert!(
+        store
+            .claim(ClaimParams { worker: "w", provider: &prov, limit: 10, now: at, lease_until: lease })
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.id != retried.id)
+    );
+    let again = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 10,
+            now: run_after,
+            lease_until: run_after + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     let again = again.into_iter().find(|e| e.id == retried.id).expect("retry claimable at run_after");
     assert_eq!(again.attempts, 2);
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
@@ -709,7 +982,16 @@ pub async fn cancel_rules(store: &dyn Store) {
     assert_eq!(c.status, ExecutionStatus::Cancelled);
     assert_eq!(c.finished_at, Some(at));
     assert!(is_conflict(store.cancel(user.id, a.id, at).await), "cancelled twice");
-    let claimed = store.claim("w", &prov, 10, at, at + Duration::minutes(1)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 10,
+            now: at,
+            lease_until: at + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
     assert_eq!(
         claimed.iter().map(|e| e.id).collect::<Vec<_>>(),
         vec![b.id],
@@ -728,7 +1010,16 @@ pub async fn queue_depth(store: &dyn Store) {
     store.enqueue(&batch).await.unwrap();
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 5);
     assert!(store.queue_depth(None).await.unwrap() >= 5);
-    store.claim("w", &prov, 2, now(), now() + Duration::minutes(1)).await.unwrap();
+    store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 2,
+            now: now(),
+            lease_until: now() + Duration::minutes(1),
+        })
+        .await
+        .unwrap();
     store.cancel(user.id, batch[4].id, now()).await.unwrap();
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 2);
 }
@@ -752,7 +1043,16 @@ pub async fn metrics(store: &dyn Store) {
     batch.push(outside.clone());
     store.enqueue(&batch).await.unwrap();
     let at = now();
-    let claimed = store.claim("w", &prov, 100, at, at + Duration::minutes(5)).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams {
+            worker: "w",
+            provider: &prov,
+            limit: 100,
+            now: at,
+            lease_until: at + Duration::minutes(5),
+        })
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 12);
     enqueue_one(store, &queued).await;
     let mut results = Vec::new();
@@ -822,4 +1122,206 @@ pub async fn metrics(store: &dyn Store) {
     assert_eq!(store.metrics(user.id, &v2).await.unwrap().summary.counts.total, 0);
     let everything = store.metrics(user.id, &MetricsQuery::default()).await.unwrap();
     assert_eq!(everything.summary.counts.total, 13);
+
+    // A running, a cancelled and a retried execution too; then every query's report must be
+    // what the core aggregation makes of the same executions.
+    let (running, cancelled, retried) = (
+        execution(user.id, pb.id, &prov, 20, t + ms(20)),
+        execution(user.id, pa.id, &prov, 21, t + ms(21)),
+        execution(user.id, pa.id, &prov, 22, t + ms(22)),
+    );
+    store.enqueue(&[running.clone(), retried.clone()]).await.unwrap();
+    assert_eq!(
+        store
+            .claim(ClaimParams {
+                worker: "w",
+                provider: &prov,
+                limit: 10,
+                now: at,
+                lease_until: at + Duration::minutes(5)
+            })
+            .await
+            .unwrap()
+            .len(),
+        3
+    );
+    let retry =
+        AttemptOutcome::Retry { error: err(ExecutionErrorCode::Timeout), run_after: at + Duration::hours(1) };
+    assert_eq!(store.finish(&[result(&retried, "w", retry)]).await.unwrap(), vec![true]);
+    enqueue_one(store, &cancelled).await;
+    store.cancel(user.id, cancelled.id, at).await.unwrap();
+    for query in [
+        q,
+        only_b,
+        v2,
+        MetricsQuery::default(),
+        MetricsQuery { prompt_id: Some(pa.id), ..Default::default() },
+    ] {
+        let report = store.metrics(user.id, &query).await.unwrap();
+        assert_eq!(report, core_report(store, user.id, &query, report.queue_depth).await, "{query:?}");
+    }
+    assert_eq!(store.metrics(user.id, &MetricsQuery::default()).await.unwrap().summary.counts.total, 16);
+}
+
+/// The core aggregation ([`MetricsAggregator`]) of the user's executions that `query` selects,
+/// read through the store's listing.
+async fn core_report(
+    store: &dyn Store,
+    user: UserId,
+    query: &MetricsQuery,
+    queue_depth: u64,
+) -> MetricsReport {
+    let filter = ExecutionFilter {
+        prompt_id: query.prompt_id,
+        since: query.since,
+        until: query.until,
+        ..Default::default()
+    };
+    let version = query.prompt_id.and(query.prompt_version);
+    let mut aggregator = MetricsAggregator::new();
+    let mut page = PageRequest { limit: 100, after: None };
+    loop {
+        let got = store.list_executions(user, &filter, page).await.unwrap();
+        for e in got.items.iter().filter(|e| version.is_none_or(|v| e.prompt_version == v)) {
+            aggregator.add(&MetricsSample::of(e));
+        }
+        match got.next_cursor {
+            Some(c) => page.after = Some(Cursor::decode(&c).unwrap()),
+            None => break,
+        }
+    }
+    aggregator.finish(query, queue_depth)
+}
+
+// ----- through the engine -----
+
+/// Text no store can hold (NUL) is refused by the engine before it reaches the store, with
+/// the same error on every backend, naming the field; an output that cannot be stored fails
+/// its execution instead of its group commit. Runs an engine (mock provider) on `store`.
+pub async fn engine_refuses_unstorable_text(store: std::sync::Arc<dyn Store>) {
+    use crate::engine::{ExecuteRequest, FormaOps};
+    use crate::prompt::{PromptSpec, PromptUpdate};
+
+    fn fields(r: crate::Result<impl std::fmt::Debug>) -> Vec<String> {
+        match r {
+            Err(Error::InvalidPrompt { problems } | Error::InvalidInputs { problems }) => {
+                problems.into_iter().map(|p| format!("{} {}", p.field, p.code)).collect()
+            }
+            other => panic!("expected invalid prompt or inputs, got {other:?}"),
+        }
+    }
+    let spec = |v: serde_json::Value| -> PromptSpec { serde_json::from_value(v).unwrap() };
+    let engine = FormaOps::builder(store.clone()).start().await.unwrap();
+    let user = new_user(store.as_ref()).await.id;
+
+    let got = fields(
+        engine
+            .create_prompt(
+                user,
+                spec(json!({
+                    "name": "nul", "description": "fine", "template": "a\0 {{ s }}",
+                    "systemTemplate": "b\0",
+                    "variables": [
+                        {"name": "s", "type": "string", "description": "d\0", "defaultValue": "x\0"},
+                        {"name": "e", "type": "enum", "values": ["ok", "n\0"]},
+                        {"name": "j", "type": "json", "schema": {"properties": {"k\0": {}}}},
+                    ],
+                    "validations": [
+                        {"type": "regex", "pattern": "p\0"},
+                        {"type": "contains", "value": "c\0"},
+                        {"type": "json_schema", "schema": {"const": ["z", "\0"]}},
+                    ],
+                    "model": {"model": "m\0", "parameters": {"stop": ["s\0"]}},
+                })),
+            )
+            .await,
+    );
+    let want = [
+        "template",
+        "systemTemplate",
+        "variables[0].description",
+        "variables[0].defaultValue",
+        "variables[1].values[1]",
+        "variables[2].schema.properties",
+        "validations[0].pattern",
+        "validations[1].value",
+        "validations[2].schema.const[1]",
+        "model.model",
+        "model.parameters.stop[0]",
+    ];
+    for field in want {
+        let expected = format!("{field} {}", crate::text::CODE);
+        assert!(got.contains(&expected), "{expected:?} missing from {got:?}");
+    }
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    for (name, description) in [("n\0", None), ("ok", Some("d\0"))] {
+        let s = spec(json!({"name": name, "description": description, "template": "t"}));
+        let got = fields(engine.create_prompt(user, s).await);
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    let (prompt, _) = engine
+        .create_prompt(
+            user,
+            spec(json!({
+                "name": "inputs", "template": "{{ v }} {{ data }}",
+                "variables": [
+                    {"name": "v", "type": "string"},
+                    {"name": "data", "type": "json"},
+                ],
+            })),
+        )
+        .await
+        .unwrap();
+    let request = |inputs: serde_json::Value| ExecuteRequest {
+        prompt_id: prompt.id,
+        inputs: inputs.as_object().unwrap().clone(),
+        ..Default::default()
+    };
+    let code = crate::text::CODE;
+    for (inputs, field) in [
+        (json!({"v": "x\0y"}), "inputs.v".to_string()),
+        (json!({"data": {"x\0y": 1}}), "inputs.data".to_string()),
+        (json!({"data": {"a": [1, {"b": "\0"}]}}), "inputs.data.a[1].b".to_string()),
+        (json!({"v": "ok", "data": ["\0"]}), "inputs.data[0]".to_string()),
+    ] {
+        let got = fields(engine.submit(user, request(inputs.clone())).await);
+        assert_eq!(got, vec![format!("{field} {code}")], "inputs {inputs}");
+    }
+    let mut keyed = request(json!({"v": "ok"}));
+    keyed.idempotency_key = Some("k\0".into());
+    match engine.submit(user, keyed).await {
+        Err(Error::InvalidArgument { field, .. }) => assert_eq!(field, "idempotencyKey"),
+        other => panic!("expected an invalid idempotency key, got {other:?}"),
+    }
+    let filter = crate::store::ExecutionFilter { prompt_id: Some(prompt.id), ..Default::default() };
+    let listed = store.list_executions(user, &filter, PageRequest::default()).await.unwrap();
+    assert!(listed.items.is_empty(), "nothing was queued for refused inputs");
+
+    // Valid text around the refusals works, on the same engine.
+    let ok = engine
+        .execute(user, request(json!({"v": "ünï \u{1} ok", "data": {"k": ["\\u0000 as text"]}})))
+        .await
+        .unwrap();
+    assert_eq!(ok.status, ExecutionStatus::Completed, "{:?}", ok.error);
+
+    // A template may still produce NUL at render time: the mock echoes it, and the output
+    // that cannot be stored fails that execution (permanently), nothing else.
+    let (echo, _) = engine
+        .update_prompt(
+            user,
+            prompt.id,
+            PromptUpdate { template: Some("x{{ \"\\u0000\" }}y".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert_eq!(echo.current_version, 2);
+    let done =
+        tokio::time::timeout(std::time::Duration::from_secs(20), engine.execute(user, request(json!({}))))
+            .await
+            .expect("the execution ends")
+            .unwrap();
+    assert_eq!(done.status, ExecutionStatus::Failed);
+    assert_eq!(done.error.as_ref().map(|e| e.code.as_str()), Some("unstorable_output"));
+    engine.shutdown().await;
 }

@@ -49,6 +49,8 @@ pub enum ProblemCode {
     TooLarge,
     /// The template uses a variable that is not declared.
     Undeclared,
+    /// Nesting (template blocks, JSON values) is deeper than allowed.
+    TooDeep,
     /// The template does not parse.
     Syntax,
     /// The template's output can grow without bound.
@@ -65,6 +67,8 @@ pub enum ProblemCode {
     Schema,
     /// A number is NaN or infinite.
     NotFinite,
+    /// Text holds a character no store can keep (NUL).
+    InvalidCharacter,
     /// A validation pattern is not a valid regex.
     InvalidRegex,
     /// Rendering the template failed (Python adapter).
@@ -181,6 +185,15 @@ pub enum Error {
     #[error("idempotency key {key:?} was already used with a different request")]
     IdempotencyKeyReused { key: String },
 
+    /// Missing, invalid, expired or revoked credentials, or a wrong email or password (the
+    /// cases are indistinguishable on purpose).
+    #[error("missing, invalid or expired credentials")]
+    Unauthenticated,
+
+    /// Too many attempts (failed logins) from this source; try again after `retry_after`.
+    #[error("too many attempts; try again in {retry_after:?}")]
+    RateLimited { retry_after: std::time::Duration },
+
     /// The engine is shutting down and accepts no new work.
     #[error("the engine is shutting down")]
     ShuttingDown,
@@ -229,7 +242,7 @@ impl Error {
     /// Whether retrying the same call later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Unavailable { .. } => true,
+            Self::Unavailable { .. } | Self::RateLimited { .. } => true,
             Self::Provider(e) => e.is_transient(),
             _ => false,
         }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::execution::{ExecutionError, ExecutionStatus};
+use crate::execution::{Execution, ExecutionError, ExecutionStatus};
 use crate::ids::{ExecutionId, UserId};
 
 /// What happened.
@@ -38,4 +38,41 @@ pub struct ExecutionEvent {
     pub run_after: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<String>,
+}
+
+impl EventKind {
+    /// The kind of event that reports reaching `status`.
+    pub fn of_status(status: ExecutionStatus) -> Self {
+        match status {
+            ExecutionStatus::Queued => Self::Queued,
+            ExecutionStatus::Running => Self::Running,
+            ExecutionStatus::Completed => Self::Completed,
+            ExecutionStatus::Failed => Self::Failed,
+            ExecutionStatus::Cancelled => Self::Cancelled,
+        }
+    }
+}
+
+impl ExecutionEvent {
+    /// Whether the execution is final after this event (no further events follow); the
+    /// one predicate every follower uses, see [`ExecutionStatus::is_final`].
+    pub fn is_final(&self) -> bool {
+        self.status.is_final()
+    }
+
+    /// An event reporting `e`'s current state (at its finish time, else its creation time),
+    /// for a follower that missed the event itself.
+    pub fn of_state(e: &Execution) -> Self {
+        Self {
+            execution_id: e.id,
+            user_id: e.user_id,
+            kind: EventKind::of_status(e.status),
+            status: e.status,
+            attempt: e.attempts,
+            at: e.finished_at.or(e.started_at).unwrap_or(e.created_at),
+            error: e.error.clone(),
+            run_after: None,
+            delta: None,
+        }
+    }
 }

@@ -85,6 +85,9 @@ pub enum ExecutionStatus {
 }
 
 impl ExecutionStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 5] = [Self::Queued, Self::Running, Self::Completed, Self::Failed, Self::Cancelled];
+
     /// The word as serialised (`QUEUED`, `RUNNING`, ...).
     pub fn as_str(self) -> &'static str {
         self.into()
@@ -182,6 +185,8 @@ pub enum ExecutionErrorCode {
     StoreUnavailable,
     /// The execution's prompt version could not be loaded.
     PromptUnavailable,
+    /// The model's output holds a character no store can keep (NUL); permanent.
+    UnstorableOutput,
 }
 
 impl ExecutionErrorCode {

@@ -14,6 +14,7 @@
 //! - [`variables`]: typed variable definitions and input validation.
 //! - [`template`]: minijinja templates, compiled once, with fuel and size limits.
 //! - [`validation`]: output validation rules and verdicts.
+//! - [`text`]: text every store can hold (no NUL), checked where input is validated.
 //! - [`execution`]: executions, statuses, priorities, token usage, per-execution metrics.
 //! - [`provider`]: the `LlmProvider` trait, the mock provider, the OpenAI-compatible one.
 //! - [`store`]: the `Store` trait and the in-memory store.
@@ -22,7 +23,8 @@
 //! - [`metrics`]: aggregated metrics types.
 //! - [`events`]: execution state-change events.
 //! - [`page`]: cursor pagination.
-//! - [`user`]: users and credentials as stored.
+//! - [`user`]: users and credentials, and every account rule: email, password policy,
+//!   Argon2id, token minting and hashing, login throttling.
 //! - `conformance` (feature `conformance`): the shared test suite every store passes.
 //!
 //! # Example: a prompt version, validated inputs, rendered messages
@@ -94,6 +96,7 @@ pub mod prompt;
 pub mod provider;
 pub mod store;
 pub mod template;
+pub mod text;
 pub mod user;
 pub mod validation;
 pub mod variables;

@@ -311,6 +311,10 @@ impl jsonschema::Retrieve for NoRemoteRefs {
 /// Compiles a user-supplied JSON Schema: size-limited, no remote `$ref`s, linear-time regexes
 /// for `pattern`. The error is a message for people.
 pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
+    // Compiling (and serialising, below) recurse once per level: bound the depth first.
+    if nests_deeper_than(schema, crate::variables::MAX_JSON_DEPTH) {
+        return Err(format!("schema is nested deeper than {} levels", crate::variables::MAX_JSON_DEPTH));
+    }
     if serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_SCHEMA_BYTES {
         return Err(format!("schema is larger than {MAX_SCHEMA_BYTES} bytes"));
     }
@@ -319,6 +323,21 @@ pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Va
         .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
         .build(schema)
         .map_err(|e| format!("invalid JSON Schema: {}", crate::variables::truncate(&e.to_string(), 500)))
+}
+
+/// Whether `value` nests arrays/objects more than `limit` levels deep (a scalar is level 0).
+/// Iterative, so any depth is safe to ask about.
+pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
+    let mut stack = vec![(value, 0usize)];
+    while let Some((v, depth)) = stack.pop() {
+        match v {
+            Value::Array(_) | Value::Object(_) if depth >= limit => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
+            _ => {}
+        }
+    }
+    false
 }
 
 #[cfg(test)]

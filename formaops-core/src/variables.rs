@@ -450,9 +450,12 @@ fn validate_with<'a>(
                     Some((code, message)) => {
                         problems.push(Problem::new(format!("inputs.{}", d.name), code, message))
                     }
-                    None => {
-                        out.insert(d.name.clone(), checked.value.unwrap_or_else(|| value.clone()));
-                    }
+                    None => match crate::text::value_problem(format_args!("inputs.{}", d.name), value) {
+                        Some(p) => problems.push(p),
+                        None => {
+                            out.insert(d.name.clone(), checked.value.unwrap_or_else(|| value.clone()));
+                        }
+                    },
                 }
             }
             None => match &d.default_value {

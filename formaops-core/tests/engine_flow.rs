@@ -65,7 +65,7 @@ async fn every_transient_fault_kind_recovers_within_max_attempts() {
         MockFault::RateLimited { retry_after: None },
         MockFault::ServerError { status: 500 },
         MockFault::ServerError { status: 503 },
-        MockFault::Timeout,
+        MockFault::Timeout { after: None },
         MockFault::Connection,
         MockFault::MalformedResponse,
     ];
@@ -251,6 +251,60 @@ async fn events_sequence_for_a_retried_execution() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn follow_ends_at_the_final_event() {
+    let mock = Arc::new(
+        MockProvider::new()
+            .with_latency(Duration::from_secs(1))
+            .fail_first(1, MockFault::ServerError { status: 503 }),
+    );
+    let engine = engine_with(mock, config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let submitted = engine.submit(user, request(p, "x")).await.unwrap();
+    let follow = engine.follow(user, submitted.id).await.unwrap();
+    assert_eq!(follow.snapshot.id, submitted.id);
+    // The stream ends by itself after the final event: no timeout needed.
+    let events: Vec<_> = follow.events.collect().await;
+    let last = events.last().unwrap();
+    assert!(last.is_final() && last.kind == EventKind::Completed, "{events:?}");
+    assert!(events[..events.len() - 1].iter().all(|e| !e.is_final()), "{events:?}");
+    assert!(events.iter().any(|e| e.kind == EventKind::RetryScheduled), "{events:?}");
+
+    // A final execution: the snapshot, and no events.
+    let done = engine.follow(user, submitted.id).await.unwrap();
+    assert_eq!(done.snapshot.status, ExecutionStatus::Completed);
+    assert_eq!(done.events.count().await, 0);
+    // Another user's execution is not found.
+    assert!(matches!(engine.follow(UserId::new(), submitted.id).await, Err(Error::NotFound { .. })));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_follower_that_missed_the_final_event_still_ends() {
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(1)));
+    let engine = engine_with(mock, EngineConfig { provider_concurrency: 10_000, ..config() }).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let followed = engine.submit(user, request(p, "x")).await.unwrap();
+    let follow = engine.follow(user, followed.id).await.unwrap();
+    assert!(!follow.snapshot.status.is_final());
+    // The follower reads nothing while its execution finishes and the bus overflows.
+    engine.wait(user, followed.id, None).await.unwrap();
+    let others = formaops_core::engine::BUS_CAPACITY / 2;
+    let mut ids = Vec::with_capacity(others);
+    for i in 0..others {
+        ids.push(engine.submit(user, request(p, &i.to_string())).await.unwrap().id);
+    }
+    for id in ids {
+        engine.wait(user, id, None).await.unwrap();
+    }
+    let events: Vec<_> = tokio::time::timeout(Duration::from_secs(60), follow.events.collect())
+        .await
+        .expect("the follow ends although its final event was dropped");
+    let last = events.last().unwrap();
+    assert_eq!((last.execution_id, last.kind), (followed.id, EventKind::Completed), "{events:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn cancel_and_archived_prompts() {
     let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(1)));
     let engine = engine_with(mock, EngineConfig { provider_concurrency: 1, ..config() }).await;
@@ -291,6 +345,42 @@ async fn graceful_shutdown_finishes_running_and_leaves_queued() {
     assert_eq!(mock.calls(), 2);
     assert!(matches!(engine.submit(user, request(p, "late")).await, Err(Error::ShuttingDown)));
     assert!(engine.health().await.shutting_down);
+}
+
+#[tokio::test(start_paused = true)]
+async fn limits_are_core_rules_for_every_adapter() {
+    let engine = engine_with(Arc::new(MockProvider::new()), config()).await;
+    let user = UserId::new();
+    let p = prompt(&engine, user).await;
+    let field = |r: Result<_, Error>| match r {
+        Err(Error::InvalidArgument { field, .. }) => field,
+        other => format!("unexpected {:?}", other.map(|_| ())),
+    };
+    // Idempotency keys: 1 to 255 visible ASCII characters.
+    let long = "k".repeat(formaops_core::engine::MAX_IDEMPOTENCY_KEY_BYTES + 1);
+    for bad in ["", "with space", "caf\u{e9}", long.as_str()] {
+        let r = ExecuteRequest { idempotency_key: Some(bad.to_string()), ..request(p, "x") };
+        assert_eq!(field(engine.submit(user, r).await.map(|_| ())), "idempotencyKey", "{bad:?}");
+    }
+    let ok = ExecuteRequest { idempotency_key: Some("order-42/~!".into()), ..request(p, "x") };
+    engine.submit(user, ok).await.unwrap();
+    // A version filter needs a prompt filter.
+    let q = MetricsQuery { prompt_version: Some(1), ..Default::default() };
+    assert_eq!(field(engine.metrics(user, q).await.map(|_| ())), "version");
+    // `since` before `until`, for metrics and lists alike.
+    let t = chrono::Utc::now();
+    let q = MetricsQuery { since: Some(t), until: Some(t), ..Default::default() };
+    assert_eq!(field(engine.metrics(user, q).await.map(|_| ())), "since");
+    let f = formaops_core::store::ExecutionFilter { since: Some(t), until: Some(t), ..Default::default() };
+    assert_eq!(field(engine.list_executions(user, f, PageRequest::default()).await.map(|_| ())), "since");
+    // One provider concurrency bound.
+    let too_many = formaops_core::provider::config::MAX_CONCURRENCY + 1;
+    let started =
+        formaops_core::engine::FormaOps::builder(Arc::new(formaops_core::store::MemoryStore::new()))
+            .config(EngineConfig { provider_concurrency: too_many, ..config() })
+            .start()
+            .await;
+    assert_eq!(field(started.map(|_| ())), "provider_concurrency");
 }
 
 #[tokio::test(start_paused = true)]

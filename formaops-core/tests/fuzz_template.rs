@@ -349,11 +349,22 @@ fn injection_payloads_as_values_render_literally() {
 proptest! {
     #![proptest_config(config(100))]
 
-    /// Any string value (including template syntax) appears verbatim in the output.
+    /// Any string value (including template syntax) appears verbatim in the output; one with
+    /// a NUL character (which no store can hold) is refused by name instead.
     #[test]
     fn any_value_renders_verbatim(
         value in prop_oneof![".{0,200}", template_soup(), fuzz_support::hostile_string()]
     ) {
+        if value.contains('\0') {
+            let defs = vec![var("v", VariableType::String), var("obj", VariableType::Json)];
+            let refused = validate_inputs(&defs, &inputs_with(&value), &InputLimits::default());
+            let Err(Error::InvalidInputs { problems }) = refused else {
+                return Err(TestCaseError::fail(format!("NUL input accepted: {refused:?}")));
+            };
+            let fields: Vec<&str> = problems.iter().map(|p| p.field.as_str()).collect();
+            prop_assert_eq!(fields, vec!["inputs.v", "inputs.obj.k"]);
+            return Ok(());
+        }
         let p = value.clone();
         let (user, system) = bounded("verbatim", move || render_value("[{{ v }}]", Some("{{ obj.k }}"), inputs_with(&p)));
         prop_assert_eq!(user, format!("[{value}]"));

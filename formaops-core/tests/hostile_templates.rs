@@ -165,8 +165,49 @@ fn deep_recursion_via_macros() {
 
 #[test]
 fn recursive_loop() {
-    let m = render_message(r#"{% for x in [[1], [2]] recursive %}{{ loop([[x], [x]]) }}{% endfor %}"#);
+    let m = render_message(r#"{% for x in [[1], [2]] recursive %}{{ loop([x, x]) }}{% endfor %}"#);
     assert!(m.contains("recursion") || m.contains("fuel"), "{m}");
+    // Each level wrapping the items in a new list: refused when compiled (nesting).
+    let e = must_fail(r#"{% for x in [[1], [2]] recursive %}{{ loop([[x], [x]]) }}{% endfor %}"#);
+    assert!(matches!(&e, Error::InvalidPrompt { problems } if problems[0].code == "unbounded"), "{e}");
+}
+
+#[test]
+fn output_multiplying_arguments_are_checked_before_allocating() {
+    // Issue 12 item 3: 1,000 items pretty-printed with a 600,000-space indent built > 1 GiB
+    // before fuel ran out. The bound is checked before anything is serialised.
+    let m = render_message(r#"{{ range(1000) | list | tojson(indent=600000) | length }}"#);
+    assert!(m.contains("indent 600000") && m.contains("bytes"), "{m}");
+    let m = render_message(r#"{{ range(1000) | list | tojson(600000) }}"#);
+    assert!(m.contains("indent 600000"), "{m}");
+    let m = render_message(r#"{{ [[[[s]]]] | tojson(indent=100000) }}"#);
+    assert!(m.contains("indent 100000"), "{m}");
+    let m = render_message(r#"{{ range(20000) | list | pprint }}"#);
+    assert!(m.contains("pprint") || m.contains("too large"), "{m}");
+    // The indent, center-like padding and repetition arguments minijinja checks itself first.
+    let m = render_message(r#"{{ ("a\n" * 1000) | indent(100000000) }}"#);
+    assert!(m.contains("fuel"), "{m}");
+    let m = render_message(r#"{{ ([1] | batch(100000000, "x")) | length }}"#);
+    assert!(m.contains("fuel"), "{m}");
+    let m = render_message(r#"{{ ([1] | slice(100000000)) | length }}"#);
+    assert!(m.contains("fuel"), "{m}");
+    let m = render_message(r#"{{ ("ab" * 100000000) | length }}"#);
+    assert!(m.contains("fuel") || m.contains("too large"), "{m}");
+}
+
+#[test]
+fn ordinary_pretty_printing_still_works() {
+    let v = version(
+        "{{ j | tojson(indent=2) }}|{{ j | tojson(indent=true) }}|{{ j | tojson }}|{{ [1] | pprint }}",
+        vec![var("j", VariableType::Json)],
+    );
+    let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+    let inputs = object(json!({ "j": {"a": [1, 2]} }));
+    let out = c.render(&inputs).expect("renders");
+    assert_eq!(
+        out[0].content,
+        "{\n  \"a\": [\n    1,\n    2\n  ]\n}|{\n  \"a\": [\n    1,\n    2\n  ]\n}|{\"a\": [1, 2]}|[\n    1,\n]"
+    );
 }
 
 #[test]
@@ -197,12 +238,13 @@ fn output_larger_than_the_cap() {
 
 #[test]
 fn deeply_nested_syntax_is_rejected_at_compile() {
+    // Every shape of deep nesting is covered by `tests/deep_inputs.rs`.
     let template = format!("{{{{ {}s{} }}}}", "(".repeat(5000), ")".repeat(5000));
     let e = must_fail(&template);
-    assert!(matches!(&e, Error::InvalidPrompt { problems } if problems[0].code == "syntax"), "{e}");
+    assert!(matches!(&e, Error::InvalidPrompt { problems } if problems[0].code == "too_deep"), "{e}");
     let template = format!("{}{}", "{% if true %}".repeat(2000), "{% endif %}".repeat(2000));
     let e = must_fail(&template);
-    assert!(matches!(&e, Error::InvalidPrompt { problems } if problems[0].code == "syntax"), "{e}");
+    assert!(matches!(&e, Error::InvalidPrompt { problems } if problems[0].code == "too_deep"), "{e}");
 }
 
 #[test]

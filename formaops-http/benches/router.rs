@@ -14,7 +14,7 @@ use axum::http::Request;
 use criterion::{Criterion, criterion_group, criterion_main};
 use formaops_core::engine::{EngineConfig, ExecuteRequest, FormaOps};
 use formaops_core::store::{MemoryStore, Store};
-use formaops_http::auth::{Authenticator, LoginThrottle};
+use formaops_core::user::{Accounts, LoginThrottle, account, token};
 use formaops_http::{AppState, HttpSettings};
 use serde_json::json;
 use tower::ServiceExt as _;
@@ -23,8 +23,7 @@ fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let (router, engine, user, token, prompt, execution) = rt.block_on(async {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        let user =
-            formaops_http::auth::create_user(store.as_ref(), "b@x.y", "bench password", false).await.unwrap();
+        let user = account::create_user(store.as_ref(), "b@x.y", "bench password", false).await.unwrap();
         let engine = formaops_http::server::register_providers(
             FormaOps::builder(store.clone()),
             &Default::default(),
@@ -35,17 +34,12 @@ fn bench(c: &mut Criterion) {
         .start()
         .await
         .unwrap();
-        let auth = Authenticator::new(LoginThrottle::default()).await.unwrap();
+        let auth = std::sync::Arc::new(Accounts::new(LoginThrottle::default()).await.unwrap());
         let state = AppState::new(engine.clone(), auth, HttpSettings::default());
-        let (token, _) = formaops_http::auth::issue_credential(
-            store.as_ref(),
-            user.id,
-            formaops_core::user::CredentialKind::Session,
-            None,
-            None,
-        )
-        .await
-        .unwrap();
+        let (token, _) =
+            token::issue(store.as_ref(), user.id, formaops_core::user::CredentialKind::Session, None, None)
+                .await
+                .unwrap();
         let spec = serde_json::from_value(json!({
             "name": "bench", "template": "Hello {{ name }}",
             "variables": [{"name": "name", "type": "string", "required": true}],

@@ -4,7 +4,7 @@
 //! | setting | flag | environment | TOML key | default |
 //! |---|---|---|---|---|
 //! | config file | `--config` | `FORMAOPS_CONFIG` | | none |
-//! | database | `--database-url` | `DATABASE_URL` | `database_url` | `sqlite://formaops.db` (created if missing) |
+//! | database | `--database-url` | `DATABASE_URL` | `database_url` | `sqlite:///formaops.db` (in the working directory, created if missing) |
 //! | listen address | `--bind` | `FORMAOPS_BIND` | `bind` | `127.0.0.1:8080` |
 //! | body limit (bytes) | `--body-limit` | `FORMAOPS_BODY_LIMIT` | `body_limit` | 1 MiB |
 //! | request timeout (s) | `--request-timeout` | `FORMAOPS_REQUEST_TIMEOUT` | `request_timeout` | 60 |
@@ -42,7 +42,7 @@ use formaops_core::provider::config::ProviderSettings;
 use serde::Deserialize;
 
 /// Default database: an SQLite file in the working directory.
-pub const DEFAULT_DATABASE_URL: &str = "sqlite://formaops.db";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:///formaops.db";
 /// Default listen address.
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 /// Default body limit: 1 MiB.
@@ -67,7 +67,9 @@ pub struct DbArgs {
     /// TOML configuration file.
     #[arg(long, env = "FORMAOPS_CONFIG", global = true)]
     pub config: Option<PathBuf>,
-    /// Database URL: `sqlite://path` or `postgres://...`.
+    /// Database URL: `sqlite:///relative.db` (to the working directory), `sqlite:////absolute.db`,
+    /// `sqlite://` (in memory), `memory://` or `postgres://user:password@host:port/db`
+    /// (default: `sqlite:///formaops.db`).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
     pub database_url: Option<String>,
     /// Log format.
@@ -160,7 +162,7 @@ pub struct Config {
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
-            .field("database_url", &redact_url(&self.database_url))
+            .field("database_url", &formaops_store::redact(&self.database_url))
             .field("bind", &self.bind)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
@@ -176,35 +178,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// A database URL with any password replaced by `***`, for logs.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let (authority, tail) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            if userinfo.contains(':') {
-                format!("{scheme}://{user}:***@{host}{tail}")
-            } else {
-                format!("{scheme}://{user}@{host}{tail}")
-            }
-        }
-        None => url.to_string(),
-    }
-}
-
-/// An SQLite URL that creates the file when missing (`mode=rwc`), unless a mode is given.
-pub fn sqlite_create_if_missing(url: &str) -> String {
-    if !url.starts_with("sqlite:") || url.contains("mode=") || url.contains(":memory:") {
-        return url.to_string();
-    }
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}mode=rwc")
-}
-
 impl Config {
     /// Flags and environment over the file over defaults.
     pub fn resolve(db: &DbArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
@@ -212,12 +185,9 @@ impl Config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
-        let database_url = sqlite_create_if_missing(
-            &db.database_url
-                .clone()
-                .or(file.database_url)
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string()),
-        );
+        // The grammar (and creating a missing SQLite file) is formaops-store's.
+        let database_url =
+            db.database_url.clone().or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
         let bind = match serve.bind.or(file.bind) {
             Some(b) => b,
             None => DEFAULT_BIND.parse().context("default bind address")?,
@@ -283,7 +253,7 @@ mod tests {
     #[test]
     fn defaults() {
         let c = Config::resolve(&DbArgs::default(), &ServeArgs::default()).unwrap();
-        assert_eq!(c.database_url, "sqlite://formaops.db?mode=rwc");
+        assert_eq!(c.database_url, "sqlite:///formaops.db");
         assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(c.body_limit, 1024 * 1024);
         assert!(c.workers);
@@ -322,12 +292,9 @@ mod tests {
     }
 
     #[test]
-    fn urls() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
-        assert_eq!(sqlite_create_if_missing("sqlite://x.db?foo=1"), "sqlite://x.db?foo=1&mode=rwc");
-        assert_eq!(sqlite_create_if_missing("sqlite::memory:"), "sqlite::memory:");
-        assert_eq!(sqlite_create_if_missing("postgres://h/db"), "postgres://h/db");
+    fn debug_hides_the_database_password() {
+        let db = DbArgs { database_url: Some("postgres://u:secret@h/db".into()), ..Default::default() };
+        let shown = format!("{:?}", Config::resolve(&db, &ServeArgs::default()).unwrap());
+        assert!(shown.contains("postgres://u:***@h/db") && !shown.contains("secret"), "{shown}");
     }
 }

@@ -175,6 +175,8 @@ impl From<CoreError> for ApiError {
                 )
                 .with_retry_after(Duration::from_secs(1))
             }
+            CoreError::Unauthenticated => Self::unauthorized(),
+            CoreError::RateLimited { retry_after } => Self::rate_limited(retry_after),
             CoreError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
             }

@@ -10,8 +10,8 @@
 //! - [`error`]: [`error::ApiError`], the one error body, and the core-error mapping;
 //!   [`error::AppJson`] / [`error::AppQuery`] extractors that answer in that shape.
 //! - [`limits`]: URI, header and declared-body limits answered in our error shape.
-//! - [`auth`]: Argon2id passwords, session tokens and API keys, login throttling, the
-//!   [`auth::AuthUser`] extractor.
+//! - [`auth`]: bearer token and session cookie, the [`auth::AuthUser`] and
+//!   [`auth::ClientAddr`] extractors (account rules are in `formaops_core::user`).
 //! - [`state`]: [`state::AppState`] shared by handlers.
 //! - [`routes`]: one module per area (`auth`, `prompts`, `executions`, `events`, `system`).
 //! - [`openapi`](mod@openapi): the OpenAPI 3.1 document and the offline Swagger UI.

@@ -96,9 +96,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = Config::resolve(&cli.db, &ServeArgs::default())?;
             let password = read_password(password_stdin, password_env.as_deref())?;
             let store = server::open_store(&config.database_url).await?;
-            let user = formaops_http::auth::create_user(store.as_ref(), &email, &password, admin)
-                .await
-                .map_err(|e| anyhow::anyhow!("{}", e.message))?;
+            let user =
+                formaops_core::user::account::create_user(store.as_ref(), &email, &password, admin).await?;
             println!("{}", user.id);
             eprintln!("created user {} ({})", user.email, if admin { "admin" } else { "user" });
             Ok(())

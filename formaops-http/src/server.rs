@@ -7,31 +7,32 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
-use formaops_core::provider::config::ProviderSettings;
-use formaops_core::provider::mock::{MockFault, MockProvider};
+use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
+use formaops_core::provider::mock::MockSpec;
 use formaops_core::store::Store;
+use formaops_store::describe;
 
-use crate::auth::{self, Authenticator, LoginThrottle};
-use crate::config::{Config, redact_url};
+use crate::config::Config;
 use crate::state::{AppState, HttpSettings};
+use formaops_core::user::{Accounts, LoginThrottle, account};
 
 /// Email of the generated admin when `FORMAOPS_ADMIN_EMAIL` is not set.
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
 
 /// Opens the store named by the URL (migrations applied).
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", redact_url(url)))
+    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", describe(url)))
 }
 
 /// Creates or upgrades the schema of the database named by the URL.
 pub async fn migrate(url: &str) -> anyhow::Result<()> {
-    formaops_store::migrate(url).await.with_context(|| format!("migrating the database {}", redact_url(url)))
+    formaops_store::migrate(url).await.with_context(|| format!("migrating the database {}", describe(url)))
 }
 
 /// Name of the always-failing mock provider registered with `mock_fail_provider`.
 pub const MOCK_FAIL_PROVIDER: &str = "mock-fail";
 
-/// Registers the configured providers, the zero-config `mock` (unless the settings name
+/// Registers the configured providers (with the zero-config `mock` unless the settings name
 /// their own), and with `mock_fail` the `mock-fail` provider whose every call fails
 /// permanently (for trying failures and retries without a real provider).
 pub fn register_providers(
@@ -39,21 +40,17 @@ pub fn register_providers(
     settings: &ProviderSettings,
     mock_fail: bool,
 ) -> anyhow::Result<FormaOpsBuilder> {
-    let built = settings.build().context("configuring providers")?;
-    let has_mock = built.iter().any(|(name, _, _)| name == "mock");
-    for (name, provider, concurrency) in built {
+    let mut settings = settings.clone();
+    if mock_fail {
+        settings
+            .providers
+            .insert(MOCK_FAIL_PROVIDER.to_string(), ProviderEntry::mock(MockSpec::always_failing()));
+    }
+    for (name, provider, concurrency) in settings.build().context("configuring providers")? {
         builder = match concurrency {
             Some(c) => builder.provider_with_concurrency(name, provider, c),
             None => builder.provider(name, provider),
         };
-    }
-    if !has_mock {
-        builder = builder.provider("mock", Arc::new(MockProvider::new()));
-    }
-    if mock_fail {
-        let failing =
-            MockProvider::new().named(MOCK_FAIL_PROVIDER).fail_at_rate(1.0, 0, MockFault::BadRequest);
-        builder = builder.provider(MOCK_FAIL_PROVIDER, Arc::new(failing));
     }
     Ok(builder)
 }
@@ -86,9 +83,9 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
         .unwrap_or_else(|| DEFAULT_ADMIN_EMAIL.to_string());
     let (password, generated) = match std::env::var("FORMAOPS_ADMIN_PASSWORD") {
         Ok(p) if !p.is_empty() => (p, false),
-        _ => (auth::random_password(), true),
+        _ => (account::random_password(), true),
     };
-    match auth::create_user(store, &email, &password, true).await {
+    match account::create_user(store, &email, &password, true).await {
         Ok(user) => {
             tracing::info!(email = %user.email, "created the first admin user");
             if generated {
@@ -103,8 +100,8 @@ pub async fn bootstrap_admin(store: &dyn Store) -> anyhow::Result<Option<String>
             Ok(Some(user.email))
         }
         // Another node of the cluster created it first.
-        Err(e) if e.status == axum::http::StatusCode::CONFLICT => Ok(None),
-        Err(e) => anyhow::bail!("creating the first admin ({email}): {}", e.message),
+        Err(formaops_core::Error::Conflict { .. }) => Ok(None),
+        Err(e) => anyhow::bail!("creating the first admin ({email}): {e}"),
     }
 }
 
@@ -152,12 +149,11 @@ async fn shutdown_signal() {
 /// in-flight requests finish (bounded by the request timeout), then shuts the engine down
 /// (running executions finish within its grace period; queued ones stay queued).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing::info!(database = %redact_url(&config.database_url), bind = %config.bind, workers = config.workers, "starting");
+    tracing::info!(database = %describe(&config.database_url), bind = %config.bind, workers = config.workers, "starting");
     let store = open_store(&config.database_url).await?;
     bootstrap_admin(store.as_ref()).await?;
     let engine = start_engine(store, &config).await?;
-    let authenticator =
-        Authenticator::new(LoginThrottle::default()).await.map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    let authenticator = Arc::new(Accounts::new(LoginThrottle::default()).await?);
     let state = AppState::new(engine.clone(), authenticator, http_settings(&config));
     let app = crate::router(state.clone());
     if let Some(handle) = state.prometheus().cloned() {
@@ -232,9 +228,9 @@ pub async fn serve_on<F>(
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let stream = tokio::select! {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!(error = %e, "accepting a connection failed");
@@ -247,7 +243,15 @@ pub async fn serve_on<F>(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        // Connect info: login throttling counts failures per client address.
+        let with_peer = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+                req
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(with_peer);
         let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).with_upgrades();
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {

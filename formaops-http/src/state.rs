@@ -9,7 +9,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::auth::Authenticator;
+use formaops_core::user::Accounts;
 
 /// Settings of the HTTP layer (the engine has its own).
 #[derive(Debug, Clone)]
@@ -48,7 +48,7 @@ impl Default for HttpSettings {
 #[derive(Debug)]
 struct Inner {
     engine: FormaOps,
-    auth: Arc<Authenticator>,
+    auth: Arc<Accounts>,
     settings: HttpSettings,
     started: Instant,
     prometheus: Option<PrometheusHandle>,
@@ -88,7 +88,7 @@ pub fn prometheus_handle() -> Option<PrometheusHandle> {
 }
 
 impl AppState {
-    pub fn new(engine: FormaOps, auth: Arc<Authenticator>, settings: HttpSettings) -> Self {
+    pub fn new(engine: FormaOps, auth: Arc<Accounts>, settings: HttpSettings) -> Self {
         Self {
             inner: Arc::new(Inner {
                 engine,
@@ -109,7 +109,7 @@ impl AppState {
         self.inner.engine.store()
     }
 
-    pub fn auth(&self) -> &Authenticator {
+    pub fn auth(&self) -> &Accounts {
         &self.inner.auth
     }
 

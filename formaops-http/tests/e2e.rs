@@ -40,6 +40,13 @@ async fn run_all(database_url: &str, workdir: &Path) {
     scenarios::full_flow(&server.base, ADMIN_EMAIL, ADMIN_PASSWORD, "mock-fail").await;
     scenarios::cross_tenant(&server.base, ("bob@e2e.test", USER_PASSWORD), ("carol@e2e.test", USER_PASSWORD))
         .await;
+    scenarios::bad_input_fails_no_one_else(
+        &server.base,
+        ("bob@e2e.test", USER_PASSWORD),
+        ("carol@e2e.test", USER_PASSWORD),
+        Duration::from_secs(2),
+    )
+    .await;
 
     let stderr = server.stderr();
     assert!(!stderr.contains(ADMIN_PASSWORD), "a password reached the logs");

@@ -66,7 +66,7 @@ async fn unknown_user_and_wrong_password_are_indistinguishable() {
 }
 
 #[tokio::test]
-async fn login_is_throttled_per_account() {
+async fn login_is_throttled_per_account_and_source() {
     let app = TestApp::new().await;
     let bad = json!({"email": "alice@example.com", "password": "wrong password"});
     for _ in 0..5 {
@@ -85,6 +85,57 @@ async fn login_is_throttled_per_account() {
     assert!((1..=900).contains(&after), "{after}");
     // Another account is unaffected.
     app.login("bob@example.com").await;
+}
+
+/// A login request from the TCP peer `peer`, as `into_make_service_with_connect_info` passes it.
+fn login_from(peer: &str, email: &str, password: &str) -> Request<Body> {
+    let peer: std::net::SocketAddr = peer.parse().unwrap();
+    let mut req = Request::post("/api/auth/login")
+        .header("content-type", "application/json")
+        .body(Body::from(json!({"email": email, "password": password}).to_string()))
+        .unwrap();
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    req
+}
+
+#[tokio::test]
+async fn an_attacker_cannot_lock_the_owner_out() {
+    let app = TestApp::new().await;
+    let attacker = "203.0.113.7:50000";
+    let failures = formaops_core::user::LoginThrottle::MAX_FAILURES_PER_ACCOUNT;
+    for _ in 0..failures {
+        let r = app.request(login_from(attacker, "alice@example.com", "wrong password")).await;
+        r.expect(StatusCode::UNAUTHORIZED);
+    }
+    // The attacker's address is throttled, whatever it sends (another port is the same source)...
+    let r = app
+        .request(login_from("203.0.113.7:50001", "alice@example.com", PASSWORD))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(r.code(), "rate_limited");
+    let after: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&after), "{after}");
+    // ... while the owner, from elsewhere, logs in.
+    let r = app.request(login_from("198.51.100.2:40000", "alice@example.com", PASSWORD)).await;
+    r.expect(StatusCode::OK);
+    let r = app.request(login_from("[2001:db8::1]:40000", "alice@example.com", PASSWORD)).await;
+    r.expect(StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_address_trying_many_accounts_is_throttled() {
+    let app = TestApp::new().await;
+    let sprayer = "203.0.113.9:50000";
+    for i in 0..formaops_core::user::LoginThrottle::MAX_FAILURES_PER_SOURCE {
+        let r = app.request(login_from(sprayer, &format!("user{i}@example.com"), "wrong password")).await;
+        r.expect(StatusCode::UNAUTHORIZED);
+    }
+    let r = app
+        .request(login_from(sprayer, "bob@example.com", PASSWORD))
+        .await
+        .expect(StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers.contains_key("retry-after"));
+    app.request(login_from("198.51.100.3:1", "bob@example.com", PASSWORD)).await.expect(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -253,6 +304,65 @@ async fn prompt_validation_errors() {
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(r.code(), "invalid_body");
+}
+
+#[tokio::test]
+async fn deep_templates_and_schemas_are_422_not_a_crash() {
+    // Issue 12 item 1: each of these overflowed the worker's stack and aborted the server.
+    let app = TestApp::new().await;
+    let id = app.prompt(&app.alice, "deep").await;
+    let deep = [
+        format!("{{{{ {}1 }}}}", "-".repeat(5_000)),
+        format!("{{{{ {}1 }}}}", "not ".repeat(7_600)),
+        format!("{{{{ 1{} }}}}", " + 1".repeat(7_500)),
+        format!("{{{{ topic{} }}}}", "|abs".repeat(8_100)),
+        format!("{{{{ topic{} }}}}", "()".repeat(5_600)),
+    ];
+    let expect_too_deep = |r: &support::Reply, field: &str| {
+        assert_eq!(r.code(), "invalid_prompt", "{}", r.text);
+        let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
+        assert!(
+            problems.iter().any(|p| p["field"] == field
+                && p["code"] == "too_deep"
+                && p["message"].as_str().unwrap().contains("100 levels")),
+            "{}",
+            r.text
+        );
+    };
+    for t in &deep {
+        let r = app
+            .post("/api/prompts", &app.alice, json!({"name": "so", "template": t}))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        expect_too_deep(&r, "template");
+        let r = app
+            .post("/api/prompts", &app.alice, json!({"name": "so", "template": "hi", "systemTemplate": t}))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        expect_too_deep(&r, "systemTemplate");
+        let r = app
+            .call(Method::PUT, &format!("/api/prompts/{id}"), Some(&app.alice), Some(json!({"template": t})))
+            .await
+            .expect(StatusCode::UNPROCESSABLE_ENTITY);
+        expect_too_deep(&r, "template");
+    }
+    // A JSON Schema nested deeper than the limit (the body parser allows 128 levels).
+    let mut schema = json!({"type": "integer"});
+    for _ in 0..100 {
+        schema = json!({"type": "array", "items": schema});
+    }
+    let r = app
+        .post(
+            "/api/prompts",
+            &app.alice,
+            json!({"name": "so", "template": "{{ j }}", "variables": [{"name": "j", "type": "json", "schema": schema}]}),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_prompt", "{}", r.text);
+    assert!(r.text.contains("variables[0].schema") && r.text.contains("nested deeper"), "{}", r.text);
+    // The server is still there.
+    app.get(&format!("/api/prompts/{id}"), &app.alice).await.expect(StatusCode::OK);
 }
 
 #[tokio::test]
@@ -428,6 +538,64 @@ async fn execute_validates_inputs_before_queueing() {
     app.post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {}, "priority": "URGENT"}))
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// Text no store can hold (NUL) is refused with 422 naming the field, before anything is
+/// stored, on every backend alike (the engine's rule; `formaops_core::text`).
+#[tokio::test]
+async fn nul_characters_are_refused_naming_the_field() {
+    let app = TestApp::new().await;
+    let id = app
+        .prompt_with(
+            &app.alice,
+            json!({
+                "name": "nul",
+                "template": "{{ v }} {{ data }}",
+                "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
+            }),
+        )
+        .await;
+    let execute = format!("/api/prompts/{id}/execute");
+    for (body, field) in [
+        (r#"{"inputs": {"v": "x\u0000y"}}"#, "inputs.v"),
+        (r#"{"inputs": {"data": {"x\u0000y": 1}}}"#, "inputs.data"),
+        (r#"{"inputs": {"data": {"list": ["ok", "\u0000"]}}}"#, "inputs.data.list[1]"),
+    ] {
+        let body: Value = serde_json::from_str(body).unwrap();
+        let r = app.post(&execute, &app.alice, body).await.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.code(), "invalid_inputs");
+        let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{}", r.text);
+        assert_eq!(problems[0]["field"], field);
+        assert_eq!(problems[0]["code"], formaops_core::text::CODE.as_str());
+    }
+    let list = app.get("/api/executions", &app.alice).await.expect(StatusCode::OK);
+    assert!(list.body["items"].as_array().unwrap().is_empty(), "nothing was queued");
+
+    let r = app
+        .post("/api/prompts", &app.alice, json!({"name": "t", "template": "a\u{0}b"}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["details"]["problems"][0]["field"], "template");
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/prompts/{id}"),
+            Some(&app.alice),
+            Some(json!({"systemTemplate": "\u{0}"})),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.body["error"]["details"]["problems"][0]["field"], "systemTemplate");
+    let r = app
+        .post("/api/auth/keys", &app.alice, json!({"name": "ci\u{0}"}))
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_argument");
+    // A login with such an email is an unknown account, like any other.
+    app.call(Method::POST, "/api/auth/login", None, Some(json!({"email": "a\u{0}@x", "password": PASSWORD})))
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]
@@ -667,6 +835,12 @@ async fn health_metrics_prometheus_openapi_docs() {
     assert_eq!(bob.body["counts"]["total"], 0, "metrics are per user");
     app.get("/api/metrics?version=1", &app.alice).await.expect(StatusCode::BAD_REQUEST);
     app.get("/api/metrics?since=soon", &app.alice).await.expect(StatusCode::BAD_REQUEST);
+    // The window rule is core's, on every path that takes one.
+    let window = "since=2030-01-02T00:00:00Z&until=2030-01-01T00:00:00Z";
+    for path in [format!("/api/metrics?{window}"), format!("/api/executions?{window}")] {
+        let r = app.get(&path, &app.alice).await.expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["error"]["details"]["field"], "since", "{path}: {}", r.text);
+    }
     app.call(Method::GET, "/api/metrics", None, None).await.expect(StatusCode::UNAUTHORIZED);
 
     let p = app.call(Method::GET, "/metrics", None, None).await.expect(StatusCode::OK);

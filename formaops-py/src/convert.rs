@@ -19,8 +19,10 @@ use serde_json::{Map, Number, Value};
 
 use crate::error::invalid_argument;
 
-/// Deepest nesting accepted from Python (lists and dicts inside each other).
-pub const MAX_DEPTH: usize = 64;
+/// Deepest nesting accepted from Python (lists and dicts inside each other): the core's JSON
+/// depth limit plus the few levels an argument wraps user data in (`variables[i].schema`), so
+/// the core names the exact problem. Bounded here because converting and dropping recurse.
+pub const MAX_DEPTH: usize = formaops_core::variables::MAX_JSON_DEPTH + 4;
 
 /// How object keys are renamed while converting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use formaops_core::Error;
 use formaops_core::engine::{ExecuteRequest, FormaOps};
 use formaops_core::execution::{ExecutionStatus, Priority};
@@ -161,22 +160,6 @@ fn model_arg(
         config.provider = Some(p);
     }
     Ok(Some(config))
-}
-
-/// A `[since, until)` window; either end may be open.
-type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
-
-fn since_until(
-    py: Python<'_>,
-    since: Option<&Bound<'_, PyAny>>,
-    until: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Window> {
-    let since = opt_datetime(since, "since")?;
-    let until = opt_datetime(until, "until")?;
-    match (since, until) {
-        (Some(s), Some(u)) if s >= u => Err(invalid_argument(py, "since", "must be before until")),
-        _ => Ok((since, until)),
-    }
 }
 
 /// The prompt with the given version under `version`.
@@ -731,7 +714,8 @@ impl NativeEngine {
             })?),
         };
         let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
-        let (since, until) = since_until(py, since.as_ref(), until.as_ref())?;
+        let since = opt_datetime(since.as_ref(), "since")?;
+        let until = opt_datetime(until.as_ref(), "until")?;
         let filter = ExecutionFilter { status, prompt_id, since, until };
         let limit = limit_arg(py, limit.as_ref())?;
         let cursor = opt_str(cursor.as_ref(), "cursor")?;
@@ -753,12 +737,10 @@ impl NativeEngine {
         prompt_id: Arg<'py>,
         version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (since, until) = since_until(py, since.as_ref(), until.as_ref())?;
+        let since = opt_datetime(since.as_ref(), "since")?;
+        let until = opt_datetime(until.as_ref(), "until")?;
         let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
         let prompt_version = version_arg(py, version.as_ref(), "version")?;
-        if prompt_version.is_some() && prompt_id.is_none() {
-            return Err(invalid_argument(py, "version", "needs prompt_id"));
-        }
         let query = MetricsQuery { since, until, prompt_id, prompt_version };
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -774,17 +756,13 @@ impl NativeEngine {
         let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
         let engine = self.engine()?.clone();
         let user = self.user;
-        let stream = engine.subscribe(user, id);
-        // An execution already final has no more events: end at once instead of waiting.
-        let finished = match id {
-            Some(id) => {
-                let execution =
-                    block_on(py, async move { engine.get_execution(user, id).await })?.py_err(py)?;
-                execution.status.is_final()
-            }
-            None => false,
+        // One execution: engine::follow ends the stream after its final event (at once when
+        // it is already final).
+        let stream = match id {
+            Some(id) => block_on(py, async move { engine.follow(user, id).await })?.py_err(py)?.events,
+            None => engine.subscribe(user, None),
         };
-        Ok(EventStream::new(stream, timeout, id.is_some(), finished))
+        Ok(EventStream::new(stream, timeout))
     }
 
     /// The engine's health: store reachability, queue depth, providers.

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use formaops_core::events::{EventKind, ExecutionEvent};
+use formaops_core::events::ExecutionEvent;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use pyo3::exceptions::PyStopAsyncIteration;
@@ -15,7 +15,8 @@ use crate::convert::to_py;
 use crate::runtime::block_on;
 
 /// Execution state-change events, as dicts. Iterating ends when no event arrives within the
-/// timeout given to `events()`, or, for one execution, after its final event.
+/// timeout given to `events()`, or when the stream ends (for one execution, after its final
+/// event: see `formaops_core::engine::FormaOps::follow`).
 #[pyclass(module = "formaops._formaops", frozen)]
 pub struct EventStream {
     inner: Arc<Inner>,
@@ -24,8 +25,6 @@ pub struct EventStream {
 struct Inner {
     stream: Mutex<BoxStream<'static, ExecutionEvent>>,
     timeout: Option<Duration>,
-    /// Stop after a final event (the stream follows one execution).
-    single: bool,
     done: AtomicBool,
 }
 
@@ -33,14 +32,9 @@ impl std::fmt::Debug for EventStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStream")
             .field("timeout", &self.inner.timeout)
-            .field("single", &self.inner.single)
             .field("done", &self.inner.done.load(Ordering::Relaxed))
             .finish()
     }
-}
-
-fn is_final(kind: EventKind) -> bool {
-    matches!(kind, EventKind::Completed | EventKind::Failed | EventKind::Cancelled)
 }
 
 impl Inner {
@@ -54,30 +48,16 @@ impl Inner {
             Some(t) => tokio::time::timeout(t, stream.next()).await.ok().flatten(),
             None => stream.next().await,
         };
-        match &next {
-            Some(e) if self.single && is_final(e.kind) => self.done.store(true, Ordering::SeqCst),
-            Some(_) => {}
-            None => self.done.store(true, Ordering::SeqCst),
+        if next.is_none() {
+            self.done.store(true, Ordering::SeqCst);
         }
         next
     }
 }
 
 impl EventStream {
-    pub fn new(
-        stream: BoxStream<'static, ExecutionEvent>,
-        timeout: Option<Duration>,
-        single: bool,
-        finished: bool,
-    ) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                stream: Mutex::new(stream),
-                timeout,
-                single,
-                done: AtomicBool::new(finished),
-            }),
-        }
+    pub fn new(stream: BoxStream<'static, ExecutionEvent>, timeout: Option<Duration>) -> Self {
+        Self { inner: Arc::new(Inner { stream: Mutex::new(stream), timeout, done: AtomicBool::new(false) }) }
     }
 }
 

@@ -33,6 +33,13 @@ pub mod runtime;
 fn _formaops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("DEFAULT_USER_EMAIL", open::DEFAULT_USER_EMAIL)?;
+    // The statuses after which an execution changes no more: core's one `is_final` rule.
+    let final_statuses: Vec<&str> = formaops_core::execution::ExecutionStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(|s| s.as_str())
+        .collect();
+    m.add("FINAL_STATUSES", pyo3::types::PyTuple::new(m.py(), final_statuses)?)?;
     m.add_class::<engine::NativeEngine>()?;
     m.add_class::<events::EventStream>()?;
     error::register(m)?;

@@ -2,30 +2,20 @@
 //! user.
 //!
 //! In-process Python use does not authenticate: the engine acts as one local user, found by
-//! email or created on first open ([`DEFAULT_USER_EMAIL`] unless `user=` names another). Such
-//! users are created without a usable password (the stored hash is not a valid Argon2 PHC
-//! string), so nobody can log in as them over REST until an administrator sets one.
+//! email or created on first open ([`DEFAULT_USER_EMAIL`] unless `user=` names another), by
+//! [`account::ensure_user`]: without a usable password, so nobody can log in as them over
+//! REST until an administrator sets one.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::ids::UserId;
-use formaops_core::store::Store;
-use formaops_core::user::User;
+use formaops_core::user::account;
 use formaops_core::{Error, Result};
 use serde_json::Value;
 
 /// The local user's email when `user=` is not given.
 pub const DEFAULT_USER_EMAIL: &str = "local@formaops.localhost";
-
-/// Stored in place of a password hash for local users: never a valid PHC string, so no
-/// password verifies against it.
-const NO_PASSWORD: &str = "!formaops-local-user-without-password";
-
-/// Longest accepted email (RFC 5321 path limit).
-const MAX_EMAIL_LEN: usize = 254;
 
 /// What `Engine.open` asks for.
 pub struct OpenOptions {
@@ -45,7 +35,7 @@ pub struct OpenOptions {
 impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenOptions")
-            .field("url", &redact_url(&self.url))
+            .field("url", &formaops_store::redact(&self.url))
             .field("provider", &self.provider)
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
@@ -60,20 +50,6 @@ impl std::fmt::Debug for OpenOptions {
     }
 }
 
-/// A database URL without its password, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let userinfo = &url[scheme_end + 3..at];
-            match userinfo.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
-
 /// An opened engine and the user it acts as.
 #[derive(Debug)]
 pub struct Opened {
@@ -82,44 +58,15 @@ pub struct Opened {
     pub email: String,
 }
 
-fn normalize_email(email: &str) -> Result<String> {
-    let email = email.trim().to_lowercase();
-    let ok = email.len() <= MAX_EMAIL_LEN
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && !domain.is_empty())
-        && !email.chars().any(char::is_whitespace);
-    if ok {
-        Ok(email)
-    } else {
-        Err(Error::invalid_argument("user", format!("{email:?} is not an email address")))
-    }
-}
-
-/// Finds the local user by email, creating it when missing (safe against a concurrent open).
-pub async fn ensure_user(store: &dyn Store, email: &str) -> Result<User> {
-    if let Some(found) = store.user_by_email(email).await? {
-        return Ok(found.user);
-    }
-    let user = User { id: UserId::new(), email: email.to_string(), is_admin: false, created_at: Utc::now() };
-    match store.create_user(&user, NO_PASSWORD).await {
-        Ok(()) => Ok(user),
-        Err(Error::Conflict { .. }) => store.user_by_email(email).await?.map(|u| u.user).ok_or_else(|| {
-            Error::internal(format!("user {email} was reported as existing but is not found"))
-        }),
-        Err(e) => Err(e),
-    }
-}
-
-async fn open_store(url: &str) -> Result<Arc<dyn Store>> {
-    let url = url.trim();
-    if url == "memory://" || url == "memory" {
-        return Ok(Arc::new(formaops_core::store::MemoryStore::new()));
-    }
-    formaops_store::connect(url).await
-}
-
 /// Opens the store, starts the engine with the chosen provider, ensures the local user.
 pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
-    let email = normalize_email(options.user.as_deref().unwrap_or(DEFAULT_USER_EMAIL))?;
+    // Checked before anything is opened; the error names the Python argument.
+    let email = account::normalize_email(options.user.as_deref().unwrap_or(DEFAULT_USER_EMAIL)).map_err(
+        |e| match e {
+            Error::InvalidArgument { message, .. } => Error::invalid_argument("user", message),
+            other => other,
+        },
+    )?;
     if let Some(0) = options.max_attempts {
         return Err(Error::invalid_argument("max_attempts", "must be at least 1"));
     }
@@ -127,8 +74,9 @@ pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
         return Err(Error::invalid_argument("concurrency", "must be at least 1"));
     }
     let providers = crate::providers::build(&options)?;
-    let store = open_store(&options.url).await?;
-    let user = ensure_user(store.as_ref(), &email).await?;
+    // The URL grammar (memory://, SQLite paths, Postgres) is formaops-store's.
+    let store = formaops_store::connect(&options.url).await?;
+    let user = account::ensure_user(store.as_ref(), &email).await?;
 
     let mut config = EngineConfig { default_provider: options.provider.clone(), ..EngineConfig::default() };
     if let Some(n) = options.max_attempts {
@@ -156,18 +104,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn emails_are_normalized_and_checked() {
-        assert_eq!(normalize_email(" Ann@Example.COM ").ok().as_deref(), Some("ann@example.com"));
-        assert!(normalize_email("no-at-sign").is_err());
-        assert!(normalize_email("@example.com").is_err());
-        assert!(normalize_email("a b@example.com").is_err());
-        assert!(normalize_email(&format!("{}@x.io", "a".repeat(300))).is_err());
-    }
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_url("sqlite:///tmp/x.db"), "sqlite:///tmp/x.db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    fn debug_hides_the_database_password() {
+        let options = OpenOptions {
+            url: "postgres://u:secret@h:5432/db".into(),
+            provider: "mock".into(),
+            base_url: None,
+            api_key: None,
+            user: None,
+            mock_latency: Duration::ZERO,
+            mock_reply: None,
+            mock_faults: None,
+            max_attempts: None,
+            execution_timeout: None,
+            concurrency: None,
+        };
+        let shown = format!("{options:?}");
+        assert!(shown.contains("postgres://u:***@h:5432/db") && !shown.contains("secret"), "{shown}");
     }
 }

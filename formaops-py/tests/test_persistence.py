@@ -31,17 +31,43 @@ def _roundtrip(url: str, user: str) -> None:
 
 def test_sqlite_survives_reopen(tmp_path: "os.PathLike[str]") -> None:
     path = os.path.join(str(tmp_path), "formaops.db")
-    _roundtrip(f"sqlite://{path}", "ann@example.com")
+    _roundtrip(f"sqlite:///{path}", "ann@example.com")
     assert os.path.getsize(path) > 0
 
 
 def test_default_user_is_stable_across_reopen(tmp_path: "os.PathLike[str]") -> None:
-    url = f"sqlite://{os.path.join(str(tmp_path), 'x.db')}"
+    url = f"sqlite:///{os.path.join(str(tmp_path), 'x.db')}"
     with formaops.Engine.open(url) as a:
         first = a.user_id
         assert a.user_email == formaops.DEFAULT_USER_EMAIL
     with formaops.Engine.open(url) as b:
         assert b.user_id == first
+
+
+def test_sqlite_three_slashes_is_relative_to_the_working_directory(
+    tmp_path: "os.PathLike[str]", monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLAlchemy's convention: sqlite:///rel.db is relative, sqlite:////abs.db absolute.
+    # (pytest runs tests one at a time, so changing the working directory here is safe.)
+    monkeypatch.chdir(tmp_path)
+    os.mkdir("sub")
+    for url, created in [("sqlite:///rel.db", "rel.db"), ("sqlite:///sub/rel.db", os.path.join("sub", "rel.db"))]:
+        with formaops.Engine.open(url) as engine:
+            engine.create_prompt(name=unique(), template="x")
+        assert os.path.isfile(os.path.join(str(tmp_path), created)), url
+    assert not os.path.exists("/rel.db")
+    # Reopening from elsewhere with the absolute form finds the same data.
+    monkeypatch.chdir(os.path.join(str(tmp_path), "sub"))
+    absolute = f"sqlite:///{os.path.join(str(tmp_path), 'rel.db')}"
+    assert absolute.startswith("sqlite:////")
+    with formaops.Engine.open(absolute) as engine:
+        assert len(engine.list_prompts().items) == 1
+
+
+def test_bad_database_url_names_the_forms() -> None:
+    with pytest.raises(formaops.FormaOpsError, match="sqlite:///relative.db") as err:
+        formaops.Engine.open("mysql://u:secret@h/db")
+    assert "secret" not in str(err.value)
 
 
 def test_postgres(postgres_url: str) -> None:

@@ -41,12 +41,24 @@ def test_attempts_are_bounded_by_max_attempts() -> None:
         assert r.error is not None and r.error.transient is True
 
 
+def test_timeout_fault_hangs_as_long_as_asked() -> None:
+    import time
+
+    with formaops.Engine.open(mock_faults=[{"fault": "timeout", "first": 1, "after": 0.05}]) as e:
+        p = e.create_prompt(name=unique(), template="x")
+        started = time.monotonic()
+        r = e.execute(p.id)
+        assert r.status == "COMPLETED" and r.attempts == 2
+        assert time.monotonic() - started < 10, "the timeout fault waited for the deadline"
+
+
 def test_mock_options_are_checked() -> None:
     cases: List[Dict[str, Any]] = [
         {"mock_faults": [{"fault": "nope", "first": 1}]},
         {"mock_faults": [{"fault": "timeout"}]},
         {"mock_faults": [{"fault": "timeout", "first": 1, "typo": 2}]},
         {"mock_faults": [{"fault": "server_error", "status": 404, "first": 1}]},
+        {"mock_faults": [{"fault": "timeout", "first": 1, "after": -1}]},
         {"mock_latency_ms": 10**9},
         {"api_key": "k"},  # not for the mock
     ]

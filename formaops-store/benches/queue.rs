@@ -23,7 +23,7 @@ use formaops_core::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionMetrics, ExecutionStatus, Priority, TokenUsage,
 };
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
-use formaops_core::store::Store;
+use formaops_core::store::{ClaimParams, Store};
 use rust_decimal::Decimal;
 
 fn env_u64(name: &str, default: u64) -> u64 {
@@ -96,7 +96,13 @@ async fn run(label: &str, store: Arc<dyn Store>) {
             while done.load(Ordering::Relaxed) < expected {
                 let now = Utc::now();
                 let claimed = store
-                    .claim(&worker, "mock", batch as u32, now, now + Duration::seconds(60))
+                    .claim(ClaimParams {
+                        worker: &worker,
+                        provider: "mock",
+                        limit: batch as u32,
+                        now,
+                        lease_until: now + Duration::seconds(60),
+                    })
                     .await
                     .unwrap();
                 if claimed.is_empty() {

@@ -3,13 +3,16 @@
 //! Postgres and SQLite implementations of the FormaOps [`Store`]: prompts, versions, users
 //! and credentials, and the executions table that is also the durable queue.
 //!
-//! [`connect`] picks the backend from the URL and applies migrations:
+//! [`connect`] picks the backend from the URL (the grammar and its redaction for logs: [`url`])
+//! and applies migrations:
 //!
 //! - `postgres://...` / `postgresql://...`: [`PgStore`], for production and for several
 //!   processes sharing one database (claims use `FOR UPDATE SKIP LOCKED`; execution events
 //!   are relayed between processes with `LISTEN/NOTIFY`).
-//! - `sqlite://path/to/file.db` or `sqlite::memory:`: [`SqliteStore`], the zero-configuration
-//!   single-node backend (the file is created if missing).
+//! - `sqlite:///relative/path.db`, `sqlite:////absolute/path.db` (SQLAlchemy's convention) or
+//!   `sqlite://` (in memory): [`SqliteStore`], the zero-configuration single-node backend (the
+//!   file is created if missing).
+//! - `memory://`: core's [`MemoryStore`], nothing persisted.
 //!
 //! Every batch handed to `enqueue` or `finish` is one transaction, committed before the call
 //! returns: callers that batch concurrent work get group commit without giving up
@@ -22,7 +25,10 @@
 //!
 //! - [`postgres`]: [`PgStore`], the Postgres backend and the cross-process event relay.
 //! - [`sqlite`]: [`SqliteStore`], the SQLite backend.
-//! - `rows`: row <-> domain translation and metrics aggregation shared by both.
+//! - [`url`]: the database URL grammar ([`DatabaseUrl`]), [`redact`] and [`describe`] for logs.
+//! - `sql`: the queries both backends share, each written once, with `FromRow` row types;
+//! - `rows`: domain -> column values shared by both (metrics aggregate in
+//!   `formaops_core::metrics::aggregate`).
 //! - `error`: sqlx errors -> core errors (constraint names -> `Conflict`, outages ->
 //!   `Unavailable`, never SQL text to callers).
 //! - `migrations/postgres`, `migrations/sqlite`: the schema of each backend.
@@ -39,64 +45,58 @@
 
 use std::sync::Arc;
 
+use formaops_core::Result;
 use formaops_core::metrics::MetricsQuery;
 use formaops_core::page::Page;
 use formaops_core::prompt::PromptVersion;
-use formaops_core::store::Store;
-use formaops_core::{Error, Result};
+use formaops_core::store::{MemoryStore, Store};
 
 mod error;
 pub mod health;
 pub mod postgres;
 mod rows;
+mod sql;
 pub mod sqlite;
+pub mod url;
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use url::{DatabaseUrl, describe, redact};
 
 /// Most executions (or results, or lease ids) accepted in one batch call.
 pub const MAX_BATCH: usize = 10_000;
 /// Most executions handed out by one `claim`.
 pub const MAX_CLAIM: u32 = 1_000;
-/// Most expired leases handled by one `rescue_expired` call; callers call again for more.
+/// Most expired leases listed by one `expired_leases` call; callers call again for more.
 pub const MAX_RESCUE: u32 = 1_000;
 /// Most credentials of one kind listed for a user.
 pub(crate) const MAX_CREDENTIALS: i64 = 1_000;
 
-/// Which backend a URL names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    Postgres,
-    Sqlite,
-}
-
-fn backend_of(url: &str) -> Result<Backend> {
-    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Backend::Postgres)
-    } else if url.starts_with("sqlite:") {
-        Ok(Backend::Sqlite)
-    } else {
-        Err(Error::invalid_argument(
-            "database url",
-            "must start with postgres://, postgresql://, sqlite:// or be sqlite::memory:",
-        ))
-    }
-}
-
-/// Connects to the database named by `url`, applies pending migrations, and returns the
-/// store.
+/// Connects to the database named by `url` (see [`url`] for the forms), applies pending
+/// migrations, and returns the store.
+///
+/// # Errors
+/// [`formaops_core::Error::InvalidArgument`] for a URL outside the grammar; the backend's errors otherwise.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
-    Ok(match backend_of(url)? {
-        Backend::Postgres => Arc::new(PgStore::connect(url).await?),
-        Backend::Sqlite => Arc::new(SqliteStore::connect(url).await?),
+    let url = url.trim();
+    Ok(match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Memory => Arc::new(MemoryStore::new()),
+        DatabaseUrl::Postgres(_) => Arc::new(PgStore::connect(url).await?),
+        DatabaseUrl::Sqlite(_) => Arc::new(SqliteStore::connect(url).await?),
     })
 }
 
-/// Applies pending migrations to the database named by `url` and closes the connection.
+/// Applies pending migrations to the database named by `url` and closes the connection
+/// (nothing to do for `memory://`).
+///
+/// # Errors
+/// As [`connect`].
 pub async fn migrate(url: &str) -> Result<()> {
-    match backend_of(url)? {
-        Backend::Postgres => PgStore::connect(url).await?.close().await,
-        Backend::Sqlite => SqliteStore::connect(url).await?.close().await,
+    let url = url.trim();
+    match DatabaseUrl::parse(url)? {
+        DatabaseUrl::Memory => {}
+        DatabaseUrl::Postgres(_) => PgStore::connect(url).await?.close().await,
+        DatabaseUrl::Sqlite(_) => SqliteStore::connect(url).await?.close().await,
     }
     Ok(())
 }
@@ -115,18 +115,4 @@ pub(crate) fn version_page(mut items: Vec<PromptVersion>, limit: u32) -> Page<Pr
 /// The version filter of a metrics query: it applies only together with a prompt.
 pub(crate) fn metrics_version(q: &MetricsQuery) -> Option<u32> {
     q.prompt_id.and(q.prompt_version)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backend_is_chosen_by_scheme() {
-        assert_eq!(backend_of("postgres://u@h/db").unwrap(), Backend::Postgres);
-        assert_eq!(backend_of("postgresql://u@h/db").unwrap(), Backend::Postgres);
-        assert_eq!(backend_of("sqlite://x.db").unwrap(), Backend::Sqlite);
-        assert_eq!(backend_of("sqlite::memory:").unwrap(), Backend::Sqlite);
-        assert!(matches!(backend_of("mysql://x"), Err(Error::InvalidArgument { .. })));
-    }
 }

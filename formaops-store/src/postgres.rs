@@ -8,39 +8,36 @@
 //! - `finish` only updates a row that is RUNNING under the reporting worker's lease: the
 //!   database itself guarantees at most one final result per execution.
 //! - Events are relayed with `pg_notify` on channel [`EVENTS_CHANNEL`], tagged with this
-//!   store's node id so a process skips its own; [`Store::remote_events`] listens with a
+//!   store's node id so a process skips its own; [`Store::remote_events`](formaops_core::store::Store::remote_events) listens with a
 //!   [`PgListener`] that reconnects by itself after a connection loss.
 
 use std::collections::{HashSet, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
-use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
+    aggregate,
 };
-use formaops_core::page::{Cursor, Page, PageRequest};
-use formaops_core::prompt::{Prompt, PromptStatus, PromptVersion};
-use formaops_core::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
-use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
+use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams};
 use formaops_core::{Error, Result};
 use futures::stream::BoxStream;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::types::Json;
-use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
+use crate::MAX_BATCH;
 use crate::error::DbResultExt;
 use crate::health::FailFastPool;
-use crate::rows::{self, ExecutionColumns, FinishColumns, MAX_PROMPTS_IN_REPORT, RowAccess, corrupt};
-use crate::{MAX_BATCH, MAX_CLAIM, MAX_CREDENTIALS, MAX_RESCUE};
+use crate::rows::{ExecutionColumns, FinishColumns};
+use crate::sql::{corrupt, executions, impl_store};
 
 /// The NOTIFY channel execution events travel on.
 pub const EVENTS_CHANNEL: &str = "formaops_events";
@@ -54,55 +51,9 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_POOL_SIZE: u32 = 10;
 /// Pause before a listener retries after its connection failed.
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
-
-impl RowAccess for PgRow {
-    fn uuid(&self, col: &str) -> Result<Uuid> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn opt_uuid(&self, col: &str) -> Result<Option<Uuid>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn ts(&self, col: &str) -> Result<DateTime<Utc>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn opt_ts(&self, col: &str) -> Result<Option<DateTime<Utc>>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn text(&self, col: &str) -> Result<String> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn opt_text(&self, col: &str) -> Result<Option<String>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn int(&self, col: &str) -> Result<i64> {
-        self.opt_int(col)?.ok_or_else(|| corrupt(col, "is NULL"))
-    }
-    fn opt_int(&self, col: &str) -> Result<Option<i64>> {
-        // integer (int4) and bigint (int8) columns both decode to i64.
-        match self.try_get::<Option<i64>, _>(col) {
-            Ok(v) => Ok(v),
-            Err(_) => {
-                self.try_get::<Option<i32>, _>(col).map(|v| v.map(i64::from)).map_err(|e| corrupt(col, e))
-            }
-        }
-    }
-    fn boolean(&self, col: &str) -> Result<bool> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn opt_bool(&self, col: &str) -> Result<Option<bool>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn opt_json(&self, col: &str) -> Result<Option<Value>> {
-        let v: Option<Json<Value>> = self.try_get(col).map_err(|e| corrupt(col, e))?;
-        Ok(v.map(|j| j.0))
-    }
-    fn opt_decimal(&self, col: &str) -> Result<Option<Decimal>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-    fn bytes(&self, col: &str) -> Result<Vec<u8>> {
-        self.try_get(col).map_err(|e| corrupt(col, e))
-    }
-}
+/// "(created_at, id) before the cursor `(#1, #2)`": a row comparison, which the planner turns
+/// into one range on the listing indexes.
+const KEYSET: &str = "(created_at, id) < (#1, #2)";
 
 /// An event as relayed between processes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -111,7 +62,7 @@ struct Envelope {
     event: ExecutionEvent,
 }
 
-/// The Postgres [`Store`].
+/// The Postgres [`Store`](formaops_core::store::Store).
 #[derive(Debug, Clone)]
 pub struct PgStore {
     /// Fails at once while the database is known to be down (see `health`).
@@ -162,15 +113,6 @@ impl PgStore {
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    async fn prompt_state(&self, user: UserId, id: PromptId) -> Result<Option<String>> {
-        sqlx::query_scalar("SELECT status FROM prompts WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await
-            .db("read prompt")
     }
 }
 
@@ -309,8 +251,9 @@ const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, outp
     WHERE e.id = r.id AND e.user_id = r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
     RETURNING e.id";
 
-/// Per-prompt (and total, where `prompt_id` is NULL) aggregates, computed in the database.
-/// Only final executions (COMPLETED, FAILED) with metrics contribute latency, tokens and cost.
+/// Per-prompt (and total, where `prompt_id` is NULL) aggregates: the rules of
+/// `formaops_core::metrics::aggregate`, computed in the database for speed (the conformance
+/// suite checks the result against the core aggregation).
 const METRICS_SELECT: &str = "WITH s AS (SELECT prompt_id, status, latency_ms, provider_latency_ms, \
     tokens_input, tokens_output, tokens_cached, tokens_total, cost_usd, validation_passed, \
     (status IN ('COMPLETED', 'FAILED') AND latency_ms IS NOT NULL) AS m FROM executions WHERE user_id = $1 \
@@ -337,7 +280,7 @@ const METRICS_SELECT: &str = "WITH s AS (SELECT prompt_id, status, latency_ms, p
     FROM s GROUP BY GROUPING SETS ((prompt_id), ())";
 
 fn count_col(row: &PgRow, col: &str) -> Result<u64> {
-    let v = row.int(col)?;
+    let v: i64 = row.try_get(col).map_err(|e| corrupt(col, e))?;
     u64::try_from(v).map_err(|_| corrupt(col, "is negative"))
 }
 
@@ -367,7 +310,11 @@ fn summary_from_row(row: &PgRow) -> Result<MetricsSummary> {
             cached: count_col(row, "t_cached")?,
             total: count_col(row, "t_total")?,
         },
-        cost_usd: row.opt_decimal("cost")?.unwrap_or_default().normalize(),
+        cost_usd: row
+            .try_get::<Option<Decimal>, _>("cost")
+            .map_err(|e| corrupt("cost", e))?
+            .unwrap_or_default()
+            .normalize(),
         unpriced_executions: count_col(row, "unpriced")?,
         validated,
         validation_passed: passed,
@@ -452,287 +399,9 @@ fn decode_notifications(payload: &str, own_node: Uuid) -> Vec<ExecutionEvent> {
     }
 }
 
-#[async_trait]
-impl Store for PgStore {
-    async fn create_user(&self, user: &User, password_hash: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(user.id.0)
-        .bind(&user.email)
-        .bind(password_hash)
-        .bind(user.is_admin)
-        .bind(user.created_at)
-        .execute(&self.pool)
-        .await
-        .db("create user")?;
-        Ok(())
-    }
-
-    async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>> {
-        let row = sqlx::query("SELECT * FROM users WHERE email = $1")
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
-            .db("find user by email")?;
-        row.map(|r| {
-            Ok(UserWithPassword { user: rows::user_from_row(&r)?, password_hash: r.text("password_hash")? })
-        })
-        .transpose()
-    }
-
-    async fn get_user(&self, id: UserId) -> Result<Option<User>> {
-        let row = sqlx::query("SELECT * FROM users WHERE id = $1")
-            .bind(id.0)
-            .fetch_optional(&self.pool)
-            .await
-            .db("get user")?;
-        row.map(|r| rows::user_from_row(&r)).transpose()
-    }
-
-    async fn count_users(&self) -> Result<u64> {
-        let n: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&self.pool).await.db("count users")?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    async fn create_credential(&self, c: &Credential) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO credentials (id, user_id, kind, name, token_hash, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(c.id.0)
-        .bind(c.user_id.0)
-        .bind(c.kind.as_str())
-        .bind(&c.name)
-        .bind(&c.token_hash)
-        .bind(c.created_at)
-        .bind(c.expires_at)
-        .bind(c.revoked_at)
-        .execute(&self.pool)
-        .await
-        .db("create credential")?;
-        Ok(())
-    }
-
-    async fn authenticate(
-        &self,
-        token_hash: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<Option<(User, Credential)>> {
-        let row = sqlx::query(
-            "SELECT c.*, u.email AS u_email, u.is_admin AS u_is_admin, u.created_at AS u_created_at \
-             FROM credentials c JOIN users u ON u.id = c.user_id \
-             WHERE c.token_hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .db("authenticate")?;
-        let Some(r) = row else { return Ok(None) };
-        let credential = rows::credential_from_row(&r)?;
-        let user = User {
-            id: credential.user_id,
-            email: r.text("u_email")?,
-            is_admin: r.boolean("u_is_admin")?,
-            created_at: r.ts("u_created_at")?,
-        };
-        Ok(Some((user, credential)))
-    }
-
-    async fn revoke_credential(&self, user: UserId, id: CredentialId, now: DateTime<Utc>) -> Result<()> {
-        let done = sqlx::query(
-            "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3",
-        )
-        .bind(now)
-        .bind(id.0)
-        .bind(user.0)
-        .execute(&self.pool)
-        .await
-        .db("revoke credential")?;
-        if done.rows_affected() == 0 {
-            return Err(Error::not_found("credential", id));
-        }
-        Ok(())
-    }
-
-    async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>> {
-        let rows = sqlx::query(
-            "SELECT * FROM credentials WHERE user_id = $1 AND kind = $2 AND revoked_at IS NULL \
-             ORDER BY created_at DESC, id DESC LIMIT $3",
-        )
-        .bind(user.0)
-        .bind(kind.as_str())
-        .bind(MAX_CREDENTIALS)
-        .fetch_all(&self.pool)
-        .await
-        .db("list credentials")?;
-        rows.iter().map(rows::credential_from_row).collect()
-    }
-
-    async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()> {
-        let json = rows::VersionJson::of(first)?;
-        let mut tx = self.pool.begin().await.db("begin")?;
-        sqlx::query(
-            "INSERT INTO prompts (id, user_id, name, description, status, current_version, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(prompt.id.0)
-        .bind(prompt.user_id.0)
-        .bind(&prompt.name)
-        .bind(&prompt.description)
-        .bind(prompt.status.as_str())
-        .bind(i64::from(prompt.current_version))
-        .bind(prompt.created_at)
-        .bind(prompt.updated_at)
-        .execute(&mut *tx)
-        .await
-        .db("insert prompt")?;
-        insert_version_row(&mut tx, first, json).await?;
-        tx.commit().await.db("commit")?;
-        Ok(())
-    }
-
-    async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()> {
-        let json = rows::VersionJson::of(version)?;
-        let mut tx = self.pool.begin().await.db("begin")?;
-        let updated = sqlx::query(
-            "UPDATE prompts SET name = $1, description = $2, current_version = $3, updated_at = $4 \
-             WHERE id = $5 AND user_id = $6 AND status = 'ACTIVE' AND current_version = $7",
-        )
-        .bind(&prompt.name)
-        .bind(&prompt.description)
-        .bind(i64::from(version.version))
-        .bind(prompt.updated_at)
-        .bind(prompt.id.0)
-        .bind(prompt.user_id.0)
-        .bind(i64::from(version.version) - 1)
-        .execute(&mut *tx)
-        .await
-        .db("update prompt")?;
-        if updated.rows_affected() == 0 {
-            drop(tx);
-            return match self.prompt_state(prompt.user_id, prompt.id).await? {
-                None => Err(Error::not_found("prompt", prompt.id)),
-                Some(s) if s == "ARCHIVED" => {
-                    Err(Error::conflict(format!("prompt {} is archived", prompt.id)))
-                }
-                Some(_) => Err(Error::conflict(format!(
-                    "prompt {} was updated concurrently: version {} is not the next version",
-                    prompt.id, version.version
-                ))),
-            };
-        }
-        insert_version_row(&mut tx, version, json).await?;
-        tx.commit().await.db("commit")?;
-        Ok(())
-    }
-
-    async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt> {
-        let row = sqlx::query("SELECT * FROM prompts WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await
-            .db("get prompt")?;
-        row.map(|r| rows::prompt_from_row(&r)).transpose()?.ok_or_else(|| Error::not_found("prompt", id))
-    }
-
-    async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion> {
-        let row = sqlx::query(
-            "SELECT v.* FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
-             WHERE v.prompt_id = $1 AND p.user_id = $2 AND v.version = $3",
-        )
-        .bind(id.0)
-        .bind(user.0)
-        .bind(i64::from(version))
-        .fetch_optional(&self.pool)
-        .await
-        .db("get prompt version")?;
-        row.map(|r| rows::version_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::not_found("prompt version", format!("{id} v{version}")))
-    }
-
-    async fn list_prompts(
-        &self,
-        user: UserId,
-        filter: &PromptFilter,
-        page: PageRequest,
-    ) -> Result<Page<Prompt>> {
-        let status = filter.status.unwrap_or(PromptStatus::Active);
-        let rows = match page.after {
-            None => {
-                sqlx::query(
-                    "SELECT * FROM prompts WHERE user_id = $1 AND status = $2 \
-                     ORDER BY created_at DESC, id DESC LIMIT $3",
-                )
-                .bind(user.0)
-                .bind(status.as_str())
-                .bind(i64::from(page.limit) + 1)
-                .fetch_all(&self.pool)
-                .await
-            }
-            Some(c) => sqlx::query(
-                "SELECT * FROM prompts WHERE user_id = $1 AND status = $2 AND (created_at, id) < ($3, $4) \
-                     ORDER BY created_at DESC, id DESC LIMIT $5",
-            )
-            .bind(user.0)
-            .bind(status.as_str())
-            .bind(c.created_at)
-            .bind(c.id)
-            .bind(i64::from(page.limit) + 1)
-            .fetch_all(&self.pool)
-            .await,
-        }
-        .db("list prompts")?;
-        let items = rows.iter().map(rows::prompt_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |p| Cursor { created_at: p.created_at, id: p.id.0 }))
-    }
-
-    async fn list_versions(
-        &self,
-        user: UserId,
-        id: PromptId,
-        page: VersionPageRequest,
-    ) -> Result<Page<PromptVersion>> {
-        if self.prompt_state(user, id).await?.is_none() {
-            return Err(Error::not_found("prompt", id));
-        }
-        let before = page.before.map_or(i64::from(i32::MAX), i64::from);
-        let rows = sqlx::query(
-            "SELECT * FROM prompt_versions WHERE prompt_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3",
-        )
-        .bind(id.0)
-        .bind(before)
-        .bind(i64::from(page.limit) + 1)
-        .fetch_all(&self.pool)
-        .await
-        .db("list prompt versions")?;
-        let items = rows.iter().map(rows::version_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(crate::version_page(items, page.limit))
-    }
-
-    async fn set_prompt_status(
-        &self,
-        user: UserId,
-        id: PromptId,
-        status: PromptStatus,
-        now: DateTime<Utc>,
-    ) -> Result<Prompt> {
-        let row = sqlx::query(
-            "UPDATE prompts SET status = $1, updated_at = $2 WHERE id = $3 AND user_id = $4 RETURNING *",
-        )
-        .bind(status.as_str())
-        .bind(now)
-        .bind(id.0)
-        .bind(user.0)
-        .fetch_optional(&self.pool)
-        .await
-        .db("set prompt status")?;
-        row.map(|r| rows::prompt_from_row(&r)).transpose()?.ok_or_else(|| Error::not_found("prompt", id))
-    }
+// The methods whose SQL both backends share are written once, in `sql::impl_store!`.
+impl_store! {
+    PgStore, pg, reader: pool, writer: pool, claim: executions::CLAIM_PG, keyset: KEYSET;
 
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
         if executions.is_empty() {
@@ -799,58 +468,15 @@ impl Store for PgStore {
             let Some(key) = &e.idempotency_key else {
                 return Err(Error::conflict(format!("execution {} appears twice in the batch", e.id)));
             };
-            let row = sqlx::query("SELECT * FROM executions WHERE user_id = $1 AND idempotency_key = $2")
-                .bind(e.user_id.0)
-                .bind(key)
-                .fetch_optional(&mut *tx)
-                .await
-                .db("enqueue")?
-                .ok_or_else(|| {
-                    Error::internal("an idempotent insert was skipped but no row holds the key")
-                })?;
-            outcomes.push(EnqueueOutcome::Existing(Box::new(rows::execution_from_row(&row)?)));
+            let existing = executions::pg::by_idempotency_key(&mut *tx, e.user_id, key).await?;
+            outcomes.push(EnqueueOutcome::Existing(Box::new(existing)));
         }
         tx.commit().await.db("commit enqueue")?;
         Ok(outcomes)
     }
 
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>> {
-        let limit = limit.min(MAX_CLAIM);
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(
-            "UPDATE executions SET status = 'RUNNING', lease_owner = $1, lease_expires_at = $2, \
-             attempts = attempts + 1, started_at = COALESCE(started_at, $3) \
-             WHERE id IN (SELECT id FROM executions WHERE status = 'QUEUED' AND provider = $4 \
-             AND run_after <= $3 ORDER BY queue_key, id LIMIT $5 FOR UPDATE SKIP LOCKED) RETURNING *",
-        )
-        .bind(worker)
-        .bind(lease_until)
-        .bind(now)
-        .bind(provider)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .db("claim")?;
-        let mut claimed = rows.iter().map(rows::execution_from_row).collect::<Result<Vec<_>>>()?;
-        rows::sort_claimed(&mut claimed);
-        Ok(claimed)
-    }
-
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>> {
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>> {
+        let ExtendLeasesParams { worker, ids, lease_until } = params;
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -900,137 +526,6 @@ impl Store for PgStore {
         Ok(flags)
     }
 
-    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
-        let error = rows::to_json("error", &rows::lease_expired_error())?;
-        let rows = sqlx::query(
-            "UPDATE executions SET \
-             status = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN 'QUEUED' ELSE 'FAILED' END, \
-             run_after = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN $1 ELSE run_after END, \
-             finished_at = CASE WHEN attempts < max_attempts AND $1 < deadline_at THEN NULL ELSE $1 END, \
-             error = $2, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id IN (SELECT id FROM executions WHERE status = 'RUNNING' AND lease_expires_at < $1 \
-             LIMIT $3 FOR UPDATE SKIP LOCKED) AND status = 'RUNNING' RETURNING *",
-        )
-        .bind(now)
-        .bind(Json(error))
-        .bind(i64::from(MAX_RESCUE))
-        .fetch_all(&self.pool)
-        .await
-        .db("rescue expired leases")?;
-        rows.iter().map(rows::execution_from_row).collect()
-    }
-
-    async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
-        let row = sqlx::query(
-            "UPDATE executions SET status = 'CANCELLED', finished_at = $1, lease_owner = NULL, lease_expires_at = NULL \
-             WHERE id = $2 AND user_id = $3 AND status = 'QUEUED' RETURNING *",
-        )
-        .bind(now)
-        .bind(id.0)
-        .bind(user.0)
-        .fetch_optional(&self.pool)
-        .await
-        .db("cancel execution")?;
-        if let Some(r) = row {
-            return rows::execution_from_row(&r);
-        }
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM executions WHERE id = $1 AND user_id = $2")
-                .bind(id.0)
-                .bind(user.0)
-                .fetch_optional(&self.pool)
-                .await
-                .db("cancel execution")?;
-        match status {
-            None => Err(Error::not_found("execution", id)),
-            Some(s) => Err(Error::conflict(format!(
-                "execution {id} is {s}; only a QUEUED execution can be cancelled"
-            ))),
-        }
-    }
-
-    async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
-        let row = sqlx::query("SELECT * FROM executions WHERE id = $1 AND user_id = $2")
-            .bind(id.0)
-            .bind(user.0)
-            .fetch_optional(&self.pool)
-            .await
-            .db("get execution")?;
-        row.map(|r| rows::execution_from_row(&r))
-            .transpose()?
-            .ok_or_else(|| Error::not_found("execution", id))
-    }
-
-    async fn list_executions(
-        &self,
-        user: UserId,
-        filter: &ExecutionFilter,
-        page: PageRequest,
-    ) -> Result<Page<Execution>> {
-        // Only the clauses that apply, so the planner always sees a plain keyset range on
-        // (user_id, created_at, id) and walks the listing index.
-        let mut sql = String::from("SELECT * FROM executions WHERE user_id = $1");
-        let mut n = 1;
-        let mut next = |sql: &mut String, clause: &str| {
-            n += 1;
-            sql.push_str(&clause.replace('#', &format!("${n}")));
-        };
-        if filter.status.is_some() {
-            next(&mut sql, " AND status = #");
-        }
-        if filter.prompt_id.is_some() {
-            next(&mut sql, " AND prompt_id = #");
-        }
-        if filter.since.is_some() {
-            next(&mut sql, " AND created_at >= #");
-        }
-        if filter.until.is_some() {
-            next(&mut sql, " AND created_at < #");
-        }
-        if page.after.is_some() {
-            next(&mut sql, " AND (created_at, id) < (#");
-            next(&mut sql, ", #)");
-        }
-        next(&mut sql, " ORDER BY created_at DESC, id DESC LIMIT #");
-        let mut q = sqlx::query(AssertSqlSafe(sql)).bind(user.0);
-        if let Some(s) = filter.status {
-            q = q.bind(s.as_str());
-        }
-        if let Some(p) = filter.prompt_id {
-            q = q.bind(p.0);
-        }
-        if let Some(t) = filter.since {
-            q = q.bind(t);
-        }
-        if let Some(t) = filter.until {
-            q = q.bind(t);
-        }
-        if let Some(c) = page.after {
-            q = q.bind(c.created_at).bind(c.id);
-        }
-        let rows = q.bind(i64::from(page.limit) + 1).fetch_all(&self.pool).await.db("list executions")?;
-        let items = rows.iter().map(rows::execution_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_overfetch(items, page.limit, |e| Cursor { created_at: e.created_at, id: e.id.0 }))
-    }
-
-    async fn queue_depth(&self, user: Option<UserId>) -> Result<u64> {
-        let n: i64 = match user {
-            Some(u) => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'QUEUED' AND user_id = $1")
-                    .bind(u.0)
-                    .fetch_one(&self.pool)
-                    .await
-            }
-            None => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM executions WHERE status = 'QUEUED'")
-                    .fetch_one(&self.pool)
-                    .await
-            }
-        }
-        .db("queue depth")?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
         let version = crate::metrics_version(query)
             .map(i32::try_from)
@@ -1053,15 +548,12 @@ impl Store for PgStore {
                 summary = summary_from_row(row)?;
             } else {
                 by_prompt.push(PromptMetrics {
-                    prompt_id: PromptId(row.uuid("prompt_id")?),
+                    prompt_id: PromptId(row.try_get("prompt_id").map_err(|e| corrupt("prompt_id", e))?),
                     summary: summary_from_row(row)?,
                 });
             }
         }
-        by_prompt.sort_by(|a, b| {
-            b.summary.counts.total.cmp(&a.summary.counts.total).then_with(|| a.prompt_id.cmp(&b.prompt_id))
-        });
-        by_prompt.truncate(MAX_PROMPTS_IN_REPORT);
+        aggregate::rank_prompts(&mut by_prompt);
         let queue_depth = self.queue_depth(Some(user)).await?;
         Ok(MetricsReport { since: query.since, until: query.until, summary, queue_depth, by_prompt })
     }
@@ -1189,30 +681,6 @@ async fn finish_rows(
         .await
         .db("finish")?;
     Ok(applied.into_iter().collect())
-}
-
-async fn insert_version_row(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    v: &PromptVersion,
-    json: rows::VersionJson,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO prompt_versions (prompt_id, version, template, system_template, variables, validations, \
-         model, created_at, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(v.prompt_id.0)
-    .bind(i64::from(v.version))
-    .bind(&v.template)
-    .bind(&v.system_template)
-    .bind(Json(json.variables))
-    .bind(Json(json.validations))
-    .bind(Json(json.model))
-    .bind(v.created_at)
-    .bind(v.author.0)
-    .execute(&mut **tx)
-    .await
-    .db("insert prompt version")?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -18,3 +18,19 @@ async fn postgres_passes_the_conformance_suite() {
     formaops_core::conformance::run_all(&store).await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engine_refuses_unstorable_text() {
+    let db = common::SqliteTestDb::new();
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_refuses_unstorable_text(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_engine_refuses_unstorable_text() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_refuses_unstorable_text(store.clone()).await;
+    store.close().await;
+}

@@ -10,12 +10,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
+use formaops_core::conformance::rescue_now;
 use formaops_core::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
 };
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
-use formaops_core::store::Store;
+use formaops_core::store::{ClaimParams, Store};
 use tokio::task::JoinHandle;
 
 const TOTAL: usize = 2_000;
@@ -62,8 +63,16 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
     tokio::spawn(async move {
         loop {
             let now = Utc::now();
-            let claimed =
-                store.claim(&name, "mock", 10, now, now + Duration::milliseconds(LEASE_MS)).await.unwrap();
+            let claimed = store
+                .claim(ClaimParams {
+                    worker: &name,
+                    provider: "mock",
+                    limit: 10,
+                    now,
+                    lease_until: now + Duration::milliseconds(LEASE_MS),
+                })
+                .await
+                .unwrap();
             if claimed.is_empty() {
                 tokio::time::sleep(StdDuration::from_millis(20)).await;
                 continue;
@@ -118,7 +127,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
 fn rescuer(store: Arc<dyn Store>) -> JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            store.rescue_expired(Utc::now()).await.unwrap();
+            rescue_now(store.as_ref(), Utc::now()).await;
             tokio::time::sleep(StdDuration::from_millis(200)).await;
         }
     })

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use formaops_core::Error;
+use formaops_core::conformance::rescue_now;
 use formaops_core::events::{EventKind, ExecutionEvent};
 use formaops_core::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
@@ -18,7 +19,9 @@ use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
 use formaops_core::page::PageRequest;
 use formaops_core::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
-use formaops_core::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use formaops_core::store::{
+    ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, Store, VersionPageRequest,
+};
 use formaops_core::user::{Credential, CredentialKind, User};
 use formaops_core::validation::{RuleOutcome, ValidationVerdict};
 use futures::StreamExt;
@@ -213,21 +216,50 @@ async fn enqueue_claim_finish(s: &dyn Store) {
     assert_eq!(s.queue_depth(Some(user)).await.unwrap(), 2);
 
     // Not yet runnable: nothing claimed.
-    assert!(s.claim("w1", "mock", 10, t0(), t0() + Duration::seconds(30)).await.unwrap().is_empty());
+    assert!(
+        s.claim(ClaimParams {
+            worker: "w1",
+            provider: "mock",
+            limit: 10,
+            now: t0(),
+            lease_until: t0() + Duration::seconds(30)
+        })
+        .await
+        .unwrap()
+        .is_empty()
+    );
     let now = t0() + Duration::seconds(1);
     let lease = now + Duration::seconds(30);
-    let claimed = s.claim("w1", "mock", 10, now, lease).await.unwrap();
+    let claimed = s
+        .claim(ClaimParams { worker: "w1", provider: "mock", limit: 10, now, lease_until: lease })
+        .await
+        .unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a.id, b.id], "queue_key order");
     assert!(claimed.iter().all(|e| e.status == ExecutionStatus::Running
         && e.attempts == 1
         && e.lease_owner.as_deref() == Some("w1")
         && e.lease_expires_at == Some(lease)
         && e.started_at == Some(now)));
-    assert!(s.claim("w2", "mock", 10, now, lease).await.unwrap().is_empty());
+    assert!(
+        s.claim(ClaimParams { worker: "w2", provider: "mock", limit: 10, now, lease_until: lease })
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let later = lease + Duration::seconds(30);
-    assert_eq!(s.extend_leases("w1", &[a.id, b.id], later).await.unwrap(), vec![a.id, b.id]);
-    assert!(s.extend_leases("w2", &[a.id], later).await.unwrap().is_empty());
+    assert_eq!(
+        s.extend_leases(ExtendLeasesParams { worker: "w1", ids: &[a.id, b.id], lease_until: later })
+            .await
+            .unwrap(),
+        vec![a.id, b.id]
+    );
+    assert!(
+        s.extend_leases(ExtendLeasesParams { worker: "w2", ids: &[a.id], lease_until: later })
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Wrong worker refused; right worker once; twice refused.
     let cost = Some(Decimal::new(123456789, 12));
@@ -274,19 +306,35 @@ async fn rescue_requeues_then_fails(s: &dyn Store) {
     e.max_attempts = 2;
     s.enqueue(&[e.clone()]).await.unwrap();
     let now = t0() + Duration::seconds(1);
-    s.claim("w1", "mock", 1, now, now + Duration::seconds(1)).await.unwrap();
+    s.claim(ClaimParams {
+        worker: "w1",
+        provider: "mock",
+        limit: 1,
+        now,
+        lease_until: now + Duration::seconds(1),
+    })
+    .await
+    .unwrap();
     // Lease still valid: nothing to rescue.
-    assert!(s.rescue_expired(now).await.unwrap().is_empty());
+    assert!(rescue_now(s, now).await.is_empty());
     let after = now + Duration::seconds(2);
-    let rescued = s.rescue_expired(after).await.unwrap();
+    let rescued = rescue_now(s, after).await;
     assert_eq!(rescued.len(), 1);
     assert_eq!(rescued[0].status, ExecutionStatus::Queued);
     assert_eq!(rescued[0].run_after, after);
     assert_eq!(rescued[0].error.as_ref().unwrap().code, "lease_expired");
     // The old worker lost its lease.
     assert_eq!(s.finish(&[completed(&e, "w1", None)]).await.unwrap(), vec![false]);
-    s.claim("w2", "mock", 1, after, after + Duration::seconds(1)).await.unwrap();
-    let rescued = s.rescue_expired(after + Duration::seconds(5)).await.unwrap();
+    s.claim(ClaimParams {
+        worker: "w2",
+        provider: "mock",
+        limit: 1,
+        now: after,
+        lease_until: after + Duration::seconds(1),
+    })
+    .await
+    .unwrap();
+    let rescued = rescue_now(s, after + Duration::seconds(5)).await;
     assert_eq!(rescued[0].status, ExecutionStatus::Failed, "attempts exhausted");
     assert_eq!(rescued[0].attempts, 2);
     assert!(rescued[0].finished_at.is_some());
@@ -327,7 +375,15 @@ async fn metrics_aggregate(s: &dyn Store) {
     let execs: Vec<Execution> = (0..4).map(|i| execution(user, i)).collect();
     s.enqueue(&execs).await.unwrap();
     let now = t0() + Duration::seconds(1);
-    s.claim("w", "mock", 3, now, now + Duration::seconds(30)).await.unwrap();
+    s.claim(ClaimParams {
+        worker: "w",
+        provider: "mock",
+        limit: 3,
+        now,
+        lease_until: now + Duration::seconds(30),
+    })
+    .await
+    .unwrap();
     let cost = Some(Decimal::new(1, 1)); // 0.1
     s.finish(&[
         completed(&execs[0], "w", cost),
@@ -372,8 +428,16 @@ async fn concurrent_claims_never_collide(s: Arc<dyn Store>) {
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let batch =
-                    s.claim(&format!("w{w}"), "mock", 7, now, now + Duration::seconds(60)).await.unwrap();
+                let batch = s
+                    .claim(ClaimParams {
+                        worker: &format!("w{w}"),
+                        provider: "mock",
+                        limit: 7,
+                        now,
+                        lease_until: now + Duration::seconds(60),
+                    })
+                    .await
+                    .unwrap();
                 if batch.is_empty() {
                     return got;
                 }
@@ -453,8 +517,16 @@ async fn postgres_concurrent_claims_never_collide_across_pools() {
         tasks.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let batch =
-                    s.claim(&format!("w{w}"), "mock", 5, now, now + Duration::seconds(60)).await.unwrap();
+                let batch = s
+                    .claim(ClaimParams {
+                        worker: &format!("w{w}"),
+                        provider: "mock",
+                        limit: 5,
+                        now,
+                        lease_until: now + Duration::seconds(60),
+                    })
+                    .await
+                    .unwrap();
                 if batch.is_empty() {
                     return got;
                 }
@@ -516,4 +588,23 @@ async fn unreachable_postgres_is_unavailable() {
 async fn bad_url_is_named() {
     let err = formaops_store::connect("mysql://x").await.unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { ref field, .. } if field == "database url"), "{err:?}");
+}
+
+/// Postgres refuses NUL in text and jsonb. The engine refuses it before it gets here
+/// (`formaops_core::text`); should one ever slip through, the refusal must be an error about
+/// the items (not `Unavailable`), so the group commit isolates the item instead of failing
+/// its whole batch, and the failed batch must have committed nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_nul_is_an_item_error_and_commits_nothing() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let s = db.store().await;
+    let user = UserId::new();
+    let good = execution(user, 1);
+    let mut bad = execution(user, 2);
+    bad.inputs.insert("v".into(), serde_json::json!("x\u{0}y"));
+    let err = s.enqueue(&[good.clone(), bad]).await.unwrap_err();
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    assert!(matches!(s.get_execution(user, good.id).await, Err(Error::NotFound { .. })));
+    assert_eq!(s.enqueue(std::slice::from_ref(&good)).await.unwrap(), vec![EnqueueOutcome::Created]);
+    s.close().await;
 }

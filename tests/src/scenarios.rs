@@ -240,3 +240,95 @@ pub async fn cross_tenant(base: &str, owner: (&str, &str), other: (&str, &str)) 
     let list = alice.get("/api/executions").await.expect(200);
     assert_eq!(list["items"].as_array().map(Vec::len), Some(1));
 }
+
+/// One user's input that no store can hold fails no one else's request (issue 12, item 2):
+/// 4 clients of `attacker` send NUL in a string input and in a key of a `json` input while 6
+/// clients of `victim` submit valid executions, for `run_for`. Every attacker request is a
+/// 422 naming the field, every victim request a 202, and the accepted executions complete.
+pub async fn bad_input_fails_no_one_else(
+    base: &str,
+    attacker: (&str, &str),
+    victim: (&str, &str),
+    run_for: Duration,
+) {
+    use std::collections::BTreeMap;
+
+    let bad = Api::new(base).login(attacker.0, attacker.1).await;
+    let good = Api::new(base).login(victim.0, victim.1).await;
+    let prompt = json!({
+        "name": "isolation", "template": "{{ v }} {{ data }}",
+        "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
+    });
+    let bad_pid =
+        bad.post("/api/prompts", prompt.clone()).await.expect(201)["id"].as_str().expect("id").to_string();
+    let good_pid =
+        good.post("/api/prompts", prompt).await.expect(201)["id"].as_str().expect("id").to_string();
+    let until = tokio::time::Instant::now() + run_for;
+
+    // Each client returns (status, what was wrong or the execution id) per request.
+    let mut attackers = Vec::new();
+    for i in 0..4u32 {
+        let (api, path) = (bad.clone(), format!("/api/prompts/{bad_pid}/execute?mode=async"));
+        attackers.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while tokio::time::Instant::now() < until {
+                let (inputs, field) = if (i + seen.len() as u32).is_multiple_of(2) {
+                    (json!({"v": "x\u{0}y"}), "inputs.v")
+                } else {
+                    (json!({"data": {"k\u{0}": 1}}), "inputs.data")
+                };
+                let r = api.post(&path, json!({ "inputs": inputs })).await;
+                let named = r.code() == "invalid_inputs"
+                    && r.body["error"]["details"]["problems"][0]["field"] == field;
+                seen.push((r.status.as_u16(), if named { String::new() } else { r.body.to_string() }));
+            }
+            seen
+        }));
+    }
+    let mut victims = Vec::new();
+    for i in 0..6 {
+        let (api, path) = (good.clone(), format!("/api/prompts/{good_pid}/execute?mode=async"));
+        victims.push(tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while tokio::time::Instant::now() < until {
+                let r = api
+                    .post(&path, json!({"inputs": {"v": format!("ok {i}"), "data": {"n": seen.len()}}}))
+                    .await;
+                let id = r.body["id"].as_str().map_or_else(|| r.body.to_string(), str::to_string);
+                seen.push((r.status.as_u16(), id));
+            }
+            seen
+        }));
+    }
+    let tally = |all: &[(u16, String)]| {
+        let mut by_status = BTreeMap::new();
+        for (status, _) in all {
+            *by_status.entry(*status).or_insert(0u32) += 1;
+        }
+        by_status
+    };
+    let mut refused = Vec::new();
+    for a in attackers {
+        refused.extend(a.await.expect("attacker client"));
+    }
+    let mut accepted = Vec::new();
+    for v in victims {
+        accepted.extend(v.await.expect("victim client"));
+    }
+    let (bad_tally, good_tally) = (tally(&refused), tally(&accepted));
+    eprintln!("bad_input_fails_no_one_else: attacker {bad_tally:?}, victim {good_tally:?}");
+    assert!(
+        accepted.iter().all(|(status, _)| *status == 202),
+        "the valid user's executes must all be 202, got {good_tally:?} (attacker {bad_tally:?}); first other: {:?}",
+        accepted.iter().find(|(s, _)| *s != 202)
+    );
+    assert!(
+        refused.iter().all(|(status, wrong)| *status == 422 && wrong.is_empty()),
+        "NUL inputs must be 422 invalid_inputs naming the field, got {bad_tally:?}; first other: {:?}",
+        refused.iter().find(|(s, w)| *s != 422 || !w.is_empty())
+    );
+    assert!(!refused.is_empty() && !accepted.is_empty(), "both users must have sent requests");
+    for (_, id) in accepted.iter().rev().take(20) {
+        assert_eq!(wait_final(&good, id, Duration::from_secs(30)).await["status"], "COMPLETED");
+    }
+}

@@ -108,5 +108,5 @@ impl Drop for Server {
 /// An SQLite URL for a new database file in `dir` (the server creates it).
 pub fn sqlite_url(dir: &Path) -> String {
     let path: PathBuf = dir.join("e2e.db");
-    format!("sqlite://{}", path.display())
+    format!("sqlite:///{}", path.display())
 }

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
 use crate::events::ExecutionEvent;
 use crate::ids::{ExecutionId, UserId};
@@ -78,6 +79,25 @@ impl EventBus {
                 w.remove(&id);
             }
         }
+    }
+
+    /// Events of one execution of `user`; `None` stands for events missed because this
+    /// subscriber lagged more than [`BUS_CAPACITY`] behind.
+    pub(crate) fn subscribe_one(
+        &self,
+        user: UserId,
+        id: ExecutionId,
+    ) -> BoxStream<'static, Option<ExecutionEvent>> {
+        BroadcastStream::new(self.tx.subscribe())
+            .filter_map(move |r| {
+                let item = match r {
+                    Ok(e) if e.user_id == user && e.execution_id == id => Some(Some(e)),
+                    Ok(_) => None,
+                    Err(BroadcastStreamRecvError::Lagged(_)) => Some(None),
+                };
+                futures::future::ready(item)
+            })
+            .boxed()
     }
 
     pub(crate) fn subscribe(

@@ -10,7 +10,8 @@
 //!   submission;
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
 //! - [`retry`]: backoff with full jitter, Retry-After, attempts and the shared deadline;
-//! - `worker`: claim loops per provider, attempts, lease heartbeats, the rescuer;
+//! - `worker`: claim loops per provider, attempts, lease heartbeats;
+//! - [`rescue`]: expired leases, decided through [`retry`] and written by the store;
 //! - `events`: the event bus and per-execution waiters;
 //! - `batch`: group commit of enqueues and of attempt results.
 //!
@@ -65,7 +66,7 @@ use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
 use crate::pricing::PriceTable;
 use crate::prompt::{ModelConfig, Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
-use crate::provider::mock::MockProvider;
+use crate::provider::config::{MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY, MOCK_PROVIDER, zero_config_mock};
 use crate::provider::{LlmProvider, Message};
 use crate::store::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 use crate::template::{CompiledPrompt, TemplateLimits};
@@ -74,12 +75,15 @@ use crate::variables::{self, InputLimits};
 
 mod batch;
 mod events;
+mod follow;
+pub mod rescue;
 pub mod retry;
 pub mod scheduler;
 mod telemetry;
 mod worker;
 
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
+pub use follow::Follow;
 pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
 
 use batch::Batcher;
@@ -152,12 +156,26 @@ impl Default for EngineConfig {
     }
 }
 
-/// Largest provider concurrency accepted.
-pub const MAX_PROVIDER_CONCURRENCY: usize = 100_000;
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
-/// Longest idempotency key, in bytes.
+/// Longest idempotency key, in bytes. A key is 1 to this many visible ASCII characters (`!`
+/// to `~`), so it travels unchanged in an HTTP header; see [`check_idempotency_key`].
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
+
+/// The one rule for idempotency keys, for every adapter: 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`]
+/// visible ASCII characters.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `idempotencyKey`.
+pub fn check_idempotency_key(key: &str) -> Result<()> {
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES || !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(Error::invalid_argument(
+            "idempotencyKey",
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"),
+        ));
+    }
+    Ok(())
+}
 /// Longest prompt name, in characters.
 pub const MAX_PROMPT_NAME_CHARS: usize = 200;
 /// Longest prompt description, in characters.
@@ -179,7 +197,10 @@ impl EngineConfig {
             return bad("max_attempts", "must be between 1 and 100");
         }
         if self.provider_concurrency == 0 || self.provider_concurrency > MAX_PROVIDER_CONCURRENCY {
-            return bad("provider_concurrency", "must be between 1 and 100000");
+            return Err(Error::invalid_argument(
+                "provider_concurrency",
+                format!("must be between 1 and {MAX_PROVIDER_CONCURRENCY}"),
+            ));
         }
         if self.execution_timeout.is_zero() || self.attempt_timeout.is_zero() || self.lease.is_zero() {
             return bad("timeouts", "execution_timeout, attempt_timeout and lease must be positive");
@@ -292,13 +313,14 @@ impl FormaOpsBuilder {
     /// Starts the engine (workers, rescuer, event relay) on the current tokio runtime.
     ///
     /// When the default provider is `mock` and no provider of that name is registered, a
-    /// [`MockProvider`] is registered under it (the zero-config engine).
+    /// [`zero_config_mock`] is registered under it (the zero-config engine).
     pub async fn start(self) -> Result<FormaOps> {
         let config = self.config.unwrap_or_default();
         config.check()?;
         let mut providers = self.providers;
-        if config.default_provider == "mock" && !providers.contains_key("mock") {
-            providers.insert("mock".to_string(), (Arc::new(MockProvider::new()), None));
+        if config.default_provider == MOCK_PROVIDER && !providers.contains_key(MOCK_PROVIDER) {
+            let (name, provider, concurrency) = zero_config_mock();
+            providers.insert(name, (provider, concurrency));
         }
         let mut slots = HashMap::with_capacity(providers.len());
         for (name, (provider, concurrency)) in providers {
@@ -334,10 +356,10 @@ impl FormaOpsBuilder {
         let slots = Arc::new(slots);
         let events = Arc::new(EventBus::new(Some(relay_tx)));
         let (s, ev, sl) = (store.clone(), events.clone(), slots.clone());
-        let enqueuer = Batcher::spawn("enqueue", ENQUEUE_QUEUE, MAX_BATCH, move |batch: Vec<Execution>| {
+        let enqueuer = Batcher::spawn("enqueue", ENQUEUE_QUEUE, MAX_BATCH, move |batch: &[Execution]| {
             let (s, ev, sl) = (s.clone(), ev.clone(), sl.clone());
-            async move {
-                let outcomes = s.enqueue(&batch).await?;
+            Box::pin(async move {
+                let outcomes = s.enqueue(batch).await?;
                 // Announce before anyone can claim: the Queued event precedes Running.
                 let mut woken: Vec<&str> = Vec::new();
                 for (e, o) in batch.iter().zip(&outcomes) {
@@ -354,13 +376,13 @@ impl FormaOpsBuilder {
                     }
                 }
                 Ok(outcomes)
-            }
+            })
         });
         let s = store.clone();
         let finisher =
-            Batcher::spawn("finish", ENQUEUE_QUEUE, MAX_BATCH, move |batch: Vec<AttemptResult>| {
+            Batcher::spawn("finish", ENQUEUE_QUEUE, MAX_BATCH, move |batch: &[AttemptResult]| {
                 let s = s.clone();
-                async move { s.finish(&batch).await }
+                Box::pin(async move { s.finish(batch).await })
             });
         let (stop, stop_rx) = watch::channel(false);
         let inner = Arc::new(Inner {
@@ -404,7 +426,7 @@ impl FormaOpsBuilder {
                 )));
             }
             background.push(tokio::spawn(worker::heartbeat_loop(inner.clone(), stop_rx.clone())));
-            background.push(tokio::spawn(worker::rescue_loop(inner.clone(), stop_rx.clone())));
+            background.push(tokio::spawn(rescue::rescue_loop(inner.clone(), stop_rx.clone())));
         }
         if let Ok(mut b) = inner.background.lock() {
             b.extend(background);
@@ -636,7 +658,9 @@ fn check_description(description: Option<&str>) -> Result<()> {
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),
-        _ => Ok(()),
+        Some(d) => crate::text::str_problem("description", d)
+            .map_or(Ok(()), |p| Err(Error::InvalidPrompt { problems: vec![p] })),
+        None => Ok(()),
     }
 }
 
@@ -826,13 +850,11 @@ impl FormaOps {
         if inner.shutting_down() {
             return Err(Error::ShuttingDown);
         }
-        if let Some(key) = &request.idempotency_key
-            && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES)
-        {
-            return Err(Error::invalid_argument(
-                "idempotencyKey",
-                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes"),
-            ));
+        if let Some(key) = &request.idempotency_key {
+            check_idempotency_key(key)?;
+        }
+        if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
+            return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
         }
         let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
         if prompt.status != PromptStatus::Active {
@@ -985,18 +1007,12 @@ impl FormaOps {
         page: PageRequest,
     ) -> Result<Page<Execution>> {
         check_page(page.limit)?;
+        crate::metrics::check_window(filter.since, filter.until)?;
         self.inner.store.list_executions(user, &filter, page).await
     }
 
     pub async fn metrics(&self, user: UserId, query: MetricsQuery) -> Result<MetricsReport> {
-        if query.prompt_version.is_some() && query.prompt_id.is_none() {
-            return Err(Error::invalid_argument("version", "a version filter needs a prompt filter"));
-        }
-        if let (Some(since), Some(until)) = (query.since, query.until)
-            && since > until
-        {
-            return Err(Error::invalid_argument("since", "must not be after until"));
-        }
+        query.check()?;
         self.inner.store.metrics(user, &query).await
     }
 

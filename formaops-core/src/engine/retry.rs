@@ -45,6 +45,20 @@ pub enum GiveUp {
     DeadlineExceeded,
 }
 
+impl GiveUp {
+    /// `message` with the reason appended, as a final error reports it (`attempts` is the
+    /// number of attempts made).
+    pub fn explain(self, message: &str, attempts: u32) -> String {
+        match self {
+            GiveUp::Permanent => message.to_string(),
+            GiveUp::AttemptsExhausted => format!("{message} (after {attempts} attempts)"),
+            GiveUp::DeadlineExceeded => {
+                format!("{message} (no time left before the execution deadline to retry)")
+            }
+        }
+    }
+}
+
 /// When to retry after the provider `error` ended attempt `attempts` (1-based) at `now`; or
 /// why not. See [`decide_failure`].
 pub fn decide(
@@ -83,10 +97,25 @@ pub fn decide_failure(
     if !failure.transient {
         return Err(GiveUp::Permanent);
     }
+    schedule(policy, attempts, max_attempts, now, deadline_at, failure.retry_after, unit)
+}
+
+/// When to run the next attempt after attempt `attempts` (1-based) ended at `now` with a
+/// transient failure (a provider's, or a lost lease); or why not: no attempts left, or the
+/// retry would not start before `deadline_at`.
+pub fn schedule(
+    policy: &BackoffPolicy,
+    attempts: u32,
+    max_attempts: u32,
+    now: DateTime<Utc>,
+    deadline_at: DateTime<Utc>,
+    retry_after: Option<Duration>,
+    unit: f64,
+) -> Result<DateTime<Utc>, GiveUp> {
     if attempts >= max_attempts {
         return Err(GiveUp::AttemptsExhausted);
     }
-    let delay = retry_delay(policy, attempts, failure.retry_after, unit);
+    let delay = retry_delay(policy, attempts, retry_after, unit);
     let run_after = chrono::Duration::from_std(delay).ok().and_then(|d| now.checked_add_signed(d));
     match run_after {
         Some(t) if t < deadline_at => Ok(t),

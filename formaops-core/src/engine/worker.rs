@@ -1,5 +1,5 @@
 //! Workers: one claim loop per provider, bounded by a semaphore (the provider's concurrency),
-//! a lease heartbeat for the executions this process holds, and a rescuer of expired leases.
+//! and a lease heartbeat for the executions this process holds (expired leases: `rescue`).
 //!
 //! A claim loop takes one permit (waiting while the provider is saturated), grabs every other
 //! free permit, claims that many executions in one store call and runs each in its own task,
@@ -15,7 +15,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::Instant;
 
 use super::Inner;
-use super::retry::{self, GiveUp};
+use super::retry;
 use super::telemetry;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{
@@ -23,6 +23,7 @@ use crate::execution::{
     ExecutionStatus, TokenUsage,
 };
 use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
+use crate::store::{ClaimParams, ExtendLeasesParams};
 
 /// How often an idle claim loop looks at the store without being woken.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
@@ -84,7 +85,13 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
         let wanted = permits.len();
         let claimed = match inner
             .store
-            .claim(&inner.config.worker_id, &slot.name, wanted as u32, now, lease_until)
+            .claim(ClaimParams {
+                worker: &inner.config.worker_id,
+                provider: &slot.name,
+                limit: wanted as u32,
+                now,
+                lease_until,
+            })
             .await
         {
             Ok(c) => c,
@@ -140,6 +147,8 @@ async fn run_attempt(
         delta: None,
     });
     let (outcome, provider_time) = attempt_outcome(&inner, &slot, &exec).await;
+    // What every store can record: an unstorable output fails here, not in the finish batch.
+    let outcome = crate::text::storable_outcome(outcome);
     let finished_at = inner.clock.now();
     telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
     let (kind, status, error, run_after) = match &outcome {
@@ -341,16 +350,7 @@ fn retry_or_fail(
         Ok(run_after) => AttemptOutcome::Retry { error, run_after },
         Err(why) => {
             let mut error = error;
-            match why {
-                GiveUp::Permanent => {}
-                GiveUp::AttemptsExhausted => {
-                    error.message = format!("{} (after {} attempts)", error.message, exec.attempts);
-                }
-                GiveUp::DeadlineExceeded => {
-                    error.message =
-                        format!("{} (no time left before the execution deadline to retry)", error.message);
-                }
-            }
+            error.message = why.explain(&error.message, exec.attempts);
             AttemptOutcome::Failed { error, metrics: Some(metrics_at(now, call_time, TokenUsage::default())) }
         }
     }
@@ -372,7 +372,15 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<
             continue;
         }
         let until = inner.clock.now() + chrono_dur(inner.config.lease);
-        match inner.store.extend_leases(&inner.config.worker_id, &ids, until).await {
+        match inner
+            .store
+            .extend_leases(ExtendLeasesParams {
+                worker: &inner.config.worker_id,
+                ids: &ids,
+                lease_until: until,
+            })
+            .await
+        {
             Ok(kept) if kept.len() < ids.len() => {
                 tracing::warn!(lost = ids.len() - kept.len(), "leases lost; those results will be refused");
             }
@@ -381,45 +389,6 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<
         }
     }
 }
-
-/// Requeues or fails executions whose worker stopped renewing its lease (any process's).
-pub(crate) async fn rescue_loop(inner: Arc<Inner>, mut stop: watch::Receiver<bool>) {
-    let every = (inner.config.lease / 2).max(Duration::from_millis(10));
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stopped(&mut stop) => break,
-        }
-        let now = inner.clock.now();
-        match inner.store.rescue_expired(now).await {
-            Ok(rescued) => {
-                for e in rescued {
-                    let kind = if e.status == ExecutionStatus::Queued {
-                        EventKind::RetryScheduled
-                    } else {
-                        EventKind::Failed
-                    };
-                    if let Some(slot) = inner.providers.get(&e.provider) {
-                        slot.wake.notify_one();
-                    }
-                    inner.events.publish(ExecutionEvent {
-                        execution_id: e.id,
-                        user_id: e.user_id,
-                        kind,
-                        status: e.status,
-                        attempt: e.attempts,
-                        at: now,
-                        error: e.error.clone(),
-                        run_after: (e.status == ExecutionStatus::Queued).then_some(e.run_after),
-                        delta: None,
-                    });
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "rescuing expired leases failed"),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,8 +22,21 @@
 //! concurrency = 2
 //! ```
 //!
+//! A `kind = "mock"` entry takes the mock's own options (see [`MockSpec`] for the fault
+//! grammar):
+//!
+//! ```toml
+//! [providers.flaky]
+//! kind = "mock"
+//! latency_ms = 50
+//! faults = [{ fault = "server_error", status = 503, rate = 0.3, seed = 7 }]
+//! ```
+//!
 //! Environment: [`ProviderSettings::with_env_defaults`] adds an `openai` provider when
 //! `OPENAI_API_KEY` or `OPENAI_BASE_URL` is set and the settings do not already name one.
+//!
+//! This is the one place that adds the zero-config [`MOCK_PROVIDER`] ([`zero_config_mock`]):
+//! every build includes it unless an entry of that name replaces it.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -33,6 +46,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::LlmProvider;
+use super::mock::{FaultSpec, MockSpec};
 
 /// Environment variable holding the OpenAI API key.
 pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -41,13 +55,17 @@ pub const OPENAI_BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 /// The OpenAI API base URL used when none is configured.
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 
+/// Name of the zero-config mock provider.
+pub const MOCK_PROVIDER: &str = "mock";
+
 /// Most providers one settings value may name.
 pub const MAX_PROVIDERS: usize = 64;
 /// Longest provider name.
 pub const MAX_PROVIDER_NAME_LEN: usize = 64;
 /// Most extra headers per provider.
 pub const MAX_EXTRA_HEADERS: usize = 64;
-/// Largest per-provider concurrency bound.
+/// Largest concurrency bound of one provider: the one limit for the provider files, the
+/// engine's default (`EngineConfig::provider_concurrency`) and every adapter.
 pub const MAX_CONCURRENCY: usize = 10_000;
 /// Longest per-call timeout a provider may be configured with (one hour).
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
@@ -128,6 +146,15 @@ pub struct ProviderEntry {
     /// servers without SSE support.
     #[serde(default)]
     pub stream: Option<bool>,
+    /// Kind `mock`: latency of every call in milliseconds.
+    #[serde(default)]
+    pub latency_ms: Option<u64>,
+    /// Kind `mock`: a fixed reply instead of the echo.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// Kind `mock`: injected faults.
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
 }
 
 impl fmt::Debug for ProviderEntry {
@@ -143,6 +170,9 @@ impl fmt::Debug for ProviderEntry {
             .field("concurrency", &self.concurrency)
             .field("extra_headers", &self.extra_headers.keys().collect::<Vec<_>>())
             .field("stream", &self.stream)
+            .field("latency_ms", &self.latency_ms)
+            .field("reply", &self.reply)
+            .field("faults", &self.faults)
             .finish()
     }
 }
@@ -161,7 +191,19 @@ impl ProviderEntry {
             concurrency: None,
             extra_headers: BTreeMap::new(),
             stream: None,
+            latency_ms: None,
+            reply: None,
+            faults: Vec::new(),
         }
+    }
+
+    /// A `mock` entry configured by `spec`.
+    pub fn mock(spec: MockSpec) -> Self {
+        let mut entry = Self::new(ProviderKind::Mock);
+        entry.latency_ms = Some(spec.latency_ms);
+        entry.reply = spec.reply;
+        entry.faults = spec.faults;
+        entry
     }
 }
 
@@ -234,7 +276,7 @@ impl ProviderSettings {
         if let Some(name) = &self.default {
             return name.clone();
         }
-        if self.providers.contains_key("openai") { "openai".to_string() } else { "mock".to_string() }
+        if self.providers.contains_key("openai") { "openai".to_string() } else { MOCK_PROVIDER.to_string() }
     }
 
     /// Builds every configured provider, reading `api_key_env` variables from the process
@@ -263,8 +305,8 @@ impl ProviderSettings {
             let provider = build_one(name, entry, env)?;
             built.push((name.clone(), provider, concurrency));
         }
-        if !self.providers.contains_key("mock") {
-            built.push(("mock".to_string(), mock_provider("mock"), None));
+        if !self.providers.contains_key(MOCK_PROVIDER) {
+            built.push(zero_config_mock());
         }
         if let Some(default) = &self.default
             && !built.iter().any(|(name, _, _)| name == default)
@@ -308,9 +350,10 @@ fn validate_concurrency(
     }
 }
 
-/// The zero-config mock provider (deterministic, no network).
-fn mock_provider(name: &str) -> Arc<dyn LlmProvider> {
-    Arc::new(super::mock::MockProvider::new().named(name))
+/// The zero-config mock provider (deterministic, echoing, no network), named
+/// [`MOCK_PROVIDER`]; the engine's default concurrency.
+pub fn zero_config_mock() -> BuiltProvider {
+    (MOCK_PROVIDER.to_string(), Arc::new(super::mock::MockProvider::new()), None)
 }
 
 fn build_one(
@@ -333,9 +376,30 @@ fn build_one(
             if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
                 return Err(ProviderConfigError::new(name, *field, "not supported by kind \"mock\""));
             }
-            Ok(mock_provider(name))
+            let spec = MockSpec {
+                latency_ms: entry.latency_ms.unwrap_or(0),
+                reply: entry.reply.clone(),
+                faults: entry.faults.clone(),
+            };
+            match spec.build(name) {
+                Ok(mock) => Ok(Arc::new(mock)),
+                Err(crate::Error::InvalidArgument { field, message }) => {
+                    Err(ProviderConfigError::new(name, field, message))
+                }
+                Err(e) => Err(ProviderConfigError::new(name, "kind", e.to_string())),
+            }
         }
-        ProviderKind::Openai => build_openai(name, entry, env),
+        ProviderKind::Openai => {
+            let unsupported = [
+                ("latency_ms", entry.latency_ms.is_some()),
+                ("reply", entry.reply.is_some()),
+                ("faults", !entry.faults.is_empty()),
+            ];
+            if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
+                return Err(ProviderConfigError::new(name, *field, "not supported by kind \"openai\""));
+            }
+            build_openai(name, entry, env)
+        }
     }
 }
 
@@ -456,6 +520,34 @@ stream = false
             let debug = format!("{provider:?}");
             assert!(!debug.contains("sk-test"), "{debug}");
         }
+    }
+
+    #[test]
+    fn a_mock_entry_takes_the_mock_spec() {
+        let settings: ProviderSettings = toml::from_str(
+            "[providers.flaky]\nkind = \"mock\"\nlatency_ms = 5\nreply = \"ok\"\n\
+             faults = [{ fault = \"timeout\", first = 1, after = 0.5 }]",
+        )
+        .unwrap();
+        let flaky = &settings.providers["flaky"];
+        assert_eq!(flaky.faults.len(), 1);
+        assert_eq!(
+            flaky.faults[0].fault,
+            super::super::mock::MockFault::Timeout { after: Some(Duration::from_millis(500)) }
+        );
+        assert!(settings.build_with_env(&env_of(&[])).is_ok());
+        // A bad fault does not parse, naming it; mock options do not apply to openai.
+        let bad = toml::from_str::<ProviderSettings>(
+            "[providers.m]\nkind = \"mock\"\nfaults = [{ fault = \"nope\", first = 1 }]",
+        );
+        assert!(bad.unwrap_err().to_string().contains("nope"));
+        let openai: ProviderSettings =
+            toml::from_str("[providers.o]\nkind = \"openai\"\nlatency_ms = 5").unwrap();
+        let e = openai.build_with_env(&env_of(&[])).err().unwrap();
+        assert_eq!(e.field, "latency_ms");
+        let slow: ProviderSettings =
+            toml::from_str("[providers.m]\nkind = \"mock\"\nlatency_ms = 999999999").unwrap();
+        assert_eq!(slow.build_with_env(&env_of(&[])).err().unwrap().field, "latency_ms");
     }
 
     #[test]

@@ -6,6 +6,22 @@
 //! ([`MockProvider::fail_on`]), or at a seeded rate ([`MockProvider::fail_at_rate`]). It
 //! honours the request deadline: a simulated latency past the deadline ends in a
 //! [`ProviderErrorKind::Timeout`] at the deadline.
+//!
+//! The faults are data too: a [`MockSpec`] (latency, reply, a list of [`FaultSpec`]) is
+//! deserialisable, so the server's provider file (`kind = "mock"`) and Python's `mock_faults`
+//! configure the same fake through the same grammar:
+//!
+//! ```text
+//! {"fault": "server_error", "first": 2}              the first 2 calls fail (status 500)
+//! {"fault": "rate_limited", "calls": [0, 3], "retry_after": 0.1}
+//! {"fault": "bad_request", "rate": 0.25, "seed": 7}  a seeded quarter of the other calls
+//! {"fault": "timeout", "first": 1, "after": 0.5}     the first call hangs 0.5 s, then times out
+//! ```
+//!
+//! Faults: `rate_limited` (`retry_after` seconds), `server_error` (`status`, default 500),
+//! `timeout` (`after` seconds, default: until the call's deadline), `connection`,
+//! `malformed_response` (all transient), `bad_request`, `auth` (permanent). Each names exactly
+//! one of `first`, `calls`, `rate` (with an optional `seed`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -14,9 +30,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Map, Value};
 use tokio::time::Instant;
 
 use super::{Completion, CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, Role};
+use crate::error::{Error, Result};
 use crate::execution::TokenUsage;
 
 /// A fault the mock can inject.
@@ -26,8 +45,8 @@ pub enum MockFault {
     RateLimited { retry_after: Option<Duration> },
     /// A 5xx status (500, 502, 503, ...).
     ServerError { status: u16 },
-    /// The call hangs until its deadline, then times out.
-    Timeout,
+    /// The call hangs for `after` (`None`: until its deadline, when sooner), then times out.
+    Timeout { after: Option<Duration> },
     /// The connection fails.
     Connection,
     /// The reply cannot be parsed.
@@ -198,11 +217,223 @@ fn fault_error(fault: &MockFault) -> ProviderError {
         MockFault::ServerError { status } => {
             ProviderError::new(K::ServerError, format!("mock: server error {status}")).with_status(*status)
         }
-        MockFault::Timeout => ProviderError::new(K::Timeout, "mock: deadline reached"),
+        MockFault::Timeout { .. } => ProviderError::new(K::Timeout, "mock: deadline reached"),
         MockFault::Connection => ProviderError::new(K::Connection, "mock: connection reset"),
         MockFault::MalformedResponse => ProviderError::new(K::MalformedResponse, "mock: malformed reply"),
         MockFault::BadRequest => ProviderError::new(K::BadRequest, "mock: bad request").with_status(400),
         MockFault::Auth => ProviderError::new(K::Auth, "mock: invalid credentials").with_status(401),
+    }
+}
+
+/// Most entries in [`MockSpec::faults`].
+pub const MAX_FAULT_SPECS: usize = 100;
+/// Most call numbers in one `calls` list.
+pub const MAX_FAULT_CALLS: usize = 10_000;
+/// Longest simulated latency or timeout hang (10 minutes).
+pub const MAX_MOCK_LATENCY: Duration = Duration::from_secs(600);
+
+/// When a configured fault strikes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultWhen {
+    /// The first `n` calls.
+    First(u64),
+    /// The calls with these 0-based numbers.
+    Calls(Vec<u64>),
+    /// A seeded share `rate` (0..=1) of the calls not otherwise scheduled.
+    Rate { rate: f64, seed: u64 },
+}
+
+/// One configured fault and when it strikes (see the module docs for the grammar).
+/// Deserialises from a map and checks every field, naming the wrong one.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(try_from = "Value")]
+pub struct FaultSpec {
+    pub fault: MockFault,
+    pub when: FaultWhen,
+}
+
+const FAULT_KEYS: [&str; 8] = ["fault", "first", "calls", "rate", "seed", "retry_after", "status", "after"];
+
+fn seconds(v: &Value) -> Option<Duration> {
+    v.as_f64()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
+        .filter(|d| *d <= MAX_MOCK_LATENCY)
+}
+
+impl FaultSpec {
+    /// Parses one fault spec; errors are [`Error::InvalidArgument`] on `{at}.{key}` (or `at`
+    /// for the spec as a whole).
+    ///
+    /// # Errors
+    /// An unknown key or fault, a value of the wrong type or range, a key that does not apply
+    /// to the fault, or not exactly one of `first`, `calls`, `rate`.
+    pub fn parse(spec: &Value, at: &str) -> Result<Self> {
+        let bad = |field: &str, message: &str| {
+            Error::invalid_argument(format!("{at}.{field}"), message.to_string())
+        };
+        let Value::Object(spec) = spec else {
+            return Err(Error::invalid_argument(at, "must be a map"));
+        };
+        for key in spec.keys() {
+            if !FAULT_KEYS.contains(&key.as_str()) {
+                return Err(bad(key, &format!("unknown key ({})", FAULT_KEYS.join(", "))));
+            }
+        }
+        let fault = parse_fault(spec, at)?;
+        let when = ["first", "calls", "rate"].iter().filter(|k| spec.contains_key(**k)).count();
+        if when != 1 {
+            return Err(Error::invalid_argument(at, "needs exactly one of first, calls, rate"));
+        }
+        if spec.contains_key("seed") && !spec.contains_key("rate") {
+            return Err(bad("seed", "applies to rate only"));
+        }
+        let when = if let Some(first) = spec.get("first") {
+            FaultWhen::First(first.as_u64().ok_or_else(|| bad("first", "must be an integer >= 0"))?)
+        } else if let Some(calls) = spec.get("calls") {
+            let calls = calls.as_array().ok_or_else(|| bad("calls", "must be a list of call numbers"))?;
+            if calls.len() > MAX_FAULT_CALLS {
+                return Err(bad("calls", &format!("at most {MAX_FAULT_CALLS} call numbers")));
+            }
+            let numbers = calls
+                .iter()
+                .map(|c| c.as_u64().ok_or_else(|| bad("calls", "call numbers are integers >= 0")))
+                .collect::<Result<Vec<u64>>>()?;
+            FaultWhen::Calls(numbers)
+        } else {
+            let rate = spec.get("rate").and_then(Value::as_f64).filter(|r| (0.0..=1.0).contains(r));
+            let rate = rate.ok_or_else(|| bad("rate", "must be a number between 0 and 1"))?;
+            let seed = match spec.get("seed") {
+                None => 0,
+                Some(s) => s.as_u64().ok_or_else(|| bad("seed", "must be an integer >= 0"))?,
+            };
+            FaultWhen::Rate { rate, seed }
+        };
+        Ok(Self { fault, when })
+    }
+
+    /// Schedules this fault on `provider`.
+    pub fn apply(&self, provider: MockProvider) -> MockProvider {
+        match &self.when {
+            FaultWhen::First(n) => provider.fail_first(*n, self.fault.clone()),
+            FaultWhen::Calls(calls) => provider.fail_on(calls.iter().copied(), self.fault.clone()),
+            FaultWhen::Rate { rate, seed } => provider.fail_at_rate(*rate, *seed, self.fault.clone()),
+        }
+    }
+}
+
+impl TryFrom<Value> for FaultSpec {
+    type Error = Error;
+
+    fn try_from(value: Value) -> Result<Self> {
+        Self::parse(&value, "fault")
+    }
+}
+
+fn parse_fault(spec: &Map<String, Value>, at: &str) -> Result<MockFault> {
+    let bad =
+        |field: &str, message: &str| Error::invalid_argument(format!("{at}.{field}"), message.to_string());
+    let name =
+        spec.get("fault").and_then(Value::as_str).ok_or_else(|| bad("fault", "missing (a fault name)"))?;
+    let fault = match name {
+        "rate_limited" => {
+            let retry_after = match spec.get("retry_after") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(seconds(v).ok_or_else(|| bad("retry_after", "must be seconds, 0 to 600"))?),
+            };
+            MockFault::RateLimited { retry_after }
+        }
+        "server_error" => {
+            let status = match spec.get("status") {
+                None => 500,
+                Some(v) => v
+                    .as_u64()
+                    .and_then(|s| u16::try_from(s).ok())
+                    .filter(|s| (500..=599).contains(s))
+                    .ok_or_else(|| bad("status", "must be a 5xx status"))?,
+            };
+            MockFault::ServerError { status }
+        }
+        "timeout" => {
+            let after = match spec.get("after") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(seconds(v).ok_or_else(|| bad("after", "must be seconds, 0 to 600"))?),
+            };
+            MockFault::Timeout { after }
+        }
+        "connection" => MockFault::Connection,
+        "malformed_response" => MockFault::MalformedResponse,
+        "bad_request" => MockFault::BadRequest,
+        "auth" => MockFault::Auth,
+        other => {
+            return Err(bad(
+                "fault",
+                &format!(
+                    "{other:?} is not one of rate_limited, server_error, timeout, connection, malformed_response, bad_request, auth"
+                ),
+            ));
+        }
+    };
+    for (key, owner) in [("retry_after", "rate_limited"), ("status", "server_error"), ("after", "timeout")] {
+        if name != owner && spec.contains_key(key) {
+            return Err(bad(key, &format!("applies to {owner} only")));
+        }
+    }
+    Ok(fault)
+}
+
+/// The mock as configured: latency, a fixed reply (else it echoes), faults.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockSpec {
+    /// Latency of every call, in milliseconds (at most [`MAX_MOCK_LATENCY`]).
+    #[serde(default)]
+    pub latency_ms: u64,
+    /// Answer every call with this text instead of echoing.
+    #[serde(default)]
+    pub reply: Option<String>,
+    /// Faults, at most [`MAX_FAULT_SPECS`].
+    #[serde(default)]
+    pub faults: Vec<FaultSpec>,
+}
+
+impl MockSpec {
+    /// A mock that fails every call permanently (`bad_request`): for trying failures and
+    /// retries without a real provider.
+    pub fn always_failing() -> Self {
+        let fault = FaultSpec { fault: MockFault::BadRequest, when: FaultWhen::Rate { rate: 1.0, seed: 0 } };
+        Self { faults: vec![fault], ..Self::default() }
+    }
+
+    /// Checks the limits; errors name `latency_ms` or `faults`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when the latency or the number of faults is too large.
+    pub fn check(&self) -> Result<()> {
+        if Duration::from_millis(self.latency_ms) > MAX_MOCK_LATENCY {
+            return Err(Error::invalid_argument(
+                "latency_ms",
+                format!("must be at most {} (10 minutes)", MAX_MOCK_LATENCY.as_millis()),
+            ));
+        }
+        if self.faults.len() > MAX_FAULT_SPECS {
+            return Err(Error::invalid_argument("faults", format!("at most {MAX_FAULT_SPECS} entries")));
+        }
+        Ok(())
+    }
+
+    /// The provider, named `name`.
+    ///
+    /// # Errors
+    /// As [`MockSpec::check`].
+    pub fn build(&self, name: &str) -> Result<MockProvider> {
+        self.check()?;
+        let mut provider =
+            MockProvider::new().named(name).with_latency(Duration::from_millis(self.latency_ms));
+        if let Some(reply) = &self.reply {
+            provider = provider.with_reply(reply.clone());
+        }
+        Ok(self.faults.iter().fold(provider, |p, f| f.apply(p)))
     }
 }
 
@@ -223,8 +454,9 @@ impl LlmProvider for MockProvider {
         }
         let timeout = || ProviderError::new(ProviderErrorKind::Timeout, "mock: deadline reached");
         let fault = self.fault_for(call);
-        if fault == Some(&MockFault::Timeout) {
-            tokio::time::sleep_until(request.deadline).await;
+        if let Some(MockFault::Timeout { after }) = fault {
+            let until = after.map_or(request.deadline, |after| request.deadline.min(started + after));
+            tokio::time::sleep_until(until).await;
             return Err(timeout());
         }
         if !self.latency.is_zero() {
@@ -309,11 +541,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn timeout_fault_waits_for_the_deadline() {
-        let m = MockProvider::new().fail_first(1, MockFault::Timeout);
+        let m = MockProvider::new().fail_first(1, MockFault::Timeout { after: None });
         let start = Instant::now();
         let e = m.complete(request("x", Duration::from_millis(1500))).await.unwrap_err();
         assert_eq!(e.kind, ProviderErrorKind::Timeout);
         assert_eq!(start.elapsed(), Duration::from_millis(1500));
+        // With `after`, the hang is that long (the deadline still bounds it).
+        let m =
+            MockProvider::new().fail_first(2, MockFault::Timeout { after: Some(Duration::from_millis(200)) });
+        let start = Instant::now();
+        let e = m.complete(request("x", Duration::from_secs(60))).await.unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Timeout);
+        assert_eq!(start.elapsed(), Duration::from_millis(200));
+        let start = Instant::now();
+        m.complete(request("x", Duration::from_millis(50))).await.unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_millis(50));
     }
 
     #[tokio::test]
@@ -332,6 +574,63 @@ mod tests {
         assert_eq!(a, run(7).await);
         assert_ne!(a, run(8).await);
         assert!((230..370).contains(&a.len()), "{} failures", a.len());
+    }
+
+    fn field_of(e: Error) -> String {
+        match e {
+            Error::InvalidArgument { field, .. } => field,
+            other => format!("unexpected {other}"),
+        }
+    }
+
+    #[test]
+    fn fault_specs_are_checked_field_by_field() {
+        use serde_json::json;
+        assert!(FaultSpec::parse(&json!({"fault": "timeout", "first": 1}), "f").is_ok());
+        assert!(
+            FaultSpec::parse(&json!({"fault": "server_error", "status": 503, "calls": [0, 2]}), "f").is_ok()
+        );
+        assert!(FaultSpec::parse(&json!({"fault": "auth", "rate": 0.5, "seed": 3}), "f").is_ok());
+        let timeout = FaultSpec::parse(&json!({"fault": "timeout", "first": 1, "after": 0.25}), "f").unwrap();
+        assert_eq!(timeout.fault, MockFault::Timeout { after: Some(Duration::from_millis(250)) });
+        let err = |v: Value| FaultSpec::parse(&v, "f").err().map(field_of);
+        assert_eq!(err(json!({"fault": "nope", "first": 1})).as_deref(), Some("f.fault"));
+        assert_eq!(err(json!({"fault": "timeout"})).as_deref(), Some("f"));
+        assert_eq!(err(json!({"fault": "timeout", "first": 1, "rate": 0.1})).as_deref(), Some("f"));
+        assert_eq!(err(json!({"fault": "timeout", "rate": 2.0})).as_deref(), Some("f.rate"));
+        assert_eq!(
+            err(json!({"fault": "server_error", "status": 404, "first": 1})).as_deref(),
+            Some("f.status")
+        );
+        assert_eq!(err(json!({"fault": "timeout", "status": 500, "first": 1})).as_deref(), Some("f.status"));
+        assert_eq!(err(json!({"fault": "auth", "after": 1, "first": 1})).as_deref(), Some("f.after"));
+        assert_eq!(err(json!({"fault": "timeout", "after": -1, "first": 1})).as_deref(), Some("f.after"));
+        assert_eq!(err(json!({"fault": "timeout", "first": -1})).as_deref(), Some("f.first"));
+        assert_eq!(err(json!({"fault": "timeout", "first": 1, "typo": 1})).as_deref(), Some("f.typo"));
+        assert_eq!(err(json!([1])).as_deref(), Some("f"));
+    }
+
+    #[tokio::test]
+    async fn a_spec_deserialises_and_builds_the_fake() {
+        let spec: MockSpec = serde_json::from_value(serde_json::json!({
+            "latency_ms": 5,
+            "reply": "ok",
+            "faults": [{"fault": "server_error", "status": 503, "first": 1}],
+        }))
+        .unwrap();
+        let m = spec.build("flaky").unwrap();
+        assert_eq!(m.name(), "flaky");
+        let e = m.complete(request("x", Duration::from_secs(1))).await.unwrap_err();
+        assert_eq!(e.status, Some(503));
+        assert_eq!(m.complete(request("x", Duration::from_secs(1))).await.unwrap().text, "ok");
+        let bad = serde_json::from_value::<MockSpec>(
+            serde_json::json!({"faults": [{"fault": "nope", "first": 1}]}),
+        );
+        assert!(bad.unwrap_err().to_string().contains("nope"));
+        let slow = MockSpec { latency_ms: 10_000_000, ..MockSpec::default() };
+        assert_eq!(slow.build("m").err().map(field_of).as_deref(), Some("latency_ms"));
+        let failing = MockSpec::always_failing().build("mock-fail").unwrap();
+        assert!(!failing.complete(request("x", Duration::from_secs(1))).await.unwrap_err().is_transient());
     }
 
     #[tokio::test]

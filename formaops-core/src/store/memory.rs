@@ -12,15 +12,14 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{EnqueueOutcome, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
+use super::{
+    ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, RescueDecision,
+    RescueFate, Store, VersionPageRequest,
+};
 use crate::error::{Error, Result};
-use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionStatus,
-};
+use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use crate::metrics::{
-    MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, percentile_sorted,
-};
+use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::prompt::{Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, User, UserWithPassword};
@@ -345,14 +344,8 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>> {
+    async fn claim(&self, params: ClaimParams<'_>) -> Result<Vec<Execution>> {
+        let ClaimParams { worker, provider, limit, now, lease_until } = params;
         let mut guard = self.lock()?;
         let s = &mut *guard;
         let Some(q) = s.queues.get_mut(provider) else { return Ok(Vec::new()) };
@@ -388,12 +381,8 @@ impl Store for MemoryStore {
         Ok(out)
     }
 
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>> {
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>> {
+        let ExtendLeasesParams { worker, ids, lease_until } = params;
         let mut s = self.lock()?;
         let mut held = Vec::with_capacity(ids.len());
         for id in ids {
@@ -456,41 +445,50 @@ impl Store for MemoryStore {
         Ok(applied)
     }
 
-    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>> {
-        let mut guard = self.lock()?;
-        let s = &mut *guard;
-        let expired: Vec<ExecutionId> = s
+    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>> {
+        let s = self.lock()?;
+        let mut expired: Vec<&Execution> = s
             .running
             .iter()
-            .filter(|id| {
-                s.executions.get(id).is_some_and(|e| e.lease_expires_at.is_none_or(|until| until < now))
-            })
-            .copied()
+            .filter_map(|id| s.executions.get(id))
+            .filter(|e| e.lease_expires_at.is_some_and(|until| until < now))
             .collect();
-        let mut out = Vec::with_capacity(expired.len());
-        for id in expired {
-            s.running.remove(&id);
-            let Some(e) = s.executions.get_mut(&id) else { continue };
+        expired.sort_by_key(|e| (e.lease_expires_at, e.id));
+        Ok(expired.into_iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>> {
+        let mut guard = self.lock()?;
+        let s = &mut *guard;
+        let mut applied = Vec::with_capacity(decisions.len());
+        for d in decisions {
+            let Some(e) = s.executions.get_mut(&d.id).filter(|e| {
+                e.status == ExecutionStatus::Running
+                    && e.attempts == d.attempts
+                    && e.lease_expires_at == Some(d.lease_expires_at)
+            }) else {
+                applied.push(false);
+                continue;
+            };
+            s.running.remove(&d.id);
             e.lease_owner = None;
             e.lease_expires_at = None;
-            e.error = Some(ExecutionError {
-                code: ExecutionErrorCode::LeaseExpired,
-                message: "the worker running this execution stopped renewing its lease".into(),
-                transient: true,
-            });
-            if e.attempts < e.max_attempts && now < e.deadline_at {
-                e.status = ExecutionStatus::Queued;
-                e.run_after = now;
-                let e = e.clone();
-                s.index_queued(&e);
-                out.push(e);
-            } else {
-                e.status = ExecutionStatus::Failed;
-                e.finished_at = Some(now);
-                out.push(e.clone());
+            e.error = Some(d.error.clone());
+            match d.fate {
+                RescueFate::Requeue { run_after } => {
+                    e.status = ExecutionStatus::Queued;
+                    e.run_after = run_after;
+                    let e = e.clone();
+                    s.index_queued(&e);
+                }
+                RescueFate::Fail { finished_at } => {
+                    e.status = ExecutionStatus::Failed;
+                    e.finished_at = Some(finished_at);
+                }
             }
+            applied.push(true);
         }
-        Ok(out)
+        Ok(applied)
     }
 
     async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
@@ -568,8 +566,7 @@ impl Store for MemoryStore {
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
         let s = self.lock()?;
-        let mut all = Accumulator::default();
-        let mut by_prompt: HashMap<PromptId, Accumulator> = HashMap::new();
+        let mut aggregator = MetricsAggregator::new();
         if let Some(set) = s.executions_by_user.get(&user) {
             for (created, id) in set {
                 if query.since.is_some_and(|since| *created < since)
@@ -584,94 +581,16 @@ impl Store for MemoryStore {
                 {
                     continue;
                 }
-                all.add(e);
-                by_prompt.entry(e.prompt_id).or_default().add(e);
+                aggregator.add(&MetricsSample::of(e));
             }
         }
         let queue_depth = s.queued_by_user.get(&user).copied().unwrap_or(0);
         drop(s);
-        let mut by_prompt: Vec<PromptMetrics> = by_prompt
-            .into_iter()
-            .map(|(prompt_id, acc)| PromptMetrics { prompt_id, summary: acc.finish() })
-            .collect();
-        by_prompt.sort_by(|a, b| {
-            b.summary.counts.total.cmp(&a.summary.counts.total).then(a.prompt_id.cmp(&b.prompt_id))
-        });
-        by_prompt.truncate(100);
-        Ok(MetricsReport {
-            since: query.since,
-            until: query.until,
-            summary: all.finish(),
-            queue_depth,
-            by_prompt,
-        })
+        Ok(aggregator.finish(query, queue_depth))
     }
 
     async fn ping(&self) -> Result<()> {
         self.lock().map(|_| ())
-    }
-}
-
-/// Builds a [`MetricsSummary`] from executions one at a time.
-#[derive(Debug, Default)]
-struct Accumulator {
-    summary: MetricsSummary,
-    latency: Vec<f64>,
-    provider_latency: Vec<f64>,
-}
-
-impl Accumulator {
-    fn add(&mut self, e: &Execution) {
-        let c = &mut self.summary.counts;
-        c.total += 1;
-        match e.status {
-            ExecutionStatus::Queued => c.queued += 1,
-            ExecutionStatus::Running => c.running += 1,
-            ExecutionStatus::Completed => c.completed += 1,
-            ExecutionStatus::Failed => c.failed += 1,
-            ExecutionStatus::Cancelled => c.cancelled += 1,
-        }
-        if !matches!(e.status, ExecutionStatus::Completed | ExecutionStatus::Failed) {
-            return;
-        }
-        if let Some(m) = &e.metrics {
-            self.latency.push(m.latency_ms as f64);
-            self.provider_latency.push(m.provider_latency_ms as f64);
-            let t = &mut self.summary.tokens;
-            t.input += m.token_usage.input;
-            t.output += m.token_usage.output;
-            t.cached += m.token_usage.cached;
-            t.total += m.token_usage.total;
-            match m.cost_usd {
-                Some(c) => self.summary.cost_usd += c,
-                None => self.summary.unpriced_executions += 1,
-            }
-        }
-        if e.status == ExecutionStatus::Completed
-            && let Some(v) = &e.validation
-        {
-            self.summary.validated += 1;
-            if v.passed {
-                self.summary.validation_passed += 1;
-            }
-        }
-    }
-
-    fn finish(mut self) -> MetricsSummary {
-        let pct = |v: &mut Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            Percentiles {
-                p50: percentile_sorted(v, 0.50),
-                p95: percentile_sorted(v, 0.95),
-                p99: percentile_sorted(v, 0.99),
-            }
-        };
-        self.summary.latency_ms = pct(&mut self.latency);
-        self.summary.provider_latency_ms = pct(&mut self.provider_latency);
-        self.summary.validation_pass_rate = (self.summary.validated > 0)
-            .then(|| self.summary.validation_passed as f64 / self.summary.validated as f64);
-        self.summary.cost_usd = self.summary.cost_usd.normalize();
-        self.summary
     }
 }
 
@@ -682,5 +601,10 @@ mod tests {
     #[tokio::test]
     async fn conformance() {
         crate::conformance::run_all(&MemoryStore::new()).await;
+    }
+
+    #[tokio::test]
+    async fn engine_refuses_unstorable_text() {
+        crate::conformance::engine_refuses_unstorable_text(std::sync::Arc::new(MemoryStore::new())).await;
     }
 }

@@ -17,7 +17,7 @@ use futures::stream::BoxStream;
 
 use crate::error::Result;
 use crate::events::ExecutionEvent;
-use crate::execution::{AttemptResult, Execution, ExecutionStatus};
+use crate::execution::{AttemptResult, Execution, ExecutionError, ExecutionStatus};
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{Page, PageRequest};
@@ -53,6 +53,50 @@ pub enum EnqueueOutcome {
     /// The user already has an execution with this idempotency key: that one, unchanged;
     /// nothing was inserted.
     Existing(Box<Execution>),
+}
+
+/// What [`Store::claim`] takes: up to `limit` QUEUED executions of `provider` due at `now`,
+/// leased to `worker` until `lease_until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClaimParams<'a> {
+    /// The lease owner (the claiming process's worker id).
+    pub worker: &'a str,
+    /// Only executions that run on this provider.
+    pub provider: &'a str,
+    pub limit: u32,
+    pub now: DateTime<Utc>,
+    pub lease_until: DateTime<Utc>,
+}
+
+/// What [`Store::extend_leases`] takes: the leases of `ids` that `worker` still holds are
+/// extended to `lease_until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExtendLeasesParams<'a> {
+    pub worker: &'a str,
+    pub ids: &'a [ExecutionId],
+    pub lease_until: DateTime<Utc>,
+}
+
+/// The engine's decision about one execution whose lease expired (see [`Store::rescue`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RescueDecision {
+    pub id: ExecutionId,
+    /// The attempt the expired lease belongs to, as listed.
+    pub attempts: u32,
+    /// The expired lease's expiry, as listed.
+    pub lease_expires_at: DateTime<Utc>,
+    pub fate: RescueFate,
+    /// Recorded either way (code `lease_expired`).
+    pub error: ExecutionError,
+}
+
+/// What happens to an execution whose lease expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RescueFate {
+    /// Back to QUEUED, claimable from `run_after` (after the retry backoff).
+    Requeue { run_after: DateTime<Utc> },
+    /// FAILED at `finished_at`: no attempts or no time left.
+    Fail { finished_at: DateTime<Utc> },
 }
 
 /// A page of versions, newest first: `before` is the version number to continue below.
@@ -146,26 +190,14 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// for idempotency keys.
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>>;
 
-    /// Claims up to `limit` QUEUED executions of `provider` whose `run_after <= now`, in
+    /// Claims up to `params.limit` QUEUED executions of `provider` whose `run_after <= now`, in
     /// ascending `queue_key` (then id) order, setting them RUNNING with the lease
     /// (`worker`, `lease_until`), `attempts + 1`, and `started_at` if unset. No execution is
     /// ever handed to two claimers at once.
-    async fn claim(
-        &self,
-        worker: &str,
-        provider: &str,
-        limit: u32,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<Execution>>;
+    async fn claim(&self, params: ClaimParams<'_>) -> Result<Vec<Execution>>;
 
     /// Extends the leases `worker` still holds; returns the ids it still holds.
-    async fn extend_leases(
-        &self,
-        worker: &str,
-        ids: &[ExecutionId],
-        lease_until: DateTime<Utc>,
-    ) -> Result<Vec<ExecutionId>>;
+    async fn extend_leases(&self, params: ExtendLeasesParams<'_>) -> Result<Vec<ExecutionId>>;
 
     /// Applies finished attempts (batch, one transaction where the backend allows). Each is
     /// applied only if the execution is RUNNING under `result.worker`'s lease; the returned
@@ -173,10 +205,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// that lost its lease cannot overwrite anything.
     async fn finish(&self, results: &[AttemptResult]) -> Result<Vec<bool>>;
 
-    /// Handles RUNNING executions whose lease expired before `now`: back to QUEUED
-    /// (`run_after = now`) when `attempts < max_attempts` and `now < deadline_at`, otherwise
-    /// FAILED; `error` is set to code `lease_expired` either way. Returns the new states.
-    async fn rescue_expired(&self, now: DateTime<Utc>) -> Result<Vec<Execution>>;
+    /// Up to `limit` RUNNING executions whose lease expired before `now` (`lease_expires_at <
+    /// now`), earliest expiry first. Reads only: the engine decides each one's fate
+    /// ([`crate::engine::rescue`]) and hands the decisions to [`Store::rescue`].
+    async fn expired_leases(&self, now: DateTime<Utc>, limit: u32) -> Result<Vec<Execution>>;
+
+    /// Writes decided fates of executions listed by [`Store::expired_leases`] (one transaction
+    /// where the backend allows). Each applies only if the execution is still RUNNING on the
+    /// same attempt with the same lease expiry, so a concurrent `finish`, a heartbeat that
+    /// extended the lease, or another rescuer that decided first wins; the returned flags say
+    /// which applied. An applied decision clears the lease and sets `error`; a requeue sets
+    /// QUEUED and `run_after`, a failure FAILED and `finished_at`.
+    async fn rescue(&self, decisions: &[RescueDecision]) -> Result<Vec<bool>>;
 
     /// Cancels a QUEUED execution. Missing or another user's: `NotFound`; any other status:
     /// `Conflict`.

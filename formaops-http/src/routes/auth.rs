@@ -5,23 +5,18 @@ use axum::http::StatusCode;
 use axum::http::header::SET_COOKIE;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use formaops_core::Error as CoreError;
 use formaops_core::ids::CredentialId;
+use formaops_core::user::token;
 use formaops_core::user::{Credential, CredentialKind, User};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AuthUser, clear_cookie, issue_credential, session_cookie};
+use crate::auth::{AuthUser, ClientAddr, clear_cookie, session_cookie};
 use crate::error::{ApiError, ApiResult, AppJson, ErrorBody};
 use crate::state::AppState;
-
-/// Most API keys one user may hold.
-const MAX_API_KEYS: usize = 100;
-/// Longest API key name.
-const MAX_KEY_NAME: usize = 100;
-/// Longest API key lifetime.
-const MAX_KEY_DAYS: u32 = 3650;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -71,14 +66,17 @@ pub struct LoginResponse {
     responses(
         (status = 200, body = LoginResponse, description = "Logged in; also sets the session cookie"),
         (status = 401, body = ErrorBody, description = "Unknown email or wrong password (indistinguishable)"),
-        (status = 429, body = ErrorBody, description = "Too many failed attempts for this account; see Retry-After"),
+        (status = 429, body = ErrorBody, description = "Too many failed attempts from this client address (for this account, or in all); see Retry-After"),
     ))]
-async fn login(State(state): State<AppState>, AppJson(body): AppJson<LoginRequest>) -> ApiResult<Response> {
+async fn login(
+    State(state): State<AppState>,
+    ClientAddr(source): ClientAddr,
+    AppJson(body): AppJson<LoginRequest>,
+) -> ApiResult<Response> {
     let store = state.store().as_ref();
-    let user = state.auth().login(store, &body.email, &body.password).await?;
+    let user = state.auth().login(store, &body.email, &body.password, source).await?;
     let ttl = state.settings().session_ttl;
-    let (token, credential) =
-        issue_credential(store, user.id, CredentialKind::Session, None, Some(ttl)).await?;
+    let (token, credential) = token::issue(store, user.id, CredentialKind::Session, None, Some(ttl)).await?;
     tracing::info!(user_id = %user.id, "login");
     let cookie = session_cookie(&token, ttl, state.settings().cookie_secure);
     let body = LoginResponse { token, expires_at: credential.expires_at, user: user.into() };
@@ -167,37 +165,16 @@ async fn create_key(
     auth: AuthUser,
     AppJson(body): AppJson<CreateKeyRequest>,
 ) -> ApiResult<(StatusCode, AppJson<ApiKeyDto>)> {
-    let name = body.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > MAX_KEY_NAME {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_argument",
-            format!("name must have 1 to {MAX_KEY_NAME} characters"),
-        ));
-    }
-    let ttl = match body.expires_in_days {
-        None => None,
-        Some(d) if (1..=MAX_KEY_DAYS).contains(&d) => {
-            Some(std::time::Duration::from_secs(u64::from(d) * 86_400))
+    let created =
+        token::create_api_key(state.store().as_ref(), auth.id(), &body.name, body.expires_in_days).await;
+    let (token, credential) = created.map_err(|e| match e {
+        // A field of the JSON body: 422 like every other body field.
+        CoreError::InvalidArgument { field, message } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_argument", message)
+                .with_details(serde_json::json!({ "field": field }))
         }
-        Some(_) => {
-            return Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_argument",
-                format!("expiresInDays must be between 1 and {MAX_KEY_DAYS}"),
-            ));
-        }
-    };
-    let store = state.store().as_ref();
-    if store.list_credentials(auth.id(), CredentialKind::ApiKey).await?.len() >= MAX_API_KEYS {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("at most {MAX_API_KEYS} API keys per user; revoke one first"),
-        ));
-    }
-    let (token, credential) =
-        issue_credential(store, auth.id(), CredentialKind::ApiKey, Some(name), ttl).await?;
+        other => other.into(),
+    })?;
     Ok((StatusCode::CREATED, AppJson(ApiKeyDto::new(credential, Some(token)))))
 }
 

@@ -22,13 +22,14 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::ids::{ExecutionId, UserId};
+use formaops_core::user::token;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AuthUser, authenticate, token_from_headers};
+use crate::auth::{AuthUser, token_from_headers};
 use crate::error::{ApiError, ApiResult, AppQuery, ErrorBody};
 use crate::routes::executions::{ExecutionResponse, execution_id};
 use crate::state::AppState;
@@ -101,29 +102,17 @@ async fn event_stream(
     user: UserId,
     execution: Option<ExecutionId>,
 ) -> ApiResult<BoxStream<'static, Item>> {
-    // Subscribe first, then read the state, so no change falls between the two.
-    let events = state.engine().subscribe(user, execution);
     let Some(id) = execution else {
+        let events = state.engine().subscribe(user, None);
         return Ok(events.map(|e| Item::Event(Box::new(e))).boxed());
     };
-    let current = state.engine().get_execution(user, id).await?;
-    let already_final = current.status.is_final();
-    let snapshot = serde_json::to_value(ExecutionResponse::from(current)).map_err(ApiError::internal)?;
+    // The snapshot, then events up to and including the final one (engine::follow).
+    let follow = state.engine().follow(user, id).await?;
+    let snapshot =
+        serde_json::to_value(ExecutionResponse::from(follow.snapshot)).map_err(ApiError::internal)?;
     let first =
         stream::iter([Item::Snapshot(Box::new(SnapshotFrame { kind: "snapshot", execution: snapshot }))]);
-    if already_final {
-        return Ok(first.boxed());
-    }
-    // Pass events through up to and including the first final one, then end at once
-    // (without waiting for another event).
-    let rest = stream::unfold(Some(events), |state| async move {
-        let mut events = state?;
-        let e = events.next().await?;
-        let next = if e.status.is_final() { None } else { Some(events) };
-        Some((Item::Event(Box::new(e)), next))
-    })
-    .boxed();
-    Ok(first.chain(rest).boxed())
+    Ok(first.chain(follow.events.map(|e| Item::Event(Box::new(e)))).boxed())
 }
 
 fn parse_execution(id: Option<&str>) -> ApiResult<Option<ExecutionId>> {
@@ -166,7 +155,7 @@ impl FromRequestParts<AppState> for WsAuth {
                 q.token.ok_or_else(ApiError::unauthorized)?
             }
         };
-        let (user, credential) = authenticate(state.store().as_ref(), &token).await?;
+        let (user, credential) = token::authenticate(state.store().as_ref(), &token).await?;
         Ok(Self(AuthUser { user, credential }))
     }
 }

@@ -12,7 +12,7 @@ use axum::http::header::LOCATION;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use formaops_core::engine::ExecuteRequest;
+use formaops_core::engine::{ExecuteRequest, MAX_IDEMPOTENCY_KEY_BYTES, check_idempotency_key};
 use formaops_core::execution::{Execution, ExecutionError, ExecutionStatus, Priority, TokenUsage};
 use formaops_core::ids::{ExecutionId, PromptId};
 use formaops_core::page::{Page, PageRequest};
@@ -28,9 +28,6 @@ use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiResult, AppJson, AppQuery, ErrorBody};
 use crate::routes::prompts::prompt_id;
 use crate::state::AppState;
-
-/// Longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -167,16 +164,15 @@ pub struct ExecutionPage {
 
 fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<String>> {
     let Some(v) = headers.get("idempotency-key") else { return Ok(None) };
+    // The rule is core's; the error names the header.
     let bad = || {
         ApiError::bad_request(
             "Idempotency-Key",
-            format!("must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"),
+            format!("must be 1 to {MAX_IDEMPOTENCY_KEY_BYTES} visible ASCII characters"),
         )
     };
     let s = v.to_str().map_err(|_| bad())?;
-    if s.is_empty() || s.len() > MAX_IDEMPOTENCY_KEY || !s.bytes().all(|b| b.is_ascii_graphic()) {
-        return Err(bad());
-    }
+    check_idempotency_key(s).map_err(|_| bad())?;
     Ok(Some(s.to_string()))
 }
 

@@ -106,9 +106,6 @@ async fn metrics(
         None => None,
         Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request("promptId", "a prompt id (UUID)"))?),
     };
-    if q.version.is_some() && prompt_id.is_none() {
-        return Err(ApiError::bad_request("version", "needs promptId"));
-    }
     let query = MetricsQuery {
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,

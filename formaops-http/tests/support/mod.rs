@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::store::{MemoryStore, Store};
-use formaops_http::auth::{Authenticator, LoginThrottle};
+use formaops_core::user::{Accounts, LoginThrottle, account};
 use formaops_http::{AppState, HttpSettings};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
@@ -70,10 +70,10 @@ impl TestApp {
 
     pub async fn with(workers: bool, settings: HttpSettings) -> Self {
         let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-        formaops_http::auth::create_user(store.as_ref(), "alice@example.com", PASSWORD, false).await.unwrap();
-        formaops_http::auth::create_user(store.as_ref(), "bob@example.com", PASSWORD, false).await.unwrap();
+        account::create_user(store.as_ref(), "alice@example.com", PASSWORD, false).await.unwrap();
+        account::create_user(store.as_ref(), "bob@example.com", PASSWORD, false).await.unwrap();
         let engine = engine(store.clone(), workers).await;
-        let auth = Authenticator::new(LoginThrottle::default()).await.unwrap();
+        let auth = Arc::new(Accounts::new(LoginThrottle::default()).await.unwrap());
         let state = AppState::new(engine, auth, settings);
         let router = formaops_http::router(state.clone());
         let mut app = Self { router, state, store, alice: String::new(), bob: String::new() };

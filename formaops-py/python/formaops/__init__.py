@@ -211,8 +211,8 @@ class Execution(_Result):
 
     @property
     def is_final(self) -> bool:
-        """Whether the execution reached COMPLETED, FAILED or CANCELLED."""
-        return self.status in ("COMPLETED", "FAILED", "CANCELLED")
+        """Whether the execution reached a final status (COMPLETED, FAILED or CANCELLED)."""
+        return self.status in _formaops.FINAL_STATUSES
 
 
 @dataclass
@@ -444,13 +444,17 @@ class Engine:
     ) -> Engine:
         """Opens an engine.
 
-        ``url``: ``memory://`` (nothing persisted), ``sqlite:///path/to.db`` (created if
-        missing) or ``postgres://user:pass@host/db``; migrations run on open.
+        ``url``: ``memory://`` (nothing persisted); SQLite as in SQLAlchemy:
+        ``sqlite:///relative/to.db`` (relative to the working directory),
+        ``sqlite:////absolute/to.db`` (absolute), created if missing, or ``sqlite://`` (in
+        memory); or ``postgres://user:pass@host/db``. Migrations run on open; error messages
+        never show the password.
         ``provider``: ``mock`` (deterministic, no network: echoes the last user message, or
         answers ``mock_reply``; ``mock_latency_ms`` delays every call; ``mock_faults`` is a
         list such as ``[{"fault": "server_error", "first": 2}]``, with ``first``, ``calls``
         (call numbers) or ``rate`` + ``seed``, faults ``rate_limited`` (``retry_after``),
-        ``server_error`` (``status``), ``timeout``, ``connection``, ``malformed_response``,
+        ``server_error`` (``status``), ``timeout`` (``after`` seconds; default: until the
+        attempt's deadline), ``connection``, ``malformed_response``,
         ``bad_request``, ``auth``) or ``openai`` (``api_key`` or ``OPENAI_API_KEY``; any
         OpenAI-compatible server with ``base_url``).
         ``user``: the email of the local user to act as (created on first use).

@@ -1,12 +1,13 @@
 # Type stubs of the native module (formaops-py/src). Checked against the built module by
 # `python -m mypy.stubtest formaops._formaops` (run by scripts/test.sh and the test suite).
 from datetime import datetime
-from typing import Any, Awaitable, Dict, List, Mapping, Optional, Sequence, Union, final
+from typing import Any, Awaitable, Dict, List, Mapping, Optional, Sequence, Tuple, Union, final
 
 __all__ = [
     "ConflictError",
     "DEFAULT_USER_EMAIL",
     "EventStream",
+    "FINAL_STATUSES",
     "FormaOpsError",
     "NativeEngine",
     "NotFoundError",
@@ -18,6 +19,7 @@ __all__ = [
 
 __version__: str
 DEFAULT_USER_EMAIL: str
+FINAL_STATUSES: Tuple[str, ...]
 
 class FormaOpsError(Exception): ...
 

@@ -36,7 +36,7 @@ where
     }
     if backends.contains("sqlite") {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let url = format!("sqlite:///{}", dir.path().join("bench.db").display());
         let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
         run("sqlite", store.clone()).await;
         store.close().await;

@@ -25,7 +25,7 @@ pub struct SqliteTestDb {
 impl SqliteTestDb {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let url = format!("sqlite://{}", dir.path().join("formaops.db").display());
+        let url = format!("sqlite:///{}", dir.path().join("formaops.db").display());
         Self { _dir: dir, url }
     }
 

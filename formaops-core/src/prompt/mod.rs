@@ -10,6 +10,10 @@ use crate::ids::{PromptId, UserId};
 use crate::validation::ValidationRule;
 use crate::variables::VariableDefinition;
 
+mod check;
+
+pub use check::check_version;
+
 /// Lifecycle of a prompt. Archived prompts keep their history and executions readable but
 /// cannot be executed or updated; their name becomes free for a new prompt.
 #[derive(

@@ -1,8 +1,23 @@
-//! Users and their credentials (sessions and API keys), as the store keeps them.
+//! Users and their credentials (sessions and API keys), and every account rule.
+//!
+//! - This module: the records as the store keeps them ([`User`], [`Credential`]).
+//! - [`account`]: email normalisation, the password policy, Argon2id hashing on the blocking
+//!   pool, creating users, and login ([`Accounts`]).
+//! - [`token`]: minting and hashing bearer tokens, issuing sessions and API keys,
+//!   authenticating a token.
+//! - [`throttle`]: the login throttle policy (per source address, never a lockout switch).
 //!
 //! Credentials are stored only as SHA-256 hashes of the secret token; the token itself is
-//! shown once, when created. Password hashing (Argon2id) is done by the caller that creates
-//! users; the store keeps the PHC string.
+//! shown once, when created. Passwords are stored as Argon2id PHC strings.
+//! Every adapter (the REST server, the `formaops` binary, Python) calls these functions;
+//! none hashes, mints or normalises on its own.
+
+pub mod account;
+pub mod throttle;
+pub mod token;
+
+pub use account::Accounts;
+pub use throttle::LoginThrottle;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -1,14 +1,33 @@
 //! Aggregated execution metrics per user, optionally per prompt and version, over a window.
 //!
-//! Stores compute the aggregates close to the data (SQL on Postgres and SQLite); the types
-//! here are the shared shape. Only final executions (COMPLETED, FAILED) contribute latency,
-//! tokens and cost; counts cover every status.
+//! The types here are the shared shape; [`aggregate`] is the one aggregation (the memory and
+//! SQLite stores feed it their executions; Postgres computes the same numbers in SQL, and the
+//! conformance suite checks every store against it). Only final executions (COMPLETED, FAILED)
+//! contribute latency, tokens and cost; counts cover every status.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
 use crate::ids::PromptId;
+
+pub mod aggregate;
+
+pub use aggregate::{MAX_PROMPTS_IN_REPORT, MetricsAggregator, MetricsSample};
+/// The one rule for a `[since, until)` window, for every query that takes one (metrics,
+/// execution lists): when both ends are given, `since` is before `until`.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on `since` otherwise.
+pub fn check_window(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) -> Result<()> {
+    match (since, until) {
+        (Some(since), Some(until)) if since >= until => {
+            Err(Error::invalid_argument("since", "must be before until"))
+        }
+        _ => Ok(()),
+    }
+}
 
 /// Which executions to aggregate: the caller's own, created in `[since, until)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -18,6 +37,20 @@ pub struct MetricsQuery {
     pub prompt_id: Option<PromptId>,
     /// Only with `prompt_id`.
     pub prompt_version: Option<u32>,
+}
+
+impl MetricsQuery {
+    /// The query's rules, checked by the engine for every adapter: a version filter needs a
+    /// prompt filter; the window is [`check_window`]'s.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `version` or `since`.
+    pub fn check(&self) -> Result<()> {
+        if self.prompt_version.is_some() && self.prompt_id.is_none() {
+            return Err(Error::invalid_argument("version", "a version filter needs a prompt filter"));
+        }
+        check_window(self.since, self.until)
+    }
 }
 
 /// Executions per status.
@@ -93,7 +126,7 @@ pub struct MetricsReport {
     pub summary: MetricsSummary,
     /// Executions of this user waiting to run now.
     pub queue_depth: u64,
-    /// Per prompt, most executions first (at most 100 prompts).
+    /// Per prompt, most executions first (at most [`MAX_PROMPTS_IN_REPORT`] prompts).
     pub by_prompt: Vec<PromptMetrics>,
 }
 
