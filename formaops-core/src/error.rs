@@ -143,30 +143,52 @@ pub enum Error {
     /// The thing does not exist, or belongs to another user (the two are indistinguishable
     /// on purpose).
     #[error("{kind} {id} not found")]
-    NotFound { kind: &'static str, id: String },
+    NotFound {
+        /// What was looked for (`prompt`, `execution`, `version`, ...).
+        kind: &'static str,
+        /// The id (or name) looked for.
+        id: String,
+    },
 
     /// The request contradicts current state: a duplicate name, a retry of an execution that
     /// did not fail, a concurrent update that lost the race.
     #[error("conflict: {message}")]
-    Conflict { message: String },
+    Conflict {
+        /// What conflicts, for people.
+        message: String,
+    },
 
     /// Execution inputs failed validation; every problem is listed.
     #[error("invalid inputs: {}", Problems(.problems))]
-    InvalidInputs { problems: Vec<Problem> },
+    InvalidInputs {
+        /// Every problem found, at least one.
+        problems: Vec<Problem>,
+    },
 
     /// A prompt definition (template, variables, validation rules, model) is not acceptable;
     /// every problem is listed.
     #[error("invalid prompt: {}", Problems(.problems))]
-    InvalidPrompt { problems: Vec<Problem> },
+    InvalidPrompt {
+        /// Every problem found, at least one.
+        problems: Vec<Problem>,
+    },
 
     /// A request argument other than inputs or a prompt definition is malformed
     /// (a bad cursor, a page size out of range).
     #[error("invalid {field}: {message}")]
-    InvalidArgument { field: String, message: String },
+    InvalidArgument {
+        /// The argument's name as the caller wrote it (`limit`, `cursor`, `database url`).
+        field: String,
+        /// What is wrong with it, for people.
+        message: String,
+    },
 
     /// Rendering a template failed at run time (fuel exhausted, output too large, ...).
     #[error("template error: {message}")]
-    Render { message: String },
+    Render {
+        /// What failed, with the template and line where known.
+        message: String,
+    },
 
     /// The LLM provider failed (after the engine's retries, where they applied).
     #[error(transparent)]
@@ -175,6 +197,7 @@ pub enum Error {
     /// A dependency (the database) is unavailable; the operation may succeed later.
     #[error("unavailable: {message}")]
     Unavailable {
+        /// What is unavailable, for people.
         message: String,
         /// The underlying failure (a database driver error), when there is one.
         #[source]
@@ -183,7 +206,10 @@ pub enum Error {
 
     /// An idempotency key was reused with a different request.
     #[error("idempotency key {key:?} was already used with a different request")]
-    IdempotencyKeyReused { key: String },
+    IdempotencyKeyReused {
+        /// The reused key.
+        key: String,
+    },
 
     /// Missing, invalid, expired or revoked credentials, or a wrong email or password (the
     /// cases are indistinguishable on purpose).
@@ -192,7 +218,10 @@ pub enum Error {
 
     /// Too many attempts (failed logins) from this source; try again after `retry_after`.
     #[error("too many attempts; try again in {retry_after:?}")]
-    RateLimited { retry_after: std::time::Duration },
+    RateLimited {
+        /// How long to wait before trying again.
+        retry_after: std::time::Duration,
+    },
 
     /// The engine is shutting down and accepts no new work.
     #[error("the engine is shutting down")]
@@ -201,6 +230,7 @@ pub enum Error {
     /// A bug or an unexpected state; details are for logs, not for end users.
     #[error("internal error: {message}")]
     Internal {
+        /// What went wrong, for logs.
         message: String,
         /// The underlying failure, when there is one.
         #[source]
@@ -209,14 +239,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// [`Error::NotFound`] for the `kind` with `id`.
     pub fn not_found(kind: &'static str, id: impl fmt::Display) -> Self {
         Self::NotFound { kind, id: id.to_string() }
     }
 
+    /// [`Error::Conflict`] with `message`.
     pub fn conflict(message: impl Into<String>) -> Self {
         Self::Conflict { message: message.into() }
     }
 
+    /// [`Error::Internal`] with `message` and no source.
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal { message: message.into(), source: None }
     }
@@ -226,6 +259,7 @@ impl Error {
         Self::Internal { message: message.into(), source: Some(source.into()) }
     }
 
+    /// [`Error::Unavailable`] with `message` and no source.
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::Unavailable { message: message.into(), source: None }
     }
@@ -235,6 +269,7 @@ impl Error {
         Self::Unavailable { message: message.into(), source: Some(source.into()) }
     }
 
+    /// [`Error::InvalidArgument`] naming `field`.
     pub fn invalid_argument(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidArgument { field: field.into(), message: message.into() }
     }
