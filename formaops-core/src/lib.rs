@@ -109,9 +109,7 @@ pub mod template;
 pub mod text;
 #[allow(missing_docs)]
 pub mod user;
-#[allow(missing_docs)]
 pub mod validation;
-#[allow(missing_docs)]
 pub mod variables;
 
 #[cfg(feature = "conformance")]

@@ -64,11 +64,17 @@ use crate::error::{Error, Problem, ProblemCode, Result};
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
 pub enum VariableType {
+    /// A JSON string.
     String,
+    /// Any finite JSON number.
     Number,
+    /// A whole number within ±2^53 (whole floats such as `3.0` are accepted and normalised).
     Integer,
+    /// `true` or `false`.
     Boolean,
+    /// One of the definition's `values` (a string).
     Enum,
+    /// Any JSON value, checked against the definition's `schema` when there is one.
     Json,
 }
 
@@ -83,13 +89,18 @@ impl VariableType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariableDefinition {
+    /// The name the template uses: letters, digits and `_`, not starting with a digit.
     pub name: String,
+    /// The value's type (`type` in JSON).
     #[serde(rename = "type")]
     pub kind: VariableType,
+    /// Whether an execution must give a value (a default also satisfies it).
     #[serde(default)]
     pub required: bool,
+    /// For people; at most [`MAX_DESCRIPTION_CHARS`] characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Used when an execution gives no value; must itself be a valid value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_value: Option<Value>,
     /// Allowed values, for `enum`.
