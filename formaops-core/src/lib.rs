@@ -95,7 +95,6 @@ pub mod events;
 #[allow(missing_docs)]
 pub mod execution;
 pub mod ids;
-#[allow(missing_docs)]
 pub mod metrics;
 pub mod page;
 pub mod pricing;
@@ -107,7 +106,6 @@ pub mod provider;
 pub mod store;
 pub mod template;
 pub mod text;
-#[allow(missing_docs)]
 pub mod user;
 pub mod validation;
 pub mod variables;
