@@ -102,7 +102,6 @@ pub mod pricing;
 pub mod prompt;
 #[allow(missing_docs)]
 pub mod provider;
-#[allow(missing_docs)]
 pub mod store;
 pub mod template;
 pub mod text;
