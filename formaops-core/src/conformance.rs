@@ -186,6 +186,7 @@ fn is_conflict<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
 
 // ----- users and credentials -----
 
+/// Users and credentials: create, look up, authenticate and revoke.
 pub async fn users_and_credentials(store: &dyn Store) {
     let user = new_user(store).await;
     assert!(store.count_users().await.unwrap() >= 1);
@@ -247,6 +248,7 @@ pub async fn users_and_credentials(store: &dyn Store) {
 
 // ----- prompts -----
 
+/// Prompts and versions: insert, append versions, read back.
 pub async fn prompts_and_versions(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now();
@@ -302,6 +304,7 @@ pub async fn prompts_and_versions(store: &dyn Store) {
     assert!(is_not_found(store.get_prompt(user.id, PromptId::new()).await));
 }
 
+/// Active prompt names are unique per user; archiving frees a name.
 pub async fn prompt_names(store: &dyn Store) {
     let user = new_user(store).await;
     let first = new_prompt(store, user.id, "same").await;
@@ -322,6 +325,7 @@ pub async fn prompt_names(store: &dyn Store) {
     assert_eq!(store.get_prompt(user.id, first.id).await.unwrap().status, PromptStatus::Archived);
 }
 
+/// Another user's prompts and executions are `NotFound`, never shown.
 pub async fn owner_isolation(store: &dyn Store) {
     let owner = new_user(store).await;
     let intruder = new_user(store).await;
@@ -381,6 +385,7 @@ pub async fn owner_isolation(store: &dyn Store) {
     );
 }
 
+/// Listing prompts: newest first, keyset pages, status filter.
 pub async fn prompt_pagination(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now() - Duration::minutes(10);
@@ -416,6 +421,7 @@ pub async fn prompt_pagination(store: &dyn Store) {
     assert_eq!(arch.next_cursor, None);
 }
 
+/// Listing executions: newest first, keyset pages, every filter.
 pub async fn execution_pagination_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "a").await;
@@ -467,6 +473,7 @@ pub async fn execution_pagination_and_filters(store: &dyn Store) {
 
 // ----- the queue -----
 
+/// Enqueue with an idempotency key returns the existing execution instead of a second one.
 pub async fn enqueue_idempotency(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "idem").await;
@@ -519,6 +526,7 @@ pub async fn failed_enqueue_commits_nothing(store: &dyn Store) {
     assert_eq!(out, vec![EnqueueOutcome::Created, EnqueueOutcome::Created]);
 }
 
+/// Claim order (ascending queue key, then id) and its provider and due-time filters.
 pub async fn claim_order_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "order").await;
@@ -590,6 +598,7 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
 
+/// Concurrent claims never hand out one execution twice.
 pub async fn no_double_claim(store: &dyn Store) {
     const N: usize = 300;
     const CLAIMERS: usize = 16;
@@ -633,6 +642,7 @@ pub async fn no_double_claim(store: &dyn Store) {
     assert_eq!(distinct.len(), N, "no execution handed to two claimers");
 }
 
+/// Executions whose lease expired are found and rescued (requeued or failed).
 pub async fn lease_rescue(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "lease").await;
@@ -844,6 +854,7 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     assert_eq!((x.lease_owner.as_deref(), x.lease_expires_at), (None, None));
 }
 
+/// Only the lease owner extends its leases.
 pub async fn extend_leases(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "extend").await;
@@ -885,6 +896,7 @@ pub async fn extend_leases(store: &dyn Store) {
     );
 }
 
+/// Recording attempt results (completed, retry, failed) and the rules that refuse them.
 pub async fn finish_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "finish").await;
@@ -969,6 +981,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(f.error.map(|e| e.code.to_string()), Some("bad_request".into()));
 }
 
+/// Only QUEUED executions can be cancelled.
 pub async fn cancel_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "cancel").await;
@@ -1001,6 +1014,7 @@ pub async fn cancel_rules(store: &dyn Store) {
     assert!(is_not_found(store.cancel(user.id, ExecutionId::new(), at).await));
 }
 
+/// Queue depth counts the executions waiting to run now.
 pub async fn queue_depth(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "depth").await;
@@ -1024,6 +1038,8 @@ pub async fn queue_depth(store: &dyn Store) {
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 2);
 }
 
+/// Metrics over a known set of executions: counts, latency percentiles, tokens, cost,
+/// validation and the time window.
 pub async fn metrics(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "ma").await;

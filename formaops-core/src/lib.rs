@@ -110,7 +110,6 @@ pub mod validation;
 pub mod variables;
 
 #[cfg(feature = "conformance")]
-#[allow(missing_docs)]
 pub mod conformance;
 
 pub use error::{Error, Problem, ProblemCode, Result};
