@@ -135,6 +135,6 @@ pub async fn engine_refuses_unstorable_text(store: std::sync::Arc<dyn Store>) {
             .expect("the execution ends")
             .unwrap();
     assert_eq!(done.status, ExecutionStatus::Failed);
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("unstorable_output"));
+    assert_eq!(done.error.as_ref().map(|e| e.code.as_str()), Some("unstorable_output"));
     engine.shutdown().await;
 }

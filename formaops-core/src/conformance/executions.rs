@@ -7,11 +7,14 @@ use super::fixtures::{
     completed, enqueue_one, err, execution, is_conflict, is_not_found, ms, new_prompt, new_user, now,
     provider, result,
 };
-use crate::execution::{AttemptOutcome, Execution, ExecutionMetrics, ExecutionStatus, TokenUsage};
+use crate::execution::{
+    AttemptOutcome, Execution, ExecutionErrorCode, ExecutionMetrics, ExecutionStatus, TokenUsage,
+};
 use crate::ids::ExecutionId;
 use crate::page::{Cursor, PageRequest};
 use crate::store::{ClaimParams, EnqueueOutcome, ExecutionFilter, Store};
 
+/// Listing executions: newest first, keyset pages, every filter.
 pub async fn execution_pagination_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "a").await;
@@ -61,6 +64,7 @@ pub async fn execution_pagination_and_filters(store: &dyn Store) {
     assert_eq!(collect(queued, 5).await.len(), 11);
 }
 
+/// Recording attempt results (completed, retry, failed) and the rules that refuse them.
 pub async fn finish_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "finish").await;
@@ -95,8 +99,16 @@ pub async fn finish_rules(store: &dyn Store) {
         result(&ok, "intruder", completed(metrics.clone(), None)),
         result(&ok, "w", completed(metrics.clone(), None)),
         result(&ok, "w", completed(metrics.clone(), None)),
-        result(&retried, "w", AttemptOutcome::Retry { error: err("server_error"), run_after }),
-        result(&failed, "w", AttemptOutcome::Failed { error: err("bad_request"), metrics: None }),
+        result(
+            &retried,
+            "w",
+            AttemptOutcome::Retry { error: err(ExecutionErrorCode::ServerError), run_after },
+        ),
+        result(
+            &failed,
+            "w",
+            AttemptOutcome::Failed { error: err(ExecutionErrorCode::BadRequest), metrics: None },
+        ),
         result(&queued, "w", completed(metrics.clone(), None)),
     ];
     let applied = store.finish(&results).await.unwrap();
@@ -110,7 +122,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(done.lease_owner, None);
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
-    assert_eq!(r.error.map(|e| e.code), Some("server_error".into()));
+    assert_eq!(r.error.map(|e| e.code.to_string()), Some("server_error".into()));
     assert!(
         store
             .claim(ClaimParams { worker: "w", provider: &prov, limit: 10, now: at, lease_until: lease })
@@ -134,9 +146,10 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
     let f = store.get_execution(user.id, failed.id).await.unwrap();
     assert_eq!(f.status, ExecutionStatus::Failed);
-    assert_eq!(f.error.map(|e| e.code), Some("bad_request".into()));
+    assert_eq!(f.error.map(|e| e.code.to_string()), Some("bad_request".into()));
 }
 
+/// Only QUEUED executions can be cancelled.
 pub async fn cancel_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "cancel").await;

@@ -6,7 +6,8 @@ use serde_json::{Map, json};
 use crate::engine::{BackoffPolicy, rescue};
 use crate::error::Error;
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, NewExecution, Priority,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    NewExecution, Priority,
 };
 use crate::ids::{PromptId, UserId};
 use crate::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
@@ -120,8 +121,8 @@ pub(super) fn result(e: &Execution, worker: &str, outcome: AttemptOutcome) -> At
     AttemptResult { id: e.id, user_id: e.user_id, worker: worker.into(), outcome, finished_at: now() }
 }
 
-pub(super) fn err(code: &str) -> ExecutionError {
-    ExecutionError { code: code.into(), message: format!("{code} happened"), transient: true }
+pub(super) fn err(code: ExecutionErrorCode) -> ExecutionError {
+    ExecutionError { code, message: format!("{code} happened"), transient: true }
 }
 
 pub(super) fn is_not_found<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {

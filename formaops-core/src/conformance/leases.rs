@@ -10,6 +10,7 @@ use crate::execution::{Execution, ExecutionMetrics, ExecutionStatus};
 use crate::ids::ExecutionId;
 use crate::store::{ClaimParams, ExtendLeasesParams, RescueFate, Store};
 
+/// Executions whose lease expired are found and rescued (requeued or failed).
 pub async fn lease_rescue(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "lease").await;
@@ -221,6 +222,7 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     assert_eq!((x.lease_owner.as_deref(), x.lease_expires_at), (None, None));
 }
 
+/// Only the lease owner extends its leases.
 pub async fn extend_leases(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "extend").await;

@@ -6,13 +6,15 @@ use rust_decimal::Decimal;
 use super::fixtures::{
     completed, enqueue_one, err, execution, ms, new_prompt, new_user, now, provider, result,
 };
-use crate::execution::{AttemptOutcome, ExecutionMetrics, TokenUsage};
+use crate::execution::{AttemptOutcome, ExecutionErrorCode, ExecutionMetrics, TokenUsage};
 use crate::ids::UserId;
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, PageRequest};
 use crate::store::{ClaimParams, ExecutionFilter, Store};
 use crate::validation::ValidationVerdict;
 
+/// Metrics over a known set of executions: counts, latency percentiles, tokens, cost,
+/// validation and the time window.
 pub async fn metrics(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "ma").await;
@@ -70,7 +72,11 @@ pub async fn metrics(store: &dyn Store) {
         cost_usd: Some(Decimal::ZERO),
         ..Default::default()
     };
-    results.push(result(&failed, "w", AttemptOutcome::Failed { error: err("auth"), metrics: Some(fm) }));
+    results.push(result(
+        &failed,
+        "w",
+        AttemptOutcome::Failed { error: err(ExecutionErrorCode::Auth), metrics: Some(fm) },
+    ));
     results.push(result(&outside, "w", completed(ExecutionMetrics::default(), None)));
     assert!(store.finish(&results).await.unwrap().iter().all(|x| *x));
 
@@ -130,7 +136,8 @@ pub async fn metrics(store: &dyn Store) {
             .len(),
         3
     );
-    let retry = AttemptOutcome::Retry { error: err("timeout"), run_after: at + Duration::hours(1) };
+    let retry =
+        AttemptOutcome::Retry { error: err(ExecutionErrorCode::Timeout), run_after: at + Duration::hours(1) };
     assert_eq!(store.finish(&[result(&retried, "w", retry)]).await.unwrap(), vec![true]);
     enqueue_one(store, &cancelled).await;
     store.cancel(user.id, cancelled.id, at).await.unwrap();

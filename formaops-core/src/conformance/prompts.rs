@@ -13,6 +13,7 @@ use crate::page::{Cursor, PageRequest};
 use crate::prompt::{Prompt, PromptStatus};
 use crate::store::{ClaimParams, ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 
+/// Prompts and versions: insert, append versions, read back.
 pub async fn prompts_and_versions(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now();
@@ -68,6 +69,7 @@ pub async fn prompts_and_versions(store: &dyn Store) {
     assert!(is_not_found(store.get_prompt(user.id, PromptId::new()).await));
 }
 
+/// Active prompt names are unique per user; archiving frees a name.
 pub async fn prompt_names(store: &dyn Store) {
     let user = new_user(store).await;
     let first = new_prompt(store, user.id, "same").await;
@@ -88,6 +90,7 @@ pub async fn prompt_names(store: &dyn Store) {
     assert_eq!(store.get_prompt(user.id, first.id).await.unwrap().status, PromptStatus::Archived);
 }
 
+/// Another user's prompts and executions are `NotFound`, never shown.
 pub async fn owner_isolation(store: &dyn Store) {
     let owner = new_user(store).await;
     let intruder = new_user(store).await;
@@ -147,6 +150,7 @@ pub async fn owner_isolation(store: &dyn Store) {
     );
 }
 
+/// Listing prompts: newest first, keyset pages, status filter.
 pub async fn prompt_pagination(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now() - Duration::minutes(10);

@@ -9,6 +9,7 @@ use crate::execution::{Execution, ExecutionStatus};
 use crate::ids::ExecutionId;
 use crate::store::{ClaimParams, EnqueueOutcome, Store};
 
+/// Enqueue with an idempotency key returns the existing execution instead of a second one.
 pub async fn enqueue_idempotency(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "idem").await;
@@ -61,6 +62,7 @@ pub async fn failed_enqueue_commits_nothing(store: &dyn Store) {
     assert_eq!(out, vec![EnqueueOutcome::Created, EnqueueOutcome::Created]);
 }
 
+/// Claim order (ascending queue key, then id) and its provider and due-time filters.
 pub async fn claim_order_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "order").await;
@@ -132,6 +134,7 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
 
+/// Concurrent claims never hand out one execution twice.
 pub async fn no_double_claim(store: &dyn Store) {
     const N: usize = 300;
     const CLAIMERS: usize = 16;
@@ -175,6 +178,7 @@ pub async fn no_double_claim(store: &dyn Store) {
     assert_eq!(distinct.len(), N, "no execution handed to two claimers");
 }
 
+/// Queue depth counts the executions waiting to run now.
 pub async fn queue_depth(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "depth").await;

@@ -7,6 +7,7 @@ use crate::ids::{CredentialId, UserId};
 use crate::store::Store;
 use crate::user::{Credential, CredentialKind, User};
 
+/// Users and credentials: create, look up, authenticate and revoke.
 pub async fn users_and_credentials(store: &dyn Store) {
     let user = new_user(store).await;
     assert!(store.count_users().await.unwrap() >= 1);

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::config::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_NAME_CHARS, check_page};
 use super::state::Inner;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::ids::{PromptId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
@@ -168,18 +168,22 @@ fn check_version(inner: &Inner, version: &PromptVersion) -> Result<()> {
         problems.extend(p);
     }
     if version.model.model.trim().is_empty() {
-        problems.push(Problem::new("model.model", "missing", "the model name must not be empty"));
+        problems.push(Problem::new("model.model", ProblemCode::Missing, "the model name must not be empty"));
     }
     if problems.is_empty() { Ok(()) } else { Err(Error::InvalidPrompt { problems }) }
 }
 
 fn check_name(name: &str) -> Result<()> {
     let problem = if name.trim().is_empty() {
-        Some(Problem::new("name", "missing", "the name must not be empty"))
+        Some(Problem::new("name", ProblemCode::Missing, "the name must not be empty"))
     } else if name.chars().count() > MAX_PROMPT_NAME_CHARS {
-        Some(Problem::new("name", "too_large", format!("at most {MAX_PROMPT_NAME_CHARS} characters")))
+        Some(Problem::new(
+            "name",
+            ProblemCode::TooLarge,
+            format!("at most {MAX_PROMPT_NAME_CHARS} characters"),
+        ))
     } else if name.chars().any(char::is_control) {
-        Some(Problem::new("name", "invalid", "control characters are not allowed"))
+        Some(Problem::new("name", ProblemCode::Invalid, "control characters are not allowed"))
     } else {
         None
     };
@@ -191,7 +195,7 @@ fn check_description(description: Option<&str>) -> Result<()> {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(Error::InvalidPrompt {
             problems: vec![Problem::new(
                 "description",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),

@@ -16,7 +16,7 @@ use super::clock::{Clock, chrono_dur};
 use super::config::EngineConfig;
 use super::events::EventBus;
 use super::scheduler;
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{AttemptResult, Execution, NewExecution, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
@@ -100,7 +100,7 @@ impl Inner {
         self.providers.get(name).ok_or_else(|| Error::InvalidPrompt {
             problems: vec![Problem::new(
                 "model.provider",
-                "unknown",
+                ProblemCode::Unknown,
                 format!("no provider named {name:?} is configured"),
             )],
         })
