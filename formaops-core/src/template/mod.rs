@@ -453,8 +453,8 @@ mod tests {
             ("{{ user.name }} {{ user['age'] }} {{ user.tags[0] }}", "Ada 36 x"),
             ("{{ user | tojson }}", r#"{"age": 36, "name": "Ada", "tags": ["x"]}"#),
             ("{% for k, v in user | items %}{{ k }};{% endfor %}", "age;name;tags;"),
-            ("{{ user | length }} {{ 'name' in user }} {{ 'x' in user }}", "3 True False"),
-            ("{{ user.missing is defined }}", "False"),
+            ("{{ user | length }} {{ 'name' in user }} {{ 'x' in user }}", "3 true false"),
+            ("{{ user.missing is defined }}", "false"),
         ];
         for (template, expected) in cases {
             v.template = template.to_string();
@@ -462,6 +462,47 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{template}: {e}"));
             let m = c.render(&values).unwrap_or_else(|e| panic!("{template}: {e}"));
             assert_eq!(m[0].content, expected, "{template}");
+        }
+    }
+
+    /// Printed values are spelled as JSON, never the Python way; filters see real values.
+    #[test]
+    fn printed_values_are_spelled_as_json() {
+        let mut v = version("", None, &["data"]);
+        v.variables[0].kind = VariableType::Json;
+        let cases = [
+            (json!({"a": null, "b": true}), "{{ data }}", r#"{"a":null,"b":true}"#),
+            (json!(null), "{{ data }}", "null"),
+            (json!(true), "{{ data }}", "true"),
+            (json!(false), "{{ data }}", "false"),
+            (json!([1, null, "x", {"k": false}]), "{{ data }}", r#"[1,null,"x",{"k":false}]"#),
+            (
+                json!({"a": null, "b": [true]}),
+                "{{ data.a }} {{ data.b }} {{ data.b[0] }}",
+                "null [true] true",
+            ),
+            (json!("it's \"quoted\""), "{{ data }}", r#"it's "quoted""#),
+            (json!(2.5), "{{ data }}", "2.5"),
+            // Filters and tests work on the real values.
+            (
+                json!({"a": null, "b": true}),
+                "{{ data.b is true }} {{ data.a is none }} {{ data | length }}",
+                "true true 2",
+            ),
+            (json!([3, 1, 2]), "{{ data | sort | join(',') }} {{ data | sum }}", "1,2,3 6"),
+            (json!({"a": null}), "{{ data | tojson }}", r#"{"a": null}"#),
+            (json!(null), "{% if data %}yes{% else %}no{% endif %}", "no"),
+        ];
+        for (value, template, expected) in cases {
+            v.template = template.to_string();
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default())
+                .unwrap_or_else(|e| panic!("{template}: {e}"));
+            let m = c.render(&inputs(json!({ "data": value }))).unwrap_or_else(|e| panic!("{template}: {e}"));
+            assert_eq!(m[0].content, expected, "{template} with {value}");
+            if template == "{{ data }}" && !value.is_string() {
+                let back: Value = serde_json::from_str(&m[0].content).expect("valid JSON");
+                assert_eq!(back, value);
+            }
         }
     }
 
