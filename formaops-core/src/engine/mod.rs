@@ -158,6 +158,10 @@ impl Default for EngineConfig {
 
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+
+/// Most attempts of one prompt update without `expected_version` that keeps losing the race
+/// for the next version number to concurrent updates.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
 /// Longest idempotency key, in bytes. A key is 1 to this many visible ASCII characters (`!`
 /// to `~`), so it travels unchanged in an HTTP header; see [`check_idempotency_key`].
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;
@@ -717,13 +721,40 @@ impl FormaOps {
         Ok((prompt, version))
     }
 
-    /// Writes a new version (omitted fields carried over).
+    /// Writes a new version (omitted fields carried over from the latest version).
+    ///
+    /// Without `expected_version`, an update that loses the race for the next version number
+    /// to a concurrent one is retried on top of the new latest version (at most
+    /// [`MAX_UPDATE_ATTEMPTS`] times), so concurrent updates all apply, each as its own
+    /// version. With `expected_version`, a stale version is a conflict.
     pub async fn update_prompt(
         &self,
         user: UserId,
         id: PromptId,
         update: PromptUpdate,
     ) -> Result<(Prompt, PromptVersion)> {
+        for _ in 1..MAX_UPDATE_ATTEMPTS {
+            if let Some(done) = self.try_update_prompt(user, id, update.clone(), true).await? {
+                return Ok(done);
+            }
+            tokio::task::yield_now().await;
+        }
+        match self.try_update_prompt(user, id, update, false).await? {
+            Some(done) => Ok(done),
+            None => Err(Error::internal("update_prompt: a lost race was not reported as a conflict")),
+        }
+    }
+
+    /// One attempt of [`Self::update_prompt`]: `None` when `retry` and the version number was
+    /// taken by a concurrent update (without `expected_version`).
+    async fn try_update_prompt(
+        &self,
+        user: UserId,
+        id: PromptId,
+        update: PromptUpdate,
+        retry: bool,
+    ) -> Result<Option<(Prompt, PromptVersion)>> {
+        let retry = retry && update.expected_version.is_none();
         let current = self.inner.store.get_prompt(user, id).await?;
         if current.status != PromptStatus::Active {
             return Err(Error::conflict(format!("prompt {id} is archived and cannot be updated")));
@@ -765,8 +796,19 @@ impl FormaOps {
             updated_at: now,
             ..current
         };
-        self.inner.store.insert_version(&prompt, &version).await?;
-        Ok((prompt, version))
+        match self.inner.store.insert_version(&prompt, &version).await {
+            Ok(()) => Ok(Some((prompt, version))),
+            Err(e @ Error::Conflict { .. }) if retry => {
+                // Lost the race when the prompt is still active and has moved on.
+                let now = self.inner.store.get_prompt(user, id).await?;
+                if now.status == PromptStatus::Active && now.current_version >= next {
+                    Ok(None)
+                } else {
+                    Err(e)
+                }
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// The prompt and the given version (the current one when `None`).

@@ -241,15 +241,44 @@ impl CompiledPrompt {
         let ctx = value::context(inputs)?;
         let mut messages = Vec::with_capacity(2);
         if self.has_system {
-            messages.push(Message { role: Role::System, content: self.render_one(SYSTEM, "system", &ctx)? });
+            messages.push(Message {
+                role: Role::System,
+                content: self.render_one(SYSTEM, "system", &ctx, inputs)?,
+            });
         }
-        messages.push(Message { role: Role::User, content: self.render_one(USER, "user", &ctx)? });
+        messages.push(Message { role: Role::User, content: self.render_one(USER, "user", &ctx, inputs)? });
         Ok(messages)
     }
 
-    fn render_one(&self, name: &str, which: &str, ctx: &minijinja::Value) -> Result<String> {
+    fn render_one(
+        &self,
+        name: &str,
+        which: &str,
+        ctx: &minijinja::Value,
+        inputs: &Map<String, Value>,
+    ) -> Result<String> {
         let t = self.env.get_template(name).map_err(|e| render_error(which, &e))?;
-        let out = t.render(ctx).map_err(|e| render_error(which, &e))?;
+        let out = t.render(ctx).map_err(|e| {
+            let mut err = render_error(which, &e);
+            if e.kind() == minijinja::ErrorKind::UndefinedError
+                && let Error::Render { message } = &mut err
+            {
+                // Name the variables the template uses that were not given (optional ones
+                // without a default): minijinja's message does not.
+                let mut absent: Vec<String> =
+                    t.undeclared_variables(false).into_iter().filter(|v| !inputs.contains_key(v)).collect();
+                absent.sort();
+                if !absent.is_empty() {
+                    let names = absent.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
+                    message.push_str(&format!(
+                        " (not given: {names}; an optional variable without a default must be \
+                         guarded, e.g. `{{% if {0} is defined %}}` or `{0} | default(\"\")`)",
+                        absent[0]
+                    ));
+                }
+            }
+            err
+        })?;
         if out.len() > self.max_output_bytes {
             return Err(Error::Render {
                 message: format!(
@@ -503,6 +532,30 @@ mod tests {
                 let back: Value = serde_json::from_str(&m[0].content).expect("valid JSON");
                 assert_eq!(back, value);
             }
+        }
+    }
+
+    /// A missing optional variable is named in the render error, wherever it is used.
+    #[test]
+    fn a_missing_optional_variable_is_named() {
+        let cases = [
+            ("Hello {{ name }}.\n{{ note }}", "note"),
+            ("{{ name }} {{ note | upper }}", "note"),
+            ("{% for x in note %}{{ x }}{% endfor %}{{ name }}", "note"),
+            ("{{ name ~ note.title }}", "note"),
+        ];
+        for (template, missing) in cases {
+            let mut v = version(template, None, &["name", missing]);
+            v.variables[1].required = false;
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+            let err = c.render(&inputs(json!({"name": "Ada"}))).expect_err("undefined");
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("`{missing}`")), "{template}: {msg}");
+            assert!(!msg.contains("`name`"), "given variables are not named: {msg}");
+            // Guarded uses render.
+            v.template = format!("{{% if {missing} is defined %}}{template}{{% endif %}}{{{{ name }}}}");
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+            assert_eq!(c.render(&inputs(json!({"name": "Ada"}))).unwrap()[0].content, "Ada");
         }
     }
 
