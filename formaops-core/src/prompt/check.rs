@@ -1,6 +1,6 @@
 //! Every rule a prompt version must pass before it is saved, in one place.
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::prompt::{ModelParameters, PromptVersion};
 use crate::template::{CompiledPrompt, TemplateLimits};
 use crate::validation::CompiledRules;
@@ -43,7 +43,7 @@ pub fn parameter_problems(p: &ModelParameters) -> Vec<Problem> {
         {
             problems.push(Problem::new(
                 format!("model.parameters.{field}"),
-                "out_of_range",
+                ProblemCode::OutOfRange,
                 format!("{field} must be between {lo} and {hi} (got {v})"),
             ));
         }
@@ -53,14 +53,14 @@ pub fn parameter_problems(p: &ModelParameters) -> Vec<Problem> {
     if p.max_completion_tokens == Some(0) {
         problems.push(Problem::new(
             "model.parameters.maxCompletionTokens",
-            "out_of_range",
+            ProblemCode::OutOfRange,
             "maxCompletionTokens must be at least 1 (got 0)",
         ));
     }
     if p.stop.len() > MAX_STOP_SEQUENCES {
         problems.push(Problem::new(
             "model.parameters.stop",
-            "too_many",
+            ProblemCode::TooLarge,
             format!("stop takes at most {MAX_STOP_SEQUENCES} strings (got {})", p.stop.len()),
         ));
     }
@@ -68,7 +68,7 @@ pub fn parameter_problems(p: &ModelParameters) -> Vec<Problem> {
         if s.is_empty() {
             problems.push(Problem::new(
                 format!("model.parameters.stop[{i}]"),
-                "empty",
+                ProblemCode::Invalid,
                 "a stop string must not be empty",
             ));
         }
@@ -118,7 +118,7 @@ mod tests {
         let got: Vec<(String, String)> =
             match check_version(&v, &TemplateLimits::default(), &InputLimits::default()) {
                 Err(Error::InvalidPrompt { problems }) => {
-                    problems.into_iter().map(|p| (p.field, p.code)).collect()
+                    problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
                 }
                 other => panic!("expected InvalidPrompt, got {other:?}"),
             };
