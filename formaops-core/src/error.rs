@@ -67,6 +67,8 @@ pub enum ProblemCode {
     Schema,
     /// A number is NaN or infinite.
     NotFinite,
+    /// A number is outside its allowed range (a model parameter the provider API refuses).
+    OutOfRange,
     /// Text holds a character no store can keep (NUL).
     InvalidCharacter,
     /// A validation pattern is not a valid regex.

@@ -57,16 +57,29 @@ pub struct PriceTable {
     pub models: HashMap<String, ModelPrice>,
 }
 
-/// (model, input, output, cached input), thousandths of USD per 1M tokens.
+/// (model, input, output, cached input), thousandths of USD per 1M tokens. A dated snapshot
+/// is listed with its own price (it may differ from its alias's: `gpt-4o-2024-05-13` costs
+/// twice `gpt-4o`); a snapshot not listed is unpriced, never priced as its alias.
 const DEFAULT_PRICES: &[(&str, i64, i64, i64)] = &[
     ("gpt-4o-mini", 150, 600, 75),
+    ("gpt-4o-mini-2024-07-18", 150, 600, 75),
     ("gpt-4o", 2_500, 10_000, 1_250),
+    ("gpt-4o-2024-11-20", 2_500, 10_000, 1_250),
+    ("gpt-4o-2024-08-06", 2_500, 10_000, 1_250),
+    // No cached-input discount for this snapshot.
+    ("gpt-4o-2024-05-13", 5_000, 15_000, 5_000),
     ("gpt-4.1", 2_000, 8_000, 500),
+    ("gpt-4.1-2025-04-14", 2_000, 8_000, 500),
     ("gpt-4.1-mini", 400, 1_600, 100),
+    ("gpt-4.1-mini-2025-04-14", 400, 1_600, 100),
     ("gpt-4.1-nano", 100, 400, 25),
+    ("gpt-4.1-nano-2025-04-14", 100, 400, 25),
     ("o3", 2_000, 8_000, 500),
+    ("o3-2025-04-16", 2_000, 8_000, 500),
     ("o3-mini", 1_100, 4_400, 550),
+    ("o3-mini-2025-01-31", 1_100, 4_400, 550),
     ("o4-mini", 1_100, 4_400, 275),
+    ("o4-mini-2025-04-16", 1_100, 4_400, 275),
     ("mock", 0, 0, 0),
 ];
 
@@ -92,26 +105,16 @@ impl PriceTable {
         self
     }
 
-    /// The price of `model`: an exact match, else the model without a dated snapshot suffix
-    /// (`gpt-4o-mini-2024-07-18` is priced as `gpt-4o-mini`).
+    /// The price of `model`, by exact name only: a dated snapshot (`gpt-4o-2024-05-13`) has its
+    /// own price or none, never its alias's.
     pub fn price(&self, model: &str) -> Option<&ModelPrice> {
-        self.models.get(model).or_else(|| strip_snapshot_date(model).and_then(|base| self.models.get(base)))
+        self.models.get(model)
     }
 
     /// The cost of `usage` on `model`; `None` when the model is unpriced.
     pub fn cost(&self, model: &str, usage: &TokenUsage) -> Option<Decimal> {
         self.price(model).map(|p| p.cost(usage))
     }
-}
-
-/// `name-YYYY-MM-DD` -> `name`.
-fn strip_snapshot_date(model: &str) -> Option<&str> {
-    let (base, date) = model.len().checked_sub(11).map(|i| model.split_at(i))?;
-    let date = date.strip_prefix('-')?;
-    let b = date.as_bytes();
-    let shape = b.len() == 10
-        && b.iter().enumerate().all(|(i, c)| if i == 4 || i == 7 { *c == b'-' } else { c.is_ascii_digit() });
-    (shape && !base.is_empty()).then_some(base)
 }
 
 #[cfg(test)]
@@ -149,11 +152,24 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_suffix_is_priced_as_base_model() {
+    fn a_snapshot_has_its_own_price_or_none() {
         let t = PriceTable::default();
-        assert_eq!(t.price("gpt-4o-mini-2024-07-18"), t.price("gpt-4o-mini"));
-        assert_eq!(t.price("gpt-4o-mini-2024-07-1x"), None);
-        assert_eq!(t.price("-2024-07-18"), None);
+        let million = usage(1_000_000, 1_000_000, 0);
+        // Listed snapshots at their own price (OpenAI's pricing page: $5 / $15 for 2024-05-13).
+        for (model, cost) in [
+            ("gpt-4o-2024-05-13", "20"),
+            ("gpt-4o-2024-08-06", "12.5"),
+            ("gpt-4o-mini-2024-07-18", "0.75"),
+            ("gpt-4.1-2025-04-14", "10"),
+        ] {
+            assert_eq!(t.cost(model, &million), Some(Decimal::from_str(cost).unwrap()), "{model}");
+        }
+        // A snapshot not listed is unpriced, not priced as its alias.
+        for model in
+            ["gpt-4o-2099-01-01", "gpt-4o-mini-2030-12-31", "o3-2026-01-01", "gpt-4o-mini-2024-07-1x"]
+        {
+            assert_eq!(t.cost(model, &million), None, "{model}");
+        }
     }
 
     #[test]

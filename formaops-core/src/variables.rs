@@ -471,7 +471,11 @@ fn validate_with<'a>(
             }
             None => match &d.default_value {
                 Some(default) => {
-                    out.insert(d.name.clone(), default.clone());
+                    // Normalised exactly as an input is (an integer default `5.0` is `5`); the
+                    // default itself was checked when the version was saved.
+                    let mut checked = Checked { value: None, problem: None };
+                    check_value(d, default, None, limits, &mut checked);
+                    out.insert(d.name.clone(), checked.value.unwrap_or_else(|| default.clone()));
                 }
                 None if d.required => problems.push(Problem::new(
                     format!("inputs.{}", d.name),
@@ -995,6 +999,23 @@ mod tests {
                 p("variables[2].defaultValue", "wrong_type"),
             ]
         );
+    }
+
+    #[test]
+    fn defaults_are_normalised_as_inputs_are() {
+        for (given, want) in [(json!(5.0), json!(5)), (json!(-3.0), json!(-3)), (json!(7), json!(7))] {
+            let mut d = var("n", VariableType::Integer);
+            d.required = false;
+            d.default_value = Some(given.clone());
+            let from_default =
+                validate_inputs(std::slice::from_ref(&d), &Map::new(), &InputLimits::default())
+                    .expect("valid default");
+            let mut sent = Map::new();
+            sent.insert("n".into(), given.clone());
+            let from_input = validate_inputs(&[d], &sent, &InputLimits::default()).expect("valid input");
+            assert_eq!(from_default["n"], want, "default {given}");
+            assert_eq!(from_default["n"].to_string(), from_input["n"].to_string(), "default {given}");
+        }
     }
 
     #[test]

@@ -15,22 +15,26 @@
 //! | `Secure` cookie | `--cookie-secure` | `FORMAOPS_COOKIE_SECURE` | `cookie_secure` | false |
 //! | log format | `--log-format` | `FORMAOPS_LOG_FORMAT` | | `text` (`json` for structured) |
 //! | failing mock | `--mock-fail-provider` | `FORMAOPS_MOCK_FAIL_PROVIDER` | `mock_fail_provider` | false |
-//! | LLM providers | | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | `[llm]` section | `mock` only |
+//! | LLM providers | | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | `default`, `[providers.NAME]` | `mock` only |
 //!
 //! Log levels follow `RUST_LOG` (default `info`). Providers: the mock provider is always
 //! registered as `mock`; an OpenAI-compatible provider named `openai` is added from
 //! `OPENAI_API_KEY` / `OPENAI_BASE_URL` and becomes the default provider when configured.
-//! The `[llm]` section names more (see `formaops_core::provider::config`):
+//! The file names more, with the keys of `formaops_core::provider::config::ProviderSettings`
+//! at its top level (the README's example; an `[llm]` section holding the same keys also
+//! works, but not both):
 //!
 //! ```toml
-//! [llm]
 //! default = "local"
-//! [llm.providers.local]
+//! [providers.local]
 //! kind = "openai"
 //! base_url = "http://127.0.0.1:11434/v1"
-//! ``` The first admin comes
+//! ```
+//!
+//! The first admin comes
 //! from `FORMAOPS_ADMIN_EMAIL` / `FORMAOPS_ADMIN_PASSWORD` (environment only, never flags).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,7 +42,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use formaops_core::provider::config::ProviderSettings;
+use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
 use serde::Deserialize;
 
 /// Default database: an SQLite file in the working directory.
@@ -126,8 +130,11 @@ pub struct FileConfig {
     pub session_ttl_hours: Option<u64>,
     pub cookie_secure: Option<bool>,
     pub mock_fail_provider: Option<bool>,
-    /// Named LLM providers (`[llm]`, `[llm.providers.NAME]`); see
-    /// `formaops_core::provider::config`.
+    /// Provider for prompt versions that name none (`ProviderSettings::default`).
+    pub default: Option<String>,
+    /// Named LLM providers (`[providers.NAME]`); see `formaops_core::provider::config`.
+    pub providers: Option<BTreeMap<String, ProviderEntry>>,
+    /// The same two keys under an `[llm]` section (`[llm]`, `[llm.providers.NAME]`).
     pub llm: Option<ProviderSettings>,
 }
 
@@ -136,6 +143,25 @@ impl FileConfig {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("reading config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
+    }
+
+    /// The file's providers: top-level `default` / `[providers.NAME]`, or an `[llm]` section.
+    ///
+    /// # Errors
+    /// When both forms are given.
+    pub fn provider_settings(&mut self) -> anyhow::Result<ProviderSettings> {
+        let top = self.default.is_some() || self.providers.is_some();
+        match self.llm.take() {
+            Some(_) if top => anyhow::bail!(
+                "providers are configured both at the top level (`default`, `[providers.NAME]`) and \
+                 under `[llm]`: use one"
+            ),
+            Some(llm) => Ok(llm),
+            None => Ok(ProviderSettings {
+                default: self.default.take(),
+                providers: self.providers.take().unwrap_or_default(),
+            }),
+        }
     }
 }
 
@@ -153,7 +179,7 @@ pub struct Config {
     pub session_ttl: Duration,
     pub cookie_secure: bool,
     pub log_format: LogFormat,
-    /// Providers from the file's `[llm]` section, completed from `OPENAI_API_KEY` /
+    /// Providers from the file, completed from `OPENAI_API_KEY` /
     /// `OPENAI_BASE_URL`.
     pub providers: ProviderSettings,
     pub mock_fail_provider: bool,
@@ -181,10 +207,11 @@ impl fmt::Debug for Config {
 impl Config {
     /// Flags and environment over the file over defaults.
     pub fn resolve(db: &DbArgs, serve: &ServeArgs) -> anyhow::Result<Self> {
-        let file = match &db.config {
+        let mut file = match &db.config {
             Some(p) => FileConfig::load(p)?,
             None => FileConfig::default(),
         };
+        let providers = file.provider_settings()?;
         // The grammar (and creating a missing SQLite file) is formaops-store's.
         let database_url =
             db.database_url.clone().or(file.database_url).unwrap_or_else(|| DEFAULT_DATABASE_URL.to_string());
@@ -234,7 +261,7 @@ impl Config {
             session_ttl: Duration::from_secs(ttl_hours * 3600),
             cookie_secure: serve.cookie_secure.or(file.cookie_secure).unwrap_or(false),
             log_format: db.log_format.unwrap_or_default(),
-            providers: file.llm.unwrap_or_default().with_env_defaults(),
+            providers: providers.with_env_defaults(),
             mock_fail_provider: serve.mock_fail_provider.or(file.mock_fail_provider).unwrap_or(false),
         })
     }
@@ -260,6 +287,69 @@ mod tests {
         assert!(c.cors_origins.is_empty());
         assert_eq!(c.sync_wait(), Duration::from_secs(58));
         assert_eq!(c.header_timeout, Duration::from_secs(10));
+    }
+
+    /// Every ```toml block of the README, each loaded by the server's own loader.
+    #[test]
+    fn every_readme_toml_example_loads() {
+        let readme = include_str!("../../README.md");
+        let mut blocks = Vec::new();
+        let mut current: Option<String> = None;
+        for line in readme.lines() {
+            match &mut current {
+                None if line.trim_start().starts_with("```toml") => current = Some(String::new()),
+                Some(block) if line.trim_start().starts_with("```") => {
+                    blocks.push(std::mem::take(block));
+                    current = None;
+                }
+                Some(block) => {
+                    block.push_str(line);
+                    block.push('\n');
+                }
+                None => {}
+            }
+        }
+        assert!(!blocks.is_empty(), "the README has TOML examples");
+        let dir = tempfile::tempdir().unwrap();
+        for (i, block) in blocks.iter().enumerate() {
+            let path = dir.path().join(format!("readme-{i}.toml"));
+            std::fs::write(&path, block).unwrap();
+            let db = DbArgs { config: Some(path), ..Default::default() };
+            let c = Config::resolve(&db, &ServeArgs::default())
+                .unwrap_or_else(|e| panic!("README TOML example {i} is refused: {e:#}\n{block}"));
+            for line in block.lines().filter(|l| l.starts_with("[providers.")) {
+                let name = line.trim_start_matches("[providers.").trim_end_matches(']');
+                assert!(c.providers.providers.contains_key(name), "example {i}: provider {name} read");
+            }
+            if let Some(line) = block.lines().find(|l| l.starts_with("default")) {
+                let name = line.split('"').nth(1).unwrap();
+                assert_eq!(c.providers.default.as_deref(), Some(name), "example {i}: default read");
+            }
+        }
+    }
+
+    #[test]
+    fn providers_at_the_top_level_or_under_llm() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        let load = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::resolve(
+                &DbArgs { config: Some(path.clone()), ..Default::default() },
+                &ServeArgs::default(),
+            )
+        };
+        let entry = "kind = \"openai\"\nbase_url = \"http://127.0.0.1:1/v1\"\n";
+        let top = load(&format!("default = \"local\"\n[providers.local]\n{entry}")).unwrap();
+        let llm = load(&format!("[llm]\ndefault = \"local\"\n[llm.providers.local]\n{entry}")).unwrap();
+        for c in [&top, &llm] {
+            assert_eq!(c.providers.default.as_deref(), Some("local"));
+            assert!(c.providers.providers.contains_key("local"));
+        }
+        let only = load(&format!("[providers.a]\n{entry}")).unwrap();
+        assert!(only.providers.providers.contains_key("a"));
+        let both = load("default = \"a\"\n[llm]\ndefault = \"b\"\n").unwrap_err();
+        assert!(format!("{both:#}").contains("[llm]"), "{both:#}");
     }
 
     #[test]

@@ -273,7 +273,7 @@ const METRICS_SELECT: &str = "WITH s AS (SELECT prompt_id, status, latency_ms, p
     COALESCE(sum(tokens_output) FILTER (WHERE m), 0)::int8 AS t_out, \
     COALESCE(sum(tokens_cached) FILTER (WHERE m), 0)::int8 AS t_cached, \
     COALESCE(sum(tokens_total) FILTER (WHERE m), 0)::int8 AS t_total, \
-    COALESCE(sum(cost_usd) FILTER (WHERE m), 0) AS cost, \
+    sum(cost_usd) FILTER (WHERE m) AS cost, \
     count(*) FILTER (WHERE m AND cost_usd IS NULL) AS unpriced, \
     count(*) FILTER (WHERE status = 'COMPLETED' AND validation_passed IS NOT NULL) AS validated, \
     count(*) FILTER (WHERE status = 'COMPLETED' AND validation_passed) AS passed \
@@ -313,8 +313,7 @@ fn summary_from_row(row: &PgRow) -> Result<MetricsSummary> {
         cost_usd: row
             .try_get::<Option<Decimal>, _>("cost")
             .map_err(|e| corrupt("cost", e))?
-            .unwrap_or_default()
-            .normalize(),
+            .map(|c| c.normalize()),
         unpriced_executions: count_col(row, "unpriced")?,
         validated,
         validation_passed: passed,

@@ -34,3 +34,19 @@ async fn postgres_engine_refuses_unstorable_text() {
     formaops_core::conformance::engine_refuses_unstorable_text(store.clone()).await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engine_applies_concurrent_updates() {
+    let db = common::SqliteTestDb::new();
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_applies_concurrent_updates(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_engine_applies_concurrent_updates() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_applies_concurrent_updates(store.clone()).await;
+    store.close().await;
+}

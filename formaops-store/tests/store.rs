@@ -383,7 +383,7 @@ async fn metrics_aggregate(s: &dyn Store) {
     assert_eq!(r.summary.counts.total, 4);
     assert_eq!(r.summary.counts.completed, 3);
     assert_eq!(r.summary.counts.queued, 1);
-    assert_eq!(r.summary.cost_usd, Decimal::new(2, 1));
+    assert_eq!(r.summary.cost_usd, Some(Decimal::new(2, 1)));
     assert_eq!(r.summary.unpriced_executions, 1);
     assert_eq!(r.summary.latency_ms.p50, Some(120.0));
     assert_eq!(r.summary.tokens.input, 30);

@@ -8,6 +8,47 @@ use crate::execution::ExecutionStatus;
 use crate::page::PageRequest;
 use crate::store::Store;
 
+/// Concurrent updates of one prompt without `expectedVersion` all apply, each as its own
+/// version; a stale `expectedVersion` is still a conflict. Runs an engine on `store`.
+pub async fn engine_applies_concurrent_updates(store: std::sync::Arc<dyn Store>) {
+    use crate::engine::FormaOps;
+    use crate::prompt::{PromptSpec, PromptUpdate};
+
+    let engine = FormaOps::builder(store.clone()).start().await.unwrap();
+    let user = new_user(store.as_ref()).await.id;
+    let spec: PromptSpec = serde_json::from_value(json!({"name": "race", "template": "v0"})).unwrap();
+    let (prompt, _) = engine.create_prompt(user, spec).await.unwrap();
+    for writers in [2usize, 10, 16] {
+        let before = engine.get_prompt(user, prompt.id, None).await.unwrap().0.current_version;
+        let tasks: Vec<_> = (0..writers)
+            .map(|i| {
+                let engine = engine.clone();
+                let update = PromptUpdate { template: Some(format!("w{writers}-{i}")), ..Default::default() };
+                tokio::spawn(async move { engine.update_prompt(user, prompt.id, update).await })
+            })
+            .collect();
+        let mut versions = Vec::new();
+        for t in tasks {
+            let (_, v) = t.await.unwrap().unwrap_or_else(|e| panic!("{writers} writers: {e}"));
+            versions.push(v.version);
+        }
+        versions.sort_unstable();
+        let want: Vec<u32> = (before + 1..=before + writers as u32).collect();
+        assert_eq!(versions, want, "{writers} concurrent updates: each its own version");
+        let (p, _) = engine.get_prompt(user, prompt.id, None).await.unwrap();
+        assert_eq!(p.current_version, before + writers as u32);
+        let mut templates = std::collections::HashSet::new();
+        for v in want {
+            templates.insert(engine.get_prompt(user, prompt.id, Some(v)).await.unwrap().1.template);
+        }
+        assert_eq!(templates.len(), writers, "every update's template kept");
+    }
+    let stale =
+        PromptUpdate { template: Some("late".into()), expected_version: Some(1), ..Default::default() };
+    assert!(matches!(engine.update_prompt(user, prompt.id, stale).await, Err(Error::Conflict { .. })));
+    engine.shutdown().await;
+}
+
 /// Text no store can hold (NUL) is refused by the engine before it reaches the store, with
 /// the same error on every backend, naming the field; an output that cannot be stored fails
 /// its execution instead of its group commit. Runs an engine (mock provider) on `store`.

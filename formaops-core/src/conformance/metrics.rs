@@ -92,7 +92,7 @@ pub async fn metrics(store: &dyn Store) {
     assert_eq!(s.tokens.output, 50);
     assert_eq!(s.tokens.cached, 20);
     assert_eq!(s.tokens.total, 150);
-    assert_eq!(s.cost_usd, Decimal::new(8, 3), "8 priced completions at 0.001 + a failure at 0");
+    assert_eq!(s.cost_usd, Some(Decimal::new(8, 3)), "8 priced completions at 0.001 + a failure at 0");
     assert_eq!(s.unpriced_executions, 2);
     assert_eq!((s.validated, s.validation_passed), (4, 3));
     assert_eq!(s.validation_pass_rate, Some(0.75));
@@ -109,8 +109,11 @@ pub async fn metrics(store: &dyn Store) {
     let rb = store.metrics(user.id, &only_b).await.unwrap();
     assert_eq!((rb.summary.counts.failed, rb.summary.counts.total), (1, 2));
     assert_eq!(rb.summary.validation_pass_rate, None);
+    assert_eq!(rb.summary.cost_usd, Some(Decimal::ZERO), "a priced zero is a known zero");
     let v2 = MetricsQuery { prompt_version: Some(2), ..only_b };
-    assert_eq!(store.metrics(user.id, &v2).await.unwrap().summary.counts.total, 0);
+    let empty = store.metrics(user.id, &v2).await.unwrap().summary;
+    assert_eq!(empty.counts.total, 0);
+    assert_eq!(empty.cost_usd, None, "nothing priced: the cost is unknown, not 0");
     let everything = store.metrics(user.id, &MetricsQuery::default()).await.unwrap();
     assert_eq!(everything.summary.counts.total, 13);
 

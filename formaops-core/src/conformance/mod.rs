@@ -20,7 +20,7 @@ mod prompts;
 mod queue;
 mod users;
 
-pub use engine::engine_refuses_unstorable_text;
+pub use engine::{engine_applies_concurrent_updates, engine_refuses_unstorable_text};
 pub use executions::{cancel_rules, execution_pagination_and_filters, finish_rules};
 pub use fixtures::{execution, new_user, now, rescue_now};
 pub use leases::{extend_leases, lease_rescue, rescue_decisions_are_guarded};

@@ -77,6 +77,9 @@ impl Default for EngineConfig {
 
 /// Most attempts per execution accepted in [`EngineConfig::max_attempts`].
 pub const MAX_ATTEMPTS_LIMIT: u32 = 100;
+/// Most attempts of one prompt update without `expected_version` that keeps losing the race
+/// for the next version number to concurrent updates.
+pub const MAX_UPDATE_ATTEMPTS: u32 = 64;
 /// Longest idempotency key, in bytes. A key is 1 to this many visible ASCII characters (`!`
 /// to `~`), so it travels unchanged in an HTTP header; see [`check_idempotency_key`].
 pub const MAX_IDEMPOTENCY_KEY_BYTES: usize = 255;

@@ -89,7 +89,7 @@ mod worker;
 pub use builder::FormaOpsBuilder;
 pub use config::{
     BackoffPolicy, COMPILED_CACHE_SIZE, EngineConfig, MAX_ATTEMPTS_LIMIT, MAX_DESCRIPTION_CHARS,
-    MAX_IDEMPOTENCY_KEY_BYTES, MAX_PROMPT_NAME_CHARS, check_idempotency_key,
+    MAX_IDEMPOTENCY_KEY_BYTES, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_idempotency_key,
 };
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
 pub use follow::Follow;
@@ -141,7 +141,12 @@ impl FormaOps {
         prompts::create_prompt(&self.inner, user, spec).await
     }
 
-    /// Writes a new version (omitted fields carried over).
+    /// Writes a new version (omitted fields carried over from the latest version).
+    ///
+    /// Without `expected_version`, an update that loses the race for the next version number
+    /// to a concurrent one is retried on top of the new latest version (at most
+    /// [`MAX_UPDATE_ATTEMPTS`] times), so concurrent updates all apply, each as its own
+    /// version. With `expected_version`, a stale version is a conflict.
     pub async fn update_prompt(
         &self,
         user: UserId,

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use super::config::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_NAME_CHARS, check_page};
+use super::config::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_page};
 use super::state::Inner;
 use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::ids::{PromptId, UserId};
@@ -48,12 +48,38 @@ pub(super) async fn create_prompt(
     Ok((prompt, version))
 }
 
+/// Updates a prompt. Without `expected_version`, an update that loses the race for the next
+/// version number to a concurrent update is tried again (at most [`MAX_UPDATE_ATTEMPTS`]
+/// times), so concurrent updates all apply, each as its own version; with it, a stale
+/// `expected_version` is a conflict.
 pub(super) async fn update_prompt(
     inner: &Inner,
     user: UserId,
     id: PromptId,
     update: PromptUpdate,
 ) -> Result<(Prompt, PromptVersion)> {
+    for _ in 1..MAX_UPDATE_ATTEMPTS {
+        if let Some(done) = try_update_prompt(inner, user, id, update.clone(), true).await? {
+            return Ok(done);
+        }
+        tokio::task::yield_now().await;
+    }
+    match try_update_prompt(inner, user, id, update, false).await? {
+        Some(done) => Ok(done),
+        None => Err(Error::internal("update_prompt: a lost race was not reported as a conflict")),
+    }
+}
+
+/// One attempt of [`update_prompt`]: `None` when `retry` and the version number was taken by
+/// a concurrent update (without `expected_version`).
+async fn try_update_prompt(
+    inner: &Inner,
+    user: UserId,
+    id: PromptId,
+    update: PromptUpdate,
+    retry: bool,
+) -> Result<Option<(Prompt, PromptVersion)>> {
+    let retry = retry && update.expected_version.is_none();
     let current = inner.store.get_prompt(user, id).await?;
     if current.status != PromptStatus::Active {
         return Err(Error::conflict(format!("prompt {id} is archived and cannot be updated")));
@@ -95,8 +121,15 @@ pub(super) async fn update_prompt(
         updated_at: now,
         ..current
     };
-    inner.store.insert_version(&prompt, &version).await?;
-    Ok((prompt, version))
+    match inner.store.insert_version(&prompt, &version).await {
+        Ok(()) => Ok(Some((prompt, version))),
+        Err(e @ Error::Conflict { .. }) if retry => {
+            // Lost the race when the prompt is still active and has moved on.
+            let now = inner.store.get_prompt(user, id).await?;
+            if now.status == PromptStatus::Active && now.current_version >= next { Ok(None) } else { Err(e) }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub(super) async fn get_prompt(

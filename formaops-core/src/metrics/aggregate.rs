@@ -6,8 +6,9 @@
 //!
 //! - counts cover every status;
 //! - latency, provider latency, tokens and cost come from final executions (COMPLETED,
-//!   FAILED) that have metrics; one without a price counts in `unpricedExecutions` and adds
-//!   nothing to `costUsd` (exact decimal, never floating point);
+//!   FAILED) that have metrics; `costUsd` sums the priced ones (exact decimal, never floating
+//!   point) and is `None` when none is priced (an unknown cost is never `0`); one without a
+//!   price counts in `unpricedExecutions` (so a sum with unpriced ones is known to be partial);
 //! - validation counts COMPLETED executions that were validated;
 //! - percentiles are nearest-rank;
 //! - `byPrompt` lists the [`MAX_PROMPTS_IN_REPORT`] prompts with most executions, ties by id
@@ -74,7 +75,8 @@ struct Accumulator {
     latency: Vec<f64>,
     provider_latency: Vec<f64>,
     tokens: TokenTotals,
-    cost: Decimal,
+    /// `None` until a priced execution is added.
+    cost: Option<Decimal>,
     unpriced: u64,
     validated: u64,
     passed: u64,
@@ -102,7 +104,7 @@ impl Accumulator {
             t.cached = t.cached.saturating_add(s.tokens.cached);
             t.total = t.total.saturating_add(s.tokens.total);
             match s.cost_usd {
-                Some(cost) => self.cost = self.cost.saturating_add(cost),
+                Some(cost) => self.cost = Some(self.cost.unwrap_or_default().saturating_add(cost)),
                 None => self.unpriced = self.unpriced.saturating_add(1),
             }
         }
@@ -130,7 +132,7 @@ impl Accumulator {
             latency_ms: percentiles(&mut self.latency),
             provider_latency_ms: percentiles(&mut self.provider_latency),
             tokens: self.tokens,
-            cost_usd: self.cost.normalize(),
+            cost_usd: self.cost.map(|c| c.normalize()),
             unpriced_executions: self.unpriced,
             validated: self.validated,
             validation_passed: self.passed,
@@ -220,7 +222,7 @@ mod tests {
         let s = &r.summary;
         assert_eq!((s.counts.total, s.counts.completed, s.counts.queued, s.counts.failed), (12, 10, 1, 1));
         // 10 x 0.1 is exactly 1 as a decimal (it would not be as f64).
-        assert_eq!(s.cost_usd, Decimal::ONE);
+        assert_eq!(s.cost_usd, Some(Decimal::ONE));
         assert_eq!(s.unpriced_executions, 1);
         assert_eq!(s.latency_ms.p50, Some(60.0));
         assert_eq!(s.latency_ms.p99, Some(1000.0));
@@ -231,6 +233,38 @@ mod tests {
         assert_eq!(r.by_prompt[0].prompt_id, p1);
         assert_eq!(r.by_prompt[1].summary.counts.total, 2);
         assert_eq!(r.queue_depth, 1);
+    }
+
+    #[test]
+    fn an_unknown_cost_never_adds_up_to_zero() {
+        let p = PromptId::new();
+        // Every final execution unpriced (any number of them): cost unknown, not 0.
+        for n in [1, 3, 34] {
+            let mut a = MetricsAggregator::new();
+            for _ in 0..n {
+                a.add(&sample(p, ExecutionStatus::Completed, Some(10), None));
+            }
+            a.add(&sample(p, ExecutionStatus::Failed, Some(10), None));
+            let r = a.finish(&MetricsQuery::default(), 0);
+            assert_eq!(r.summary.cost_usd, None, "{n} unpriced");
+            assert_eq!(r.summary.unpriced_executions, n + 1);
+            assert_eq!(r.by_prompt[0].summary.cost_usd, None);
+            let json = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["costUsd"], serde_json::Value::Null);
+            assert_eq!(json["byPrompt"][0]["costUsd"], serde_json::Value::Null);
+        }
+        // Nothing final: nothing priced either.
+        let mut a = MetricsAggregator::new();
+        a.add(&sample(p, ExecutionStatus::Queued, None, None));
+        assert_eq!(a.finish(&MetricsQuery::default(), 0).summary.cost_usd, None);
+        // A priced zero is a known zero; a partial sum says how many are missing.
+        let mut a = MetricsAggregator::new();
+        a.add(&sample(p, ExecutionStatus::Completed, Some(10), Some("0")));
+        a.add(&sample(p, ExecutionStatus::Completed, Some(10), None));
+        let s = a.finish(&MetricsQuery::default(), 0).summary;
+        assert_eq!((s.cost_usd, s.unpriced_executions), (Some(Decimal::ZERO), 1));
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json["costUsd"], serde_json::json!(0.0));
     }
 
     #[test]

@@ -116,11 +116,13 @@ pub struct MetricsSummary {
     pub provider_latency_ms: Percentiles,
     /// Token totals over executions with metrics.
     pub tokens: TokenTotals,
-    /// Sum over priced executions.
-    #[serde(with = "rust_decimal::serde::float")]
-    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
-    pub cost_usd: Decimal,
-    /// Final executions whose model had no price: excluded from `costUsd`.
+    /// Sum over the priced final executions only; `None` (JSON `null`) when none of them has
+    /// a price, so an unknown cost never reads as `0`. When some are unpriced, the sum is
+    /// partial and [`Self::unpriced_executions`] says how many are missing from it.
+    #[serde(with = "rust_decimal::serde::float_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub cost_usd: Option<Decimal>,
+    /// Final executions whose model had no price: missing from `costUsd`.
     pub unpriced_executions: u64,
     /// Completed executions whose output was validated.
     pub validated: u64,

@@ -604,6 +604,11 @@ mod tests {
         crate::conformance::run_all(&MemoryStore::new()).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn engine_applies_concurrent_updates() {
+        crate::conformance::engine_applies_concurrent_updates(std::sync::Arc::new(MemoryStore::new())).await;
+    }
+
     #[tokio::test]
     async fn engine_refuses_unstorable_text() {
         crate::conformance::engine_refuses_unstorable_text(std::sync::Arc::new(MemoryStore::new())).await;

@@ -245,15 +245,44 @@ impl CompiledPrompt {
         let ctx = value::context(inputs)?;
         let mut messages = Vec::with_capacity(2);
         if self.has_system {
-            messages.push(Message { role: Role::System, content: self.render_one(SYSTEM, "system", &ctx)? });
+            messages.push(Message {
+                role: Role::System,
+                content: self.render_one(SYSTEM, "system", &ctx, inputs)?,
+            });
         }
-        messages.push(Message { role: Role::User, content: self.render_one(USER, "user", &ctx)? });
+        messages.push(Message { role: Role::User, content: self.render_one(USER, "user", &ctx, inputs)? });
         Ok(messages)
     }
 
-    fn render_one(&self, name: &str, which: &str, ctx: &minijinja::Value) -> Result<String> {
+    fn render_one(
+        &self,
+        name: &str,
+        which: &str,
+        ctx: &minijinja::Value,
+        inputs: &Map<String, Value>,
+    ) -> Result<String> {
         let t = self.env.get_template(name).map_err(|e| render_error(which, &e))?;
-        let out = t.render(ctx).map_err(|e| render_error(which, &e))?;
+        let out = t.render(ctx).map_err(|e| {
+            let mut err = render_error(which, &e);
+            if e.kind() == minijinja::ErrorKind::UndefinedError
+                && let Error::Render { message } = &mut err
+            {
+                // Name the variables the template uses that were not given (optional ones
+                // without a default): minijinja's message does not.
+                let mut absent: Vec<String> =
+                    t.undeclared_variables(false).into_iter().filter(|v| !inputs.contains_key(v)).collect();
+                absent.sort();
+                if !absent.is_empty() {
+                    let names = absent.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
+                    message.push_str(&format!(
+                        " (not given: {names}; an optional variable without a default must be \
+                         guarded, e.g. `{{% if {0} is defined %}}` or `{0} | default(\"\")`)",
+                        absent[0]
+                    ));
+                }
+            }
+            err
+        })?;
         if out.len() > self.max_output_bytes {
             return Err(Error::Render {
                 message: format!(
@@ -457,8 +486,8 @@ mod tests {
             ("{{ user.name }} {{ user['age'] }} {{ user.tags[0] }}", "Ada 36 x"),
             ("{{ user | tojson }}", r#"{"age": 36, "name": "Ada", "tags": ["x"]}"#),
             ("{% for k, v in user | items %}{{ k }};{% endfor %}", "age;name;tags;"),
-            ("{{ user | length }} {{ 'name' in user }} {{ 'x' in user }}", "3 True False"),
-            ("{{ user.missing is defined }}", "False"),
+            ("{{ user | length }} {{ 'name' in user }} {{ 'x' in user }}", "3 true false"),
+            ("{{ user.missing is defined }}", "false"),
         ];
         for (template, expected) in cases {
             v.template = template.to_string();
@@ -466,6 +495,71 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{template}: {e}"));
             let m = c.render(&values).unwrap_or_else(|e| panic!("{template}: {e}"));
             assert_eq!(m[0].content, expected, "{template}");
+        }
+    }
+
+    /// Printed values are spelled as JSON, never the Python way; filters see real values.
+    #[test]
+    fn printed_values_are_spelled_as_json() {
+        let mut v = version("", None, &["data"]);
+        v.variables[0].kind = VariableType::Json;
+        let cases = [
+            (json!({"a": null, "b": true}), "{{ data }}", r#"{"a":null,"b":true}"#),
+            (json!(null), "{{ data }}", "null"),
+            (json!(true), "{{ data }}", "true"),
+            (json!(false), "{{ data }}", "false"),
+            (json!([1, null, "x", {"k": false}]), "{{ data }}", r#"[1,null,"x",{"k":false}]"#),
+            (
+                json!({"a": null, "b": [true]}),
+                "{{ data.a }} {{ data.b }} {{ data.b[0] }}",
+                "null [true] true",
+            ),
+            (json!("it's \"quoted\""), "{{ data }}", r#"it's "quoted""#),
+            (json!(2.5), "{{ data }}", "2.5"),
+            // Filters and tests work on the real values.
+            (
+                json!({"a": null, "b": true}),
+                "{{ data.b is true }} {{ data.a is none }} {{ data | length }}",
+                "true true 2",
+            ),
+            (json!([3, 1, 2]), "{{ data | sort | join(',') }} {{ data | sum }}", "1,2,3 6"),
+            (json!({"a": null}), "{{ data | tojson }}", r#"{"a": null}"#),
+            (json!(null), "{% if data %}yes{% else %}no{% endif %}", "no"),
+        ];
+        for (value, template, expected) in cases {
+            v.template = template.to_string();
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default())
+                .unwrap_or_else(|e| panic!("{template}: {e}"));
+            let m = c.render(&inputs(json!({ "data": value }))).unwrap_or_else(|e| panic!("{template}: {e}"));
+            assert_eq!(m[0].content, expected, "{template} with {value}");
+            if template == "{{ data }}" && !value.is_string() {
+                let back: Value = serde_json::from_str(&m[0].content).expect("valid JSON");
+                assert_eq!(back, value);
+            }
+        }
+    }
+
+    /// A missing optional variable is named in the render error, wherever it is used.
+    #[test]
+    fn a_missing_optional_variable_is_named() {
+        let cases = [
+            ("Hello {{ name }}.\n{{ note }}", "note"),
+            ("{{ name }} {{ note | upper }}", "note"),
+            ("{% for x in note %}{{ x }}{% endfor %}{{ name }}", "note"),
+            ("{{ name ~ note.title }}", "note"),
+        ];
+        for (template, missing) in cases {
+            let mut v = version(template, None, &["name", missing]);
+            v.variables[1].required = false;
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+            let err = c.render(&inputs(json!({"name": "Ada"}))).expect_err("undefined");
+            let msg = err.to_string();
+            assert!(msg.contains(&format!("`{missing}`")), "{template}: {msg}");
+            assert!(!msg.contains("`name`"), "given variables are not named: {msg}");
+            // Guarded uses render.
+            v.template = format!("{{% if {missing} is defined %}}{template}{{% endif %}}{{{{ name }}}}");
+            let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+            assert_eq!(c.render(&inputs(json!({"name": "Ada"}))).unwrap()[0].content, "Ada");
         }
     }
 

@@ -23,11 +23,25 @@ pub(super) fn harden(env: &mut minijinja::Environment<'static>, max_bytes: usize
     env.remove_global("debug");
     env.remove_filter("format");
     env.remove_filter("chain");
+    // Printed values are spelled as JSON (the inputs' own language), not as Python: `null`,
+    // `true` / `false`, and valid JSON for lists and maps. Filters still see the real values.
     env.set_formatter(move |out, state, value| {
         if value.as_object().is_some() {
             ensure_formattable(value, max_bytes)?;
         }
-        minijinja::escape_formatter(out, state, value)
+        match value.kind() {
+            ValueKind::None => out.write_str("null")?,
+            ValueKind::Bool => out.write_str(if value.is_true() { "true" } else { "false" })?,
+            ValueKind::Seq | ValueKind::Map => {
+                let json = serde_json::to_string(value).map_err(|e| {
+                    minijinja::Error::new(minijinja::ErrorKind::BadSerialization, e.to_string())
+                })?;
+                state.consume_fuel(fuel_for(json.len()))?;
+                out.write_str(&json)?;
+            }
+            _ => minijinja::escape_formatter(out, state, value)?,
+        }
+        Ok(())
     });
     env.add_filter("string", move |state: &State, value: V| {
         ensure_formattable(&value, max_bytes)?;

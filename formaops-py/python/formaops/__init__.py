@@ -320,7 +320,7 @@ class PromptMetrics(_Result):
     latency_ms: Percentiles
     provider_latency_ms: Percentiles
     tokens: TokenTotals
-    cost_usd: float
+    cost_usd: Optional[float]  # None when no execution in scope is priced
     unpriced_executions: int
     validated: int
     validation_passed: int
@@ -339,7 +339,7 @@ class MetricsReport(_Result):
     latency_ms: Percentiles
     provider_latency_ms: Percentiles
     tokens: TokenTotals
-    cost_usd: float
+    cost_usd: Optional[float]  # None when no execution in scope is priced
     unpriced_executions: int
     validated: int
     validation_passed: int

@@ -115,7 +115,7 @@ export interface MetricsSummary {
   latencyMs: Percentiles;
   providerLatencyMs: Percentiles;
   tokens: { input: number; output: number; cached: number; total: number };
-  costUsd: number;
+  costUsd: number | null;
   unpricedExecutions: number;
   validated: number;
   validationPassed: number;
