@@ -28,6 +28,8 @@ use crate::store::{
     VersionPageRequest,
 };
 use crate::user::{Credential, CredentialKind, User};
+
+pub mod labels;
 use crate::validation::ValidationVerdict;
 
 /// Runs every conformance check.
@@ -49,6 +51,8 @@ pub async fn run_all(store: &dyn Store) {
     cancel_rules(store).await;
     queue_depth(store).await;
     metrics(store).await;
+    labels::labels(store).await;
+    labels::label_moves_are_atomic(store).await;
 }
 
 // ----- helpers -----

@@ -76,6 +76,7 @@ use crate::variables::{self, InputLimits};
 mod batch;
 mod events;
 mod follow;
+mod labels;
 pub mod rescue;
 pub mod retry;
 pub mod scheduler;
@@ -685,10 +686,13 @@ impl FormaOps {
 
     // ----- prompts -----
 
-    /// Validates and stores a new prompt with version 1.
+    /// Validates and stores a new prompt with version 1, labelled `production` unless
+    /// `spec.labels` says otherwise.
     pub async fn create_prompt(&self, user: UserId, spec: PromptSpec) -> Result<(Prompt, PromptVersion)> {
         check_name(&spec.name)?;
         check_description(spec.description.as_deref())?;
+        labels::check_initial_labels(spec.labels.as_deref())?;
+        let initial_labels = spec.labels.clone();
         let now = self.inner.clock.now();
         let id = PromptId::new();
         let version = PromptVersion {
@@ -714,6 +718,7 @@ impl FormaOps {
             updated_at: now,
         };
         self.inner.store.insert_prompt(&prompt, &version).await?;
+        self.set_initial_labels(user, id, initial_labels.as_deref()).await?;
         Ok((prompt, version))
     }
 
