@@ -24,42 +24,55 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
+pub use crate::schema::{MAX_SCHEMA_BYTES, REGEX_SIZE_LIMIT};
+use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum ValidationRule {
     /// The output (trimmed, optionally inside a ```json fence) parses as JSON.
     Json,
     /// The output parses as JSON and satisfies `schema` (Draft 2020-12 unless `$schema` says
     /// otherwise; remote `$ref`s are never fetched).
-    JsonSchema { schema: Value },
+    JsonSchema {
+        /// The JSON Schema document.
+        schema: Value,
+    },
     /// The output matches `pattern` (Rust `regex` syntax, unanchored unless the pattern
     /// anchors itself).
-    Regex { pattern: String },
+    Regex {
+        /// The regex, at most [`MAX_PATTERN_BYTES`] bytes.
+        pattern: String,
+    },
     /// The output has at least `value` characters.
-    MinLength { value: usize },
+    MinLength {
+        /// Fewest characters (Unicode scalar values).
+        value: usize,
+    },
     /// The output has at most `value` characters.
-    MaxLength { value: usize },
+    MaxLength {
+        /// Most characters (Unicode scalar values).
+        value: usize,
+    },
     /// The output contains `value` (case-sensitive).
-    Contains { value: String },
+    Contains {
+        /// The text to look for; not empty.
+        value: String,
+    },
     /// The output does not contain `value` (case-sensitive).
-    NotContains { value: String },
+    NotContains {
+        /// The text that must be absent; not empty.
+        value: String,
+    },
 }
 
 impl ValidationRule {
     /// The rule's `type` word.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::JsonSchema { .. } => "json_schema",
-            Self::Regex { .. } => "regex",
-            Self::MinLength { .. } => "min_length",
-            Self::MaxLength { .. } => "max_length",
-            Self::Contains { .. } => "contains",
-            Self::NotContains { .. } => "not_contains",
-        }
+        self.into()
     }
 }
 
@@ -69,6 +82,7 @@ impl ValidationRule {
 pub struct RuleOutcome {
     /// The rule's `type` word.
     pub rule: String,
+    /// Whether the output satisfied the rule.
     pub passed: bool,
     /// Why it failed; `None` when it passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +93,9 @@ pub struct RuleOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationVerdict {
+    /// Whether every rule passed.
     pub passed: bool,
+    /// One outcome per rule, in the version's rule order.
     pub results: Vec<RuleOutcome>,
 }
 
@@ -87,12 +103,8 @@ pub struct ValidationVerdict {
 pub const MAX_RULES: usize = 32;
 /// Longest regex pattern, in bytes.
 pub const MAX_PATTERN_BYTES: usize = 4096;
-/// Compiled-size limit of a regex (also of `pattern` keywords in JSON Schemas), in bytes.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Longest `contains` / `not_contains` value, in bytes.
 pub const MAX_NEEDLE_BYTES: usize = 64 * 1024;
-/// Largest JSON Schema, in bytes as JSON.
-pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 /// Most schema errors quoted in one reason.
 const MAX_REASON_ERRORS: usize = 5;
 
@@ -142,7 +154,7 @@ impl CompiledRules {
         if rules.len() > MAX_RULES {
             problems.push(Problem::new(
                 "validations",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("{} validation rules, at most {MAX_RULES} allowed", rules.len()),
             ));
             return (Self { rules: Vec::new() }, problems);
@@ -194,7 +206,7 @@ impl CompiledRules {
                         let errors: Vec<String> = validator
                             .iter_errors(value)
                             .take(MAX_REASON_ERRORS)
-                            .map(|e| crate::variables::schema_error_text(&e))
+                            .map(|e| schema_error_text(&e))
                             .collect();
                         (!errors.is_empty())
                             .then(|| format!("output does not match the schema: {}", errors.join("; ")))
@@ -212,12 +224,11 @@ impl CompiledRules {
                     let n = output.chars().count();
                     (n > *max).then(|| format!("output has {n} characters, more than the maximum {max}"))
                 }
-                Compiled::Contains(needle) => (!output.contains(needle.as_str())).then(|| {
-                    format!("output does not contain {:?}", crate::variables::truncate(needle, 200))
-                }),
+                Compiled::Contains(needle) => (!output.contains(needle.as_str()))
+                    .then(|| format!("output does not contain {:?}", truncate(needle, 200))),
                 Compiled::NotContains(needle) => output
                     .contains(needle.as_str())
-                    .then(|| format!("output contains {:?}", crate::variables::truncate(needle, 200))),
+                    .then(|| format!("output contains {:?}", truncate(needle, 200))),
             };
             results.push(RuleOutcome { rule: rule.kind().to_string(), passed: reason.is_none(), reason });
         }
@@ -226,20 +237,20 @@ impl CompiledRules {
     }
 }
 
-type RuleProblem = (&'static str, &'static str, String);
+type RuleProblem = (&'static str, ProblemCode, String);
 
 fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProblem> {
     Ok(match rule {
         ValidationRule::Json => Compiled::Json,
         ValidationRule::JsonSchema { schema } => {
-            let validator = build_schema(schema).map_err(|m| ("schema", "schema", m))?;
+            let validator = build_schema(schema).map_err(|m| ("schema", ProblemCode::Schema, m))?;
             Compiled::JsonSchema { schema: schema.clone(), validator: Box::new(validator) }
         }
         ValidationRule::Regex { pattern } => {
             if pattern.len() > MAX_PATTERN_BYTES {
                 return Err((
                     "pattern",
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("pattern is {} bytes, at most {MAX_PATTERN_BYTES} allowed", pattern.len()),
                 ));
             }
@@ -250,10 +261,10 @@ fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProb
                 .map_err(|e| match e {
                     regex::Error::CompiledTooBig(limit) => (
                         "pattern",
-                        "too_large",
+                        ProblemCode::TooLarge,
                         format!("pattern compiles to more than the {limit}-byte limit"),
                     ),
-                    e => ("pattern", "invalid_regex", format!("invalid regex: {e}")),
+                    e => ("pattern", ProblemCode::InvalidRegex, format!("invalid regex: {e}")),
                 })?;
             Compiled::Regex(re)
         }
@@ -261,12 +272,12 @@ fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProb
         ValidationRule::MaxLength { value } => Compiled::MaxLength(*value),
         ValidationRule::Contains { value } | ValidationRule::NotContains { value } => {
             if value.is_empty() {
-                return Err(("value", "invalid", "the text to look for is empty".to_string()));
+                return Err(("value", ProblemCode::Invalid, "the text to look for is empty".to_string()));
             }
             if value.len() > MAX_NEEDLE_BYTES {
                 return Err((
                     "value",
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("value is {} bytes, at most {MAX_NEEDLE_BYTES} allowed", value.len()),
                 ));
             }
@@ -295,56 +306,27 @@ pub fn extract_json(output: &str) -> &str {
     if info.is_empty() || info.eq_ignore_ascii_case("json") { body.trim() } else { trimmed }
 }
 
-/// A retriever that refuses every external resource: user-supplied schemas must never make
-/// the server fetch anything (SSRF), whatever features of `jsonschema` are enabled.
-struct NoRemoteRefs;
-
-impl jsonschema::Retrieve for NoRemoteRefs {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        Err(format!("remote $ref {} is not allowed: schemas must be self-contained", uri.as_str()).into())
-    }
-}
-
-/// Compiles a user-supplied JSON Schema: size-limited, no remote `$ref`s, linear-time regexes
-/// for `pattern`. The error is a message for people.
-pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
-    // Compiling (and serialising, below) recurse once per level: bound the depth first.
-    if nests_deeper_than(schema, crate::variables::MAX_JSON_DEPTH) {
-        return Err(format!("schema is nested deeper than {} levels", crate::variables::MAX_JSON_DEPTH));
-    }
-    if serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_SCHEMA_BYTES {
-        return Err(format!("schema is larger than {MAX_SCHEMA_BYTES} bytes"));
-    }
-    jsonschema::options()
-        .with_retriever(NoRemoteRefs)
-        .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
-        .build(schema)
-        .map_err(|e| format!("invalid JSON Schema: {}", crate::variables::truncate(&e.to_string(), 500)))
-}
-
-/// Whether `value` nests arrays/objects more than `limit` levels deep (a scalar is level 0).
-/// Iterative, so any depth is safe to ask about.
-pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, depth)) = stack.pop() {
-        match v {
-            Value::Array(_) | Value::Object(_) if depth >= limit => return true,
-            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
-            _ => {}
-        }
-    }
-    false
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn kind_is_the_serialised_type() {
+        for rule in [
+            ValidationRule::Json,
+            ValidationRule::JsonSchema { schema: json!({}) },
+            ValidationRule::Regex { pattern: "a".into() },
+            ValidationRule::MinLength { value: 1 },
+            ValidationRule::MaxLength { value: 1 },
+            ValidationRule::Contains { value: "a".into() },
+            ValidationRule::NotContains { value: "a".into() },
+        ] {
+            assert_eq!(serde_json::to_value(&rule).unwrap()["type"], json!(rule.kind()));
+        }
+        assert_eq!(ValidationRule::NotContains { value: "a".into() }.kind(), "not_contains");
+    }
 
     fn compile(rules: Vec<ValidationRule>) -> CompiledRules {
         CompiledRules::compile(&rules).expect("rules compile")
@@ -353,7 +335,7 @@ mod tests {
     fn problems(rules: Vec<ValidationRule>) -> Vec<(String, String)> {
         match CompiledRules::compile(&rules) {
             Err(Error::InvalidPrompt { problems }) => {
-                problems.into_iter().map(|p| (p.field, p.code)).collect()
+                problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
             }
             other => panic!("expected InvalidPrompt, got {other:?}"),
         }

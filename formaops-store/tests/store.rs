@@ -256,7 +256,11 @@ async fn enqueue_claim_finish(s: &dyn Store) {
         user_id: user,
         worker: "w1".into(),
         outcome: AttemptOutcome::Retry {
-            error: ExecutionError { code: "rate_limited".into(), message: "429".into(), transient: true },
+            error: ExecutionError {
+                code: formaops_core::execution::ExecutionErrorCode::RateLimited,
+                message: "429".into(),
+                transient: true,
+            },
             run_after: now + Duration::seconds(5),
         },
         finished_at: now,

@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 
-use super::{is_conflict, is_not_found, ms, new_user, now, prompt_pair, version_of};
+use super::fixtures::{is_conflict, is_not_found, ms, new_user, now, prompt_pair, version_of};
 use crate::error::Error;
 use crate::ids::{PromptId, UserId};
 use crate::prompt::{LabelMove, LabelSettings, Prompt};
@@ -27,6 +27,8 @@ async fn prompt_with_versions(store: &dyn Store, user: UserId, name: &str, n: u3
     last
 }
 
+/// Moves as compare-and-set (create, move, delete), version checks, listing, history newest
+/// first, settings, and owner isolation.
 pub async fn labels(store: &dyn Store) {
     let user = new_user(store).await;
     let other = new_user(store).await;

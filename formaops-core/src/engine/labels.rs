@@ -120,6 +120,7 @@ impl FormaOps {
         self.inner.store.label_history(user, id, name).await
     }
 
+    /// The prompt's label settings (the promotion guard).
     pub async fn label_settings(&self, user: UserId, id: PromptId) -> Result<LabelSettings> {
         self.inner.store.label_settings(user, id).await
     }

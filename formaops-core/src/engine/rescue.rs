@@ -18,8 +18,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::config::BackoffPolicy;
+use super::retry;
+use super::state::Inner;
 use super::worker::stopped;
-use super::{BackoffPolicy, Inner, retry};
 use crate::error::Result;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{Execution, ExecutionError, ExecutionStatus};
@@ -31,7 +33,7 @@ pub const RESCUE_BATCH: u32 = 1_000;
 /// The error recorded on a rescued execution.
 pub fn lease_expired_error() -> ExecutionError {
     ExecutionError {
-        code: "lease_expired".to_string(),
+        code: crate::execution::ExecutionErrorCode::LeaseExpired,
         message: "the worker running this execution stopped renewing its lease".to_string(),
         transient: true,
     }

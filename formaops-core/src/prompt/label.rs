@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::ids::{PromptId, UserId};
 use crate::variables::{VariableDefinition, VariableType};
 
@@ -142,7 +142,7 @@ pub fn guard_problems(current: &[VariableDefinition], target: &[VariableDefiniti
         match by_name.get(t.name.as_str()) {
             None if !may_be_omitted(t) => problems.push(Problem::new(
                 field,
-                "new_required",
+                ProblemCode::NewRequired,
                 "a new required variable without a default: inputs of the current production version omit it",
             )),
             None => {}
@@ -150,12 +150,12 @@ pub fn guard_problems(current: &[VariableDefinition], target: &[VariableDefiniti
                 if may_be_omitted(c) && !may_be_omitted(t) {
                     problems.push(Problem::new(
                         field.clone(),
-                        "now_required",
+                        ProblemCode::NowRequired,
                         "the variable became required without a default",
                     ));
                 }
                 if let Some(why) = narrowed(c, t) {
-                    problems.push(Problem::new(field, "narrowed", why));
+                    problems.push(Problem::new(field, ProblemCode::Narrowed, why));
                 }
             }
         }
@@ -164,7 +164,7 @@ pub fn guard_problems(current: &[VariableDefinition], target: &[VariableDefiniti
         if !target_names.contains_key(c.name.as_str()) {
             problems.push(Problem::new(
                 format!("variables.{}", c.name),
-                "removed",
+                ProblemCode::Removed,
                 "the variable was removed: inputs that pass it would be refused as unknown",
             ));
         }
@@ -277,7 +277,7 @@ mod tests {
             var(json!({"name": "new", "type": "string", "required": true})),
         ];
         let codes: Vec<(String, String)> =
-            guard_problems(&cur, &tgt).into_iter().map(|p| (p.field, p.code)).collect();
+            guard_problems(&cur, &tgt).into_iter().map(|p| (p.field, p.code.as_str().to_string())).collect();
         assert_eq!(
             codes,
             [
