@@ -75,6 +75,15 @@ pub enum ProblemCode {
     InvalidRegex,
     /// Rendering the template failed (Python adapter).
     Render,
+    /// Promotion guard: a new required variable without a default.
+    NewRequired,
+    /// Promotion guard: an optional variable (or one with a default) became required.
+    NowRequired,
+    /// Promotion guard: a variable accepts fewer values (type, enum values, `maxLength`,
+    /// schema).
+    Narrowed,
+    /// Promotion guard: a variable was removed.
+    Removed,
 }
 
 impl ProblemCode {

@@ -68,7 +68,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(routes::system::router());
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/auth", routes::auth::router())
-        .nest("/api/prompts", routes::prompts::router())
+        .nest("/api/prompts", routes::prompts::router().merge(routes::labels::router()))
         .nest("/api", rest)
 }
 

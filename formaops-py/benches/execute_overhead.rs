@@ -61,6 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }],
         validations: Vec::new(),
         model: None,
+        labels: None,
     };
     let (prompt, _) = rt.block_on(engine.create_prompt(user, spec))?;
     let mut inputs = Map::new();

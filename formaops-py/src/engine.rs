@@ -16,7 +16,8 @@ use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
 use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
 use formaops_core::prompt::{
-    ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion,
+    LabelSettings, ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus, PromptUpdate,
+    PromptVersion, VersionRef,
 };
 use formaops_core::store::{ExecutionFilter, PromptFilter, VersionPageRequest};
 use formaops_core::validation::ValidationRule;
@@ -111,6 +112,17 @@ fn version_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> P
         Some(v) if v >= 1 && v <= i64::from(u32::MAX) => Ok(Some(v as u32)),
         Some(v) => Err(invalid_argument(py, field, format!("{v} is not a version number (1 or more)"))),
     }
+}
+
+/// A version number or a label name.
+fn version_ref_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<VersionRef> {
+    if obj.is_instance_of::<PyString>() {
+        let s = str_arg(obj, field)?;
+        return VersionRef::parse(field, &s).map_err(|e| to_py_err(py, e));
+    }
+    let v = version_arg(py, Some(obj), field)?
+        .ok_or_else(|| invalid_argument(py, field, "a version number or a label is required"))?;
+    Ok(VersionRef::Version(v))
 }
 
 /// Deserializes a JSON value into a core type, reporting serde's complaint as a problem of
@@ -317,7 +329,7 @@ impl NativeEngine {
 
     #[pyo3(signature = (
         name, template, *, description = None, system_template = None, variables = None,
-        validations = None, model = None, parameters = None, provider = None,
+        validations = None, model = None, parameters = None, provider = None, labels = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn create_prompt<'py>(
@@ -332,7 +344,17 @@ impl NativeEngine {
         model: Arg<'py>,
         parameters: Arg<'py>,
         provider: Arg<'py>,
+        labels: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let labels = match given(labels.as_ref()) {
+            None => None,
+            Some(obj) if obj.is_instance_of::<PyString>() => {
+                return Err(type_error("labels", "a list of str", obj));
+            }
+            Some(obj) => {
+                Some(obj.extract::<Vec<String>>().map_err(|_| type_error("labels", "a list of str", obj))?)
+            }
+        };
         let spec = PromptSpec {
             name: str_arg(name, "name")?,
             description: opt_str(description.as_ref(), "description")?,
@@ -343,6 +365,7 @@ impl NativeEngine {
             validations: list_arg::<ValidationRule>(py, "validations", validations.as_ref())?
                 .unwrap_or_default(),
             model: model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?,
+            labels,
         };
         let engine = self.engine()?.clone();
         let user = self.user;
@@ -401,19 +424,22 @@ impl NativeEngine {
         prompt_to_py(py, &prompt, Some(&version))
     }
 
-    #[pyo3(signature = (prompt_id, version = None))]
+    #[pyo3(signature = (prompt_id, version = None, *, label = None))]
     fn get_prompt<'py>(
         &self,
         py: Python<'py>,
         prompt_id: &Bound<'py, PyAny>,
         version: Arg<'py>,
+        label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let version = version_arg(py, version.as_ref(), "version")?;
+        let label = opt_str(label.as_ref(), "label")?;
         let engine = self.engine()?.clone();
         let user = self.user;
         let (prompt, version) =
-            block_on(py, async move { engine.get_prompt(user, id, version).await })?.py_err(py)?;
+            block_on(py, async move { engine.get_prompt_at(user, id, version, label.as_deref()).await })?
+                .py_err(py)?;
         prompt_to_py(py, &prompt, Some(&version))
     }
 
@@ -472,6 +498,99 @@ impl NativeEngine {
         let user = self.user;
         let page = block_on(py, async move { engine.list_versions(user, id, page).await })?.py_err(py)?;
         to_py(py, &page)
+    }
+
+    // ----- labels -----
+
+    /// Points label `name` at `version` (create, promote, roll back); the move is recorded.
+    fn set_label<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let name = str_arg(name, "name")?;
+        let version = version_arg(py, Some(version), "version")?
+            .ok_or_else(|| type_error("version", "an int", version))?;
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        let label =
+            block_on(py, async move { engine.set_label(user, id, &name, version).await })?.py_err(py)?;
+        to_py(py, &label)
+    }
+
+    /// Deletes a label (recorded in the history).
+    fn delete_label(
+        &self,
+        py: Python<'_>,
+        prompt_id: &Bound<'_, PyAny>,
+        name: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let name = str_arg(name, "name")?;
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        block_on(py, async move { engine.delete_label(user, id, &name).await })?.py_err(py)
+    }
+
+    /// The prompt's labels, the built-in `latest` first.
+    fn labels<'py>(&self, py: Python<'py>, prompt_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        let labels = block_on(py, async move { engine.labels(user, id).await })?.py_err(py)?;
+        to_py(py, &labels)
+    }
+
+    /// Every move of the prompt's labels (of one label with `label`), newest first.
+    #[pyo3(signature = (prompt_id, *, label = None))]
+    fn label_history<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        label: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let label = opt_str(label.as_ref(), "label")?;
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        let moves = block_on(py, async move { engine.label_history(user, id, label.as_deref()).await })?
+            .py_err(py)?;
+        to_py(py, &moves)
+    }
+
+    /// Turns the promotion guard of `production` on or off.
+    fn set_promotion_guard(
+        &self,
+        py: Python<'_>,
+        prompt_id: &Bound<'_, PyAny>,
+        enabled: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let enabled = bool_arg(Some(enabled), "enabled", false)?;
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        let settings = LabelSettings { guard_production: enabled };
+        block_on(py, async move { engine.set_label_settings(user, id, settings).await })?.py_err(py)
+    }
+
+    /// What changed between two versions, each a version number or a label.
+    fn diff<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        from_: &Bound<'py, PyAny>,
+        to: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
+        let from = version_ref_arg(py, from_, "from_")?;
+        let to = version_ref_arg(py, to, "to")?;
+        let engine = self.engine()?.clone();
+        let user = self.user;
+        let diff = block_on(py, async move { engine.diff(user, id, &from, &to).await })?.py_err(py)?;
+        to_py(py, &diff)
     }
 
     fn archive_prompt<'py>(
@@ -535,7 +654,7 @@ impl NativeEngine {
     /// Submits and waits for the final state, with the GIL released.
     #[pyo3(signature = (
         prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
-        idempotency_key = None,
+        idempotency_key = None, label = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn execute<'py>(
@@ -547,7 +666,9 @@ impl NativeEngine {
         priority: Arg<'py>,
         validate_output: Arg<'py>,
         idempotency_key: Arg<'py>,
+        label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let label = opt_str(label.as_ref(), "label")?;
         let request = execute_request(
             py,
             prompt_id,
@@ -559,14 +680,20 @@ impl NativeEngine {
         )?;
         let engine = self.engine()?.clone();
         let user = self.user;
-        let execution = block_on(py, async move { engine.execute(user, request).await })?.py_err(py)?;
+        let execution = block_on(py, async move {
+            match label {
+                Some(l) => engine.execute_label(user, request, &l).await,
+                None => engine.execute(user, request).await,
+            }
+        })?
+        .py_err(py)?;
         to_py(py, &execution)
     }
 
     /// `execute` as an asyncio awaitable.
     #[pyo3(signature = (
         prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
-        idempotency_key = None,
+        idempotency_key = None, label = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn execute_async<'py>(
@@ -578,7 +705,9 @@ impl NativeEngine {
         priority: Arg<'py>,
         validate_output: Arg<'py>,
         idempotency_key: Arg<'py>,
+        label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let label = opt_str(label.as_ref(), "label")?;
         let request = execute_request(
             py,
             prompt_id,
@@ -591,7 +720,10 @@ impl NativeEngine {
         let engine = self.engine()?.clone();
         let user = self.user;
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let result = engine.execute(user, request).await;
+            let result = match label {
+                Some(l) => engine.execute_label(user, request, &l).await,
+                None => engine.execute(user, request).await,
+            };
             Python::attach(|py| result_to_py(py, result))
         })
     }
@@ -599,7 +731,7 @@ impl NativeEngine {
     /// Validates and enqueues; returns the QUEUED execution without waiting.
     #[pyo3(signature = (
         prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
-        idempotency_key = None,
+        idempotency_key = None, label = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn submit<'py>(
@@ -611,7 +743,9 @@ impl NativeEngine {
         priority: Arg<'py>,
         validate_output: Arg<'py>,
         idempotency_key: Arg<'py>,
+        label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let label = opt_str(label.as_ref(), "label")?;
         let request = execute_request(
             py,
             prompt_id,
@@ -623,7 +757,13 @@ impl NativeEngine {
         )?;
         let engine = self.engine()?.clone();
         let user = self.user;
-        let execution = block_on(py, async move { engine.submit(user, request).await })?.py_err(py)?;
+        let execution = block_on(py, async move {
+            match label {
+                Some(l) => engine.submit_label(user, request, &l).await,
+                None => engine.submit(user, request).await,
+            }
+        })?
+        .py_err(py)?;
         to_py(py, &execution)
     }
 

@@ -28,6 +28,9 @@ WRONG: Dict[str, Tuple[List[Any], str]] = {
     "mapping": ([["s", "x"], "s=x", [("s", "x")], 42, {"s"}, b"s=x"], "mapping"),
     "list of mappings": (["abc", {"name": "x"}, 42, ["x"], [42], [("name", "x")]], "mapping"),
     "model": ([42, ["gpt-4o"], 1.5], "str"),
+    "list of str": (["abc", 42, [42]], "list"),
+    "version or label": ([1.5, b"abc", [1], True], "int"),
+    "required int": (["2", 1.5, True, [1], None], "int"),
 }
 
 # method -> {argument: kind}. The valid values of the other arguments come from `base_args`.
@@ -56,6 +59,7 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
         "model": "model",
         "parameters": "mapping",
         "provider": "str",
+        "labels": "list of str",
     },
     "update_prompt": {
         "prompt_id": "id",
@@ -70,7 +74,13 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
         "provider": "str",
         "expected_version": "int",
     },
-    "get_prompt": {"prompt_id": "id", "version": "int"},
+    "get_prompt": {"prompt_id": "id", "version": "int", "label": "str"},
+    "set_label": {"prompt_id": "id", "name": "required str", "version": "required int"},
+    "delete_label": {"prompt_id": "id", "name": "required str"},
+    "labels": {"prompt_id": "id"},
+    "label_history": {"prompt_id": "id", "label": "str"},
+    "set_promotion_guard": {"prompt_id": "id", "enabled": "bool"},
+    "diff": {"prompt_id": "id", "from_": "version or label", "to": "version or label"},
     "list_prompts": {"status": "str", "limit": "int", "cursor": "str"},
     "versions": {"prompt_id": "id", "limit": "int", "cursor": "str"},
     "archive_prompt": {"prompt_id": "id"},
@@ -98,6 +108,7 @@ _EXECUTE = {
     "priority": "str",
     "validate_output": "bool",
     "idempotency_key": "str",
+    "label": "str",
 }
 for _name in ("execute", "execute_async", "submit"):
     ARGUMENTS[_name] = dict(_EXECUTE)
@@ -141,6 +152,12 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "submit": with_inputs,
         "update_prompt": by_prompt,
         "get_prompt": by_prompt,
+        "set_label": {"prompt_id": ids.prompt, "name": "staging", "version": 1},
+        "delete_label": {"prompt_id": ids.prompt, "name": "staging"},
+        "labels": by_prompt,
+        "label_history": by_prompt,
+        "set_promotion_guard": {"prompt_id": ids.prompt, "enabled": False},
+        "diff": {"prompt_id": ids.prompt, "from_": 1, "to": 1},
         "versions": by_prompt,
         "archive_prompt": by_prompt,
         "wait": {"execution_id": ids.execution},

@@ -77,6 +77,7 @@ mod clock;
 mod config;
 mod events;
 mod follow;
+mod labels;
 mod prompts;
 pub mod rescue;
 pub mod retry;
@@ -136,9 +137,14 @@ impl FormaOps {
 
     // ----- prompts -----
 
-    /// Validates and stores a new prompt with version 1.
+    /// Validates and stores a new prompt with version 1, labelled `production` unless
+    /// `spec.labels` says otherwise.
     pub async fn create_prompt(&self, user: UserId, spec: PromptSpec) -> Result<(Prompt, PromptVersion)> {
-        prompts::create_prompt(&self.inner, user, spec).await
+        labels::check_initial_labels(spec.labels.as_deref())?;
+        let initial_labels = spec.labels.clone();
+        let created = prompts::create_prompt(&self.inner, user, spec).await?;
+        self.set_initial_labels(user, created.0.id, initial_labels.as_deref()).await?;
+        Ok(created)
     }
 
     /// Writes a new version (omitted fields carried over from the latest version).

@@ -11,8 +11,12 @@ use crate::validation::ValidationRule;
 use crate::variables::VariableDefinition;
 
 mod check;
+pub mod diff;
+pub mod label;
 
 pub use check::check_version;
+pub use diff::{VersionDiff, diff_versions};
+pub use label::{Label, LabelMove, LabelSettings, VersionRef};
 
 /// Lifecycle of a prompt. Archived prompts keep their history and executions readable but
 /// cannot be executed or updated; their name becomes free for a new prompt.
@@ -147,6 +151,9 @@ pub struct PromptSpec {
     pub validations: Vec<ValidationRule>,
     #[serde(default)]
     pub model: Option<ModelConfig>,
+    /// Labels put on version 1; `None` means `["production"]`, `Some(vec![])` none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 /// What a caller supplies to update a prompt: every field optional; what is omitted is

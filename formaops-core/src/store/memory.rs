@@ -21,7 +21,7 @@ use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, Page, PageRequest};
-use crate::prompt::{Prompt, PromptStatus, PromptVersion};
+use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, User, UserWithPassword};
 
 /// The in-memory store.
@@ -51,6 +51,9 @@ struct State {
     queues: HashMap<String, ProviderQueue>,
     queued_by_user: HashMap<UserId, u64>,
     running: HashSet<ExecutionId>,
+    labels: HashMap<PromptId, Vec<Label>>,
+    label_moves: HashMap<PromptId, Vec<LabelMove>>,
+    label_settings: HashMap<PromptId, LabelSettings>,
 }
 
 impl MemoryStore {
@@ -313,6 +316,77 @@ impl Store for MemoryStore {
         p.status = status;
         p.updated_at = now;
         Ok(p.clone())
+    }
+
+    async fn move_label(&self, user: UserId, m: &LabelMove) -> Result<()> {
+        let mut s = self.lock()?;
+        let current_version = s.owned_prompt(user, m.prompt_id)?.current_version;
+        if let Some(to) = m.to
+            && (to == 0 || to > current_version)
+        {
+            return Err(Error::not_found("prompt version", format!("{} v{to}", m.prompt_id)));
+        }
+        if m.from.is_none() && m.to.is_none() {
+            return Err(Error::internal("a label move needs a source or a target version"));
+        }
+        let labels = s.labels.entry(m.prompt_id).or_default();
+        let idx = labels.iter().position(|l| l.name == m.name);
+        if idx.map(|i| labels[i].version) != m.from {
+            return Err(Error::conflict(format!("label {:?} was moved concurrently", m.name)));
+        }
+        match (idx, m.to) {
+            (Some(i), Some(to)) => {
+                labels[i] =
+                    Label { name: m.name.clone(), version: to, updated_at: m.at, updated_by: Some(m.actor) }
+            }
+            (Some(i), None) => {
+                labels.remove(i);
+            }
+            (None, Some(to)) => {
+                labels.push(Label {
+                    name: m.name.clone(),
+                    version: to,
+                    updated_at: m.at,
+                    updated_by: Some(m.actor),
+                });
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+            }
+            (None, None) => return Err(Error::internal("unreachable label move")),
+        }
+        s.label_moves.entry(m.prompt_id).or_default().push(m.clone());
+        Ok(())
+    }
+
+    async fn get_label(&self, user: UserId, id: PromptId, name: &str) -> Result<Option<u32>> {
+        let s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        Ok(s.labels.get(&id).and_then(|ls| ls.iter().find(|l| l.name == name)).map(|l| l.version))
+    }
+
+    async fn list_labels(&self, user: UserId, id: PromptId) -> Result<Vec<Label>> {
+        let s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        Ok(s.labels.get(&id).cloned().unwrap_or_default())
+    }
+
+    async fn label_history(&self, user: UserId, id: PromptId, name: Option<&str>) -> Result<Vec<LabelMove>> {
+        let s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        let moves = s.label_moves.get(&id).map(Vec::as_slice).unwrap_or_default();
+        Ok(moves.iter().rev().filter(|m| name.is_none_or(|n| m.name == n)).cloned().collect())
+    }
+
+    async fn label_settings(&self, user: UserId, id: PromptId) -> Result<LabelSettings> {
+        let s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        Ok(s.label_settings.get(&id).copied().unwrap_or_default())
+    }
+
+    async fn set_label_settings(&self, user: UserId, id: PromptId, settings: LabelSettings) -> Result<()> {
+        let mut s = self.lock()?;
+        s.owned_prompt(user, id)?;
+        s.label_settings.insert(id, settings);
+        Ok(())
     }
 
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {

@@ -21,7 +21,7 @@ use crate::execution::{AttemptResult, Execution, ExecutionError, ExecutionStatus
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{Page, PageRequest};
-use crate::prompt::{Prompt, PromptStatus, PromptVersion};
+use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, User, UserWithPassword};
 
 pub mod memory;
@@ -205,6 +205,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
         status: PromptStatus,
         now: DateTime<Utc>,
     ) -> Result<Prompt>;
+
+    // ----- labels -----
+
+    /// Applies one label move and records it in the label's history, in one transaction, as
+    /// a compare-and-set: only if the user's prompt exists and the label currently points at
+    /// `m.from` (`None`: the label does not exist). `m.to: None` deletes the label; a target
+    /// version the prompt does not have: `NotFound`. Missing or another user's prompt:
+    /// `NotFound`; the label is not at `m.from` (a concurrent move won): `Conflict`. Readers
+    /// see the label either before or after the move, never in between.
+    async fn move_label(&self, user: UserId, m: &LabelMove) -> Result<()>;
+
+    /// The version the label points at, `None` when the prompt has no such label. Missing or
+    /// another user's prompt: `NotFound`. (The built-in `latest` is the engine's, not stored.)
+    async fn get_label(&self, user: UserId, id: PromptId, name: &str) -> Result<Option<u32>>;
+
+    /// The prompt's stored labels, by name.
+    async fn list_labels(&self, user: UserId, id: PromptId) -> Result<Vec<Label>>;
+
+    /// Moves of the prompt's labels (of one label when `name` is set), newest first.
+    async fn label_history(&self, user: UserId, id: PromptId, name: Option<&str>) -> Result<Vec<LabelMove>>;
+
+    /// The prompt's label settings (defaults when never set).
+    async fn label_settings(&self, user: UserId, id: PromptId) -> Result<LabelSettings>;
+
+    /// Stores the prompt's label settings. Missing or another user's prompt: `NotFound`.
+    async fn set_label_settings(&self, user: UserId, id: PromptId, settings: LabelSettings) -> Result<()>;
 
     // ----- executions: the queue -----
 

@@ -62,6 +62,10 @@ pub struct ExecutePromptRequest {
     /// Run this version instead of the current one.
     #[serde(default)]
     pub version: Option<u32>,
+    /// Run the version this label points at (`production`, `staging`, `latest`, ...);
+    /// exclusive with `version`. The execution records the version it resolved to.
+    #[serde(default)]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -147,15 +151,19 @@ async fn execute(
 ) -> ApiResult<Response> {
     let prompt_id = prompt_id(&id)?;
     let is_async = wants_async(&headers, q.mode.as_deref())?;
+    let engine = state.engine();
+    let version = match body.label.as_deref() {
+        Some(label) => Some(engine.resolve_version(auth.id(), prompt_id, body.version, Some(label)).await?),
+        None => body.version,
+    };
     let request = ExecuteRequest {
         prompt_id,
-        version: body.version,
+        version,
         inputs: body.inputs,
         priority: body.priority.unwrap_or_default(),
         validate_output: body.validate_output.unwrap_or(false),
         idempotency_key: idempotency_key(&headers)?,
     };
-    let engine = state.engine();
     let submitted = engine.submit(auth.id(), request).await?;
     if is_async || submitted.status.is_final() {
         return Ok(execution_reply(submitted));

@@ -5,5 +5,6 @@
 pub mod auth;
 pub mod events;
 pub mod executions;
+pub mod labels;
 pub mod prompts;
 pub mod system;

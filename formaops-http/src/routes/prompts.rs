@@ -59,6 +59,9 @@ pub struct CreatePromptRequest {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub model: Option<ModelConfig>,
+    /// Labels to put on version 1; omitted: `["production"]`; `[]`: none.
+    #[serde(default)]
+    pub labels: Option<Vec<String>>,
 }
 
 impl From<CreatePromptRequest> for PromptSpec {
@@ -71,6 +74,7 @@ impl From<CreatePromptRequest> for PromptSpec {
             variables: r.variables,
             validations: r.validations,
             model: r.model,
+            labels: r.labels,
         }
     }
 }
@@ -168,6 +172,8 @@ pub struct ListPromptsQuery {
 pub struct GetPromptQuery {
     /// A version number; the current version when omitted.
     pub version: Option<u32>,
+    /// A label (`production`, `staging`, `latest`, ...); exclusive with `version`.
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -223,7 +229,8 @@ async fn create_prompt(
     Ok(response)
 }
 
-/// A prompt with its current version, or the version `?version=N`.
+/// A prompt with its current version, the version `?version=N`, or the version a label
+/// points at (`?label=production`; `version` and `label` are exclusive: 400).
 #[utoipa::path(get, path = "/{id}", tag = "prompts", security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id"), GetPromptQuery),
     responses((status = 200, body = PromptDto), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
@@ -234,7 +241,8 @@ async fn get_prompt(
     AppQuery(q): AppQuery<GetPromptQuery>,
 ) -> ApiResult<AppJson<PromptDto>> {
     let id = prompt_id(&id)?;
-    Ok(AppJson(PromptDto::new(state.engine().get_prompt(auth.id(), id, q.version).await?)))
+    let found = state.engine().get_prompt_at(auth.id(), id, q.version, q.label.as_deref()).await?;
+    Ok(AppJson(PromptDto::new(found)))
 }
 
 /// Writes a new immutable version; omitted fields are carried over.

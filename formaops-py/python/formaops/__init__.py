@@ -568,8 +568,10 @@ class Engine:
         model: Union[str, Mapping[str, Any], None] = None,
         parameters: Optional[Mapping[str, Any]] = None,
         provider: Optional[str] = None,
+        labels: Optional[Sequence[str]] = None,
     ) -> Prompt:
-        """Creates a prompt with version 1.
+        """Creates a prompt with version 1, labelled ``production`` unless ``labels`` says
+        otherwise (``[]``: no label).
 
         ``variables``: dicts ``{"name", "type", "required", "default_value", "description",
         "values", "schema", "max_length"}`` (``type``: string, number, integer, boolean,
@@ -591,6 +593,7 @@ class Engine:
                 model=model,
                 parameters=parameters,
                 provider=provider,
+                labels=labels,
             )
         )
 
@@ -627,9 +630,50 @@ class Engine:
             )
         )
 
-    def get_prompt(self, prompt_id: PromptRef, version: Optional[int] = None) -> Prompt:
-        """The prompt with the given version (the current one by default) as ``.version``."""
-        return Prompt._from(self._native.get_prompt(_prompt_id(prompt_id), version))
+    def get_prompt(
+        self, prompt_id: PromptRef, version: Optional[int] = None, *, label: Optional[str] = None
+    ) -> Prompt:
+        """The prompt with the given version (the current one by default, or the one ``label``
+        points at; ``version`` and ``label`` are exclusive) as ``.version``."""
+        return Prompt._from(self._native.get_prompt(_prompt_id(prompt_id), version, label=label))
+
+    # ----- labels -----
+
+    def set_label(self, prompt_id: PromptRef, name: str, version: int) -> Dict[str, Any]:
+        """Points label ``name`` at ``version`` (create, promote, roll back); every move is
+        recorded. ``latest`` is built in and cannot be set. With the promotion guard on, a move
+        of ``production`` that would refuse inputs the current production version accepts
+        raises :class:`ValidationError` with the reasons."""
+        result: Dict[str, Any] = self._native.set_label(_prompt_id(prompt_id), name, version)
+        return result
+
+    def delete_label(self, prompt_id: PromptRef, name: str) -> None:
+        """Deletes a label (recorded in the history)."""
+        self._native.delete_label(_prompt_id(prompt_id), name)
+
+    def labels(self, prompt_id: PromptRef) -> List[Dict[str, Any]]:
+        """The prompt's labels ``{"name", "version", "updated_at", "updated_by"}``, the
+        built-in ``latest`` first."""
+        result: List[Dict[str, Any]] = self._native.labels(_prompt_id(prompt_id))
+        return result
+
+    def label_history(self, prompt_id: PromptRef, label: Optional[str] = None) -> List[Dict[str, Any]]:
+        """Every move ``{"name", "from", "to", "actor", "at"}`` of the prompt's labels (of one
+        label with ``label``), newest first."""
+        result: List[Dict[str, Any]] = self._native.label_history(_prompt_id(prompt_id), label=label)
+        return result
+
+    def set_promotion_guard(self, prompt_id: PromptRef, enabled: bool) -> None:
+        """Turns the promotion guard of ``production`` on or off for this prompt."""
+        self._native.set_promotion_guard(_prompt_id(prompt_id), enabled)
+
+    def diff(self, prompt_id: PromptRef, from_: Union[int, str], to: Union[int, str]) -> Dict[str, Any]:
+        """What changed between two versions (numbers or labels): unified diffs in
+        ``template`` and ``system_template``; ``variables`` / ``validations`` with
+        ``added``, ``removed`` (and ``changed`` for variables); ``model`` as
+        ``[{"field", "from", "to"}]``."""
+        result: Dict[str, Any] = self._native.diff(_prompt_id(prompt_id), from_, to)
+        return result
 
     def list_prompts(
         self, *, status: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
@@ -683,6 +727,7 @@ class Engine:
         priority: str = "NORMAL",
         validate_output: bool = False,
         idempotency_key: Optional[str] = None,
+        label: Optional[str] = None,
     ) -> Execution:
         """Executes and waits for the final state, releasing the GIL meanwhile.
 
@@ -697,6 +742,7 @@ class Engine:
                 priority=priority,
                 validate_output=validate_output,
                 idempotency_key=idempotency_key,
+                label=label,
             )
         )
 
@@ -709,6 +755,7 @@ class Engine:
         priority: str = "NORMAL",
         validate_output: bool = False,
         idempotency_key: Optional[str] = None,
+        label: Optional[str] = None,
     ) -> Execution:
         """:meth:`execute` for asyncio."""
         data = await self._native.execute_async(
@@ -718,6 +765,7 @@ class Engine:
             priority=priority,
             validate_output=validate_output,
             idempotency_key=idempotency_key,
+            label=label,
         )
         return Execution._from(data)
 
@@ -730,6 +778,7 @@ class Engine:
         priority: str = "NORMAL",
         validate_output: bool = False,
         idempotency_key: Optional[str] = None,
+        label: Optional[str] = None,
     ) -> Execution:
         """Validates and queues; returns the QUEUED execution at once. Follow it with
         :meth:`wait` or :meth:`events`. A repeated ``idempotency_key`` returns the first
@@ -742,6 +791,7 @@ class Engine:
                 priority=priority,
                 validate_output=validate_output,
                 idempotency_key=idempotency_key,
+                label=label,
             )
         )
 

@@ -10,7 +10,8 @@
 //!
 //! - `users`: users and credentials;
 //! - `prompts`: prompts and versions;
-//! - `executions`: the execution row and the queue's shared statements.
+//! - `executions`: the execution row and the queue's shared statements;
+//! - `labels`: label pointers, their moves and settings.
 
 use std::str::FromStr;
 
@@ -165,6 +166,57 @@ macro_rules! impl_store {
                 $crate::sql::prompts::$db::set_prompt_status(&self.$writer, user, id, status, now).await
             }
 
+            async fn move_label(
+                &self,
+                user: formaops_core::ids::UserId,
+                m: &formaops_core::prompt::LabelMove,
+            ) -> formaops_core::Result<()> {
+                $crate::sql::labels::$db::move_label(&self.$writer, user, m).await
+            }
+
+            async fn get_label(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+                name: &str,
+            ) -> formaops_core::Result<Option<u32>> {
+                $crate::sql::labels::$db::get_label(&self.$reader, user, id, name).await
+            }
+
+            async fn list_labels(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+            ) -> formaops_core::Result<Vec<formaops_core::prompt::Label>> {
+                $crate::sql::labels::$db::list_labels(&self.$reader, user, id).await
+            }
+
+            async fn label_history(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+                name: Option<&str>,
+            ) -> formaops_core::Result<Vec<formaops_core::prompt::LabelMove>> {
+                $crate::sql::labels::$db::label_history(&self.$reader, user, id, name).await
+            }
+
+            async fn label_settings(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+            ) -> formaops_core::Result<formaops_core::prompt::LabelSettings> {
+                $crate::sql::labels::$db::label_settings(&self.$reader, user, id).await
+            }
+
+            async fn set_label_settings(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::PromptId,
+                settings: formaops_core::prompt::LabelSettings,
+            ) -> formaops_core::Result<()> {
+                $crate::sql::labels::$db::set_label_settings(&self.$writer, user, id, settings).await
+            }
+
             async fn claim(
                 &self,
                 params: formaops_core::store::ClaimParams<'_>,
@@ -224,6 +276,7 @@ macro_rules! impl_store {
 pub(crate) use impl_store;
 
 pub(crate) mod executions;
+pub(crate) mod labels;
 pub(crate) mod prompts;
 pub(crate) mod users;
 

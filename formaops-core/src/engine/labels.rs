@@ -1,0 +1,246 @@
+//! Labels (promotion, rollback, the promotion guard), execution by label, and version diffs.
+//! The rules live in [`crate::prompt::label`] and [`crate::prompt::diff`]; this file applies
+//! them against the store.
+
+use crate::error::{Error, Result};
+use crate::execution::Execution;
+use crate::ids::{PromptId, UserId};
+use crate::prompt::label::{LATEST, PRODUCTION, check_label_name, check_settable_label, guard_problems};
+use crate::prompt::{
+    Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion, VersionDiff, VersionRef,
+    diff_versions,
+};
+
+use super::{ExecuteRequest, FormaOps};
+
+/// Checks the labels a new prompt asks for, before anything is written.
+pub(super) fn check_initial_labels(labels: Option<&[String]>) -> Result<()> {
+    for (i, name) in labels.unwrap_or_default().iter().enumerate() {
+        check_settable_label(&format!("labels[{i}]"), name)?;
+    }
+    Ok(())
+}
+
+/// How often a label move is retried after losing a race with a concurrent move.
+const MOVE_ATTEMPTS: u32 = 5;
+
+impl FormaOps {
+    /// Points label `name` of the prompt at `version` (creating it, or moving it: promotion,
+    /// rollback), recording the move. With the prompt's promotion guard on, a move of
+    /// `production` is refused unless `version` accepts every input the current production
+    /// version accepts.
+    ///
+    /// Errors: `InvalidArgument` (bad name, `latest`), `NotFound` (prompt or version),
+    /// `Conflict` (archived prompt), `InvalidPrompt` with the guard's reasons.
+    pub async fn set_label(&self, user: UserId, id: PromptId, name: &str, version: u32) -> Result<Label> {
+        check_settable_label("label", name)?;
+        let store = &self.inner.store;
+        let prompt = store.get_prompt(user, id).await?;
+        if prompt.status != PromptStatus::Active {
+            return Err(Error::conflict(format!("prompt {id} is archived: its labels cannot move")));
+        }
+        let target = store.get_version(user, id, version).await?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let from = store.get_label(user, id, name).await?;
+            if name == PRODUCTION
+                && let Some(current) = from
+                && current != version
+                && store.label_settings(user, id).await?.guard_production
+            {
+                let current = store.get_version(user, id, current).await?;
+                let problems = guard_problems(&current.variables, &target.variables);
+                if !problems.is_empty() {
+                    return Err(Error::InvalidPrompt { problems });
+                }
+            }
+            let at = self.inner.clock.now();
+            let m =
+                LabelMove { prompt_id: id, name: name.to_string(), from, to: Some(version), actor: user, at };
+            match store.move_label(user, &m).await {
+                Ok(()) => {
+                    return Ok(Label { name: m.name, version, updated_at: at, updated_by: Some(user) });
+                }
+                Err(Error::Conflict { .. }) if attempt < MOVE_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Deletes a label, recording the move. A label the prompt does not have: `NotFound`.
+    pub async fn delete_label(&self, user: UserId, id: PromptId, name: &str) -> Result<()> {
+        check_settable_label("label", name)?;
+        let store = &self.inner.store;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let Some(from) = store.get_label(user, id, name).await? else {
+                return Err(Error::not_found("label", format!("{id} {name}")));
+            };
+            let m = LabelMove {
+                prompt_id: id,
+                name: name.to_string(),
+                from: Some(from),
+                to: None,
+                actor: user,
+                at: self.inner.clock.now(),
+            };
+            match store.move_label(user, &m).await {
+                Ok(()) => return Ok(()),
+                Err(Error::Conflict { .. }) if attempt < MOVE_ATTEMPTS => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The prompt's labels: the built-in `latest` first, then the stored ones by name.
+    pub async fn labels(&self, user: UserId, id: PromptId) -> Result<Vec<Label>> {
+        let prompt = self.inner.store.get_prompt(user, id).await?;
+        let mut labels = vec![Label {
+            name: LATEST.to_string(),
+            version: prompt.current_version,
+            updated_at: prompt.updated_at,
+            updated_by: None,
+        }];
+        labels.extend(self.inner.store.list_labels(user, id).await?);
+        Ok(labels)
+    }
+
+    /// Every move of the prompt's labels (of one label when `name` is set), newest first.
+    pub async fn label_history(
+        &self,
+        user: UserId,
+        id: PromptId,
+        name: Option<&str>,
+    ) -> Result<Vec<LabelMove>> {
+        if let Some(n) = name {
+            check_label_name("label", n)?;
+        }
+        self.inner.store.label_history(user, id, name).await
+    }
+
+    /// The prompt's label settings (the promotion guard).
+    pub async fn label_settings(&self, user: UserId, id: PromptId) -> Result<LabelSettings> {
+        self.inner.store.label_settings(user, id).await
+    }
+
+    /// Sets the prompt's label settings (the promotion guard).
+    pub async fn set_label_settings(
+        &self,
+        user: UserId,
+        id: PromptId,
+        settings: LabelSettings,
+    ) -> Result<()> {
+        self.inner.store.set_label_settings(user, id, settings).await
+    }
+
+    /// The version a request means: `version`, or the version `label` points at, or the
+    /// current version when neither is given. The two are exclusive.
+    ///
+    /// Errors: `InvalidArgument` (both given, bad label name), `NotFound` (prompt, version or
+    /// label).
+    pub async fn resolve_version(
+        &self,
+        user: UserId,
+        id: PromptId,
+        version: Option<u32>,
+        label: Option<&str>,
+    ) -> Result<u32> {
+        match (version, label) {
+            (Some(_), Some(_)) => {
+                Err(Error::invalid_argument("version, label", "give either `version` or `label`, not both"))
+            }
+            (Some(v), None) => Ok(v),
+            (None, None) => Ok(self.inner.store.get_prompt(user, id).await?.current_version),
+            (None, Some(name)) => self.resolve_label(user, id, name).await,
+        }
+    }
+
+    async fn resolve_label(&self, user: UserId, id: PromptId, name: &str) -> Result<u32> {
+        check_label_name("label", name)?;
+        if name == LATEST {
+            return Ok(self.inner.store.get_prompt(user, id).await?.current_version);
+        }
+        self.inner
+            .store
+            .get_label(user, id, name)
+            .await?
+            .ok_or_else(|| Error::not_found("label", format!("{id} {name}")))
+    }
+
+    async fn resolve_ref(&self, user: UserId, id: PromptId, r: &VersionRef) -> Result<u32> {
+        match r {
+            VersionRef::Version(v) => Ok(*v),
+            VersionRef::Label(name) => self.resolve_label(user, id, name).await,
+        }
+    }
+
+    /// The prompt and the version given by number or label (the current one when neither).
+    pub async fn get_prompt_at(
+        &self,
+        user: UserId,
+        id: PromptId,
+        version: Option<u32>,
+        label: Option<&str>,
+    ) -> Result<(Prompt, PromptVersion)> {
+        let v = self.resolve_version(user, id, version, label).await?;
+        self.get_prompt(user, id, Some(v)).await
+    }
+
+    /// `submit` of the version `label` points at (resolved once; the execution records that
+    /// version). `request.version` must be unset.
+    pub async fn submit_label(
+        &self,
+        user: UserId,
+        mut request: ExecuteRequest,
+        label: &str,
+    ) -> Result<Execution> {
+        request.version =
+            Some(self.resolve_version(user, request.prompt_id, request.version, Some(label)).await?);
+        self.submit(user, request).await
+    }
+
+    /// `execute` of the version `label` points at (see [`FormaOps::submit_label`]).
+    pub async fn execute_label(
+        &self,
+        user: UserId,
+        mut request: ExecuteRequest,
+        label: &str,
+    ) -> Result<Execution> {
+        request.version =
+            Some(self.resolve_version(user, request.prompt_id, request.version, Some(label)).await?);
+        self.execute(user, request).await
+    }
+
+    /// What changed between two versions of a prompt, each given by number or label.
+    pub async fn diff(
+        &self,
+        user: UserId,
+        id: PromptId,
+        from: &VersionRef,
+        to: &VersionRef,
+    ) -> Result<VersionDiff> {
+        let a = self.resolve_ref(user, id, from).await?;
+        let b = self.resolve_ref(user, id, to).await?;
+        let store = &self.inner.store;
+        let a = store.get_version(user, id, a).await?;
+        let b = store.get_version(user, id, b).await?;
+        Ok(diff_versions(&a, &b))
+    }
+
+    /// Puts a new prompt's initial labels on version 1: `production` unless `labels` says
+    /// otherwise (`Some(vec![])`: none).
+    pub(super) async fn set_initial_labels(
+        &self,
+        user: UserId,
+        id: PromptId,
+        labels: Option<&[String]>,
+    ) -> Result<()> {
+        let default = [PRODUCTION.to_string()];
+        for name in labels.unwrap_or(&default) {
+            self.set_label(user, id, name, 1).await?;
+        }
+        Ok(())
+    }
+}
