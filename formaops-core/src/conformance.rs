@@ -131,6 +131,7 @@ pub fn execution(
         priority: Priority::Normal,
         status: ExecutionStatus::Queued,
         validate_output: false,
+        finish_reason: None,
         provider: provider.to_string(),
         model: "mock".into(),
         output: None,
@@ -169,11 +170,18 @@ fn completed(m: ExecutionMetrics, validation: Option<ValidationVerdict>) -> Atte
 }
 
 fn result(e: &Execution, worker: &str, outcome: AttemptOutcome) -> AttemptResult {
-    AttemptResult { id: e.id, user_id: e.user_id, worker: worker.into(), outcome, finished_at: now() }
+    AttemptResult {
+        id: e.id,
+        user_id: e.user_id,
+        worker: worker.into(),
+        outcome,
+        finished_at: now(),
+        finish_reason: None,
+    }
 }
 
 fn err(code: &str) -> ExecutionError {
-    ExecutionError { code: code.into(), message: format!("{code} happened"), transient: true }
+    ExecutionError { code: code.into(), message: format!("{code} happened"), transient: true, details: None }
 }
 
 fn is_not_found<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
@@ -917,10 +925,26 @@ pub async fn finish_rules(store: &dyn Store) {
     let run_after = at + Duration::seconds(30);
     let results = vec![
         result(&ok, "intruder", completed(metrics.clone(), None)),
-        result(&ok, "w", completed(metrics.clone(), None)),
+        AttemptResult {
+            finish_reason: Some("length".into()),
+            ..result(&ok, "w", completed(metrics.clone(), None))
+        },
         result(&ok, "w", completed(metrics.clone(), None)),
         result(&retried, "w", AttemptOutcome::Retry { error: err("server_error"), run_after }),
-        result(&failed, "w", AttemptOutcome::Failed { error: err("bad_request"), metrics: None }),
+        AttemptResult {
+            finish_reason: Some("tool_calls".into()),
+            ..result(
+                &failed,
+                "w",
+                AttemptOutcome::Failed {
+                    error: ExecutionError {
+                        details: Some(serde_json::json!({"toolCalls": [{"id": "call_1"}]})),
+                        ..err("tool_calls_only")
+                    },
+                    metrics: None,
+                },
+            )
+        },
         result(&queued, "w", completed(metrics.clone(), None)),
     ];
     let applied = store.finish(&results).await.unwrap();
@@ -930,6 +954,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(done.status, ExecutionStatus::Completed);
     assert_eq!(done.output.as_deref(), Some("out"));
     assert_eq!(done.metrics, Some(metrics));
+    assert_eq!(done.finish_reason.as_deref(), Some("length"), "the finish reason is recorded");
     assert!(done.finished_at.is_some());
     assert_eq!(done.lease_owner, None);
     let r = store.get_execution(user.id, retried.id).await.unwrap();
@@ -958,7 +983,10 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
     let f = store.get_execution(user.id, failed.id).await.unwrap();
     assert_eq!(f.status, ExecutionStatus::Failed);
-    assert_eq!(f.error.map(|e| e.code), Some("bad_request".into()));
+    assert_eq!(f.finish_reason.as_deref(), Some("tool_calls"));
+    let error = f.error.expect("the failure is recorded");
+    assert_eq!(error.code, "tool_calls_only");
+    assert_eq!(error.details, Some(serde_json::json!({"toolCalls": [{"id": "call_1"}]})), "details are kept");
 }
 
 pub async fn cancel_rules(store: &dyn Store) {

@@ -133,6 +133,12 @@ pub struct ExecutionError {
     pub code: String,
     pub message: String,
     pub transient: bool,
+    /// What the reply carried that explains the failure, when there was a reply: a refusal's
+    /// text (`refusal`), the tool calls (`toolCalls`), the finish reason (`finishReason`),
+    /// reasoning without an answer (`reasoning`), an excerpt of an unreadable reply
+    /// (`excerpt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Value>,
 }
 
 /// One execution of a pinned prompt version.
@@ -148,6 +154,11 @@ pub struct Execution {
     pub priority: Priority,
     pub status: ExecutionStatus,
     pub validate_output: bool,
+    /// Why the model stopped, as the provider reported it for the last attempt that got a
+    /// reply: `stop`, `length` (the output was cut at the token limit), `content_filter`,
+    /// `tool_calls`, ... `None` when no reply was read.
+    #[serde(default)]
+    pub finish_reason: Option<String>,
     /// Provider name the execution runs on (resolved at submission).
     pub provider: String,
     pub model: String,
@@ -206,4 +217,6 @@ pub struct AttemptResult {
     pub worker: String,
     pub outcome: AttemptOutcome,
     pub finished_at: DateTime<Utc>,
+    /// The reply's finish reason, when the attempt read a reply.
+    pub finish_reason: Option<String>,
 }

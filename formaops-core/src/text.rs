@@ -175,6 +175,7 @@ pub fn storable_outcome(outcome: AttemptOutcome) -> AttemptOutcome {
                         code: "unstorable_output".into(),
                         message: format!("the model output {MESSAGE}"),
                         transient: false,
+                        details: None,
                     },
                     metrics: Some(metrics),
                 };
@@ -267,7 +268,12 @@ mod tests {
             }
         }
         let failed = AttemptOutcome::Failed {
-            error: ExecutionError { code: "render".into(), message: "bad \0 text".into(), transient: false },
+            error: ExecutionError {
+                code: "render".into(),
+                message: "bad \0 text".into(),
+                transient: false,
+                details: None,
+            },
             metrics: None,
         };
         let AttemptOutcome::Failed { error, .. } = storable_outcome(failed) else { panic!("still failed") };

@@ -41,6 +41,7 @@ fn execution(user: UserId, prompt: PromptId, n: i64) -> Execution {
         priority: Priority::Normal,
         status: ExecutionStatus::Queued,
         validate_output: false,
+        finish_reason: None,
         provider: "mock".into(),
         model: "gpt-4o-mini".into(),
         output: None,
@@ -133,6 +134,7 @@ async fn run(label: &str, store: Arc<dyn Store>) {
                             },
                         },
                         finished_at: Utc::now(),
+                        finish_reason: None,
                     })
                     .collect();
                 let applied = store.finish(&results).await.unwrap();

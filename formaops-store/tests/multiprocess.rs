@@ -33,6 +33,7 @@ fn execution(user: UserId, n: usize) -> Execution {
         priority: Priority::Normal,
         status: ExecutionStatus::Queued,
         validate_output: false,
+        finish_reason: None,
         provider: "mock".into(),
         model: "m".into(),
         output: None,
@@ -89,6 +90,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
                                 code: "bad_request".into(),
                                 message: "no".into(),
                                 transient: false,
+                                details: None,
                             },
                             metrics: None,
                         }
@@ -106,6 +108,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
                         worker: name.clone(),
                         outcome,
                         finished_at: Utc::now(),
+                        finish_reason: None,
                     }
                 })
                 .collect();

@@ -42,6 +42,7 @@ fn execution(user: UserId, n: i64) -> Execution {
         priority: Priority::Normal,
         status: ExecutionStatus::Queued,
         validate_output: true,
+        finish_reason: None,
         provider: "mock".into(),
         model: "gpt-4o-mini".into(),
         output: None,
@@ -92,6 +93,7 @@ fn completed(e: &Execution, worker: &str, cost: Option<Decimal>) -> AttemptResul
             },
         },
         finished_at: t0() + Duration::seconds(10),
+        finish_reason: Some("stop".into()),
     }
 }
 
@@ -269,10 +271,16 @@ async fn enqueue_claim_finish(s: &dyn Store) {
         user_id: user,
         worker: "w1".into(),
         outcome: AttemptOutcome::Retry {
-            error: ExecutionError { code: "rate_limited".into(), message: "429".into(), transient: true },
+            error: ExecutionError {
+                code: "rate_limited".into(),
+                message: "429".into(),
+                transient: true,
+                details: None,
+            },
             run_after: now + Duration::seconds(5),
         },
         finished_at: now,
+        finish_reason: None,
     };
     assert_eq!(
         s.finish(&[completed(&a, "w1", cost), retry, completed(&a, "w1", cost)]).await.unwrap(),

@@ -569,6 +569,7 @@ impl Inner {
             priority,
             status: ExecutionStatus::Queued,
             validate_output,
+            finish_reason: None,
             provider: provider.to_string(),
             model: version.model.model.clone(),
             output: None,

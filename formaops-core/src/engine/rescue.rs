@@ -34,6 +34,7 @@ pub fn lease_expired_error() -> ExecutionError {
         code: "lease_expired".to_string(),
         message: "the worker running this execution stopped renewing its lease".to_string(),
         transient: true,
+        details: None,
     }
 }
 

@@ -43,6 +43,23 @@ pub struct ResponseSchema {
     pub strict: bool,
 }
 
+/// Which structured-output form a provider accepts, for versions whose rules give a JSON
+/// Schema.
+///
+/// - `json_schema` (default): `response_format: {type: "json_schema", json_schema: {...}}`;
+/// - `json_object`: `response_format: {type: "json_object"}` (JSON mode, no schema);
+/// - `none`: no `response_format` at all.
+///
+/// Whatever is sent, the version's rules are checked on the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredOutput {
+    #[default]
+    JsonSchema,
+    JsonObject,
+    None,
+}
+
 /// A completion request, fully rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompletionRequest {
@@ -63,6 +80,27 @@ pub struct Completion {
     pub latency: Duration,
     /// The model that answered, as the provider reports it (may differ from the request).
     pub model: Option<String>,
+    /// Why the model stopped, as the provider reports it (`stop`, `length`, ...). `length`
+    /// means the output was cut at the token limit (see [`Completion::truncated`]).
+    pub finish_reason: Option<String>,
+    /// Thinking the model reported apart from its answer (`thinking` / `reasoning` content
+    /// parts, `reasoning_content`). Never part of `text`.
+    pub reasoning: Option<String>,
+}
+
+/// The finish reason of an output cut at the token limit.
+pub const FINISH_LENGTH: &str = "length";
+
+impl Completion {
+    /// A completion with only text and usage (no finish reason, no reasoning).
+    pub fn new(text: impl Into<String>, usage: TokenUsage, latency: Duration, model: Option<String>) -> Self {
+        Self { text: text.into(), usage, latency, model, finish_reason: None, reasoning: None }
+    }
+
+    /// Whether the output was cut at the token limit (`finish_reason: "length"`).
+    pub fn truncated(&self) -> bool {
+        self.finish_reason.as_deref() == Some(FINISH_LENGTH)
+    }
 }
 
 /// A chunk of partial output while a completion streams.
@@ -83,7 +121,8 @@ pub enum ProviderErrorKind {
     Timeout,
     /// Connection refused, reset, DNS failure, a stream cut midway.
     Connection,
-    /// The reply could not be understood (bad JSON, missing fields).
+    /// The reply could not be understood (not JSON, no choices). Permanent: the same server
+    /// would answer the same way, and each call is paid for.
     MalformedResponse,
     /// 401, 403.
     Auth,
@@ -91,6 +130,16 @@ pub enum ProviderErrorKind {
     BadRequest,
     /// No provider is configured under the requested name.
     NotConfigured,
+    /// The model declined to answer (`refusal`); the refusal text is in the details.
+    Refused,
+    /// The provider stopped the output with its content filter (`finish_reason:
+    /// "content_filter"`).
+    ContentFiltered,
+    /// The model answered only with tool calls (`content: null` + `tool_calls`); they are in
+    /// the details.
+    ToolCallsOnly,
+    /// The reply carries no answer text (empty, or only reasoning).
+    EmptyOutput,
 }
 
 impl ProviderErrorKind {
@@ -104,19 +153,16 @@ impl ProviderErrorKind {
             Self::Auth => "auth",
             Self::BadRequest => "bad_request",
             Self::NotConfigured => "not_configured",
+            Self::Refused => "refused",
+            Self::ContentFiltered => "content_filtered",
+            Self::ToolCallsOnly => "tool_calls_only",
+            Self::EmptyOutput => "empty_output",
         }
     }
 
     /// Whether the same request may succeed if tried again.
     pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited
-                | Self::ServerError
-                | Self::Timeout
-                | Self::Connection
-                | Self::MalformedResponse
-        )
+        matches!(self, Self::RateLimited | Self::ServerError | Self::Timeout | Self::Connection)
     }
 }
 
@@ -131,11 +177,33 @@ pub struct ProviderError {
     pub status: Option<u16>,
     /// The provider's `Retry-After` / `retry-after-ms`, when sent.
     pub retry_after: Option<Duration>,
+    /// What the reply carried that explains the failure (a refusal's text, tool calls, the
+    /// finish reason, an excerpt of an unreadable reply), kept on the execution's error.
+    pub details: Option<Value>,
+    /// The reply's finish reason, when a reply was read.
+    pub finish_reason: Option<String>,
 }
 
 impl ProviderError {
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), status: None, retry_after: None }
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+            details: None,
+            finish_reason: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_finish_reason(mut self, finish_reason: Option<String>) -> Self {
+        self.finish_reason = finish_reason;
+        self
     }
 
     pub fn with_status(mut self, status: u16) -> Self {
