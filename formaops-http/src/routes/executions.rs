@@ -102,6 +102,8 @@ pub struct ExecutionResponse {
     pub validation: Option<ValidationVerdict>,
     #[schema(value_type = Option<Object>)]
     pub error: Option<ExecutionError>,
+    /// Why the model stopped on the last reply read: `stop`, `length` (the output was cut at the token limit), `content_filter`, `tool_calls`, ...; `null` when no reply was read.
+    pub finish_reason: Option<String>,
     #[schema(value_type = String, format = Uuid)]
     pub prompt_id: PromptId,
     pub prompt_version: u32,
@@ -138,6 +140,7 @@ impl From<Execution> for ExecutionResponse {
             }),
             validation: e.validation,
             error: e.error,
+            finish_reason: e.finish_reason,
             prompt_id: e.prompt_id,
             prompt_version: e.prompt_version,
             inputs: e.inputs,
