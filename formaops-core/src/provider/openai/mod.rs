@@ -8,12 +8,17 @@
 //! - Usage is read with cached and reasoning tokens; when the server sends none it is
 //!   estimated with tiktoken (`o200k_base`, or `cl100k_base` for models known to use it) and
 //!   marked `estimated`.
-//! - Errors are classified: 408, 409, 429, 5xx, timeouts, connection failures, cut streams
-//!   and unreadable replies are transient, with `Retry-After` / `retry-after-ms` captured;
-//!   other 4xx are permanent with the server's message preserved. The provider never
-//!   retries: the engine does.
+//! - Errors are classified: 408, 409, 429, 5xx, timeouts, connection failures and cut
+//!   streams are transient, with `Retry-After` / `retry-after-ms` captured; other 4xx are
+//!   permanent with the server's message preserved. An error object sent with HTTP 200 is
+//!   classified by its `type` / `code`. A reply that cannot be read is permanent, quoting its
+//!   start. The provider never retries: the engine does.
+//! - Replies are read leniently (null counts, content parts, reasoning apart from the
+//!   answer), and judged: a refusal, a content-filter stop, tool calls only or no answer text
+//!   are permanent errors of their own kind, with what came back in the error's details.
 //! - The API key lives in a [`Secret`]: redacted in `Debug`, marked sensitive in the HTTP
-//!   client, and scrubbed from any error message a server echoes it in.
+//!   client, and scrubbed from any error message a server echoes it in (when it looks like a
+//!   secret: placeholders like `x` are left alone so server words stay intact).
 //! - Every call ends by the request's deadline (or the configured timeout, if sooner), and
 //!   reads at most [`OpenAiConfig::max_response_bytes`] of any reply.
 //!
