@@ -16,8 +16,8 @@ use crate::engine::BackoffPolicy;
 use crate::engine::rescue;
 use crate::error::Error;
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
-    TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus,
+    NewExecution, Priority, TokenUsage,
 };
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
@@ -122,36 +122,22 @@ pub fn execution(
 ) -> Execution {
     let mut inputs = Map::new();
     inputs.insert("x".into(), json!("1"));
-    Execution {
-        id: ExecutionId::new(),
+    Execution::queued(NewExecution {
         user_id: user,
         prompt_id: prompt,
         prompt_version: 1,
         inputs,
         priority: Priority::Normal,
-        status: ExecutionStatus::Queued,
         validate_output: false,
-        finish_reason: None,
         provider: provider.to_string(),
         model: "mock".into(),
-        output: None,
-        validated_output: None,
-        validation: None,
-        error: None,
-        metrics: None,
-        attempts: 0,
         max_attempts: 3,
         retry_of: None,
         idempotency_key: None,
         created_at,
-        run_after: created_at,
         deadline_at: created_at + Duration::hours(1),
-        started_at: None,
-        finished_at: None,
         queue_key,
-        lease_owner: None,
-        lease_expires_at: None,
-    }
+    })
 }
 
 /// One rescue pass at `now` with no backoff (a requeued execution is due at once).

@@ -9,6 +9,7 @@ use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::validation::ValidationVerdict;
 
 /// Scheduling priority (the spec's `LOW | NORMAL | HIGH`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Priority {
@@ -50,6 +51,7 @@ impl Priority {
 ///
 /// `QUEUED -> RUNNING -> COMPLETED | FAILED`, with `RUNNING -> QUEUED` when a transient
 /// failure schedules a retry or a lease expires, and `QUEUED -> CANCELLED`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum ExecutionStatus {
@@ -92,6 +94,7 @@ impl ExecutionStatus {
 }
 
 /// Token counts of one completion. `cached` is part of `input`, `reasoning` part of `output`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
@@ -108,6 +111,7 @@ pub struct TokenUsage {
 }
 
 /// Per-execution metrics (the spec's `metrics`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionMetrics {
@@ -121,10 +125,12 @@ pub struct ExecutionMetrics {
     /// Cost in USD. `null` means *unpriced*: the model is not in the price table (never a
     /// silent 0).
     #[serde(with = "rust_decimal::serde::float_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub cost_usd: Option<Decimal>,
 }
 
 /// Why an execution (or one attempt) failed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionError {
@@ -138,18 +144,24 @@ pub struct ExecutionError {
     /// reasoning without an answer (`reasoning`), an excerpt of an unreadable reply
     /// (`excerpt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub details: Option<Value>,
 }
 
 /// One execution of a pinned prompt version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: ExecutionId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub user_id: UserId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
     pub prompt_version: u32,
     /// The validated inputs, defaults filled in: exactly what was rendered.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub inputs: Map<String, Value>,
     pub priority: Priority,
     pub status: ExecutionStatus,
@@ -164,7 +176,9 @@ pub struct Execution {
     pub model: String,
     pub output: Option<String>,
     /// The parsed JSON output, when a JSON rule applies and the output parsed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validated_output: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validation: Option<ValidationVerdict>,
     pub error: Option<ExecutionError>,
     pub metrics: Option<ExecutionMetrics>,
@@ -172,6 +186,7 @@ pub struct Execution {
     pub attempts: u32,
     pub max_attempts: u32,
     /// The failed execution this one retries, if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
     pub retry_of: Option<ExecutionId>,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -190,6 +205,82 @@ pub struct Execution {
     pub lease_owner: Option<String>,
     #[serde(skip)]
     pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a new execution is made of: the caller's request, resolved against the version and
+/// the engine's configuration. Everything else starts empty (see [`Execution::queued`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExecution {
+    pub user_id: UserId,
+    pub prompt_id: PromptId,
+    pub prompt_version: u32,
+    /// The validated inputs, defaults filled in.
+    pub inputs: Map<String, Value>,
+    pub priority: Priority,
+    pub validate_output: bool,
+    pub provider: String,
+    pub model: String,
+    pub max_attempts: u32,
+    pub retry_of: Option<ExecutionId>,
+    pub idempotency_key: Option<String>,
+    /// Acceptance instant; the execution is claimable from then on.
+    pub created_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    /// Claim order (see [`Execution::queue_key`]).
+    pub queue_key: i64,
+}
+
+impl Execution {
+    /// A new QUEUED execution with a fresh id: claimable from `created_at`, no attempt yet,
+    /// no output, error, metrics or lease.
+    pub fn queued(new: NewExecution) -> Self {
+        let NewExecution {
+            user_id,
+            prompt_id,
+            prompt_version,
+            inputs,
+            priority,
+            validate_output,
+            provider,
+            model,
+            max_attempts,
+            retry_of,
+            idempotency_key,
+            created_at,
+            deadline_at,
+            queue_key,
+        } = new;
+        Self {
+            id: ExecutionId::new(),
+            user_id,
+            prompt_id,
+            prompt_version,
+            inputs,
+            priority,
+            status: ExecutionStatus::Queued,
+            validate_output,
+            finish_reason: None,
+            provider,
+            model,
+            output: None,
+            validated_output: None,
+            validation: None,
+            error: None,
+            metrics: None,
+            attempts: 0,
+            max_attempts,
+            retry_of,
+            idempotency_key,
+            created_at,
+            run_after: created_at,
+            deadline_at,
+            started_at: None,
+            finished_at: None,
+            queue_key,
+            lease_owner: None,
+            lease_expires_at: None,
+        }
+    }
 }
 
 /// What a worker reports when an attempt ends.

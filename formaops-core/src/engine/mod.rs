@@ -60,7 +60,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, Problem, Result};
 use crate::events::{EventKind, ExecutionEvent};
-use crate::execution::{AttemptResult, Execution, ExecutionStatus, Priority};
+use crate::execution::{AttemptResult, Execution, ExecutionStatus, NewExecution, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
@@ -529,17 +529,10 @@ impl Inner {
     }
 
     fn publish_state(&self, e: &Execution, kind: EventKind) {
-        self.events.publish(ExecutionEvent {
-            execution_id: e.id,
-            user_id: e.user_id,
-            kind,
-            status: e.status,
-            attempt: e.attempts,
-            at: self.clock.now(),
-            error: e.error.clone(),
-            run_after: None,
-            delta: None,
-        });
+        self.events.publish(
+            ExecutionEvent::new(e.id, e.user_id, kind, e.attempts, self.clock.now())
+                .with_error(e.error.clone()),
+        );
     }
 
     /// Enqueues a built execution (group commit); the batcher announces and wakes workers.
@@ -560,36 +553,22 @@ impl Inner {
         retry_of: Option<ExecutionId>,
     ) -> Execution {
         let now = self.clock.now();
-        Execution {
-            id: ExecutionId::new(),
+        Execution::queued(NewExecution {
             user_id: user,
             prompt_id: version.prompt_id,
             prompt_version: version.version,
             inputs,
             priority,
-            status: ExecutionStatus::Queued,
             validate_output,
-            finish_reason: None,
             provider: provider.to_string(),
             model: version.model.model.clone(),
-            output: None,
-            validated_output: None,
-            validation: None,
-            error: None,
-            metrics: None,
-            attempts: 0,
             max_attempts: self.config.max_attempts,
             retry_of,
             idempotency_key,
             created_at: now,
-            run_after: now,
             deadline_at: now + chrono_dur(self.config.execution_timeout),
-            started_at: None,
-            finished_at: None,
             queue_key: scheduler::queue_key(priority, now, self.config.priority_step),
-            lease_owner: None,
-            lease_expires_at: None,
-        }
+        })
     }
 
     /// Every check a version must pass before it is stored: the core rules'
@@ -616,17 +595,7 @@ impl Inner {
 }
 
 fn queued_event(e: &Execution) -> ExecutionEvent {
-    ExecutionEvent {
-        execution_id: e.id,
-        user_id: e.user_id,
-        kind: EventKind::Queued,
-        status: ExecutionStatus::Queued,
-        attempt: e.attempts,
-        at: e.created_at,
-        error: None,
-        run_after: None,
-        delta: None,
-    }
+    ExecutionEvent::new(e.id, e.user_id, EventKind::Queued, e.attempts, e.created_at)
 }
 
 fn check_name(name: &str) -> Result<()> {

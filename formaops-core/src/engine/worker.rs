@@ -19,7 +19,7 @@ use super::retry;
 use super::telemetry;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, TokenUsage,
 };
 use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
 use crate::store::{ClaimParams, ExtendLeasesParams};
@@ -134,29 +134,23 @@ async fn run_attempt(
     permit: OwnedSemaphorePermit,
 ) {
     let attempt = exec.attempts;
-    inner.events.publish(ExecutionEvent {
-        execution_id: exec.id,
-        user_id: exec.user_id,
-        kind: EventKind::Running,
-        status: ExecutionStatus::Running,
+    inner.events.publish(ExecutionEvent::new(
+        exec.id,
+        exec.user_id,
+        EventKind::Running,
         attempt,
-        at: inner.clock.now(),
-        error: None,
-        run_after: None,
-        delta: None,
-    });
+        inner.clock.now(),
+    ));
     let (outcome, provider_time, finish_reason) = attempt_outcome(&inner, &slot, &exec).await;
     // What every store can record: an unstorable output fails here, not in the finish batch.
     let outcome = crate::text::storable_outcome(outcome);
     let finished_at = inner.clock.now();
     telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
-    let (kind, status, error, run_after) = match &outcome {
-        AttemptOutcome::Completed { .. } => (EventKind::Completed, ExecutionStatus::Completed, None, None),
-        AttemptOutcome::Failed { error, .. } => {
-            (EventKind::Failed, ExecutionStatus::Failed, Some(error.clone()), None)
-        }
+    let (kind, error, run_after) = match &outcome {
+        AttemptOutcome::Completed { .. } => (EventKind::Completed, None, None),
+        AttemptOutcome::Failed { error, .. } => (EventKind::Failed, Some(error.clone()), None),
         AttemptOutcome::Retry { error, run_after } => {
-            (EventKind::RetryScheduled, ExecutionStatus::Queued, Some(error.clone()), Some(*run_after))
+            (EventKind::RetryScheduled, Some(error.clone()), Some(*run_after))
         }
     };
     let result = AttemptResult {
@@ -174,17 +168,11 @@ async fn run_attempt(
     drop(permit);
     match applied {
         Ok(true) => {
-            inner.events.publish(ExecutionEvent {
-                execution_id: exec.id,
-                user_id: exec.user_id,
-                kind,
-                status,
-                attempt,
-                at: finished_at,
-                error,
-                run_after,
-                delta: None,
-            });
+            inner.events.publish(
+                ExecutionEvent::new(exec.id, exec.user_id, kind, attempt, finished_at)
+                    .with_error(error)
+                    .with_run_after(run_after),
+            );
             if let Some(at) = run_after {
                 let deadline = inner.clock.instant_at(at);
                 let slot = slot.clone();

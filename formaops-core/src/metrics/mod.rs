@@ -54,6 +54,7 @@ impl MetricsQuery {
 }
 
 /// Executions per status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusCounts {
@@ -66,6 +67,7 @@ pub struct StatusCounts {
 }
 
 /// Latency percentiles in milliseconds; `None` when there is no sample.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Percentiles {
@@ -75,6 +77,7 @@ pub struct Percentiles {
 }
 
 /// Token totals.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenTotals {
@@ -85,6 +88,7 @@ pub struct TokenTotals {
 }
 
 /// Aggregates of one scope (all of a user's executions, or one prompt's, or one version's).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSummary {
@@ -96,6 +100,7 @@ pub struct MetricsSummary {
     pub tokens: TokenTotals,
     /// Sum over priced executions.
     #[serde(with = "rust_decimal::serde::float")]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub cost_usd: Decimal,
     /// Final executions whose model had no price: excluded from `costUsd`.
     pub unpriced_executions: u64,
@@ -108,15 +113,18 @@ pub struct MetricsSummary {
 }
 
 /// One prompt's aggregates.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptMetrics {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
     #[serde(flatten)]
     pub summary: MetricsSummary,
 }
 
 /// What `metrics` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsReport {

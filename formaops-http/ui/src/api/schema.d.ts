@@ -397,8 +397,6 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
             error?: Record<string, never> | null;
-            /** @description Why the model stopped on the last reply read: `stop`, `length` (the output was cut at the token limit), `content_filter`, `tool_calls`, ...; `null` when no reply was read. */
-            finishReason?: string | null;
             /** Format: date-time */
             finishedAt?: string | null;
             /** Format: uuid */
