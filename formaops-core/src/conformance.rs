@@ -16,8 +16,8 @@ use crate::engine::BackoffPolicy;
 use crate::engine::rescue;
 use crate::error::Error;
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus,
-    NewExecution, Priority, TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    ExecutionStatus, NewExecution, Priority, TokenUsage,
 };
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
@@ -166,8 +166,8 @@ fn result(e: &Execution, worker: &str, outcome: AttemptOutcome) -> AttemptResult
     }
 }
 
-fn err(code: &str) -> ExecutionError {
-    ExecutionError { code: code.into(), message: format!("{code} happened"), transient: true, details: None }
+fn err(code: ExecutionErrorCode) -> ExecutionError {
+    ExecutionError { code, message: format!("{code} happened"), transient: true, details: None }
 }
 
 fn is_not_found<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
@@ -180,6 +180,7 @@ fn is_conflict<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
 
 // ----- users and credentials -----
 
+/// Users and credentials: create, look up, authenticate and revoke.
 pub async fn users_and_credentials(store: &dyn Store) {
     let user = new_user(store).await;
     assert!(store.count_users().await.unwrap() >= 1);
@@ -241,6 +242,7 @@ pub async fn users_and_credentials(store: &dyn Store) {
 
 // ----- prompts -----
 
+/// Prompts and versions: insert, append versions, read back.
 pub async fn prompts_and_versions(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now();
@@ -296,6 +298,7 @@ pub async fn prompts_and_versions(store: &dyn Store) {
     assert!(is_not_found(store.get_prompt(user.id, PromptId::new()).await));
 }
 
+/// Active prompt names are unique per user; archiving frees a name.
 pub async fn prompt_names(store: &dyn Store) {
     let user = new_user(store).await;
     let first = new_prompt(store, user.id, "same").await;
@@ -316,6 +319,7 @@ pub async fn prompt_names(store: &dyn Store) {
     assert_eq!(store.get_prompt(user.id, first.id).await.unwrap().status, PromptStatus::Archived);
 }
 
+/// Another user's prompts and executions are `NotFound`, never shown.
 pub async fn owner_isolation(store: &dyn Store) {
     let owner = new_user(store).await;
     let intruder = new_user(store).await;
@@ -375,6 +379,7 @@ pub async fn owner_isolation(store: &dyn Store) {
     );
 }
 
+/// Listing prompts: newest first, keyset pages, status filter.
 pub async fn prompt_pagination(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now() - Duration::minutes(10);
@@ -410,6 +415,7 @@ pub async fn prompt_pagination(store: &dyn Store) {
     assert_eq!(arch.next_cursor, None);
 }
 
+/// Listing executions: newest first, keyset pages, every filter.
 pub async fn execution_pagination_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "a").await;
@@ -461,6 +467,7 @@ pub async fn execution_pagination_and_filters(store: &dyn Store) {
 
 // ----- the queue -----
 
+/// Enqueue with an idempotency key returns the existing execution instead of a second one.
 pub async fn enqueue_idempotency(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "idem").await;
@@ -513,6 +520,7 @@ pub async fn failed_enqueue_commits_nothing(store: &dyn Store) {
     assert_eq!(out, vec![EnqueueOutcome::Created, EnqueueOutcome::Created]);
 }
 
+/// Claim order (ascending queue key, then id) and its provider and due-time filters.
 pub async fn claim_order_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "order").await;
@@ -584,6 +592,7 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
 
+/// Concurrent claims never hand out one execution twice.
 pub async fn no_double_claim(store: &dyn Store) {
     const N: usize = 300;
     const CLAIMERS: usize = 16;
@@ -627,6 +636,7 @@ pub async fn no_double_claim(store: &dyn Store) {
     assert_eq!(distinct.len(), N, "no execution handed to two claimers");
 }
 
+/// Executions whose lease expired are found and rescued (requeued or failed).
 pub async fn lease_rescue(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "lease").await;
@@ -838,6 +848,7 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     assert_eq!((x.lease_owner.as_deref(), x.lease_expires_at), (None, None));
 }
 
+/// Only the lease owner extends its leases.
 pub async fn extend_leases(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "extend").await;
@@ -879,6 +890,7 @@ pub async fn extend_leases(store: &dyn Store) {
     );
 }
 
+/// Recording attempt results (completed, retry, failed) and the rules that refuse them.
 pub async fn finish_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "finish").await;
@@ -916,7 +928,11 @@ pub async fn finish_rules(store: &dyn Store) {
             ..result(&ok, "w", completed(metrics.clone(), None))
         },
         result(&ok, "w", completed(metrics.clone(), None)),
-        result(&retried, "w", AttemptOutcome::Retry { error: err("server_error"), run_after }),
+        result(
+            &retried,
+            "w",
+            AttemptOutcome::Retry { error: err(ExecutionErrorCode::ServerError), run_after },
+        ),
         AttemptResult {
             finish_reason: Some("tool_calls".into()),
             ..result(
@@ -925,7 +941,7 @@ pub async fn finish_rules(store: &dyn Store) {
                 AttemptOutcome::Failed {
                     error: ExecutionError {
                         details: Some(serde_json::json!({"toolCalls": [{"id": "call_1"}]})),
-                        ..err("tool_calls_only")
+                        ..err(ExecutionErrorCode::ToolCallsOnly)
                     },
                     metrics: None,
                 },
@@ -945,7 +961,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(done.lease_owner, None);
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
-    assert_eq!(r.error.map(|e| e.code), Some("server_error".into()));
+    assert_eq!(r.error.map(|e| e.code.to_string()), Some("server_error".into()));
     assert!(
         store
             .claim(ClaimParams { worker: "w", provider: &prov, limit: 10, now: at, lease_until: lease })
@@ -971,10 +987,11 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(f.status, ExecutionStatus::Failed);
     assert_eq!(f.finish_reason.as_deref(), Some("tool_calls"));
     let error = f.error.expect("the failure is recorded");
-    assert_eq!(error.code, "tool_calls_only");
+    assert_eq!(error.code.to_string(), "tool_calls_only");
     assert_eq!(error.details, Some(serde_json::json!({"toolCalls": [{"id": "call_1"}]})), "details are kept");
 }
 
+/// Only QUEUED executions can be cancelled.
 pub async fn cancel_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "cancel").await;
@@ -1007,6 +1024,7 @@ pub async fn cancel_rules(store: &dyn Store) {
     assert!(is_not_found(store.cancel(user.id, ExecutionId::new(), at).await));
 }
 
+/// Queue depth counts the executions waiting to run now.
 pub async fn queue_depth(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "depth").await;
@@ -1030,6 +1048,8 @@ pub async fn queue_depth(store: &dyn Store) {
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 2);
 }
 
+/// Metrics over a known set of executions: counts, latency percentiles, tokens, cost,
+/// validation and the time window.
 pub async fn metrics(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "ma").await;
@@ -1087,7 +1107,11 @@ pub async fn metrics(store: &dyn Store) {
         cost_usd: Some(Decimal::ZERO),
         ..Default::default()
     };
-    results.push(result(&failed, "w", AttemptOutcome::Failed { error: err("auth"), metrics: Some(fm) }));
+    results.push(result(
+        &failed,
+        "w",
+        AttemptOutcome::Failed { error: err(ExecutionErrorCode::Auth), metrics: Some(fm) },
+    ));
     results.push(result(&outside, "w", completed(ExecutionMetrics::default(), None)));
     assert!(store.finish(&results).await.unwrap().iter().all(|x| *x));
 
@@ -1147,7 +1171,8 @@ pub async fn metrics(store: &dyn Store) {
             .len(),
         3
     );
-    let retry = AttemptOutcome::Retry { error: err("timeout"), run_after: at + Duration::hours(1) };
+    let retry =
+        AttemptOutcome::Retry { error: err(ExecutionErrorCode::Timeout), run_after: at + Duration::hours(1) };
     assert_eq!(store.finish(&[result(&retried, "w", retry)]).await.unwrap(), vec![true]);
     enqueue_one(store, &cancelled).await;
     store.cancel(user.id, cancelled.id, at).await.unwrap();
@@ -1323,6 +1348,6 @@ pub async fn engine_refuses_unstorable_text(store: std::sync::Arc<dyn Store>) {
             .expect("the execution ends")
             .unwrap();
     assert_eq!(done.status, ExecutionStatus::Failed);
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("unstorable_output"));
+    assert_eq!(done.error.as_ref().map(|e| e.code.as_str()), Some("unstorable_output"));
     engine.shutdown().await;
 }

@@ -10,14 +10,19 @@ use crate::ids::{ExecutionId, UserId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
+    /// Accepted and waiting for a worker.
     Queued,
+    /// A worker claimed it and an attempt started.
     Running,
     /// A transient failure; the execution is QUEUED again until `run_after`.
     RetryScheduled,
     /// Partial output while a completion streams (`delta` set).
     Partial,
+    /// Finished with an output.
     Completed,
+    /// Finished without one (`error` set).
     Failed,
+    /// Cancelled while queued.
     Cancelled,
 }
 
@@ -38,17 +43,25 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionEvent {
+    /// The execution that changed.
     pub execution_id: ExecutionId,
+    /// Its owner (events are only delivered to them).
     pub user_id: UserId,
+    /// What happened.
     pub kind: EventKind,
     /// The execution's status after the change.
     pub status: ExecutionStatus,
+    /// Attempts started so far (1-based once running).
     pub attempt: u32,
+    /// When the change happened.
     pub at: DateTime<Utc>,
+    /// Why the attempt failed, for `retry_scheduled` and `failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<ExecutionError>,
+    /// When the retry may start, for `retry_scheduled`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_after: Option<DateTime<Utc>>,
+    /// The new output text, for `partial`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delta: Option<String>,
 }

@@ -10,8 +10,25 @@ use crate::validation::ValidationVerdict;
 
 /// Scheduling priority (the spec's `LOW | NORMAL | HIGH`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Priority {
     Low,
     #[default]
@@ -20,21 +37,14 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// The word as serialised (`LOW`, `NORMAL`, `HIGH`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "LOW",
-            Self::Normal => "NORMAL",
-            Self::High => "HIGH",
-        }
+        self.into()
     }
 
+    /// The priority named by its serialised word (case-sensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "LOW" => Some(Self::Low),
-            "NORMAL" => Some(Self::Normal),
-            "HIGH" => Some(Self::High),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// 0 for LOW, 1 for NORMAL, 2 for HIGH.
@@ -52,8 +62,22 @@ impl Priority {
 /// `QUEUED -> RUNNING -> COMPLETED | FAILED`, with `RUNNING -> QUEUED` when a transient
 /// failure schedules a retry or a lease expires, and `QUEUED -> CANCELLED`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum ExecutionStatus {
     Queued,
     Running,
@@ -66,25 +90,14 @@ impl ExecutionStatus {
     /// Every status, in lifecycle order.
     pub const ALL: [Self; 5] = [Self::Queued, Self::Running, Self::Completed, Self::Failed, Self::Cancelled];
 
+    /// The word as serialised (`QUEUED`, `RUNNING`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::Running => "RUNNING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-        }
+        self.into()
     }
 
+    /// The status named by its serialised word (case-sensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "QUEUED" => Some(Self::Queued),
-            "RUNNING" => Some(Self::Running),
-            "COMPLETED" => Some(Self::Completed),
-            "FAILED" => Some(Self::Failed),
-            "CANCELLED" => Some(Self::Cancelled),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// Whether no further transition can happen.
@@ -129,15 +142,116 @@ pub struct ExecutionMetrics {
     pub cost_usd: Option<Decimal>,
 }
 
+/// The stable word naming why an execution (or one attempt) failed.
+///
+/// Serialised (JSON, `Display`, [`ExecutionErrorCode::as_str`]) as the snake_case word, e.g.
+/// `rate_limited`; the first eight mirror [`ProviderErrorKind`](crate::provider::ProviderErrorKind).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExecutionErrorCode {
+    /// The provider answered 429.
+    RateLimited,
+    /// The provider answered 5xx, 408 or 409.
+    ServerError,
+    /// The provider did not answer by the attempt's deadline.
+    Timeout,
+    /// The provider could not be reached, or the connection broke.
+    Connection,
+    /// The provider's reply could not be understood.
+    MalformedResponse,
+    /// The provider refused the credentials (401, 403).
+    Auth,
+    /// The provider refused the request itself (400, 404, 422, ...).
+    BadRequest,
+    /// No provider is configured under the execution's provider name.
+    NotConfigured,
+    /// The template failed to render with the execution's inputs.
+    Render,
+    /// The execution's deadline passed before an attempt could start.
+    DeadlineExceeded,
+    /// The worker running the execution stopped renewing its lease.
+    LeaseExpired,
+    /// The store (database) was unavailable while the attempt ran; transient.
+    StoreUnavailable,
+    /// The execution's prompt version could not be loaded.
+    PromptUnavailable,
+    /// The model's output holds a character no store can keep (NUL); permanent.
+    UnstorableOutput,
+    /// The model declined to answer (`refusal`); the text is in the error's details.
+    Refused,
+    /// The provider's content filter stopped the output (`finish_reason: "content_filter"`).
+    ContentFiltered,
+    /// The model answered only with tool calls; they are in the error's details.
+    ToolCallsOnly,
+    /// The reply carried no answer text (empty, or only reasoning).
+    EmptyOutput,
+}
+
+impl ExecutionErrorCode {
+    /// The code's word, as serialised.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl PartialEq<str> for ExecutionErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ExecutionErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<crate::provider::ProviderErrorKind> for ExecutionErrorCode {
+    fn from(kind: crate::provider::ProviderErrorKind) -> Self {
+        use crate::provider::ProviderErrorKind as K;
+        match kind {
+            K::RateLimited => Self::RateLimited,
+            K::ServerError => Self::ServerError,
+            K::Timeout => Self::Timeout,
+            K::Connection => Self::Connection,
+            K::MalformedResponse => Self::MalformedResponse,
+            K::Auth => Self::Auth,
+            K::BadRequest => Self::BadRequest,
+            K::Refused => Self::Refused,
+            K::ContentFiltered => Self::ContentFiltered,
+            K::ToolCallsOnly => Self::ToolCallsOnly,
+            K::EmptyOutput => Self::EmptyOutput,
+            K::NotConfigured => Self::NotConfigured,
+        }
+    }
+}
+
 /// Why an execution (or one attempt) failed.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionError {
-    /// Stable word: `rate_limited`, `timeout`, `server_error`, `connection`, `bad_request`,
-    /// `auth`, `malformed_response`, `render`, `deadline_exceeded`, `lease_expired`, ...
-    pub code: String,
+    /// What kind of failure it was.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub code: ExecutionErrorCode,
+    /// A sentence for people (the provider's own message where there is one).
     pub message: String,
+    /// Whether a later attempt may succeed.
     pub transient: bool,
     /// What the reply carried that explains the failure, when there was a reply: a refusal's
     /// text (`refusal`), the tool calls (`toolCalls`), the finish reason (`finishReason`),
@@ -310,4 +424,61 @@ pub struct AttemptResult {
     pub finished_at: DateTime<Utc>,
     /// The reply's finish reason, when the attempt read a reply.
     pub finish_reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ProviderErrorKind;
+
+    #[test]
+    fn string_forms_match_serde() {
+        for p in [Priority::Low, Priority::Normal, Priority::High] {
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
+            assert_eq!(Priority::parse(p.as_str()), Some(p));
+        }
+        for s in [
+            ExecutionStatus::Queued,
+            ExecutionStatus::Running,
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Cancelled,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(ExecutionStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ExecutionStatus::Cancelled.as_str(), "CANCELLED");
+        assert_eq!(Priority::parse("low"), None);
+    }
+
+    #[test]
+    fn execution_error_codes_keep_their_words() {
+        for (code, word) in [
+            (ExecutionErrorCode::RateLimited, "rate_limited"),
+            (ExecutionErrorCode::MalformedResponse, "malformed_response"),
+            (ExecutionErrorCode::DeadlineExceeded, "deadline_exceeded"),
+            (ExecutionErrorCode::LeaseExpired, "lease_expired"),
+            (ExecutionErrorCode::StoreUnavailable, "store_unavailable"),
+            (ExecutionErrorCode::PromptUnavailable, "prompt_unavailable"),
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(word));
+            assert_eq!(code, word);
+            assert_eq!(word.parse::<ExecutionErrorCode>().unwrap(), code);
+        }
+        for kind in [
+            ProviderErrorKind::RateLimited,
+            ProviderErrorKind::ServerError,
+            ProviderErrorKind::Timeout,
+            ProviderErrorKind::Connection,
+            ProviderErrorKind::MalformedResponse,
+            ProviderErrorKind::Auth,
+            ProviderErrorKind::BadRequest,
+            ProviderErrorKind::NotConfigured,
+        ] {
+            assert_eq!(ExecutionErrorCode::from(kind).as_str(), kind.as_str());
+        }
+        let e: ExecutionError =
+            serde_json::from_str(r#"{"code":"timeout","message":"slow","transient":true}"#).unwrap();
+        assert_eq!(e.code, ExecutionErrorCode::Timeout);
+    }
 }

@@ -567,7 +567,7 @@ async fn nul_characters_are_refused_naming_the_field() {
         let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "{}", r.text);
         assert_eq!(problems[0]["field"], field);
-        assert_eq!(problems[0]["code"], formaops_core::text::CODE);
+        assert_eq!(problems[0]["code"], formaops_core::text::CODE.as_str());
     }
     let list = app.get("/api/executions", &app.alice).await.expect(StatusCode::OK);
     assert!(list.body["items"].as_array().unwrap().is_empty(), "nothing was queued");

@@ -74,7 +74,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
                     let outcome = if fails {
                         AttemptOutcome::Failed {
                             error: ExecutionError {
-                                code: "bad_request".into(),
+                                code: formaops_core::execution::ExecutionErrorCode::BadRequest,
                                 message: "no".into(),
                                 transient: false,
                                 details: None,

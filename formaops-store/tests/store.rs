@@ -258,7 +258,7 @@ async fn enqueue_claim_finish(s: &dyn Store) {
         worker: "w1".into(),
         outcome: AttemptOutcome::Retry {
             error: ExecutionError {
-                code: "rate_limited".into(),
+                code: formaops_core::execution::ExecutionErrorCode::RateLimited,
                 message: "429".into(),
                 transient: true,
                 details: None,

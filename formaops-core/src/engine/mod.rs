@@ -58,7 +58,7 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{AttemptResult, Execution, ExecutionStatus, NewExecution, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
@@ -518,7 +518,7 @@ impl Inner {
         self.providers.get(name).ok_or_else(|| Error::InvalidPrompt {
             problems: vec![Problem::new(
                 "model.provider",
-                "unknown",
+                ProblemCode::Unknown,
                 format!("no provider named {name:?} is configured"),
             )],
         })
@@ -588,7 +588,11 @@ impl Inner {
             problems.extend(p);
         }
         if version.model.model.trim().is_empty() {
-            problems.push(Problem::new("model.model", "missing", "the model name must not be empty"));
+            problems.push(Problem::new(
+                "model.model",
+                ProblemCode::Missing,
+                "the model name must not be empty",
+            ));
         }
         if problems.is_empty() { Ok(()) } else { Err(Error::InvalidPrompt { problems }) }
     }
@@ -600,11 +604,15 @@ fn queued_event(e: &Execution) -> ExecutionEvent {
 
 fn check_name(name: &str) -> Result<()> {
     let problem = if name.trim().is_empty() {
-        Some(Problem::new("name", "missing", "the name must not be empty"))
+        Some(Problem::new("name", ProblemCode::Missing, "the name must not be empty"))
     } else if name.chars().count() > MAX_PROMPT_NAME_CHARS {
-        Some(Problem::new("name", "too_large", format!("at most {MAX_PROMPT_NAME_CHARS} characters")))
+        Some(Problem::new(
+            "name",
+            ProblemCode::TooLarge,
+            format!("at most {MAX_PROMPT_NAME_CHARS} characters"),
+        ))
     } else if name.chars().any(char::is_control) {
-        Some(Problem::new("name", "invalid", "control characters are not allowed"))
+        Some(Problem::new("name", ProblemCode::Invalid, "control characters are not allowed"))
     } else {
         None
     };
@@ -616,7 +624,7 @@ fn check_description(description: Option<&str>) -> Result<()> {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(Error::InvalidPrompt {
             problems: vec![Problem::new(
                 "description",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),

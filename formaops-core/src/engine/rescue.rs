@@ -31,7 +31,7 @@ pub const RESCUE_BATCH: u32 = 1_000;
 /// The error recorded on a rescued execution.
 pub fn lease_expired_error() -> ExecutionError {
     ExecutionError {
-        code: "lease_expired".to_string(),
+        code: crate::execution::ExecutionErrorCode::LeaseExpired,
         message: "the worker running this execution stopped renewing its lease".to_string(),
         transient: true,
         details: None,

@@ -17,27 +17,36 @@ pub use check::check_version;
 /// Lifecycle of a prompt. Archived prompts keep their history and executions readable but
 /// cannot be executed or updated; their name becomes free for a new prompt.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum PromptStatus {
     Active,
     Archived,
 }
 
 impl PromptStatus {
+    /// The word as serialised (`ACTIVE`, `ARCHIVED`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Archived => "ARCHIVED",
-        }
+        self.into()
     }
 
+    /// The status named by its serialised word (case-sensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ACTIVE" => Some(Self::Active),
-            "ARCHIVED" => Some(Self::Archived),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
