@@ -192,6 +192,14 @@ pub enum ExecutionErrorCode {
     PromptUnavailable,
     /// The model's output holds a character no store can keep (NUL); permanent.
     UnstorableOutput,
+    /// The model declined to answer (`refusal`); the text is in the error's details.
+    Refused,
+    /// The provider's content filter stopped the output (`finish_reason: "content_filter"`).
+    ContentFiltered,
+    /// The model answered only with tool calls; they are in the error's details.
+    ToolCallsOnly,
+    /// The reply carried no answer text (empty, or only reasoning).
+    EmptyOutput,
 }
 
 impl ExecutionErrorCode {
@@ -224,6 +232,10 @@ impl From<crate::provider::error::ProviderErrorKind> for ExecutionErrorCode {
             K::MalformedResponse => Self::MalformedResponse,
             K::Auth => Self::Auth,
             K::BadRequest => Self::BadRequest,
+            K::Refused => Self::Refused,
+            K::ContentFiltered => Self::ContentFiltered,
+            K::ToolCallsOnly => Self::ToolCallsOnly,
+            K::EmptyOutput => Self::EmptyOutput,
             K::NotConfigured => Self::NotConfigured,
         }
     }
@@ -241,6 +253,13 @@ pub struct ExecutionError {
     pub message: String,
     /// Whether a later attempt may succeed.
     pub transient: bool,
+    /// What the reply carried that explains the failure, when there was a reply: a refusal's
+    /// text (`refusal`), the tool calls (`toolCalls`), the finish reason (`finishReason`),
+    /// reasoning without an answer (`reasoning`), an excerpt of an unreadable reply
+    /// (`excerpt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub details: Option<Value>,
 }
 
 /// One execution of a pinned prompt version.
@@ -261,6 +280,11 @@ pub struct Execution {
     pub priority: Priority,
     pub status: ExecutionStatus,
     pub validate_output: bool,
+    /// Why the model stopped, as the provider reported it for the last attempt that got a
+    /// reply: `stop`, `length` (the output was cut at the token limit), `content_filter`,
+    /// `tool_calls`, ... `None` when no reply was read.
+    #[serde(default)]
+    pub finish_reason: Option<String>,
     /// Provider name the execution runs on (resolved at submission).
     pub provider: String,
     pub model: String,
@@ -349,6 +373,7 @@ impl Execution {
             priority,
             status: ExecutionStatus::Queued,
             validate_output,
+            finish_reason: None,
             provider,
             model,
             output: None,
@@ -397,6 +422,8 @@ pub struct AttemptResult {
     pub worker: String,
     pub outcome: AttemptOutcome,
     pub finished_at: DateTime<Utc>,
+    /// The reply's finish reason, when the attempt read a reply.
+    pub finish_reason: Option<String>,
 }
 
 #[cfg(test)]

@@ -118,6 +118,7 @@ pub fn storable_outcome(outcome: AttemptOutcome) -> AttemptOutcome {
                         code: ExecutionErrorCode::UnstorableOutput,
                         message: format!("the model output {MESSAGE}"),
                         transient: false,
+                        details: None,
                     },
                     metrics: Some(metrics),
                 };
@@ -214,6 +215,7 @@ mod tests {
                 code: ExecutionErrorCode::Render,
                 message: "bad \0 text".into(),
                 transient: false,
+                details: None,
             },
             metrics: None,
         };

@@ -99,6 +99,25 @@ pub struct ValidationVerdict {
     pub results: Vec<RuleOutcome>,
 }
 
+/// Appended to a failing JSON rule's reason when the output was cut at the token limit.
+pub const TRUNCATED_NOTE: &str =
+    "the output was cut at the token limit (finish_reason \"length\"), so it is incomplete";
+
+impl ValidationVerdict {
+    /// Marks the verdict of an output cut at the token limit: each failing `json` /
+    /// `json_schema` rule's reason says so (incomplete JSON is the likely cause).
+    pub fn note_truncated(&mut self) {
+        for result in &mut self.results {
+            if !result.passed && matches!(result.rule.as_str(), "json" | "json_schema") {
+                result.reason = Some(match result.reason.take() {
+                    Some(reason) => format!("{TRUNCATED_NOTE}: {reason}"),
+                    None => TRUNCATED_NOTE.to_string(),
+                });
+            }
+        }
+    }
+}
+
 /// Most rules one version may have.
 pub const MAX_RULES: usize = 32;
 /// Longest regex pattern, in bytes.

@@ -67,7 +67,6 @@ async fn every_transient_fault_kind_recovers_within_max_attempts() {
         MockFault::ServerError { status: 503 },
         MockFault::Timeout { after: None },
         MockFault::Connection,
-        MockFault::MalformedResponse,
     ];
     for fault in faults {
         let mock = Arc::new(MockProvider::new().fail_first(2, fault.clone()));
@@ -101,7 +100,7 @@ async fn attempts_exhausted_fails_with_the_last_error() {
 
 #[tokio::test(start_paused = true)]
 async fn permanent_faults_are_not_retried() {
-    for fault in [MockFault::BadRequest, MockFault::Auth] {
+    for fault in [MockFault::BadRequest, MockFault::Auth, MockFault::MalformedResponse] {
         let mock = Arc::new(MockProvider::new().fail_first(1, fault.clone()));
         let engine = engine_with(mock.clone(), config()).await;
         let user = UserId::new();

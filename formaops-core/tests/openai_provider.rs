@@ -258,7 +258,8 @@ async fn a_refusal_is_a_permanent_error_naming_it() {
         json!({"role": "assistant", "content": null, "refusal": "I can't help with that."});
     chat().respond_with(ResponseTemplate::new(200).set_body_json(body)).mount(&server).await;
     let err = provider(&base(&server)).complete(request("m")).await.unwrap_err();
-    assert_eq!(err.kind, ProviderErrorKind::BadRequest);
+    assert_eq!(err.kind, ProviderErrorKind::Refused);
+    assert!(!err.is_transient());
     assert!(err.message.contains("refused: I can't help with that."), "{}", err.message);
 }
 

@@ -125,7 +125,11 @@ fn provider_status(e: &ProviderError) -> (StatusCode, &'static str) {
         | ProviderErrorKind::Connection
         | ProviderErrorKind::MalformedResponse
         | ProviderErrorKind::Auth
-        | ProviderErrorKind::BadRequest => (StatusCode::BAD_GATEWAY, "provider_error"),
+        | ProviderErrorKind::BadRequest
+        | ProviderErrorKind::Refused
+        | ProviderErrorKind::ContentFiltered
+        | ProviderErrorKind::ToolCallsOnly
+        | ProviderErrorKind::EmptyOutput => (StatusCode::BAD_GATEWAY, "provider_error"),
     }
 }
 

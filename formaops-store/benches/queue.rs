@@ -120,6 +120,7 @@ async fn run(label: &str, store: Arc<dyn Store>) {
                             },
                         },
                         finished_at: Utc::now(),
+                        finish_reason: None,
                     })
                     .collect();
                 let applied = store.finish(&results).await.unwrap();

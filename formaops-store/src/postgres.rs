@@ -241,13 +241,14 @@ const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, outp
     tokens_reasoning = r.tokens_reasoning, tokens_total = r.tokens_total, \
     tokens_estimated = r.tokens_estimated, cost_usd = r.cost_usd, \
     run_after = COALESCE(r.run_after, e.run_after), finished_at = r.finished_at, lease_owner = NULL, \
-    lease_expires_at = NULL \
+    lease_expires_at = NULL, finish_reason = r.finish_reason \
     FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
     $8::bool[], $9::text[], $10::int8[], $11::int8[], $12::int8[], $13::int8[], $14::int8[], $15::int8[], \
-    $16::int8[], $17::int8[], $18::bool[], $19::numeric[], $20::timestamptz[], $21::timestamptz[]) \
+    $16::int8[], $17::int8[], $18::bool[], $19::numeric[], $20::timestamptz[], $21::timestamptz[], \
+    $22::text[]) \
     AS r(id, user_id, worker, status, output, validated_output, validation, validation_passed, error, \
     latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, \
-    tokens_reasoning, tokens_total, tokens_estimated, cost_usd, run_after, finished_at) \
+    tokens_reasoning, tokens_total, tokens_estimated, cost_usd, run_after, finished_at, finish_reason) \
     WHERE e.id = r.id AND e.user_id = r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
     RETURNING e.id";
 
@@ -629,6 +630,7 @@ async fn finish_rows(
     );
     let (mut cost, mut run_after, mut finished_at) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut finish_reason = Vec::with_capacity(n);
     for r in results {
         let c = FinishColumns::of(r)?;
         let x = c.result;
@@ -653,6 +655,7 @@ async fn finish_rows(
         cost.push(x.cost_usd);
         run_after.push(c.run_after);
         finished_at.push(c.finished_at);
+        finish_reason.push(c.finish_reason);
     }
     let applied: Vec<Uuid> = sqlx::query_scalar(FINISH_EXECUTIONS)
         .bind(id)
@@ -676,6 +679,7 @@ async fn finish_rows(
         .bind(cost)
         .bind(run_after)
         .bind(finished_at)
+        .bind(finish_reason)
         .fetch_all(&mut **tx)
         .await
         .db("finish")?;
@@ -700,6 +704,7 @@ mod tests {
                 code: formaops_core::execution::ExecutionErrorCode::ServerError,
                 message: "é".repeat(message_len),
                 transient: false,
+                details: None,
             }),
             run_after: None,
             delta: Some("d".repeat(20_000)),

@@ -131,6 +131,8 @@ pub(crate) struct FinishColumns {
     /// For a final outcome: when it finished.
     pub finished_at: Option<DateTime<Utc>>,
     pub result: ResultColumns,
+    /// The reply's finish reason (`None` when no reply was read).
+    pub finish_reason: Option<String>,
 }
 
 impl FinishColumns {
@@ -154,7 +156,13 @@ impl FinishColumns {
                 (ExecutionStatus::Queued, Some(*run_after), None)
             }
         };
-        Ok(Self { status: status.as_str(), run_after, finished_at, result })
+        Ok(Self {
+            status: status.as_str(),
+            run_after,
+            finished_at,
+            result,
+            finish_reason: r.finish_reason.clone(),
+        })
     }
 }
 

@@ -237,7 +237,7 @@ impl_store! {
                  validation_passed = $5, error = $6, latency_ms = $7, provider_latency_ms = $8, queue_ms = $9, \
                  tokens_input = $10, tokens_output = $11, tokens_cached = $12, tokens_reasoning = $13, \
                  tokens_total = $14, tokens_estimated = $15, cost_usd = $16, run_after = COALESCE($17, run_after), \
-                 finished_at = $18, lease_owner = NULL, lease_expires_at = NULL \
+                 finished_at = $18, lease_owner = NULL, lease_expires_at = NULL, finish_reason = $22 \
                  WHERE id = $19 AND user_id = $20 AND status = 'RUNNING' AND lease_owner = $21",
             )
             .bind(c.status)
@@ -261,6 +261,7 @@ impl_store! {
             .bind(r.id.0)
             .bind(r.user_id.0)
             .bind(&r.worker)
+            .bind(c.finish_reason)
             .execute(&mut *tx)
             .await
             .db("finish")?;

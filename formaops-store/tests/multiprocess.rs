@@ -77,6 +77,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
                                 code: formaops_core::execution::ExecutionErrorCode::BadRequest,
                                 message: "no".into(),
                                 transient: false,
+                                details: None,
                             },
                             metrics: None,
                         }
@@ -94,6 +95,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
                         worker: name.clone(),
                         outcome,
                         finished_at: Utc::now(),
+                        finish_reason: None,
                     }
                 })
                 .collect();

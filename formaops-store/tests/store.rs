@@ -79,6 +79,7 @@ fn completed(e: &Execution, worker: &str, cost: Option<Decimal>) -> AttemptResul
             },
         },
         finished_at: t0() + Duration::seconds(10),
+        finish_reason: Some("stop".into()),
     }
 }
 
@@ -260,10 +261,12 @@ async fn enqueue_claim_finish(s: &dyn Store) {
                 code: formaops_core::execution::ExecutionErrorCode::RateLimited,
                 message: "429".into(),
                 transient: true,
+                details: None,
             },
             run_after: now + Duration::seconds(5),
         },
         finished_at: now,
+        finish_reason: None,
     };
     assert_eq!(
         s.finish(&[completed(&a, "w1", cost), retry, completed(&a, "w1", cost)]).await.unwrap(),

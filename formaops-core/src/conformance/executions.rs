@@ -8,7 +8,8 @@ use super::fixtures::{
     provider, result,
 };
 use crate::execution::{
-    AttemptOutcome, Execution, ExecutionErrorCode, ExecutionMetrics, ExecutionStatus, TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    ExecutionStatus, TokenUsage,
 };
 use crate::ids::ExecutionId;
 use crate::page::{Cursor, PageRequest};
@@ -97,18 +98,30 @@ pub async fn finish_rules(store: &dyn Store) {
     let run_after = at + Duration::seconds(30);
     let results = vec![
         result(&ok, "intruder", completed(metrics.clone(), None)),
-        result(&ok, "w", completed(metrics.clone(), None)),
+        AttemptResult {
+            finish_reason: Some("length".into()),
+            ..result(&ok, "w", completed(metrics.clone(), None))
+        },
         result(&ok, "w", completed(metrics.clone(), None)),
         result(
             &retried,
             "w",
             AttemptOutcome::Retry { error: err(ExecutionErrorCode::ServerError), run_after },
         ),
-        result(
-            &failed,
-            "w",
-            AttemptOutcome::Failed { error: err(ExecutionErrorCode::BadRequest), metrics: None },
-        ),
+        AttemptResult {
+            finish_reason: Some("tool_calls".into()),
+            ..result(
+                &failed,
+                "w",
+                AttemptOutcome::Failed {
+                    error: ExecutionError {
+                        details: Some(serde_json::json!({"toolCalls": [{"id": "call_1"}]})),
+                        ..err(ExecutionErrorCode::ToolCallsOnly)
+                    },
+                    metrics: None,
+                },
+            )
+        },
         result(&queued, "w", completed(metrics.clone(), None)),
     ];
     let applied = store.finish(&results).await.unwrap();
@@ -118,6 +131,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(done.status, ExecutionStatus::Completed);
     assert_eq!(done.output.as_deref(), Some("out"));
     assert_eq!(done.metrics, Some(metrics));
+    assert_eq!(done.finish_reason.as_deref(), Some("length"), "the finish reason is recorded");
     assert!(done.finished_at.is_some());
     assert_eq!(done.lease_owner, None);
     let r = store.get_execution(user.id, retried.id).await.unwrap();
@@ -146,7 +160,10 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
     let f = store.get_execution(user.id, failed.id).await.unwrap();
     assert_eq!(f.status, ExecutionStatus::Failed);
-    assert_eq!(f.error.map(|e| e.code.to_string()), Some("bad_request".into()));
+    assert_eq!(f.finish_reason.as_deref(), Some("tool_calls"));
+    let error = f.error.expect("the failure is recorded");
+    assert_eq!(error.code.to_string(), "tool_calls_only");
+    assert_eq!(error.details, Some(serde_json::json!({"toolCalls": [{"id": "call_1"}]})), "details are kept");
 }
 
 /// Only QUEUED executions can be cancelled.

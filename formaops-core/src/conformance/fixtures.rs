@@ -118,11 +118,18 @@ pub(super) fn completed(m: ExecutionMetrics, validation: Option<ValidationVerdic
 }
 
 pub(super) fn result(e: &Execution, worker: &str, outcome: AttemptOutcome) -> AttemptResult {
-    AttemptResult { id: e.id, user_id: e.user_id, worker: worker.into(), outcome, finished_at: now() }
+    AttemptResult {
+        id: e.id,
+        user_id: e.user_id,
+        worker: worker.into(),
+        outcome,
+        finished_at: now(),
+        finish_reason: None,
+    }
 }
 
 pub(super) fn err(code: ExecutionErrorCode) -> ExecutionError {
-    ExecutionError { code, message: format!("{code} happened"), transient: true }
+    ExecutionError { code, message: format!("{code} happened"), transient: true, details: None }
 }
 
 pub(super) fn is_not_found<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {

@@ -36,6 +36,7 @@ pub fn lease_expired_error() -> ExecutionError {
         code: crate::execution::ExecutionErrorCode::LeaseExpired,
         message: "the worker running this execution stopped renewing its lease".to_string(),
         transient: true,
+        details: None,
     }
 }
 

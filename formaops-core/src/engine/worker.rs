@@ -123,7 +123,7 @@ async fn run_attempt(
         attempt,
         inner.clock.now(),
     ));
-    let (outcome, provider_time) = attempt_outcome(&inner, &slot, &exec).await;
+    let (outcome, provider_time, finish_reason) = attempt_outcome(&inner, &slot, &exec).await;
     // What every store can record: an unstorable output fails here, not in the finish batch.
     let outcome = crate::text::storable_outcome(outcome);
     let finished_at = inner.clock.now();
@@ -141,6 +141,7 @@ async fn run_attempt(
         worker: inner.config.worker_id.clone(),
         outcome,
         finished_at,
+        finish_reason,
     };
     let applied = inner.finisher.call(result).await;
     if let Ok(mut held) = inner.held.lock() {
@@ -176,7 +177,7 @@ async fn run_attempt(
 }
 
 fn exec_error(code: ExecutionErrorCode, message: impl Into<String>, transient: bool) -> ExecutionError {
-    ExecutionError { code, message: message.into(), transient }
+    ExecutionError { code, message: message.into(), transient, details: None }
 }
 
 /// The attempt error for a transient store failure (loading the prompt version): reported as
@@ -186,15 +187,23 @@ fn store_outage(e: &crate::Error) -> ExecutionError {
 }
 
 fn provider_exec_error(e: &ProviderError) -> ExecutionError {
-    exec_error(e.kind.into(), e.message.clone(), e.is_transient())
+    ExecutionError {
+        details: e.details.clone(),
+        ..exec_error(e.kind.into(), e.message.clone(), e.is_transient())
+    }
 }
 
 /// Runs one attempt up to (not including) recording it; also returns the precise provider
-/// call time (zero when no call was made).
-async fn attempt_outcome(inner: &Inner, slot: &ProviderSlot, exec: &Execution) -> (AttemptOutcome, Duration) {
+/// call time (zero when no call was made) and the reply's finish reason (when one was read).
+async fn attempt_outcome(
+    inner: &Inner,
+    slot: &ProviderSlot,
+    exec: &Execution,
+) -> (AttemptOutcome, Duration, Option<String>) {
     let mut provider_time = Duration::ZERO;
-    let outcome = attempt_outcome_inner(inner, slot, exec, &mut provider_time).await;
-    (outcome, provider_time)
+    let mut finish_reason = None;
+    let outcome = attempt_outcome_inner(inner, slot, exec, &mut provider_time, &mut finish_reason).await;
+    (outcome, provider_time, finish_reason)
 }
 
 async fn attempt_outcome_inner(
@@ -202,6 +211,7 @@ async fn attempt_outcome_inner(
     slot: &ProviderSlot,
     exec: &Execution,
     provider_time: &mut Duration,
+    finish_reason: &mut Option<String>,
 ) -> AttemptOutcome {
     let now = inner.clock.now();
     let metrics_at = |finished: DateTime<Utc>, provider: Duration, usage: TokenUsage| ExecutionMetrics {
@@ -280,14 +290,19 @@ async fn attempt_outcome_inner(
                 metrics.cost_usd = inner.config.prices.cost(reported, &completion.usage);
             }
             let (validation, validated_output) = if exec.validate_output {
-                let (verdict, parsed) = compiled.rules.check(&completion.text);
+                let (mut verdict, parsed) = compiled.rules.check(&completion.text);
+                if completion.truncated() {
+                    verdict.note_truncated();
+                }
                 (Some(verdict), parsed)
             } else {
                 (None, None)
             };
+            finish_reason.clone_from(&completion.finish_reason);
             AttemptOutcome::Completed { output: completion.text, validated_output, validation, metrics }
         }
         Err(e) => {
+            finish_reason.clone_from(&e.finish_reason);
             let err = provider_exec_error(&e);
             retry_or_fail(inner, exec, err, e.retry_after, inner.clock.now(), call_time, &metrics_at)
         }

@@ -20,6 +20,7 @@
 //! base_url = "http://127.0.0.1:11434/v1"
 //! timeout_ms = 120000
 //! concurrency = 2
+//! structured_output = "json_object"   # json_schema (default) | json_object | none
 //! ```
 //!
 //! A `kind = "mock"` entry takes the mock's own options (see [`MockSpec`] for the fault
@@ -45,10 +46,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::LlmProvider;
 pub use super::error::ProviderConfigError;
 use super::mock::{FaultSpec, MockSpec};
 pub use super::secret::Secret;
+use super::{LlmProvider, StructuredOutput};
 
 /// Environment variable holding the OpenAI API key.
 pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -118,6 +119,10 @@ pub struct ProviderEntry {
     /// servers without SSE support.
     #[serde(default)]
     pub stream: Option<bool>,
+    /// Which structured-output form the server accepts: `json_schema` (default),
+    /// `json_object` or `none` (see [`StructuredOutput`]).
+    #[serde(default)]
+    pub structured_output: Option<StructuredOutput>,
     /// Kind `mock`: latency of every call in milliseconds.
     #[serde(default)]
     pub latency_ms: Option<u64>,
@@ -142,6 +147,7 @@ impl fmt::Debug for ProviderEntry {
             .field("concurrency", &self.concurrency)
             .field("extra_headers", &self.extra_headers.keys().collect::<Vec<_>>())
             .field("stream", &self.stream)
+            .field("structured_output", &self.structured_output)
             .field("latency_ms", &self.latency_ms)
             .field("reply", &self.reply)
             .field("faults", &self.faults)
@@ -163,6 +169,7 @@ impl ProviderEntry {
             concurrency: None,
             extra_headers: BTreeMap::new(),
             stream: None,
+            structured_output: None,
             latency_ms: None,
             reply: None,
             faults: Vec::new(),
@@ -329,6 +336,7 @@ fn build_one(
                 ("timeout_ms", entry.timeout_ms.is_some()),
                 ("extra_headers", !entry.extra_headers.is_empty()),
                 ("stream", entry.stream.is_some()),
+                ("structured_output", entry.structured_output.is_some()),
             ];
             if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
                 return Err(ProviderConfigError::new(name, *field, "not supported by kind \"mock\""));
@@ -411,6 +419,9 @@ fn build_openai(
     if let Some(stream) = entry.stream {
         config.stream = stream;
     }
+    if let Some(structured_output) = entry.structured_output {
+        config.structured_output = structured_output;
+    }
     let provider = OpenAiProvider::new(config)?;
     Ok(Arc::new(provider))
 }
@@ -449,6 +460,7 @@ timeout_ms = 120000
 concurrency = 2
 extra_headers = { "x-gateway" = "g1" }
 stream = false
+structured_output = "none"
 "#;
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
@@ -467,6 +479,28 @@ stream = false
         assert_eq!(local.base_url.as_deref(), Some("http://127.0.0.1:11434/v1"));
         assert_eq!(local.extra_headers.get("x-gateway").map(String::as_str), Some("g1"));
         assert_eq!(local.stream, Some(false));
+        assert_eq!(local.structured_output, Some(StructuredOutput::None));
+        assert_eq!(settings.providers["openai"].structured_output, None);
+        for (text, form) in [
+            ("json_schema", StructuredOutput::JsonSchema),
+            ("json_object", StructuredOutput::JsonObject),
+            ("none", StructuredOutput::None),
+        ] {
+            let settings: ProviderSettings =
+                toml::from_str(&format!("[providers.a]\nkind = \"openai\"\nstructured_output = \"{text}\""))
+                    .unwrap();
+            assert_eq!(settings.providers["a"].structured_output, Some(form));
+            assert!(settings.build_with_env(&env_of(&[])).is_ok());
+        }
+        assert!(
+            toml::from_str::<ProviderSettings>(
+                "[providers.a]\nkind = \"openai\"\nstructured_output = \"xml\""
+            )
+            .is_err()
+        );
+        let mock: ProviderSettings =
+            toml::from_str("[providers.m]\nkind = \"mock\"\nstructured_output = \"none\"").unwrap();
+        assert_eq!(mock.build_with_env(&env_of(&[])).err().unwrap().field, "structured_output");
 
         let built = settings.build_with_env(&env_of(&[("TEST_OPENAI_KEY", "sk-test")])).unwrap();
         let built_names = names(&built);

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// How a provider call failed.
 #[derive(
@@ -32,7 +33,8 @@ pub enum ProviderErrorKind {
     Timeout,
     /// Connection refused, reset, DNS failure, a stream cut midway.
     Connection,
-    /// The reply could not be understood (bad JSON, missing fields).
+    /// The reply could not be understood (not JSON, no choices). Permanent: the same server
+    /// would answer the same way, and each call is paid for.
     MalformedResponse,
     /// 401, 403.
     Auth,
@@ -40,6 +42,16 @@ pub enum ProviderErrorKind {
     BadRequest,
     /// No provider is configured under the requested name.
     NotConfigured,
+    /// The model declined to answer (`refusal`); the refusal text is in the details.
+    Refused,
+    /// The provider stopped the output with its content filter (`finish_reason:
+    /// "content_filter"`).
+    ContentFiltered,
+    /// The model answered only with tool calls (`content: null` + `tool_calls`); they are in
+    /// the details.
+    ToolCallsOnly,
+    /// The reply carries no answer text (empty, or only reasoning).
+    EmptyOutput,
 }
 
 impl ProviderErrorKind {
@@ -50,14 +62,7 @@ impl ProviderErrorKind {
 
     /// Whether the same request may succeed if tried again.
     pub fn is_transient(self) -> bool {
-        matches!(
-            self,
-            Self::RateLimited
-                | Self::ServerError
-                | Self::Timeout
-                | Self::Connection
-                | Self::MalformedResponse
-        )
+        matches!(self, Self::RateLimited | Self::ServerError | Self::Timeout | Self::Connection)
     }
 }
 
@@ -72,11 +77,33 @@ pub struct ProviderError {
     pub status: Option<u16>,
     /// The provider's `Retry-After` / `retry-after-ms`, when sent.
     pub retry_after: Option<Duration>,
+    /// What the reply carried that explains the failure (a refusal's text, tool calls, the
+    /// finish reason, an excerpt of an unreadable reply), kept on the execution's error.
+    pub details: Option<Value>,
+    /// The reply's finish reason, when a reply was read.
+    pub finish_reason: Option<String>,
 }
 
 impl ProviderError {
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into(), status: None, retry_after: None }
+        Self {
+            kind,
+            message: message.into(),
+            status: None,
+            retry_after: None,
+            details: None,
+            finish_reason: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = Some(details);
+        self
+    }
+
+    pub fn with_finish_reason(mut self, finish_reason: Option<String>) -> Self {
+        self.finish_reason = finish_reason;
+        self
     }
 
     pub fn with_status(mut self, status: u16) -> Self {

@@ -19,8 +19,8 @@
 //! ```
 //!
 //! Faults: `rate_limited` (`retry_after` seconds), `server_error` (`status`, default 500),
-//! `timeout` (`after` seconds, default: until the call's deadline), `connection`,
-//! `malformed_response` (all transient), `bad_request`, `auth` (permanent). Each names exactly
+//! `timeout` (`after` seconds, default: until the call's deadline), `connection` (all
+//! transient), `malformed_response`, `bad_request`, `auth` (permanent). Each names exactly
 //! one of `first`, `calls`, `rate` (with an optional `seed`).
 
 use std::collections::BTreeMap;
@@ -480,7 +480,9 @@ impl LlmProvider for MockProvider {
         let output = estimate_tokens(&text);
         let usage =
             TokenUsage { input, output, cached: 0, reasoning: 0, total: input + output, estimated: false };
-        Ok(Completion { text, usage, latency: started.elapsed(), model: Some(request.model) })
+        let mut completion = Completion::new(text, usage, started.elapsed(), Some(request.model));
+        completion.finish_reason = Some("stop".to_string());
+        Ok(completion)
     }
 }
 

@@ -47,6 +47,23 @@ pub struct ResponseSchema {
     pub strict: bool,
 }
 
+/// Which structured-output form a provider accepts, for versions whose rules give a JSON
+/// Schema.
+///
+/// - `json_schema` (default): `response_format: {type: "json_schema", json_schema: {...}}`;
+/// - `json_object`: `response_format: {type: "json_object"}` (JSON mode, no schema);
+/// - `none`: no `response_format` at all.
+///
+/// Whatever is sent, the version's rules are checked on the output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StructuredOutput {
+    #[default]
+    JsonSchema,
+    JsonObject,
+    None,
+}
+
 /// A completion request, fully rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompletionRequest {
@@ -67,6 +84,27 @@ pub struct Completion {
     pub latency: Duration,
     /// The model that answered, as the provider reports it (may differ from the request).
     pub model: Option<String>,
+    /// Why the model stopped, as the provider reports it (`stop`, `length`, ...). `length`
+    /// means the output was cut at the token limit (see [`Completion::truncated`]).
+    pub finish_reason: Option<String>,
+    /// Thinking the model reported apart from its answer (`thinking` / `reasoning` content
+    /// parts, `reasoning_content`). Never part of `text`.
+    pub reasoning: Option<String>,
+}
+
+/// The finish reason of an output cut at the token limit.
+pub const FINISH_LENGTH: &str = "length";
+
+impl Completion {
+    /// A completion with only text and usage (no finish reason, no reasoning).
+    pub fn new(text: impl Into<String>, usage: TokenUsage, latency: Duration, model: Option<String>) -> Self {
+        Self { text: text.into(), usage, latency, model, finish_reason: None, reasoning: None }
+    }
+
+    /// Whether the output was cut at the token limit (`finish_reason: "length"`).
+    pub fn truncated(&self) -> bool {
+        self.finish_reason.as_deref() == Some(FINISH_LENGTH)
+    }
 }
 
 /// A chunk of partial output while a completion streams.

@@ -490,6 +490,7 @@ impl Store for MemoryStore {
             }
             e.lease_owner = None;
             e.lease_expires_at = None;
+            e.finish_reason.clone_from(&r.finish_reason);
             s.running.remove(&r.id);
             match &r.outcome {
                 AttemptOutcome::Completed { output, validated_output, validation, metrics } => {

@@ -148,11 +148,15 @@ class ExecutionMetrics(_Result):
 
 @dataclass
 class ExecutionError(_Result):
-    """Why an execution failed: a stable ``code``, a message, and whether it was transient."""
+    """Why an execution failed: a stable ``code``, a message, whether it was transient, and
+    what the reply carried that explains it (``details``: the refusal text, the tool calls,
+    reasoning without an answer, the finish reason, an excerpt of an unreadable reply), when
+    there was a reply."""
 
     code: str
     message: str
     transient: bool
+    details: Optional[Dict[str, Any]] = None
 
 
 @dataclass
@@ -187,6 +191,9 @@ class Execution(_Result):
     status: str
     """QUEUED, RUNNING, COMPLETED, FAILED or CANCELLED."""
     validate_output: bool
+    finish_reason: Optional[str]
+    """Why the model stopped on the last reply read: ``stop``, ``length`` (the output was cut
+    at the token limit), ``content_filter``, ``tool_calls``, ...; None when no reply was read."""
     provider: str
     model: str
     output: Optional[str]

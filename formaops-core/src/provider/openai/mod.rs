@@ -8,12 +8,17 @@
 //! - Usage is read with cached and reasoning tokens; when the server sends none it is
 //!   estimated with tiktoken (`o200k_base`, or `cl100k_base` for models known to use it) and
 //!   marked `estimated`.
-//! - Errors are classified: 408, 409, 429, 5xx, timeouts, connection failures, cut streams
-//!   and unreadable replies are transient, with `Retry-After` / `retry-after-ms` captured;
-//!   other 4xx are permanent with the server's message preserved. The provider never
-//!   retries: the engine does.
+//! - Errors are classified: 408, 409, 429, 5xx, timeouts, connection failures and cut
+//!   streams are transient, with `Retry-After` / `retry-after-ms` captured; other 4xx are
+//!   permanent with the server's message preserved. An error object sent with HTTP 200 is
+//!   classified by its `type` / `code`. A reply that cannot be read is permanent, quoting its
+//!   start. The provider never retries: the engine does.
+//! - Replies are read leniently (null counts, content parts, reasoning apart from the
+//!   answer), and judged: a refusal, a content-filter stop, tool calls only or no answer text
+//!   are permanent errors of their own kind, with what came back in the error's details.
 //! - The API key lives in a [`Secret`]: redacted in `Debug`, marked sensitive in the HTTP
-//!   client, and scrubbed from any error message a server echoes it in.
+//!   client, and scrubbed from any error message a server echoes it in (when it looks like a
+//!   secret: placeholders like `x` are left alone so server words stay intact).
 //! - Every call ends by the request's deadline (or the configured timeout, if sooner), and
 //!   reads at most [`OpenAiConfig::max_response_bytes`] of any reply.
 //!
@@ -46,8 +51,12 @@ use tokio::time::Instant;
 
 use super::error::ProviderConfigError;
 use super::secret::Secret;
-use super::{Completion, CompletionRequest, LlmProvider, PartialOutput, ProviderError, ProviderErrorKind};
-use wire::{ChatChunk, ChatRequest, ChatResponse, ErrorEnvelope};
+use super::{
+    Completion, CompletionRequest, LlmProvider, PartialOutput, ProviderError, ProviderErrorKind,
+    StructuredOutput,
+};
+use serde_json::{Value, json};
+use wire::{ChatChunk, ChatRequest, ChatResponse, ContentText, ErrorBody, ErrorEnvelope, Usage};
 
 /// Default upper bound of one call (the request's deadline may be shorter).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -59,6 +68,13 @@ pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES: usize = 64 * 1024;
 /// Longest error message kept from a server, in characters.
 const MAX_ERROR_MESSAGE_CHARS: usize = 2_000;
+/// Longest excerpt of an unreadable reply kept in the error, in characters.
+const MAX_EXCERPT_CHARS: usize = 300;
+/// Longest refusal, reasoning or partial output kept in an error's details, in characters.
+const MAX_DETAIL_CHARS: usize = 4_000;
+/// Shortest API key scrubbed from messages. Shorter keys (`x`, `none`, `EMPTY`: placeholders
+/// local servers accept) are no secret, and replacing them would mangle the server's words.
+pub const MIN_REDACTED_KEY_CHARS: usize = 8;
 /// Longest `Retry-After` honoured; larger values are clamped to it.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
 
@@ -88,6 +104,8 @@ pub struct OpenAiConfig {
     pub stream: bool,
     /// Most bytes read from one reply.
     pub max_response_bytes: usize,
+    /// Which structured-output form the server accepts (default `json_schema`).
+    pub structured_output: StructuredOutput,
 }
 
 impl OpenAiConfig {
@@ -104,6 +122,7 @@ impl OpenAiConfig {
             extra_headers: Vec::new(),
             stream: true,
             max_response_bytes: DEFAULT_MAX_RESPONSE_BYTES,
+            structured_output: StructuredOutput::default(),
         }
     }
 }
@@ -122,6 +141,7 @@ impl fmt::Debug for OpenAiConfig {
             .field("extra_headers", &header_names)
             .field("stream", &self.stream)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("structured_output", &self.structured_output)
             .finish()
     }
 }
@@ -136,6 +156,7 @@ pub struct OpenAiProvider {
     timeout: Duration,
     stream: bool,
     max_response_bytes: usize,
+    structured_output: StructuredOutput,
 }
 
 impl fmt::Debug for OpenAiProvider {
@@ -213,6 +234,7 @@ impl OpenAiProvider {
             timeout: config.timeout,
             stream: config.stream,
             max_response_bytes: config.max_response_bytes,
+            structured_output: config.structured_output,
         })
     }
 
@@ -245,7 +267,7 @@ impl OpenAiProvider {
     }
 
     fn body(&self, request: &CompletionRequest, stream: bool) -> Result<Vec<u8>, ProviderError> {
-        serde_json::to_vec(&ChatRequest::new(request, stream)).map_err(|e| {
+        serde_json::to_vec(&ChatRequest::new(request, stream, self.structured_output)).map_err(|e| {
             ProviderError::new(ProviderErrorKind::BadRequest, format!("cannot encode the request: {e}"))
         })
     }
@@ -303,7 +325,7 @@ impl OpenAiProvider {
     /// characters and bounds the length.
     fn sanitize(&self, message: String) -> String {
         let mut message = match &self.api_key {
-            Some(key) if !key.expose().is_empty() => message.replace(key.expose(), "[REDACTED]"),
+            Some(key) if is_secret_looking(key.expose()) => message.replace(key.expose(), "[REDACTED]"),
             _ => message,
         };
         if message.chars().any(|c| c.is_control()) {
@@ -323,11 +345,29 @@ impl OpenAiProvider {
         )
     }
 
-    fn refused(&self, refusal: &str) -> ProviderError {
-        ProviderError::new(
-            ProviderErrorKind::BadRequest,
-            self.sanitize(format!("{}: the model refused: {refusal}", self.name)),
-        )
+    /// A reply that cannot be read: permanent, with an excerpt of what came back.
+    fn unreadable(&self, what: impl fmt::Display, body: &[u8]) -> ProviderError {
+        let text = String::from_utf8_lossy(body);
+        let excerpt = truncate_chars(text.trim(), MAX_EXCERPT_CHARS);
+        let shown = if excerpt.is_empty() { "(empty body)".to_string() } else { excerpt.clone() };
+        self.malformed(format!("{what}; the reply began: {shown}"))
+            .with_details(json!({ "excerpt": self.sanitize(excerpt) }))
+    }
+
+    /// A string kept in an error's details: the key scrubbed, the length bounded.
+    fn detail(&self, text: &str) -> String {
+        let text = match &self.api_key {
+            Some(key) if is_secret_looking(key.expose()) => text.replace(key.expose(), "[REDACTED]"),
+            _ => text.to_string(),
+        };
+        truncate_chars(&text, MAX_DETAIL_CHARS)
+    }
+
+    /// An error object the server sent with a success status (HTTP 200, or inside a
+    /// stream): its message kept, classified by its `type` / `code`.
+    fn error_in_reply(&self, error: &ErrorBody, where_: &str) -> ProviderError {
+        let message = format!("{} sent an error {where_}: {}", self.name, error.describe());
+        ProviderError::new(error.classify(), self.sanitize(message))
     }
 
     /// Parses a non-streamed reply into a completion.
@@ -337,21 +377,113 @@ impl OpenAiProvider {
         request: &CompletionRequest,
         started: Instant,
     ) -> Result<Completion, ProviderError> {
-        let reply: ChatResponse = serde_json::from_slice(body)
-            .map_err(|e| self.malformed(format!("the reply is not chat-completions JSON: {e}")))?;
-        let Some(choice) = reply.choices.into_iter().next() else {
-            return Err(self.malformed("the reply has no choices"));
+        let mut reply: ChatResponse = serde_json::from_slice(body).map_err(|e| {
+            self.unreadable(format_args!("the reply is not chat-completions JSON ({e})"), body)
+        })?;
+        if let Some(error) = reply.error_body() {
+            return Err(self.error_in_reply(&error, "with HTTP 200"));
+        }
+        let Some(choice) = reply.choices.take().and_then(|c| c.into_iter().next()) else {
+            return Err(self.unreadable("the reply has no choices", body));
         };
-        let text = match (choice.message.content, choice.message.refusal) {
-            (Some(text), _) => text,
-            (None, Some(refusal)) => return Err(self.refused(&refusal)),
-            (None, None) => String::new(),
+        let Some(message) = choice.message else {
+            return Err(self.unreadable("the reply's choice has no message", body));
         };
-        let usage = match reply.usage {
-            Some(usage) => usage.into_token_usage(),
-            None => estimate::estimate_usage(request, &text),
+        let mut parts = ReplyParts {
+            finish_reason: choice.finish_reason,
+            model: reply.model,
+            usage: reply.usage,
+            ..ReplyParts::default()
         };
-        Ok(Completion { text, usage, latency: started.elapsed(), model: reply.model })
+        if let Some(content) = message.content {
+            parts.content.add(content);
+        }
+        for thought in [message.reasoning_content, message.reasoning].into_iter().flatten() {
+            parts.content.reasoning.push_str(&thought);
+        }
+        parts.refusal = message.refusal.unwrap_or_default();
+        parts.add_tool_calls(message.tool_calls);
+        parts.add_tool_calls(message.function_call);
+        self.judge(parts, request, started)
+    }
+
+    /// Turns what a reply carried into a completion, or into the error that tells a bad
+    /// answer apart from a good one: a content-filter stop, a refusal, tool calls only, or no
+    /// answer text are permanent errors of their own kind, never an empty success.
+    fn judge(
+        &self,
+        parts: ReplyParts,
+        request: &CompletionRequest,
+        started: Instant,
+    ) -> Result<Completion, ProviderError> {
+        let ReplyParts { content, refusal, tool_calls, finish_reason, model, usage } = parts;
+        let ContentText { text, reasoning } = content;
+        let finish = finish_reason.as_deref();
+        let fail = |kind: ProviderErrorKind, message: String, mut details: serde_json::Map<String, Value>| {
+            if let Some(reason) = finish {
+                details.insert("finishReason".to_string(), Value::String(reason.to_string()));
+            }
+            Err(ProviderError::new(kind, self.sanitize(format!("{}: {message}", self.name)))
+                .with_details(Value::Object(details))
+                .with_finish_reason(finish_reason.clone()))
+        };
+        let answered = !text.trim().is_empty();
+        let mut details = serde_json::Map::new();
+        if !text.is_empty() {
+            details.insert("partialOutput".to_string(), Value::String(self.detail(&text)));
+        }
+        if finish == Some("content_filter") {
+            return fail(
+                ProviderErrorKind::ContentFiltered,
+                "the provider's content filter stopped the output (finish_reason \"content_filter\")"
+                    .to_string(),
+                details,
+            );
+        }
+        if !refusal.trim().is_empty() {
+            details.insert("refusal".to_string(), Value::String(self.detail(&refusal)));
+            return fail(ProviderErrorKind::Refused, format!("the model refused: {refusal}"), details);
+        }
+        let tool_finish = matches!(finish, Some("tool_calls" | "function_call"));
+        if !answered && (!tool_calls.is_empty() || tool_finish) {
+            let names: Vec<&str> = tool_calls
+                .iter()
+                .filter_map(|c| c.pointer("/function/name").or_else(|| c.get("name")).and_then(Value::as_str))
+                .collect();
+            let message = format!(
+                "the model answered only with {} tool call(s){} and no text",
+                tool_calls.len(),
+                if names.is_empty() { String::new() } else { format!(" ({})", names.join(", ")) }
+            );
+            details.insert("toolCalls".to_string(), Value::Array(tool_calls));
+            return fail(ProviderErrorKind::ToolCallsOnly, message, details);
+        }
+        if !answered {
+            let why = match (reasoning.trim().is_empty(), finish) {
+                (false, Some("length")) => "the model spent its token limit on reasoning and gave no answer \
+                     (finish_reason \"length\"; raise maxCompletionTokens)"
+                    .to_string(),
+                (false, _) => "the model gave only reasoning and no answer".to_string(),
+                (true, Some(reason)) => format!("the reply has no answer text (finish_reason {reason:?})"),
+                (true, None) => "the reply has no answer text".to_string(),
+            };
+            if !reasoning.is_empty() {
+                details.insert("reasoning".to_string(), Value::String(self.detail(&reasoning)));
+            }
+            return fail(ProviderErrorKind::EmptyOutput, why, details);
+        }
+        let usage = match usage.and_then(Usage::into_token_usage) {
+            Some(usage) => usage,
+            None => estimate::estimate_usage(request, &format!("{reasoning}{text}")),
+        };
+        Ok(Completion {
+            text,
+            usage,
+            latency: started.elapsed(),
+            model,
+            finish_reason,
+            reasoning: (!reasoning.is_empty()).then_some(reasoning),
+        })
     }
 
     async fn complete_inner(
@@ -407,10 +539,7 @@ impl OpenAiProvider {
         });
         let mut events = bytes.eventsource();
 
-        let mut text = String::new();
-        let mut refusal = String::new();
-        let mut model = None;
-        let mut usage = None;
+        let mut parts = ReplyParts::default();
         let mut finished = false;
         let mut done = false;
         while let Some(event) = events.next().await {
@@ -438,36 +567,44 @@ impl OpenAiProvider {
                 continue;
             }
             let chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
-                self.malformed(format!("a stream event is not a chat-completions chunk: {e}"))
+                self.unreadable(
+                    format_args!("a stream event is not a chat-completions chunk ({e})"),
+                    data.as_bytes(),
+                )
             })?;
             if let Some(error) = chunk.error {
-                let kind = if error.is_rate_limit() {
-                    ProviderErrorKind::RateLimited
-                } else {
-                    ProviderErrorKind::ServerError
-                };
-                let message = format!("{} sent an error in the stream: {}", self.name, error.describe());
-                return Err(ProviderError::new(kind, self.sanitize(message)));
+                return Err(self.error_in_reply(&error, "in the stream"));
             }
             if chunk.model.is_some() {
-                model = chunk.model;
+                parts.model = chunk.model;
             }
-            if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(choice) = chunk.choices.and_then(|c| c.into_iter().next()) {
                 if let Some(delta) = choice.delta {
-                    if let Some(content) = delta.content.filter(|c| !c.is_empty()) {
-                        text.push_str(&content);
-                        on_partial(PartialOutput { delta: content });
+                    if let Some(content) = delta.content {
+                        let mut piece = ContentText::default();
+                        piece.add(content);
+                        if !piece.text.is_empty() {
+                            parts.content.text.push_str(&piece.text);
+                            on_partial(PartialOutput { delta: piece.text });
+                        }
+                        parts.content.reasoning.push_str(&piece.reasoning);
+                    }
+                    for thought in [delta.reasoning_content, delta.reasoning].into_iter().flatten() {
+                        parts.content.reasoning.push_str(&thought);
                     }
                     if let Some(r) = delta.refusal {
-                        refusal.push_str(&r);
+                        parts.refusal.push_str(&r);
                     }
+                    parts.add_tool_calls(delta.tool_calls);
+                    parts.add_tool_calls(delta.function_call);
                 }
                 if choice.finish_reason.is_some() {
                     finished = true;
+                    parts.finish_reason = choice.finish_reason;
                 }
             }
             if chunk.usage.is_some() {
-                usage = chunk.usage;
+                parts.usage = chunk.usage;
             }
         }
         if !done && !finished {
@@ -477,18 +614,11 @@ impl OpenAiProvider {
                     "{}: the stream ended before the reply was complete (no finish_reason or [DONE]) \
                      after {} characters",
                     self.name,
-                    text.chars().count()
+                    parts.content.text.chars().count()
                 ),
             ));
         }
-        if text.is_empty() && !refusal.is_empty() {
-            return Err(self.refused(&refusal));
-        }
-        let usage = match usage {
-            Some(usage) => usage.into_token_usage(),
-            None => estimate::estimate_usage(request, &text),
-        };
-        Ok(Completion { text, usage, latency: started.elapsed(), model })
+        self.judge(parts, request, started)
     }
 
     fn log_outcome(&self, request: &CompletionRequest, result: &Result<Completion, ProviderError>) {
@@ -571,10 +701,54 @@ fn chat_completions_url(base_url: &str) -> Result<Url, String> {
     Ok(url)
 }
 
+/// What one reply carried, gathered from a whole reply or from a stream's chunks.
+#[derive(Debug, Default)]
+struct ReplyParts {
+    content: ContentText,
+    refusal: String,
+    tool_calls: Vec<Value>,
+    finish_reason: Option<String>,
+    model: Option<String>,
+    usage: Option<Usage>,
+}
+
+impl ReplyParts {
+    /// Adds `tool_calls` (an array) or a `function_call` (one object); `null` adds nothing.
+    fn add_tool_calls(&mut self, calls: Option<Value>) {
+        match calls {
+            Some(Value::Array(calls)) => self.tool_calls.extend(calls),
+            Some(Value::Null) | None => {}
+            Some(call) => self.tool_calls.push(call),
+        }
+    }
+}
+
+/// Whether an API key is a real secret worth scrubbing from messages: at least
+/// [`MIN_REDACTED_KEY_CHARS`] characters with a digit or an upper-case letter (every issued
+/// key has them). Placeholders (`x`, `EMPTY`, `sk-no-key-required`) are not: replacing them
+/// would only mangle the server's words. The key is never sent anywhere but the
+/// `Authorization` header, which is marked sensitive either way.
+fn is_secret_looking(key: &str) -> bool {
+    key.chars().count() >= MIN_REDACTED_KEY_CHARS
+        && key.chars().any(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+}
+
+/// The first `max` characters of `text`, with `...` when cut.
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}...", &text[..cut]),
+        None => text.to_string(),
+    }
+}
+
 /// 429 -> rate limited; 408, 409, 5xx -> server error (transient); 401, 403 -> auth;
 /// anything else -> bad request (permanent).
 fn classify_status(status: StatusCode) -> ProviderErrorKind {
-    match status.as_u16() {
+    classify_status_code(status.as_u16())
+}
+
+fn classify_status_code(status: u16) -> ProviderErrorKind {
+    match status {
         429 => ProviderErrorKind::RateLimited,
         408 | 409 | 500..=599 => ProviderErrorKind::ServerError,
         401 | 403 => ProviderErrorKind::Auth,

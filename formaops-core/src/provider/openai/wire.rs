@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::execution::TokenUsage;
-use crate::provider::{CompletionRequest, Message, ResponseSchema};
+use crate::provider::{CompletionRequest, Message, ProviderErrorKind, ResponseSchema, StructuredOutput};
 
 /// `POST /chat/completions` body, borrowing from the request.
 #[derive(Debug, Serialize)]
@@ -33,7 +33,7 @@ pub(crate) struct ChatRequest<'a> {
 }
 
 impl<'a> ChatRequest<'a> {
-    pub(crate) fn new(request: &'a CompletionRequest, stream: bool) -> Self {
+    pub(crate) fn new(request: &'a CompletionRequest, stream: bool, structured: StructuredOutput) -> Self {
         let p = &request.parameters;
         Self {
             model: &request.model,
@@ -43,7 +43,11 @@ impl<'a> ChatRequest<'a> {
             max_completion_tokens: p.max_completion_tokens,
             stop: &p.stop,
             seed: p.seed,
-            response_format: request.response_schema.as_ref().map(ResponseFormat::json_schema),
+            response_format: request.response_schema.as_ref().and_then(|schema| match structured {
+                StructuredOutput::JsonSchema => Some(ResponseFormat::json_schema(schema)),
+                StructuredOutput::JsonObject => Some(ResponseFormat::JSON_OBJECT),
+                StructuredOutput::None => None,
+            }),
             stream,
             stream_options: stream.then_some(StreamOptions { include_usage: true }),
         }
@@ -54,18 +58,22 @@ impl<'a> ChatRequest<'a> {
 pub(crate) struct ResponseFormat<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
-    pub json_schema: JsonSchemaFormat<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_schema: Option<JsonSchemaFormat<'a>>,
 }
 
 impl<'a> ResponseFormat<'a> {
+    /// `{"type": "json_object"}`: JSON mode, for servers without `json_schema`.
+    const JSON_OBJECT: Self = Self { kind: "json_object", json_schema: None };
+
     fn json_schema(schema: &'a ResponseSchema) -> Self {
         Self {
             kind: "json_schema",
-            json_schema: JsonSchemaFormat {
+            json_schema: Some(JsonSchemaFormat {
                 name: &schema.name,
                 schema: &schema.schema,
                 strict: schema.strict,
-            },
+            }),
         }
     }
 }
@@ -82,99 +90,244 @@ pub(crate) struct StreamOptions {
     pub include_usage: bool,
 }
 
-/// A non-streamed reply.
-#[derive(Debug, Deserialize)]
+/// Deserializes `T` when the value has its shape, else `None`: one off-spec field (a count
+/// sent as `null` or a string, a detail object in an unknown form) never fails the reply.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    let value = Value::deserialize(deserializer)?;
+    Ok(serde_json::from_value(value).ok())
+}
+
+/// [`lenient`] for struct-shaped fields: only a JSON object is read (serde would otherwise
+/// take an array as the struct's fields in order).
+fn lenient_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    match Value::deserialize(deserializer)? {
+        value @ Value::Object(_) => Ok(serde_json::from_value(value).ok()),
+        _ => Ok(None),
+    }
+}
+
+/// A token count as servers really send it: a number (an integral float too), a numeric
+/// string, or `null` (unknown).
+fn lenient_count<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    Ok(match Value::deserialize(deserializer)? {
+        Value::Number(n) => n.as_u64().or_else(|| {
+            n.as_f64().filter(|f| f.is_finite() && *f >= 0.0 && f.fract() == 0.0).map(|f| f as u64)
+        }),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// A non-streamed reply. Every field is optional and read leniently; what is missing is
+/// judged by the provider (no choices, an `error` body sent with HTTP 200).
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ChatResponse {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub model: Option<String>,
-    pub choices: Vec<Choice>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    pub choices: Option<Vec<Choice>>,
+    #[serde(default, deserialize_with = "lenient_object")]
     pub usage: Option<Usage>,
+    /// An error body sent with a 2xx status.
+    #[serde(default, deserialize_with = "lenient")]
+    pub error: Option<ErrorBody>,
+    /// vLLM-style errors: `{"object": "error", "message": ..., "type": ..., "code": 400}`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub object: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub message: Option<String>,
+    #[serde(default, rename = "type", deserialize_with = "lenient")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+impl ChatResponse {
+    /// The error this reply carries instead of choices, if any.
+    pub(crate) fn error_body(&mut self) -> Option<ErrorBody> {
+        if let Some(error) = self.error.take() {
+            return Some(error);
+        }
+        (self.object.as_deref() == Some("error")).then(|| ErrorBody::Object {
+            message: self.message.take(),
+            kind: self.kind.take(),
+            param: None,
+            code: self.code.take(),
+        })
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct Choice {
-    pub message: ChoiceMessage,
+    #[serde(default, deserialize_with = "lenient_object")]
+    pub message: Option<ChoiceMessage>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub finish_reason: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct ChoiceMessage {
-    #[serde(default)]
-    pub content: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    pub content: Option<Content>,
+    #[serde(default, deserialize_with = "lenient")]
     pub refusal: Option<String>,
+    /// DeepSeek, vLLM and others: the model's thinking, apart from the answer.
+    #[serde(default, deserialize_with = "lenient")]
+    pub reasoning_content: Option<String>,
+    /// OpenRouter, Ollama and others name it `reasoning`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub reasoning: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    /// The deprecated single `function_call`.
+    #[serde(default)]
+    pub function_call: Option<Value>,
+}
+
+/// `content` as a string, or as an array of typed parts (`{"type": "text", "text": ...}`,
+/// `{"type": "thinking", "thinking": ...}`, ...).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum Content {
+    Text(String),
+    Parts(Vec<Value>),
+}
+
+/// Text and thinking taken apart.
+#[derive(Debug, Default)]
+pub(crate) struct ContentText {
+    pub text: String,
+    pub reasoning: String,
+}
+
+impl ContentText {
+    pub(crate) fn add(&mut self, content: Content) {
+        match content {
+            Content::Text(text) => self.text.push_str(&text),
+            Content::Parts(parts) => {
+                for part in parts {
+                    self.add_part(&part);
+                }
+            }
+        }
+    }
+
+    fn add_part(&mut self, part: &Value) {
+        let field = |name: &str| part.get(name).and_then(Value::as_str);
+        match part {
+            Value::String(text) => self.text.push_str(text),
+            Value::Object(_) => match field("type") {
+                Some("thinking" | "reasoning" | "redacted_thinking") => {
+                    let thought = field("thinking").or_else(|| field("reasoning")).or_else(|| field("text"));
+                    if let Some(thought) = thought {
+                        self.reasoning.push_str(thought);
+                    }
+                }
+                // `text`, `output_text`, or an untyped part with a `text`.
+                Some("text" | "output_text") | None => {
+                    if let Some(text) = field("text") {
+                        self.text.push_str(text);
+                    }
+                }
+                // Images, audio and other parts carry no answer text.
+                Some(_) => {}
+            },
+            _ => {}
+        }
+    }
 }
 
 /// One `data:` event of a streamed reply.
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChatChunk {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub model: Option<String>,
-    #[serde(default)]
-    pub choices: Vec<ChunkChoice>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    pub choices: Option<Vec<ChunkChoice>>,
+    #[serde(default, deserialize_with = "lenient_object")]
     pub usage: Option<Usage>,
     /// Some servers report a failure mid-stream as an event carrying `error`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub error: Option<ErrorBody>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ChunkChoice {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_object")]
     pub delta: Option<Delta>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
     pub finish_reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Delta {
-    #[serde(default)]
-    pub content: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient")]
+    pub content: Option<Content>,
+    #[serde(default, deserialize_with = "lenient")]
     pub refusal: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub reasoning_content: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub reasoning: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    #[serde(default)]
+    pub function_call: Option<Value>,
 }
 
-/// `usage` as OpenAI reports it. Compatible servers often send only the two counts, and
-/// some send `null` for the details.
+/// `usage` as OpenAI reports it. Compatible servers often send only the two counts, some
+/// send `null` for the details, and some `null` for the counts themselves.
 #[derive(Debug, Deserialize)]
 pub(crate) struct Usage {
-    #[serde(default)]
-    pub prompt_tokens: u64,
-    #[serde(default)]
-    pub completion_tokens: u64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub prompt_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub completion_tokens: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_count")]
     pub total_tokens: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_object")]
     pub prompt_tokens_details: Option<PromptTokensDetails>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_object")]
     pub completion_tokens_details: Option<CompletionTokensDetails>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct PromptTokensDetails {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub cached_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct CompletionTokensDetails {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub reasoning_tokens: Option<u64>,
 }
 
 impl Usage {
-    pub(crate) fn into_token_usage(self) -> TokenUsage {
-        let input = self.prompt_tokens;
-        let output = self.completion_tokens;
-        TokenUsage {
+    /// The reported usage, or `None` when the server did not say how many tokens went in
+    /// and out (then the caller estimates).
+    pub(crate) fn into_token_usage(self) -> Option<TokenUsage> {
+        let input = self.prompt_tokens?;
+        let output = self.completion_tokens?;
+        Some(TokenUsage {
             input,
             output,
             cached: self.prompt_tokens_details.and_then(|d| d.cached_tokens).unwrap_or(0),
             reasoning: self.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
             total: self.total_tokens.unwrap_or_else(|| input.saturating_add(output)),
             estimated: false,
-        }
+        })
     }
 }
 
@@ -228,14 +381,37 @@ impl ErrorBody {
         }
     }
 
-    /// The error's `type` or `code`, for classifying errors sent inside a stream.
-    pub(crate) fn is_rate_limit(&self) -> bool {
-        match self {
-            Self::Text(_) => false,
-            Self::Object { kind, code, .. } => {
-                kind.as_deref().is_some_and(|k| k.contains("rate_limit"))
-                    || code.as_ref().and_then(Value::as_str).is_some_and(|c| c.contains("rate_limit"))
-            }
+    /// Classifies an error body sent without an error status (HTTP 200, or inside a
+    /// stream) by its `type` and `code`: a numeric code as the HTTP status it names; rate
+    /// limits; authentication; invalid requests (permanent); everything else (overloaded,
+    /// server errors, unknown) as a transient server error.
+    pub(crate) fn classify(&self) -> ProviderErrorKind {
+        let Self::Object { kind, code, .. } = self else {
+            return ProviderErrorKind::ServerError;
+        };
+        let status = match code {
+            Some(Value::Number(n)) => n.as_u64(),
+            Some(Value::String(s)) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        if let Some(status) = status.and_then(|s| u16::try_from(s).ok()).filter(|s| (400..600).contains(s)) {
+            return super::classify_status_code(status);
+        }
+        let words = [kind.as_deref(), code.as_ref().and_then(Value::as_str)];
+        let has = |needles: &[&str]| {
+            words.iter().flatten().any(|w| {
+                let w = w.to_ascii_lowercase();
+                needles.iter().any(|n| w.contains(n))
+            })
+        };
+        if has(&["rate_limit", "ratelimit", "too_many"]) {
+            ProviderErrorKind::RateLimited
+        } else if has(&["auth", "api_key", "permission"]) {
+            ProviderErrorKind::Auth
+        } else if has(&["invalid", "bad_request", "badrequest", "not_found", "notfound", "context_length"]) {
+            ProviderErrorKind::BadRequest
+        } else {
+            ProviderErrorKind::ServerError
         }
     }
 }
