@@ -6,6 +6,8 @@
 //! - [`token`]: minting and hashing bearer tokens, issuing sessions and API keys,
 //!   authenticating a token.
 //! - [`throttle`]: the login throttle policy (per source address, never a lockout switch).
+//! - `jwt` (feature `jwt`): sign-in with JWTs of trusted issuers (Supabase Auth, OIDC),
+//!   users found or created by their [`ExternalIdentity`].
 //!
 //! Credentials are stored only as SHA-256 hashes of the secret token; the token itself is
 //! shown once, when created. Passwords are stored as Argon2id PHC strings.
@@ -13,6 +15,8 @@
 //! none hashes, mints or normalises on its own.
 
 pub mod account;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod throttle;
 pub mod token;
 
@@ -90,4 +94,16 @@ pub struct Credential {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An external identity: who (issuer, subject) is which FormaOps user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIdentity {
+    pub issuer: String,
+    pub subject: String,
+    pub user_id: UserId,
+    /// The `email` claim when the identity was first seen.
+    pub email: Option<String>,
+    pub created_at: DateTime<Utc>,
 }
