@@ -106,7 +106,9 @@ pub struct IssuerSettings {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
+    /// One accepted `aud`.
     One(String),
+    /// Several accepted `aud` values.
     Many(Vec<String>),
 }
 
@@ -143,10 +145,15 @@ impl std::fmt::Debug for KeySource {
 /// An issuer ready for [`JwtVerifier::new`].
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
+    /// The exact `iss`.
     pub issuer: String,
+    /// Accepted `aud` values.
     pub audience: Vec<String>,
+    /// The algorithm allow-list.
     pub algorithms: Vec<Algorithm>,
+    /// Where the keys come from.
     pub keys: KeySource,
+    /// Leeway on `exp` and `nbf` in seconds.
     pub leeway_secs: u64,
 }
 
@@ -246,8 +253,11 @@ fn is_hmac(alg: Algorithm) -> bool {
 /// The claims FormaOps reads from a verified token.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Claims {
+    /// Issuer.
     pub iss: String,
+    /// Subject: the user's id at the issuer.
     pub sub: String,
+    /// The user's email, if the issuer states it.
     #[serde(default)]
     pub email: Option<String>,
 }

@@ -123,10 +123,14 @@ pub struct Credential {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalIdentity {
+    /// The token's `iss`.
     pub issuer: String,
+    /// The token's `sub`.
     pub subject: String,
+    /// The FormaOps user of this identity.
     pub user_id: UserId,
     /// The `email` claim when the identity was first seen.
     pub email: Option<String>,
+    /// When the identity was first seen.
     pub created_at: DateTime<Utc>,
 }

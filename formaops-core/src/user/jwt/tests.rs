@@ -128,7 +128,10 @@ async fn hs256_valid_and_invalid_tokens() {
         .await;
     let token = mint(Algorithm::HS256, None, &key, &good);
     let (rest, sig) = token.rsplit_once('.').unwrap();
-    let flipped = if sig.starts_with('A') { format!("B{}", &sig[1..]) } else { format!("A{}", &sig[1..]) };
+    let flipped = match sig.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", &sig[1..]),
+    };
     refused(&v, &format!("{rest}.{flipped}")).await;
     let parts: Vec<&str> = token.split('.').collect();
     let other = mint(Algorithm::HS256, None, &key, &claims(ISS, "authenticated", "user-2"));
