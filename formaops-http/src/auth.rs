@@ -6,6 +6,8 @@
 //!
 //! - A request authenticates with `Authorization: Bearer <token>` or the `formaops_session`
 //!   cookie (HttpOnly, SameSite=Strict) set at login.
+//! - A bearer token shaped like a JWT goes to the configured issuers' verifier
+//!   ([`formaops_core::user::jwt`]) when any issuer is configured; it has no stored credential.
 //! - Login failures are throttled per client address ([`ClientAddr`], the TCP peer), see
 //!   [`formaops_core::user::throttle`].
 
@@ -18,7 +20,7 @@ use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue};
 use formaops_core::ids::UserId;
-use formaops_core::user::{Credential, User, token};
+use formaops_core::user::{Credential, User, jwt, token};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -72,7 +74,8 @@ pub fn clear_cookie(secure: bool) -> HeaderValue {
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user: User,
-    pub credential: Credential,
+    /// The stored session or API key; `None` for a JWT of a trusted issuer.
+    pub credential: Option<Credential>,
 }
 
 impl AuthUser {
@@ -86,9 +89,24 @@ impl FromRequestParts<AppState> for AuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = token_from_headers(&parts.headers).ok_or_else(ApiError::unauthorized)?;
-        let (user, credential) = token::authenticate(state.store().as_ref(), &token).await?;
-        Ok(Self { user, credential })
+        authenticate(state, &token).await
     }
+}
+
+/// The caller of a bearer token: a JWT of a trusted issuer (when any is configured), else a
+/// stored session or API key.
+///
+/// # Errors
+/// 401 for an unknown, expired, revoked or invalid token; store errors.
+pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, ApiError> {
+    if let Some(verifier) = state.settings().jwt.as_deref()
+        && jwt::looks_like_jwt(token)
+    {
+        let user = verifier.authenticate(state.store().as_ref(), token).await?;
+        return Ok(AuthUser { user, credential: None });
+    }
+    let (user, credential) = token::authenticate(state.store().as_ref(), token).await?;
+    Ok(AuthUser { user, credential: Some(credential) })
 }
 
 /// The client's address: the TCP peer, when the server was started with connect info

@@ -16,6 +16,7 @@
 //! | log format | `--log-format` | `FORMAOPS_LOG_FORMAT` | | `text` (`json` for structured) |
 //! | failing mock | `--mock-fail-provider` | `FORMAOPS_MOCK_FAIL_PROVIDER` | `mock_fail_provider` | false |
 //! | LLM providers | | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | `default`, `[providers.NAME]` | `mock` only |
+//! | trusted JWT issuers | | `FORMAOPS_JWT_*` (one issuer) | `[[jwt.issuers]]` | none (JWTs refused) |
 //!
 //! Log levels follow `RUST_LOG` (default `info`). Providers: the mock provider is always
 //! registered as `mock`; an OpenAI-compatible provider named `openai` is added from
@@ -43,6 +44,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
+use formaops_core::user::jwt::{IssuerConfig, JwtSettings};
 use serde::Deserialize;
 
 /// Default database: an SQLite file in the working directory.
@@ -136,6 +138,8 @@ pub struct FileConfig {
     pub providers: Option<BTreeMap<String, ProviderEntry>>,
     /// The same two keys under an `[llm]` section (`[llm]`, `[llm.providers.NAME]`).
     pub llm: Option<ProviderSettings>,
+    /// Trusted JWT issuers (`[[jwt.issuers]]`); see `formaops_core::user::jwt`.
+    pub jwt: Option<JwtSettings>,
 }
 
 impl FileConfig {
@@ -183,6 +187,8 @@ pub struct Config {
     /// `OPENAI_BASE_URL`.
     pub providers: ProviderSettings,
     pub mock_fail_provider: bool,
+    /// Trusted JWT issuers: the file's `[[jwt.issuers]]`, then one from `FORMAOPS_JWT_*`.
+    pub jwt_issuers: Vec<IssuerConfig>,
 }
 
 impl fmt::Debug for Config {
@@ -200,6 +206,7 @@ impl fmt::Debug for Config {
             .field("log_format", &self.log_format)
             .field("providers", &self.providers)
             .field("mock_fail_provider", &self.mock_fail_provider)
+            .field("jwt_issuers", &self.jwt_issuers)
             .finish()
     }
 }
@@ -250,6 +257,7 @@ impl Config {
                 "CORS origin {o:?} must be `*` or start with http:// or https://"
             );
         }
+        let jwt_issuers = jwt_issuers(file.jwt.unwrap_or_default(), |k| std::env::var(k).ok())?;
         Ok(Self {
             database_url,
             bind,
@@ -263,6 +271,7 @@ impl Config {
             log_format: db.log_format.unwrap_or_default(),
             providers: providers.with_env_defaults(),
             mock_fail_provider: serve.mock_fail_provider.or(file.mock_fail_provider).unwrap_or(false),
+            jwt_issuers,
         })
     }
 
@@ -271,6 +280,17 @@ impl Config {
     pub fn sync_wait(&self) -> Duration {
         self.request_timeout.saturating_sub(Duration::from_secs(2)).max(Duration::from_secs(1))
     }
+}
+
+/// The trusted JWT issuers: the file's, then the one from `FORMAOPS_JWT_*` (`env` looks up
+/// environment variables), each checked and its keys read.
+pub fn jwt_issuers(
+    file: JwtSettings,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<Vec<IssuerConfig>> {
+    let mut settings = file.issuers;
+    settings.extend(formaops_core::user::jwt::issuer_from_env(&env));
+    settings.into_iter().map(|s| s.resolve(&env).map_err(anyhow::Error::from)).collect()
 }
 
 #[cfg(test)]
@@ -386,5 +406,38 @@ mod tests {
         let db = DbArgs { database_url: Some("postgres://u:secret@h/db".into()), ..Default::default() };
         let shown = format!("{:?}", Config::resolve(&db, &ServeArgs::default()).unwrap());
         assert!(shown.contains("postgres://u:***@h/db") && !shown.contains("secret"), "{shown}");
+    }
+
+    #[test]
+    fn the_readme_jwt_example_loads() {
+        let readme = include_str!("../../README.md");
+        let section = readme.split("## Sign in with Supabase").nth(1).expect("README section");
+        let example = section.split("```toml\n").nth(1).and_then(|s| s.split("```").next()).expect("example");
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, example).unwrap();
+        let file = FileConfig::load(&path).unwrap();
+        let env = |k: &str| (k == "SUPABASE_JWT_SECRET").then(|| "a-secret".to_string());
+        let issuers = jwt_issuers(file.jwt.unwrap(), env).unwrap();
+        assert_eq!(issuers.len(), 2);
+        assert_eq!(issuers[0].issuer, "https://your-project.supabase.co/auth/v1");
+        assert_eq!(issuers[1].audience, vec!["formaops".to_string(), "authenticated".to_string()]);
+        assert!(!format!("{issuers:?}").contains("a-secret"), "the secret is never printed");
+        // Without the secret in the environment the file is refused, naming the variable.
+        let err = jwt_issuers(FileConfig::load(&path).unwrap().jwt.unwrap(), |_| None).unwrap_err();
+        assert!(err.to_string().contains("SUPABASE_JWT_SECRET"), "{err}");
+    }
+
+    #[test]
+    fn one_issuer_from_the_environment() {
+        let env = |k: &str| match k {
+            "FORMAOPS_JWT_ISSUER" => Some("https://x.supabase.co/auth/v1".to_string()),
+            "FORMAOPS_JWT_SECRET" => Some("s3cret".to_string()),
+            _ => None,
+        };
+        let issuers = jwt_issuers(JwtSettings::default(), env).unwrap();
+        assert_eq!(issuers.len(), 1);
+        assert_eq!(issuers[0].audience, vec!["authenticated".to_string()]);
+        assert_eq!(issuers[0].algorithms, vec![formaops_core::user::jwt::Algorithm::HS256]);
     }
 }

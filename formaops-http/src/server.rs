@@ -10,6 +10,7 @@ use formaops_core::engine::{EngineConfig, FormaOps, FormaOpsBuilder};
 use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
 use formaops_core::provider::mock::MockSpec;
 use formaops_core::store::Store;
+use formaops_core::user::jwt::JwtVerifier;
 use formaops_store::describe;
 
 use crate::config::Config;
@@ -154,7 +155,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     bootstrap_admin(store.as_ref()).await?;
     let engine = start_engine(store, &config).await?;
     let authenticator = Arc::new(Accounts::new(LoginThrottle::default()).await?);
-    let state = AppState::new(engine.clone(), authenticator, http_settings(&config));
+    let mut settings = http_settings(&config);
+    if !config.jwt_issuers.is_empty() {
+        let verifier = JwtVerifier::new(config.jwt_issuers.clone())?;
+        tracing::info!(issuers = ?config.jwt_issuers.iter().map(|i| &i.issuer).collect::<Vec<_>>(), "JWT sign-in enabled");
+        settings.jwt = Some(Arc::new(verifier));
+    }
+    let state = AppState::new(engine.clone(), authenticator, settings);
     let app = crate::router(state.clone());
     if let Some(handle) = state.prometheus().cloned() {
         // Drains recorded histogram samples even when nobody scrapes, so memory stays bounded.

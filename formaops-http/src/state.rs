@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use formaops_core::engine::FormaOps;
 use formaops_core::store::Store;
+use formaops_core::user::jwt::JwtVerifier;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -29,6 +30,8 @@ pub struct HttpSettings {
     pub request_timeout: Duration,
     /// Allowed CORS origins; empty: no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Trusted JWT issuers; `None`: bearer JWTs are refused.
+    pub jwt: Option<Arc<JwtVerifier>>,
 }
 
 impl Default for HttpSettings {
@@ -41,6 +44,7 @@ impl Default for HttpSettings {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(60),
             cors_origins: Vec::new(),
+            jwt: None,
         }
     }
 }

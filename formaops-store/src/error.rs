@@ -11,6 +11,11 @@ use formaops_core::Error;
 const UNIQUE_CONFLICTS: &[(&str, &str, &str)] = &[
     // (postgres constraint, sqlite "table.column" marker, message)
     ("users_email_key", "users.email", "a user with this email already exists"),
+    (
+        "external_identities_pkey",
+        "external_identities.issuer, external_identities.subject",
+        "this external identity already exists",
+    ),
     ("credentials_token_hash_key", "credentials.token_hash", "a credential with this token already exists"),
     (
         "prompts_active_name_key",

@@ -31,11 +31,12 @@ pub use queue::{
     claim_order_and_filters, enqueue_idempotency, failed_enqueue_commits_nothing, no_double_claim,
     queue_depth,
 };
-pub use users::users_and_credentials;
+pub use users::{external_identities, users_and_credentials};
 
 /// Runs every conformance check.
 pub async fn run_all(store: &dyn Store) {
     users_and_credentials(store).await;
+    external_identities(store).await;
     prompts_and_versions(store).await;
     prompt_names(store).await;
     owner_isolation(store).await;

@@ -5,7 +5,7 @@ use chrono::Duration;
 use super::fixtures::{is_conflict, is_not_found, ms, new_user, now};
 use crate::ids::{CredentialId, UserId};
 use crate::store::Store;
-use crate::user::{Credential, CredentialKind, User};
+use crate::user::{Credential, CredentialKind, ExternalIdentity, User};
 
 /// Users and credentials: create, look up, authenticate and revoke.
 pub async fn users_and_credentials(store: &dyn Store) {
@@ -65,4 +65,39 @@ pub async fn users_and_credentials(store: &dyn Store) {
     assert!(store.list_credentials(user.id, CredentialKind::ApiKey).await.unwrap().is_empty());
     assert!(is_not_found(store.revoke_credential(user.id, CredentialId::new(), t).await));
     store.ping().await.unwrap();
+}
+
+/// Users of external identities: found by (issuer, subject) only, created atomically with
+/// their identity, never twice.
+pub async fn external_identities(store: &dyn Store) {
+    let sub = uuid::Uuid::new_v4().to_string();
+    let new = |iss: &str| {
+        let user =
+            User { id: UserId::new(), email: format!("{sub} via {iss}"), is_admin: false, created_at: now() };
+        let identity = ExternalIdentity {
+            issuer: iss.to_string(),
+            subject: sub.clone(),
+            user_id: user.id,
+            email: Some("same@example.com".into()),
+            created_at: now(),
+        };
+        (user, identity)
+    };
+    let (a, ia) = new("https://a.example");
+    let (b, ib) = new("https://b.example");
+    assert_eq!(store.user_by_identity(&ia.issuer, &sub).await.unwrap(), None);
+    store.create_identity_user(&a, "!", &ia).await.unwrap();
+    store.create_identity_user(&b, "!", &ib).await.unwrap();
+    assert_eq!(store.user_by_identity(&ia.issuer, &sub).await.unwrap(), Some(a.clone()));
+    assert_eq!(store.user_by_identity(&ib.issuer, &sub).await.unwrap(), Some(b.clone()));
+    assert_ne!(a.id, b.id, "two issuers never share a user");
+    assert_eq!(store.user_by_identity("https://c.example", &sub).await.unwrap(), None);
+    // The same identity again: a conflict, and no second user.
+    let (mut again, mut ia2) = new("https://a.example");
+    again.email = format!("other {sub}");
+    ia2.user_id = again.id;
+    let before = store.count_users().await.unwrap();
+    assert!(is_conflict(store.create_identity_user(&again, "!", &ia2).await), "duplicate identity");
+    assert_eq!(store.count_users().await.unwrap(), before, "a refused identity inserts no user");
+    assert_eq!(store.get_user(again.id).await.unwrap(), None);
 }

@@ -22,7 +22,7 @@ use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
-use crate::user::{Credential, CredentialKind, User, UserWithPassword};
+use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
 
 /// The in-memory store.
 #[derive(Debug, Default)]
@@ -40,6 +40,7 @@ struct ProviderQueue {
 struct State {
     users: HashMap<UserId, (User, String)>,
     users_by_email: HashMap<String, UserId>,
+    identities: HashMap<(String, String), ExternalIdentity>,
     credentials: HashMap<CredentialId, Credential>,
     credentials_by_hash: HashMap<Vec<u8>, CredentialId>,
     prompts: HashMap<PromptId, Prompt>,
@@ -184,6 +185,34 @@ impl Store for MemoryStore {
             .collect();
         v.sort_by_key(|c| std::cmp::Reverse((c.created_at, c.id)));
         Ok(v)
+    }
+
+    async fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<User>> {
+        let s = self.lock()?;
+        Ok(s.identities
+            .get(&(issuer.to_string(), subject.to_string()))
+            .and_then(|i| s.users.get(&i.user_id))
+            .map(|(u, _)| u.clone()))
+    }
+
+    async fn create_identity_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        identity: &ExternalIdentity,
+    ) -> Result<()> {
+        let mut s = self.lock()?;
+        let key = (identity.issuer.clone(), identity.subject.clone());
+        if s.identities.contains_key(&key) {
+            return Err(Error::conflict(format!("identity {} of {} already exists", key.1, key.0)));
+        }
+        if s.users_by_email.contains_key(&user.email) || s.users.contains_key(&user.id) {
+            return Err(Error::conflict(format!("user {} already exists", user.email)));
+        }
+        s.users_by_email.insert(user.email.clone(), user.id);
+        s.users.insert(user.id, (user.clone(), password_hash.to_string()));
+        s.identities.insert(key, ExternalIdentity { user_id: user.id, ..identity.clone() });
+        Ok(())
     }
 
     async fn insert_prompt(&self, prompt: &Prompt, first: &PromptVersion) -> Result<()> {

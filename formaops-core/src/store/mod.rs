@@ -22,7 +22,7 @@ use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
-use crate::user::{Credential, CredentialKind, User, UserWithPassword};
+use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
 
 pub mod memory;
 
@@ -160,6 +160,18 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// The user's unrevoked credentials of one kind, newest first.
     async fn list_credentials(&self, user: UserId, kind: CredentialKind) -> Result<Vec<Credential>>;
+
+    /// The user of an external identity (issuer, subject), if known.
+    async fn user_by_identity(&self, issuer: &str, subject: &str) -> Result<Option<User>>;
+
+    /// Inserts a user and its external identity, atomically. The identity already known, or
+    /// the user's email taken: `Conflict`, and nothing is inserted.
+    async fn create_identity_user(
+        &self,
+        user: &User,
+        password_hash: &str,
+        identity: &ExternalIdentity,
+    ) -> Result<()>;
 
     // ----- prompts and versions -----
 

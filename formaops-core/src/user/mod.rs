@@ -6,6 +6,8 @@
 //! - [`token`]: minting and hashing bearer tokens, issuing sessions and API keys,
 //!   authenticating a token.
 //! - [`throttle`]: the login throttle policy (per source address, never a lockout switch).
+//! - `jwt` (feature `jwt`): sign-in with JWTs of trusted issuers (Supabase Auth, OIDC),
+//!   users found or created by their [`ExternalIdentity`].
 //!
 //! Credentials are stored only as SHA-256 hashes of the secret token; the token itself is
 //! shown once, when created. Passwords are stored as Argon2id PHC strings.
@@ -13,6 +15,8 @@
 //! none hashes, mints or normalises on its own.
 
 pub mod account;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 pub mod throttle;
 pub mod token;
 
@@ -113,4 +117,20 @@ pub struct Credential {
     pub expires_at: Option<DateTime<Utc>>,
     /// When it was revoked; `None` while valid.
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// An external identity: who (issuer, subject) is which FormaOps user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalIdentity {
+    /// The token's `iss`.
+    pub issuer: String,
+    /// The token's `sub`.
+    pub subject: String,
+    /// The FormaOps user of this identity.
+    pub user_id: UserId,
+    /// The `email` claim when the identity was first seen.
+    pub email: Option<String>,
+    /// When the identity was first seen.
+    pub created_at: DateTime<Utc>,
 }

@@ -88,14 +88,17 @@ async fn login(
 }
 
 /// Revokes the credential this request authenticated with (the session, or the API key if
-/// one was used) and clears the cookie.
+/// one was used) and clears the cookie. A JWT of a trusted issuer is not revoked here.
 #[utoipa::path(post, path = "/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 204, description = "Revoked"),
         (status = 401, body = ErrorBody),
     ))]
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
-    state.store().revoke_credential(auth.id(), auth.credential.id, Utc::now()).await?;
+    // A JWT has no stored credential: it ends at its expiry (sign out at its issuer).
+    if let Some(credential) = &auth.credential {
+        state.store().revoke_credential(auth.id(), credential.id, Utc::now()).await?;
+    }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(SET_COOKIE, clear_cookie(state.settings().cookie_secure));
     Ok(response)

@@ -22,7 +22,6 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::ids::{ExecutionId, UserId};
-use formaops_core::user::token;
 use futures::stream::{self, BoxStream, StreamExt};
 use serde::{Deserialize, Serialize};
 use utoipa::IntoParams;
@@ -154,8 +153,7 @@ impl FromRequestParts<AppState> for WsAuth {
                 q.token.ok_or_else(ApiError::unauthorized)?
             }
         };
-        let (user, credential) = token::authenticate(state.store().as_ref(), &token).await?;
-        Ok(Self(AuthUser { user, credential }))
+        Ok(Self(crate::auth::authenticate(state, &token).await?))
     }
 }
 

@@ -101,6 +101,28 @@ macro_rules! impl_store {
                 $crate::sql::users::$db::list_credentials(&self.$reader, user, kind).await
             }
 
+            async fn user_by_identity(
+                &self,
+                issuer: &str,
+                subject: &str,
+            ) -> formaops_core::Result<Option<formaops_core::user::User>> {
+                $crate::sql::users::$db::user_by_identity(&self.$reader, issuer, subject).await
+            }
+
+            async fn create_identity_user(
+                &self,
+                user: &formaops_core::user::User,
+                password_hash: &str,
+                identity: &formaops_core::user::ExternalIdentity,
+            ) -> formaops_core::Result<()> {
+                use $crate::error::DbResultExt;
+                let mut tx = self.$writer.begin().await.db("begin")?;
+                $crate::sql::users::$db::create_user(&mut *tx, user, password_hash).await?;
+                $crate::sql::users::$db::create_identity(&mut *tx, user.id, identity).await?;
+                tx.commit().await.db("commit")?;
+                Ok(())
+            }
+
             async fn insert_prompt(
                 &self,
                 prompt: &formaops_core::prompt::Prompt,

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use formaops_core::ids::{CredentialId, UserId};
-use formaops_core::user::{Credential, CredentialKind, User, UserWithPassword};
+use formaops_core::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
 use formaops_core::{Error, Result};
 use uuid::Uuid;
 
@@ -24,6 +24,9 @@ const REVOKE_CREDENTIAL: &str =
     "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3";
 const LIST_CREDENTIALS: &str = "SELECT * FROM credentials WHERE user_id = $1 AND kind = $2 \
     AND revoked_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $3";
+const USER_BY_IDENTITY: &str = "SELECT u.* FROM external_identities i JOIN users u ON u.id = i.user_id \
+    WHERE i.issuer = $1 AND i.subject = $2";
+const INSERT_IDENTITY: &str = "INSERT INTO external_identities (issuer, subject, user_id, email, created_at) VALUES ($1, $2, $3, $4, $5)";
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
@@ -187,5 +190,36 @@ for_each_backend! {
             .await
             .db("list credentials")?;
         rows.into_iter().map(Credential::try_from).collect()
+    }
+
+    pub(crate) async fn user_by_identity(
+        ex: impl sqlx::Executor<'_, Database = Db>,
+        issuer: &str,
+        subject: &str,
+    ) -> Result<Option<User>> {
+        let row: Option<UserRow> = sqlx::query_as(USER_BY_IDENTITY)
+            .bind(issuer)
+            .bind(subject)
+            .fetch_optional(ex)
+            .await
+            .db("find user by external identity")?;
+        Ok(row.map(|r| r.user()))
+    }
+
+    pub(crate) async fn create_identity(
+        ex: impl sqlx::Executor<'_, Database = Db>,
+        user: UserId,
+        identity: &ExternalIdentity,
+    ) -> Result<()> {
+        sqlx::query(INSERT_IDENTITY)
+            .bind(&identity.issuer)
+            .bind(&identity.subject)
+            .bind(user.0)
+            .bind(&identity.email)
+            .bind(Ts(identity.created_at))
+            .execute(ex)
+            .await
+            .db("create external identity")?;
+        Ok(())
     }
 }
