@@ -74,6 +74,7 @@ use crate::validation::CompiledRules;
 use crate::variables::{self, InputLimits};
 
 mod batch;
+pub mod chat;
 mod events;
 mod follow;
 pub mod rescue;
@@ -82,6 +83,7 @@ pub mod scheduler;
 mod telemetry;
 mod worker;
 
+pub use chat::{ChatModel, ChatParameters, ChatRequest};
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
 pub use follow::Follow;
 pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
@@ -826,7 +828,7 @@ impl FormaOps {
     /// Validates and enqueues; returns the QUEUED execution (or, for a repeated idempotency
     /// key, the first execution in whatever state it is).
     pub async fn submit(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-        self.submit_inner(user, request, false).await.map(|(e, _)| e)
+        self.submit_inner(user, request, None, false).await.map(|(e, _)| e)
     }
 
     /// `submit`; with `wake` set, also a receiver woken by the new execution's final event,
@@ -836,6 +838,7 @@ impl FormaOps {
         &self,
         user: UserId,
         request: ExecuteRequest,
+        chat: Option<Value>,
         wake: bool,
     ) -> Result<(Execution, Option<oneshot::Receiver<()>>)> {
         let inner = &self.inner;
@@ -857,11 +860,14 @@ impl FormaOps {
             return Err(Error::not_found("prompt version", format!("{} v{pinned}", prompt.id)));
         }
         let compiled = inner.compiled(user, prompt.id, pinned).await?;
-        let inputs = variables::validate_inputs(
+        let mut inputs = variables::validate_inputs(
             &compiled.version.variables,
             &request.inputs,
             &inner.config.input_limits,
         )?;
+        if let Some(chat) = chat {
+            inputs.insert(chat::CHAT_INPUT.to_string(), chat);
+        }
         let slot = inner.provider_for(&compiled.version.model)?;
         let exec = inner.new_execution(
             user,
@@ -908,7 +914,7 @@ impl FormaOps {
 
     /// `submit`, then wait for the final state.
     pub async fn execute(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-        let (submitted, woken) = self.submit_inner(user, request, true).await?;
+        let (submitted, woken) = self.submit_inner(user, request, None, true).await?;
         if submitted.status.is_final() {
             return Ok(submitted);
         }
