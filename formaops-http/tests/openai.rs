@@ -35,6 +35,18 @@ async fn a_managed_prompt_by_name_answers_in_openai_shape() {
     let e = app.get(&format!("/api/executions/{id}"), &app.alice).await.expect(StatusCode::OK);
     assert_eq!(e.body["status"], "COMPLETED");
 
+    // The caller's messages follow the rendered ones (the mock echoes the last user message).
+    let r = app
+        .post(
+            CHAT,
+            &app.alice,
+            json!({"model": "formaops::essay", "inputs": {"topic": "tides"},
+                "messages": [{"role": "user", "content": "and keep it short"}]}),
+        )
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(r.body["choices"][0]["message"]["content"], "and keep it short");
+
     // Pinned version; another user's prompt of that name does not exist for bob.
     app.post(CHAT, &app.alice, json!({"model": "formaops::essay:1", "inputs": {"topic": "x"}}))
         .await
