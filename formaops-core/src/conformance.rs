@@ -16,8 +16,8 @@ use crate::engine::BackoffPolicy;
 use crate::engine::rescue;
 use crate::error::Error;
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
-    TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    ExecutionStatus, NewExecution, Priority, TokenUsage,
 };
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
@@ -122,35 +122,22 @@ pub fn execution(
 ) -> Execution {
     let mut inputs = Map::new();
     inputs.insert("x".into(), json!("1"));
-    Execution {
-        id: ExecutionId::new(),
+    Execution::queued(NewExecution {
         user_id: user,
         prompt_id: prompt,
         prompt_version: 1,
         inputs,
         priority: Priority::Normal,
-        status: ExecutionStatus::Queued,
         validate_output: false,
         provider: provider.to_string(),
         model: "mock".into(),
-        output: None,
-        validated_output: None,
-        validation: None,
-        error: None,
-        metrics: None,
-        attempts: 0,
         max_attempts: 3,
         retry_of: None,
         idempotency_key: None,
         created_at,
-        run_after: created_at,
         deadline_at: created_at + Duration::hours(1),
-        started_at: None,
-        finished_at: None,
         queue_key,
-        lease_owner: None,
-        lease_expires_at: None,
-    }
+    })
 }
 
 /// One rescue pass at `now` with no backoff (a requeued execution is due at once).
@@ -172,8 +159,8 @@ fn result(e: &Execution, worker: &str, outcome: AttemptOutcome) -> AttemptResult
     AttemptResult { id: e.id, user_id: e.user_id, worker: worker.into(), outcome, finished_at: now() }
 }
 
-fn err(code: &str) -> ExecutionError {
-    ExecutionError { code: code.into(), message: format!("{code} happened"), transient: true }
+fn err(code: ExecutionErrorCode) -> ExecutionError {
+    ExecutionError { code, message: format!("{code} happened"), transient: true }
 }
 
 fn is_not_found<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
@@ -186,6 +173,7 @@ fn is_conflict<T: std::fmt::Debug>(r: crate::Result<T>) -> bool {
 
 // ----- users and credentials -----
 
+/// Users and credentials: create, look up, authenticate and revoke.
 pub async fn users_and_credentials(store: &dyn Store) {
     let user = new_user(store).await;
     assert!(store.count_users().await.unwrap() >= 1);
@@ -247,6 +235,7 @@ pub async fn users_and_credentials(store: &dyn Store) {
 
 // ----- prompts -----
 
+/// Prompts and versions: insert, append versions, read back.
 pub async fn prompts_and_versions(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now();
@@ -302,6 +291,7 @@ pub async fn prompts_and_versions(store: &dyn Store) {
     assert!(is_not_found(store.get_prompt(user.id, PromptId::new()).await));
 }
 
+/// Active prompt names are unique per user; archiving frees a name.
 pub async fn prompt_names(store: &dyn Store) {
     let user = new_user(store).await;
     let first = new_prompt(store, user.id, "same").await;
@@ -322,6 +312,7 @@ pub async fn prompt_names(store: &dyn Store) {
     assert_eq!(store.get_prompt(user.id, first.id).await.unwrap().status, PromptStatus::Archived);
 }
 
+/// Another user's prompts and executions are `NotFound`, never shown.
 pub async fn owner_isolation(store: &dyn Store) {
     let owner = new_user(store).await;
     let intruder = new_user(store).await;
@@ -381,6 +372,7 @@ pub async fn owner_isolation(store: &dyn Store) {
     );
 }
 
+/// Listing prompts: newest first, keyset pages, status filter.
 pub async fn prompt_pagination(store: &dyn Store) {
     let user = new_user(store).await;
     let t = now() - Duration::minutes(10);
@@ -416,6 +408,7 @@ pub async fn prompt_pagination(store: &dyn Store) {
     assert_eq!(arch.next_cursor, None);
 }
 
+/// Listing executions: newest first, keyset pages, every filter.
 pub async fn execution_pagination_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "a").await;
@@ -467,6 +460,7 @@ pub async fn execution_pagination_and_filters(store: &dyn Store) {
 
 // ----- the queue -----
 
+/// Enqueue with an idempotency key returns the existing execution instead of a second one.
 pub async fn enqueue_idempotency(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "idem").await;
@@ -519,6 +513,7 @@ pub async fn failed_enqueue_commits_nothing(store: &dyn Store) {
     assert_eq!(out, vec![EnqueueOutcome::Created, EnqueueOutcome::Created]);
 }
 
+/// Claim order (ascending queue key, then id) and its provider and due-time filters.
 pub async fn claim_order_and_filters(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "order").await;
@@ -590,6 +585,7 @@ pub async fn claim_order_and_filters(store: &dyn Store) {
     assert_eq!(store.get_execution(user.id, a.id).await.unwrap().status, ExecutionStatus::Running);
 }
 
+/// Concurrent claims never hand out one execution twice.
 pub async fn no_double_claim(store: &dyn Store) {
     const N: usize = 300;
     const CLAIMERS: usize = 16;
@@ -633,6 +629,7 @@ pub async fn no_double_claim(store: &dyn Store) {
     assert_eq!(distinct.len(), N, "no execution handed to two claimers");
 }
 
+/// Executions whose lease expired are found and rescued (requeued or failed).
 pub async fn lease_rescue(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "lease").await;
@@ -844,6 +841,7 @@ pub async fn rescue_decisions_are_guarded(store: &dyn Store) {
     assert_eq!((x.lease_owner.as_deref(), x.lease_expires_at), (None, None));
 }
 
+/// Only the lease owner extends its leases.
 pub async fn extend_leases(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "extend").await;
@@ -885,6 +883,7 @@ pub async fn extend_leases(store: &dyn Store) {
     );
 }
 
+/// Recording attempt results (completed, retry, failed) and the rules that refuse them.
 pub async fn finish_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "finish").await;
@@ -919,8 +918,16 @@ pub async fn finish_rules(store: &dyn Store) {
         result(&ok, "intruder", completed(metrics.clone(), None)),
         result(&ok, "w", completed(metrics.clone(), None)),
         result(&ok, "w", completed(metrics.clone(), None)),
-        result(&retried, "w", AttemptOutcome::Retry { error: err("server_error"), run_after }),
-        result(&failed, "w", AttemptOutcome::Failed { error: err("bad_request"), metrics: None }),
+        result(
+            &retried,
+            "w",
+            AttemptOutcome::Retry { error: err(ExecutionErrorCode::ServerError), run_after },
+        ),
+        result(
+            &failed,
+            "w",
+            AttemptOutcome::Failed { error: err(ExecutionErrorCode::BadRequest), metrics: None },
+        ),
         result(&queued, "w", completed(metrics.clone(), None)),
     ];
     let applied = store.finish(&results).await.unwrap();
@@ -934,7 +941,7 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(done.lease_owner, None);
     let r = store.get_execution(user.id, retried.id).await.unwrap();
     assert_eq!((r.status, r.run_after, r.attempts), (ExecutionStatus::Queued, run_after, 1));
-    assert_eq!(r.error.map(|e| e.code), Some("server_error".into()));
+    assert_eq!(r.error.map(|e| e.code.to_string()), Some("server_error".into()));
     assert!(
         store
             .claim(ClaimParams { worker: "w", provider: &prov, limit: 10, now: at, lease_until: lease })
@@ -958,9 +965,10 @@ pub async fn finish_rules(store: &dyn Store) {
     assert_eq!(again.started_at, Some(at), "started_at is the first claim");
     let f = store.get_execution(user.id, failed.id).await.unwrap();
     assert_eq!(f.status, ExecutionStatus::Failed);
-    assert_eq!(f.error.map(|e| e.code), Some("bad_request".into()));
+    assert_eq!(f.error.map(|e| e.code.to_string()), Some("bad_request".into()));
 }
 
+/// Only QUEUED executions can be cancelled.
 pub async fn cancel_rules(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "cancel").await;
@@ -993,6 +1001,7 @@ pub async fn cancel_rules(store: &dyn Store) {
     assert!(is_not_found(store.cancel(user.id, ExecutionId::new(), at).await));
 }
 
+/// Queue depth counts the executions waiting to run now.
 pub async fn queue_depth(store: &dyn Store) {
     let user = new_user(store).await;
     let p = new_prompt(store, user.id, "depth").await;
@@ -1016,6 +1025,8 @@ pub async fn queue_depth(store: &dyn Store) {
     assert_eq!(store.queue_depth(Some(user.id)).await.unwrap(), 2);
 }
 
+/// Metrics over a known set of executions: counts, latency percentiles, tokens, cost,
+/// validation and the time window.
 pub async fn metrics(store: &dyn Store) {
     let user = new_user(store).await;
     let pa = new_prompt(store, user.id, "ma").await;
@@ -1073,7 +1084,11 @@ pub async fn metrics(store: &dyn Store) {
         cost_usd: Some(Decimal::ZERO),
         ..Default::default()
     };
-    results.push(result(&failed, "w", AttemptOutcome::Failed { error: err("auth"), metrics: Some(fm) }));
+    results.push(result(
+        &failed,
+        "w",
+        AttemptOutcome::Failed { error: err(ExecutionErrorCode::Auth), metrics: Some(fm) },
+    ));
     results.push(result(&outside, "w", completed(ExecutionMetrics::default(), None)));
     assert!(store.finish(&results).await.unwrap().iter().all(|x| *x));
 
@@ -1133,7 +1148,8 @@ pub async fn metrics(store: &dyn Store) {
             .len(),
         3
     );
-    let retry = AttemptOutcome::Retry { error: err("timeout"), run_after: at + Duration::hours(1) };
+    let retry =
+        AttemptOutcome::Retry { error: err(ExecutionErrorCode::Timeout), run_after: at + Duration::hours(1) };
     assert_eq!(store.finish(&[result(&retried, "w", retry)]).await.unwrap(), vec![true]);
     enqueue_one(store, &cancelled).await;
     store.cancel(user.id, cancelled.id, at).await.unwrap();
@@ -1309,6 +1325,6 @@ pub async fn engine_refuses_unstorable_text(store: std::sync::Arc<dyn Store>) {
             .expect("the execution ends")
             .unwrap();
     assert_eq!(done.status, ExecutionStatus::Failed);
-    assert_eq!(done.error.map(|e| e.code).as_deref(), Some("unstorable_output"));
+    assert_eq!(done.error.as_ref().map(|e| e.code.as_str()), Some("unstorable_output"));
     engine.shutdown().await;
 }

@@ -9,8 +9,26 @@ use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::validation::ValidationVerdict;
 
 /// Scheduling priority (the spec's `LOW | NORMAL | HIGH`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum Priority {
     Low,
     #[default]
@@ -19,21 +37,14 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// The word as serialised (`LOW`, `NORMAL`, `HIGH`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "LOW",
-            Self::Normal => "NORMAL",
-            Self::High => "HIGH",
-        }
+        self.into()
     }
 
+    /// The priority named by its serialised word (case-sensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "LOW" => Some(Self::Low),
-            "NORMAL" => Some(Self::Normal),
-            "HIGH" => Some(Self::High),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// 0 for LOW, 1 for NORMAL, 2 for HIGH.
@@ -50,8 +61,23 @@ impl Priority {
 ///
 /// `QUEUED -> RUNNING -> COMPLETED | FAILED`, with `RUNNING -> QUEUED` when a transient
 /// failure schedules a retry or a lease expires, and `QUEUED -> CANCELLED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "UPPERCASE")]
+#[strum(serialize_all = "UPPERCASE")]
 pub enum ExecutionStatus {
     Queued,
     Running,
@@ -64,25 +90,14 @@ impl ExecutionStatus {
     /// Every status, in lifecycle order.
     pub const ALL: [Self; 5] = [Self::Queued, Self::Running, Self::Completed, Self::Failed, Self::Cancelled];
 
+    /// The word as serialised (`QUEUED`, `RUNNING`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "QUEUED",
-            Self::Running => "RUNNING",
-            Self::Completed => "COMPLETED",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-        }
+        self.into()
     }
 
+    /// The status named by its serialised word (case-sensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "QUEUED" => Some(Self::Queued),
-            "RUNNING" => Some(Self::Running),
-            "COMPLETED" => Some(Self::Completed),
-            "FAILED" => Some(Self::Failed),
-            "CANCELLED" => Some(Self::Cancelled),
-            _ => None,
-        }
+        s.parse().ok()
     }
 
     /// Whether no further transition can happen.
@@ -92,6 +107,7 @@ impl ExecutionStatus {
 }
 
 /// Token counts of one completion. `cached` is part of `input`, `reasoning` part of `output`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
@@ -108,6 +124,7 @@ pub struct TokenUsage {
 }
 
 /// Per-execution metrics (the spec's `metrics`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionMetrics {
@@ -121,29 +138,125 @@ pub struct ExecutionMetrics {
     /// Cost in USD. `null` means *unpriced*: the model is not in the price table (never a
     /// silent 0).
     #[serde(with = "rust_decimal::serde::float_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
     pub cost_usd: Option<Decimal>,
 }
 
+/// The stable word naming why an execution (or one attempt) failed.
+///
+/// Serialised (JSON, `Display`, [`ExecutionErrorCode::as_str`]) as the snake_case word, e.g.
+/// `rate_limited`; the first eight mirror [`ProviderErrorKind`](crate::provider::ProviderErrorKind).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+#[non_exhaustive]
+pub enum ExecutionErrorCode {
+    /// The provider answered 429.
+    RateLimited,
+    /// The provider answered 5xx, 408 or 409.
+    ServerError,
+    /// The provider did not answer by the attempt's deadline.
+    Timeout,
+    /// The provider could not be reached, or the connection broke.
+    Connection,
+    /// The provider's reply could not be understood.
+    MalformedResponse,
+    /// The provider refused the credentials (401, 403).
+    Auth,
+    /// The provider refused the request itself (400, 404, 422, ...).
+    BadRequest,
+    /// No provider is configured under the execution's provider name.
+    NotConfigured,
+    /// The template failed to render with the execution's inputs.
+    Render,
+    /// The execution's deadline passed before an attempt could start.
+    DeadlineExceeded,
+    /// The worker running the execution stopped renewing its lease.
+    LeaseExpired,
+    /// The store (database) was unavailable while the attempt ran; transient.
+    StoreUnavailable,
+    /// The execution's prompt version could not be loaded.
+    PromptUnavailable,
+    /// The model's output holds a character no store can keep (NUL); permanent.
+    UnstorableOutput,
+}
+
+impl ExecutionErrorCode {
+    /// The code's word, as serialised.
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl PartialEq<str> for ExecutionErrorCode {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ExecutionErrorCode {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<crate::provider::ProviderErrorKind> for ExecutionErrorCode {
+    fn from(kind: crate::provider::ProviderErrorKind) -> Self {
+        use crate::provider::ProviderErrorKind as K;
+        match kind {
+            K::RateLimited => Self::RateLimited,
+            K::ServerError => Self::ServerError,
+            K::Timeout => Self::Timeout,
+            K::Connection => Self::Connection,
+            K::MalformedResponse => Self::MalformedResponse,
+            K::Auth => Self::Auth,
+            K::BadRequest => Self::BadRequest,
+            K::NotConfigured => Self::NotConfigured,
+        }
+    }
+}
+
 /// Why an execution (or one attempt) failed.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionError {
-    /// Stable word: `rate_limited`, `timeout`, `server_error`, `connection`, `bad_request`,
-    /// `auth`, `malformed_response`, `render`, `deadline_exceeded`, `lease_expired`, ...
-    pub code: String,
+    /// What kind of failure it was.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub code: ExecutionErrorCode,
+    /// A sentence for people (the provider's own message where there is one).
     pub message: String,
+    /// Whether a later attempt may succeed.
     pub transient: bool,
 }
 
 /// One execution of a pinned prompt version.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: ExecutionId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub user_id: UserId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
     pub prompt_version: u32,
     /// The validated inputs, defaults filled in: exactly what was rendered.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub inputs: Map<String, Value>,
     pub priority: Priority,
     pub status: ExecutionStatus,
@@ -153,7 +266,9 @@ pub struct Execution {
     pub model: String,
     pub output: Option<String>,
     /// The parsed JSON output, when a JSON rule applies and the output parsed.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validated_output: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validation: Option<ValidationVerdict>,
     pub error: Option<ExecutionError>,
     pub metrics: Option<ExecutionMetrics>,
@@ -161,6 +276,7 @@ pub struct Execution {
     pub attempts: u32,
     pub max_attempts: u32,
     /// The failed execution this one retries, if any.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
     pub retry_of: Option<ExecutionId>,
     pub idempotency_key: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -179,6 +295,81 @@ pub struct Execution {
     pub lease_owner: Option<String>,
     #[serde(skip)]
     pub lease_expires_at: Option<DateTime<Utc>>,
+}
+
+/// What a new execution is made of: the caller's request, resolved against the version and
+/// the engine's configuration. Everything else starts empty (see [`Execution::queued`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewExecution {
+    pub user_id: UserId,
+    pub prompt_id: PromptId,
+    pub prompt_version: u32,
+    /// The validated inputs, defaults filled in.
+    pub inputs: Map<String, Value>,
+    pub priority: Priority,
+    pub validate_output: bool,
+    pub provider: String,
+    pub model: String,
+    pub max_attempts: u32,
+    pub retry_of: Option<ExecutionId>,
+    pub idempotency_key: Option<String>,
+    /// Acceptance instant; the execution is claimable from then on.
+    pub created_at: DateTime<Utc>,
+    pub deadline_at: DateTime<Utc>,
+    /// Claim order (see [`Execution::queue_key`]).
+    pub queue_key: i64,
+}
+
+impl Execution {
+    /// A new QUEUED execution with a fresh id: claimable from `created_at`, no attempt yet,
+    /// no output, error, metrics or lease.
+    pub fn queued(new: NewExecution) -> Self {
+        let NewExecution {
+            user_id,
+            prompt_id,
+            prompt_version,
+            inputs,
+            priority,
+            validate_output,
+            provider,
+            model,
+            max_attempts,
+            retry_of,
+            idempotency_key,
+            created_at,
+            deadline_at,
+            queue_key,
+        } = new;
+        Self {
+            id: ExecutionId::new(),
+            user_id,
+            prompt_id,
+            prompt_version,
+            inputs,
+            priority,
+            status: ExecutionStatus::Queued,
+            validate_output,
+            provider,
+            model,
+            output: None,
+            validated_output: None,
+            validation: None,
+            error: None,
+            metrics: None,
+            attempts: 0,
+            max_attempts,
+            retry_of,
+            idempotency_key,
+            created_at,
+            run_after: created_at,
+            deadline_at,
+            started_at: None,
+            finished_at: None,
+            queue_key,
+            lease_owner: None,
+            lease_expires_at: None,
+        }
+    }
 }
 
 /// What a worker reports when an attempt ends.
@@ -206,4 +397,61 @@ pub struct AttemptResult {
     pub worker: String,
     pub outcome: AttemptOutcome,
     pub finished_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::provider::ProviderErrorKind;
+
+    #[test]
+    fn string_forms_match_serde() {
+        for p in [Priority::Low, Priority::Normal, Priority::High] {
+            assert_eq!(serde_json::to_value(p).unwrap(), serde_json::json!(p.as_str()));
+            assert_eq!(Priority::parse(p.as_str()), Some(p));
+        }
+        for s in [
+            ExecutionStatus::Queued,
+            ExecutionStatus::Running,
+            ExecutionStatus::Completed,
+            ExecutionStatus::Failed,
+            ExecutionStatus::Cancelled,
+        ] {
+            assert_eq!(serde_json::to_value(s).unwrap(), serde_json::json!(s.as_str()));
+            assert_eq!(ExecutionStatus::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(ExecutionStatus::Cancelled.as_str(), "CANCELLED");
+        assert_eq!(Priority::parse("low"), None);
+    }
+
+    #[test]
+    fn execution_error_codes_keep_their_words() {
+        for (code, word) in [
+            (ExecutionErrorCode::RateLimited, "rate_limited"),
+            (ExecutionErrorCode::MalformedResponse, "malformed_response"),
+            (ExecutionErrorCode::DeadlineExceeded, "deadline_exceeded"),
+            (ExecutionErrorCode::LeaseExpired, "lease_expired"),
+            (ExecutionErrorCode::StoreUnavailable, "store_unavailable"),
+            (ExecutionErrorCode::PromptUnavailable, "prompt_unavailable"),
+        ] {
+            assert_eq!(serde_json::to_value(code).unwrap(), serde_json::json!(word));
+            assert_eq!(code, word);
+            assert_eq!(word.parse::<ExecutionErrorCode>().unwrap(), code);
+        }
+        for kind in [
+            ProviderErrorKind::RateLimited,
+            ProviderErrorKind::ServerError,
+            ProviderErrorKind::Timeout,
+            ProviderErrorKind::Connection,
+            ProviderErrorKind::MalformedResponse,
+            ProviderErrorKind::Auth,
+            ProviderErrorKind::BadRequest,
+            ProviderErrorKind::NotConfigured,
+        ] {
+            assert_eq!(ExecutionErrorCode::from(kind).as_str(), kind.as_str());
+        }
+        let e: ExecutionError =
+            serde_json::from_str(r#"{"code":"timeout","message":"slow","transient":true}"#).unwrap();
+        assert_eq!(e.code, ExecutionErrorCode::Timeout);
+    }
 }

@@ -17,7 +17,9 @@ pub const DEFAULT_PAGE_SIZE: u32 = 50;
 /// A request for one page, newest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
+    /// Most items to return, 1 to [`MAX_PAGE_SIZE`].
     pub limit: u32,
+    /// Start after this position; `None` for the first (newest) page.
     pub after: Option<Cursor>,
 }
 
@@ -42,7 +44,9 @@ impl PageRequest {
 /// A keyset position: items strictly older than (`created_at`, `id`) come next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
+    /// Creation time of the last item seen.
     pub created_at: DateTime<Utc>,
+    /// Id of the last item seen (breaks ties between equal times).
     pub id: Uuid,
 }
 
@@ -52,6 +56,8 @@ impl Cursor {
         format!("{}_{}", self.created_at.timestamp_micros(), self.id.simple())
     }
 
+    /// Decodes what [`Cursor::encode`] produced; anything else is
+    /// [`Error::InvalidArgument`] on `cursor`.
     pub fn decode(s: &str) -> Result<Self> {
         let bad = || Error::invalid_argument("cursor", "not a cursor returned by this API");
         let (micros, id) = s.split_once('_').ok_or_else(bad)?;
@@ -66,7 +72,9 @@ impl Cursor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Page<T> {
+    /// At most the requested number of items, newest first.
     pub items: Vec<T>,
+    /// Pass back as `cursor` for the next page; `None` on the last page.
     pub next_cursor: Option<String>,
 }
 

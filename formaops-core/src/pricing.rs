@@ -16,7 +16,9 @@ use crate::execution::TokenUsage;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ModelPrice {
+    /// USD per million (uncached) input tokens.
     pub input_per_mtok: Decimal,
+    /// USD per million output tokens (reasoning tokens included).
     pub output_per_mtok: Decimal,
     /// Price of cached input tokens; the input price when `None`.
     pub cached_input_per_mtok: Option<Decimal>,
@@ -51,6 +53,7 @@ impl ModelPrice {
 /// extend with [`PriceTable::set`]; start from nothing with [`PriceTable::empty`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PriceTable {
+    /// The price of each model, by the model name as requested or reported.
     pub models: HashMap<String, ModelPrice>,
 }
 

@@ -19,13 +19,13 @@ use std::fmt::{self, Write as _};
 
 use serde_json::Value;
 
-use crate::error::Problem;
-use crate::execution::{AttemptOutcome, ExecutionError};
+use crate::error::{Problem, ProblemCode};
+use crate::execution::{AttemptOutcome, ExecutionError, ExecutionErrorCode};
 use crate::prompt::PromptVersion;
 use crate::validation::ValidationRule;
 
 /// The `code` of a [`Problem`] about a NUL character.
-pub const CODE: &str = "invalid_character";
+pub const CODE: ProblemCode = ProblemCode::InvalidCharacter;
 /// The message of such a problem (after the field's name).
 pub const MESSAGE: &str = "contains a NUL character (U+0000), which cannot be stored";
 /// Most path segments named in a problem's field (deeper paths end in `...`).
@@ -165,14 +165,14 @@ pub fn lossy(s: String) -> String {
 /// output (or parsed output) contains NUL becomes a permanent failure with code
 /// `unstorable_output`; NUL in diagnostic text is replaced by U+FFFD.
 pub fn storable_outcome(outcome: AttemptOutcome) -> AttemptOutcome {
-    let clean = |e: ExecutionError| ExecutionError { code: lossy(e.code), message: lossy(e.message), ..e };
+    let clean = |e: ExecutionError| ExecutionError { message: lossy(e.message), ..e };
     match outcome {
         AttemptOutcome::Completed { output, validated_output, validation, metrics } => {
             let parsed_bad = validated_output.as_ref().and_then(|v| value_problem("output", v)).is_some();
             if !is_storable(&output) || parsed_bad {
                 return AttemptOutcome::Failed {
                     error: ExecutionError {
-                        code: "unstorable_output".into(),
+                        code: ExecutionErrorCode::UnstorableOutput,
                         message: format!("the model output {MESSAGE}"),
                         transient: false,
                     },
@@ -267,7 +267,11 @@ mod tests {
             }
         }
         let failed = AttemptOutcome::Failed {
-            error: ExecutionError { code: "render".into(), message: "bad \0 text".into(), transient: false },
+            error: ExecutionError {
+                code: ExecutionErrorCode::Render,
+                message: "bad \0 text".into(),
+                transient: false,
+            },
             metrics: None,
         };
         let AttemptOutcome::Failed { error, .. } = storable_outcome(failed) else { panic!("still failed") };

@@ -24,42 +24,53 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[strum(serialize_all = "snake_case")]
 pub enum ValidationRule {
     /// The output (trimmed, optionally inside a ```json fence) parses as JSON.
     Json,
     /// The output parses as JSON and satisfies `schema` (Draft 2020-12 unless `$schema` says
     /// otherwise; remote `$ref`s are never fetched).
-    JsonSchema { schema: Value },
+    JsonSchema {
+        /// The JSON Schema document.
+        schema: Value,
+    },
     /// The output matches `pattern` (Rust `regex` syntax, unanchored unless the pattern
     /// anchors itself).
-    Regex { pattern: String },
+    Regex {
+        /// The regex, at most [`MAX_PATTERN_BYTES`] bytes.
+        pattern: String,
+    },
     /// The output has at least `value` characters.
-    MinLength { value: usize },
+    MinLength {
+        /// Fewest characters (Unicode scalar values).
+        value: usize,
+    },
     /// The output has at most `value` characters.
-    MaxLength { value: usize },
+    MaxLength {
+        /// Most characters (Unicode scalar values).
+        value: usize,
+    },
     /// The output contains `value` (case-sensitive).
-    Contains { value: String },
+    Contains {
+        /// The text to look for; not empty.
+        value: String,
+    },
     /// The output does not contain `value` (case-sensitive).
-    NotContains { value: String },
+    NotContains {
+        /// The text that must be absent; not empty.
+        value: String,
+    },
 }
 
 impl ValidationRule {
     /// The rule's `type` word.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::JsonSchema { .. } => "json_schema",
-            Self::Regex { .. } => "regex",
-            Self::MinLength { .. } => "min_length",
-            Self::MaxLength { .. } => "max_length",
-            Self::Contains { .. } => "contains",
-            Self::NotContains { .. } => "not_contains",
-        }
+        self.into()
     }
 }
 
@@ -69,6 +80,7 @@ impl ValidationRule {
 pub struct RuleOutcome {
     /// The rule's `type` word.
     pub rule: String,
+    /// Whether the output satisfied the rule.
     pub passed: bool,
     /// Why it failed; `None` when it passed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,7 +91,9 @@ pub struct RuleOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationVerdict {
+    /// Whether every rule passed.
     pub passed: bool,
+    /// One outcome per rule, in the version's rule order.
     pub results: Vec<RuleOutcome>,
 }
 
@@ -142,7 +156,7 @@ impl CompiledRules {
         if rules.len() > MAX_RULES {
             problems.push(Problem::new(
                 "validations",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("{} validation rules, at most {MAX_RULES} allowed", rules.len()),
             ));
             return (Self { rules: Vec::new() }, problems);
@@ -226,20 +240,20 @@ impl CompiledRules {
     }
 }
 
-type RuleProblem = (&'static str, &'static str, String);
+type RuleProblem = (&'static str, ProblemCode, String);
 
 fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProblem> {
     Ok(match rule {
         ValidationRule::Json => Compiled::Json,
         ValidationRule::JsonSchema { schema } => {
-            let validator = build_schema(schema).map_err(|m| ("schema", "schema", m))?;
+            let validator = build_schema(schema).map_err(|m| ("schema", ProblemCode::Schema, m))?;
             Compiled::JsonSchema { schema: schema.clone(), validator: Box::new(validator) }
         }
         ValidationRule::Regex { pattern } => {
             if pattern.len() > MAX_PATTERN_BYTES {
                 return Err((
                     "pattern",
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("pattern is {} bytes, at most {MAX_PATTERN_BYTES} allowed", pattern.len()),
                 ));
             }
@@ -250,10 +264,10 @@ fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProb
                 .map_err(|e| match e {
                     regex::Error::CompiledTooBig(limit) => (
                         "pattern",
-                        "too_large",
+                        ProblemCode::TooLarge,
                         format!("pattern compiles to more than the {limit}-byte limit"),
                     ),
-                    e => ("pattern", "invalid_regex", format!("invalid regex: {e}")),
+                    e => ("pattern", ProblemCode::InvalidRegex, format!("invalid regex: {e}")),
                 })?;
             Compiled::Regex(re)
         }
@@ -261,12 +275,12 @@ fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProb
         ValidationRule::MaxLength { value } => Compiled::MaxLength(*value),
         ValidationRule::Contains { value } | ValidationRule::NotContains { value } => {
             if value.is_empty() {
-                return Err(("value", "invalid", "the text to look for is empty".to_string()));
+                return Err(("value", ProblemCode::Invalid, "the text to look for is empty".to_string()));
             }
             if value.len() > MAX_NEEDLE_BYTES {
                 return Err((
                     "value",
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("value is {} bytes, at most {MAX_NEEDLE_BYTES} allowed", value.len()),
                 ));
             }
@@ -346,6 +360,22 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn kind_is_the_serialised_type() {
+        for rule in [
+            ValidationRule::Json,
+            ValidationRule::JsonSchema { schema: json!({}) },
+            ValidationRule::Regex { pattern: "a".into() },
+            ValidationRule::MinLength { value: 1 },
+            ValidationRule::MaxLength { value: 1 },
+            ValidationRule::Contains { value: "a".into() },
+            ValidationRule::NotContains { value: "a".into() },
+        ] {
+            assert_eq!(serde_json::to_value(&rule).unwrap()["type"], json!(rule.kind()));
+        }
+        assert_eq!(ValidationRule::NotContains { value: "a".into() }.kind(), "not_contains");
+    }
+
     fn compile(rules: Vec<ValidationRule>) -> CompiledRules {
         CompiledRules::compile(&rules).expect("rules compile")
     }
@@ -353,7 +383,7 @@ mod tests {
     fn problems(rules: Vec<ValidationRule>) -> Vec<(String, String)> {
         match CompiledRules::compile(&rules) {
             Err(Error::InvalidPrompt { problems }) => {
-                problems.into_iter().map(|p| (p.field, p.code)).collect()
+                problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
             }
             other => panic!("expected InvalidPrompt, got {other:?}"),
         }

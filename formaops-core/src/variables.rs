@@ -41,34 +41,47 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 
 /// The type of a declared variable.
 ///
 /// The spec's `string | number | boolean`, plus `integer`, `enum` (one of `values`) and
 /// `json` (any JSON value, optionally checked against `schema`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum VariableType {
+    /// A JSON string.
     String,
+    /// Any finite JSON number.
     Number,
+    /// A whole number within ±2^53 (whole floats such as `3.0` are accepted and normalised).
     Integer,
+    /// `true` or `false`.
     Boolean,
+    /// One of the definition's `values` (a string).
     Enum,
+    /// Any JSON value, checked against the definition's `schema` when there is one.
     Json,
 }
 
 impl VariableType {
     /// The type's word as it appears in JSON.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::String => "string",
-            Self::Number => "number",
-            Self::Integer => "integer",
-            Self::Boolean => "boolean",
-            Self::Enum => "enum",
-            Self::Json => "json",
-        }
+        self.into()
     }
 }
 
@@ -76,13 +89,18 @@ impl VariableType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct VariableDefinition {
+    /// The name the template uses: letters, digits and `_`, not starting with a digit.
     pub name: String,
+    /// The value's type (`type` in JSON).
     #[serde(rename = "type")]
     pub kind: VariableType,
+    /// Whether an execution must give a value (a default also satisfies it).
     #[serde(default)]
     pub required: bool,
+    /// For people; at most [`MAX_DESCRIPTION_CHARS`] characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Used when an execution gives no value; must itself be a valid value.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_value: Option<Value>,
     /// Allowed values, for `enum`.
@@ -198,7 +216,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
     if definitions.len() > limits.max_variables {
         problems.push(Problem::new(
             "variables",
-            "too_large",
+            ProblemCode::TooLarge,
             format!("{} variables declared, at most {} allowed", definitions.len(), limits.max_variables),
         ));
         return problems;
@@ -209,7 +227,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         if !is_valid_name(&d.name) {
             problems.push(Problem::new(
                 at("name"),
-                "invalid_name",
+                ProblemCode::InvalidName,
                 format!(
                     "{:?} is not a valid variable name: use letters, digits and '_', not starting with a \
                      digit, at most {MAX_NAME_LEN} bytes, and not a reserved word",
@@ -219,7 +237,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         } else if !seen.insert(d.name.as_str()) {
             problems.push(Problem::new(
                 at("name"),
-                "duplicate",
+                ProblemCode::Duplicate,
                 format!("variable {:?} is declared twice", d.name),
             ));
         }
@@ -228,7 +246,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         {
             problems.push(Problem::new(
                 at("description"),
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
             ));
         }
@@ -236,21 +254,25 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         match (d.kind, &d.values) {
             (VariableType::Enum, None) => {
                 usable = false;
-                problems.push(Problem::new(at("values"), "missing", "an enum variable needs `values`"));
+                problems.push(Problem::new(
+                    at("values"),
+                    ProblemCode::Missing,
+                    "an enum variable needs `values`",
+                ));
             }
             (VariableType::Enum, Some(values)) => {
                 if values.is_empty() {
                     usable = false;
                     problems.push(Problem::new(
                         at("values"),
-                        "missing",
+                        ProblemCode::Missing,
                         "an enum variable needs at least one value",
                     ));
                 } else if values.len() > MAX_ENUM_VALUES {
                     usable = false;
                     problems.push(Problem::new(
                         at("values"),
-                        "too_large",
+                        ProblemCode::TooLarge,
                         format!("{} enum values, at most {MAX_ENUM_VALUES} allowed", values.len()),
                     ));
                 } else {
@@ -259,13 +281,13 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
                         if v.len() > limits.max_value_bytes {
                             problems.push(Problem::new(
                                 format!("variables[{i}].values[{j}]"),
-                                "too_large",
+                                ProblemCode::TooLarge,
                                 format!("enum value is larger than {} bytes", limits.max_value_bytes),
                             ));
                         } else if !distinct.insert(v.as_str()) {
                             problems.push(Problem::new(
                                 format!("variables[{i}].values[{j}]"),
-                                "duplicate",
+                                ProblemCode::Duplicate,
                                 format!("enum value {:?} is listed twice", truncate(v, MAX_QUOTED_NAME)),
                             ));
                         }
@@ -274,7 +296,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
             }
             (_, Some(_)) => problems.push(Problem::new(
                 at("values"),
-                "not_applicable",
+                ProblemCode::NotApplicable,
                 format!("`values` only applies to enum variables, not {}", d.kind.as_str()),
             )),
             (_, None) => {}
@@ -285,12 +307,12 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
                 Ok(v) => schema = Some(v),
                 Err(message) => {
                     usable = false;
-                    problems.push(Problem::new(at("schema"), "schema", message));
+                    problems.push(Problem::new(at("schema"), ProblemCode::Schema, message));
                 }
             },
             (_, Some(_)) => problems.push(Problem::new(
                 at("schema"),
-                "not_applicable",
+                ProblemCode::NotApplicable,
                 format!("`schema` only applies to json variables, not {}", d.kind.as_str()),
             )),
             (_, None) => {}
@@ -298,7 +320,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         if d.max_length.is_some() && d.kind != VariableType::String {
             problems.push(Problem::new(
                 at("maxLength"),
-                "not_applicable",
+                ProblemCode::NotApplicable,
                 format!("`maxLength` only applies to string variables, not {}", d.kind.as_str()),
             ));
         }
@@ -401,7 +423,7 @@ fn validate_with<'a>(
         return Err(Error::InvalidInputs {
             problems: vec![Problem::new(
                 "inputs",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("{} inputs sent, at most {} allowed", inputs.len(), limits.max_variables),
             )],
         });
@@ -411,7 +433,7 @@ fn validate_with<'a>(
         if !definitions.iter().any(|d| d.name == *name) {
             problems.push(Problem::new(
                 format!("inputs.{}", truncate(name, MAX_QUOTED_NAME)),
-                "unknown",
+                ProblemCode::Unknown,
                 format!("{:?} is not a declared variable", truncate(name, MAX_QUOTED_NAME)),
             ));
         }
@@ -426,7 +448,7 @@ fn validate_with<'a>(
                     Err(message) => {
                         problems.push(Problem::new(
                             format!("inputs.{}", d.name),
-                            "schema",
+                            ProblemCode::Schema,
                             format!("the variable's schema is invalid: {message}"),
                         ));
                         continue;
@@ -453,7 +475,7 @@ fn validate_with<'a>(
                 }
                 None if d.required => problems.push(Problem::new(
                     format!("inputs.{}", d.name),
-                    "missing",
+                    ProblemCode::Missing,
                     format!("required variable {:?} is missing", d.name),
                 )),
                 None => {}
@@ -463,7 +485,7 @@ fn validate_with<'a>(
     if total > limits.max_total_bytes {
         problems.push(Problem::new(
             "inputs",
-            "too_large",
+            ProblemCode::TooLarge,
             format!("inputs total about {total} bytes, at most {} allowed", limits.max_total_bytes),
         ));
     }
@@ -473,7 +495,7 @@ fn validate_with<'a>(
 /// The outcome of checking one value: a replacement value (normalisation) and/or a problem.
 struct Checked {
     value: Option<Value>,
-    problem: Option<(&'static str, String)>,
+    problem: Option<(ProblemCode, String)>,
 }
 
 /// Checks `value` against `d`, filling `out`; returns the value's approximate size in bytes
@@ -486,7 +508,8 @@ fn check_value(
     out: &mut Checked,
 ) -> usize {
     let wrong_type = |out: &mut Checked| {
-        out.problem = Some(("wrong_type", format!("expected {}, got {}", d.kind.as_str(), json_type(value))));
+        out.problem =
+            Some((ProblemCode::WrongType, format!("expected {}, got {}", d.kind.as_str(), json_type(value))));
     };
     match d.kind {
         VariableType::String => {
@@ -496,13 +519,13 @@ fn check_value(
             };
             if s.len() > limits.max_value_bytes {
                 out.problem = Some((
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!("{} bytes, at most {} allowed", s.len(), limits.max_value_bytes),
                 ));
             } else if let Some(max) = d.max_length
                 && s.chars().count() > max
             {
-                out.problem = Some(("too_large", format!("longer than {max} characters")));
+                out.problem = Some((ProblemCode::TooLarge, format!("longer than {max} characters")));
             }
             s.len() + 2
         }
@@ -514,7 +537,7 @@ fn check_value(
             // serde_json numbers are finite when parsed from JSON text; this guards values
             // built some other way.
             if !n.as_f64().is_some_and(f64::is_finite) {
-                out.problem = Some(("not_finite", "the number is not finite".to_string()));
+                out.problem = Some((ProblemCode::NotFinite, "the number is not finite".to_string()));
             }
             24
         }
@@ -528,7 +551,7 @@ fn check_value(
             }
             match n.as_f64() {
                 Some(f) if !f.is_finite() => {
-                    out.problem = Some(("not_finite", "the number is not finite".to_string()))
+                    out.problem = Some((ProblemCode::NotFinite, "the number is not finite".to_string()))
                 }
                 Some(f) if f.fract() == 0.0 && f.abs() <= MAX_SAFE_INTEGER => {
                     // Exact: |f| <= 2^53 with no fractional part fits i64 without loss.
@@ -537,12 +560,16 @@ fn check_value(
                     out.value = Some(Value::from(i));
                 }
                 Some(f) if f.fract() == 0.0 => {
-                    out.problem =
-                        Some(("too_large", format!("{f} is outside the exact integer range ±2^53")));
+                    out.problem = Some((
+                        ProblemCode::TooLarge,
+                        format!("{f} is outside the exact integer range ±2^53"),
+                    ));
                 }
                 _ => {
-                    out.problem =
-                        Some(("wrong_type", format!("expected integer, got the fractional number {n}")))
+                    out.problem = Some((
+                        ProblemCode::WrongType,
+                        format!("expected integer, got the fractional number {n}"),
+                    ))
                 }
             }
             24
@@ -561,7 +588,7 @@ fn check_value(
             let values = d.values.as_deref().unwrap_or_default();
             if !values.iter().any(|v| v == s) {
                 out.problem = Some((
-                    "not_in_enum",
+                    ProblemCode::NotInEnum,
                     format!(
                         "{:?} is not one of the allowed values {:?}",
                         truncate(s, MAX_QUOTED_NAME),
@@ -575,12 +602,15 @@ fn check_value(
             let size = match json_size(value, limits.max_value_bytes, 0) {
                 Ok(size) => size,
                 Err(JsonTooBig::Size) => {
-                    out.problem =
-                        Some(("too_large", format!("larger than {} bytes as JSON", limits.max_value_bytes)));
+                    out.problem = Some((
+                        ProblemCode::TooLarge,
+                        format!("larger than {} bytes as JSON", limits.max_value_bytes),
+                    ));
                     return limits.max_value_bytes;
                 }
                 Err(JsonTooBig::Depth) => {
-                    out.problem = Some(("too_large", format!("nested deeper than {MAX_JSON_DEPTH} levels")));
+                    out.problem =
+                        Some((ProblemCode::TooLarge, format!("nested deeper than {MAX_JSON_DEPTH} levels")));
                     return 0;
                 }
             };
@@ -591,8 +621,10 @@ fn check_value(
                     .map(|e| schema_error_text(&e))
                     .collect();
                 if !errors.is_empty() {
-                    out.problem =
-                        Some(("schema", format!("does not match the schema: {}", errors.join("; "))));
+                    out.problem = Some((
+                        ProblemCode::Schema,
+                        format!("does not match the schema: {}", errors.join("; ")),
+                    ));
                 }
             }
             size
@@ -703,7 +735,7 @@ mod tests {
     fn problems(r: Result<Map<String, Value>>) -> Vec<(String, String)> {
         match r {
             Err(Error::InvalidInputs { problems }) => {
-                problems.into_iter().map(|p| (p.field, p.code)).collect()
+                problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
             }
             other => panic!("expected InvalidInputs, got {other:?}"),
         }
@@ -712,7 +744,7 @@ mod tests {
     fn def_problems(defs: &[VariableDefinition]) -> Vec<(String, String)> {
         match check_definitions(defs, &InputLimits::default()) {
             Err(Error::InvalidPrompt { problems }) => {
-                problems.into_iter().map(|p| (p.field, p.code)).collect()
+                problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
             }
             other => panic!("expected InvalidPrompt, got {other:?}"),
         }

@@ -143,7 +143,7 @@ fn compile_problems(template: String, system: bool) -> Option<Vec<(String, Strin
         match (compiled, checked) {
             (Ok(()), Ok(())) => None,
             (Err(Error::InvalidPrompt { problems }), Err(Error::InvalidPrompt { .. })) => {
-                Some(problems.into_iter().map(|p| (p.field, p.code, p.message)).collect())
+                Some(problems.into_iter().map(|p| (p.field, p.code.to_string(), p.message)).collect())
             }
             (a, b) => panic!("compile and check_version disagree: {a:?} / {b:?}"),
         }

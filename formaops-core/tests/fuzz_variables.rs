@@ -70,7 +70,7 @@ fn check_definitions_outcome(defs: Vec<VariableDefinition>, limits: InputLimits)
             assert!(!problems.is_empty(), "InvalidPrompt without problems");
             for p in &problems {
                 assert!(
-                    !p.field.is_empty() && !p.code.is_empty() && !p.message.is_empty(),
+                    !p.field.is_empty() && !p.code.as_str().is_empty() && !p.message.is_empty(),
                     "vague problem {p:?}"
                 );
             }
@@ -101,7 +101,7 @@ fn validate(defs: Vec<VariableDefinition>, inputs: Map<String, Value>, limits: I
             assert!(!problems.is_empty(), "InvalidInputs without problems");
             for p in &problems {
                 assert!(
-                    !p.field.is_empty() && !p.code.is_empty() && !p.message.is_empty(),
+                    !p.field.is_empty() && !p.code.as_str().is_empty() && !p.message.is_empty(),
                     "vague problem {p:?}"
                 );
             }

@@ -166,7 +166,7 @@ impl From<CoreError> for ApiError {
                 });
                 Self::new(status, code, e.to_string()).with_details(details)
             }
-            CoreError::Unavailable { ref message } => {
+            CoreError::Unavailable { ref message, .. } => {
                 tracing::warn!(%message, "dependency unavailable");
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -180,7 +180,7 @@ impl From<CoreError> for ApiError {
             CoreError::ShuttingDown => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down")
             }
-            CoreError::Internal { message } => Self::internal(message),
+            CoreError::Internal { message, .. } => Self::internal(message),
             other => Self::internal(other),
         }
     }

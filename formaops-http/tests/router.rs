@@ -567,7 +567,7 @@ async fn nul_characters_are_refused_naming_the_field() {
         let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
         assert_eq!(problems.len(), 1, "{}", r.text);
         assert_eq!(problems[0]["field"], field);
-        assert_eq!(problems[0]["code"], formaops_core::text::CODE);
+        assert_eq!(problems[0]["code"], formaops_core::text::CODE.as_str());
     }
     let list = app.get("/api/executions", &app.alice).await.expect(StatusCode::OK);
     assert!(list.body["items"].as_array().unwrap().is_empty(), "nothing was queued");
@@ -1087,4 +1087,82 @@ async fn cors_is_off_by_default_and_configurable() {
         Request::get("/api/health").header("origin", "https://evil.example").body(Body::empty()).unwrap();
     let r = on.request(other).await;
     assert!(!r.headers.contains_key("access-control-allow-origin"));
+}
+
+// ----- one shape per record -----
+
+/// Object keys, sorted.
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
+/// The REST answers are the core records themselves: their fields are the OpenAPI schema's,
+/// the execution shows everything the Python binding shows (owner, idempotency key, retry and
+/// deadline instants), and the field lists are the ones the Python dataclasses are checked
+/// against (`formaops-py/tests/rest_fields.json`, read by `test_api_surface.py`). Run with
+/// `FORMAOPS_WRITE_REST_FIELDS=1` to rewrite that file after a deliberate change.
+#[tokio::test]
+async fn rest_records_are_the_core_types_with_the_python_fields() {
+    let app = TestApp::new().await;
+    let id = app.prompt(&app.alice, "p").await;
+    let exec = app
+        .post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": {"topic": "t"}}))
+        .await
+        .expect(StatusCode::OK)
+        .body;
+    for field in ["userId", "idempotencyKey", "runAfter", "deadlineAt"] {
+        assert!(exec.get(field).is_some(), "the execution must show {field}: {exec}");
+    }
+    for hidden in ["queueKey", "leaseOwner", "leaseExpiresAt"] {
+        assert!(exec.get(hidden).is_none(), "{hidden} is internal: {exec}");
+    }
+    let prompt = app.get(&format!("/api/prompts/{id}"), &app.alice).await.expect(StatusCode::OK).body;
+    let listed = app.get("/api/prompts", &app.alice).await.expect(StatusCode::OK).body;
+    let versions =
+        app.get(&format!("/api/prompts/{id}/versions"), &app.alice).await.expect(StatusCode::OK).body;
+    let report = app.get("/api/metrics", &app.alice).await.expect(StatusCode::OK).body;
+
+    // A prompt read alone carries its version; list items are the same record without it.
+    let mut prompt_only = keys(&prompt);
+    prompt_only.retain(|k| k != "version");
+    assert_eq!(keys(&listed["items"][0]), prompt_only);
+    assert_eq!(keys(&versions["items"][0]), keys(&prompt["version"]));
+
+    // The OpenAPI document describes exactly what is sent.
+    let doc = app.call(Method::GET, "/api/openapi.json", None, None).await.expect(StatusCode::OK).body;
+    let schema = |name: &str| keys(&doc["components"]["schemas"][name]["properties"]);
+    assert_eq!(schema("Execution"), keys(&exec));
+    assert_eq!(schema("ExecutionMetrics"), keys(&exec["metrics"]));
+    assert_eq!(schema("Prompt"), prompt_only);
+    assert_eq!(schema("PromptVersion"), keys(&prompt["version"]));
+
+    let records = [
+        ("Execution", &exec),
+        ("ExecutionMetrics", &exec["metrics"]),
+        ("TokenUsage", &exec["metrics"]["tokenUsage"]),
+        ("Prompt", &prompt),
+        ("PromptVersion", &prompt["version"]),
+        ("MetricsReport", &report),
+        ("PromptMetrics", &report["byPrompt"][0]),
+        ("StatusCounts", &report["counts"]),
+        ("TokenTotals", &report["tokens"]),
+        ("Percentiles", &report["latencyMs"]),
+    ];
+    let mut fields = serde_json::Map::new();
+    for (name, value) in records {
+        fields.insert(name.to_string(), json!(keys(value)));
+    }
+    let text = format!("{}\n", serde_json::to_string_pretty(&Value::Object(fields)).unwrap());
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../formaops-py/tests/rest_fields.json");
+    if std::env::var_os("FORMAOPS_WRITE_REST_FIELDS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert_eq!(
+        committed, text,
+        "the REST fields changed: rerun with FORMAOPS_WRITE_REST_FIELDS=1, then make the Python \
+         dataclasses and stubs match (formaops-py/tests/test_api_surface.py checks them)"
+    );
 }

@@ -13,7 +13,7 @@
 //! `ValidationError.problems` is a list of dicts `{"field", "code", "message"}`, one per
 //! problem, so callers can act on them as data.
 
-use formaops_core::{Error, Problem};
+use formaops_core::{Error, Problem, ProblemCode};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -79,7 +79,7 @@ fn validation_error(py: Python<'_>, message: String, problems: &[Problem]) -> Py
         for p in problems {
             let d = PyDict::new(py);
             d.set_item("field", &p.field)?;
-            d.set_item("code", &p.code)?;
+            d.set_item("code", p.code.as_str())?;
             d.set_item("message", &p.message)?;
             list.append(d)?;
         }
@@ -186,10 +186,10 @@ pub fn to_py_err(py: Python<'_>, error: Error) -> PyErr {
             validation_error(py, message, &problems)
         }
         Error::InvalidArgument { field, message: detail } => {
-            validation_error(py, message, &[Problem::new(field, "invalid", detail)])
+            validation_error(py, message, &[Problem::new(field, ProblemCode::Invalid, detail)])
         }
         Error::Render { message: detail } => {
-            validation_error(py, message, &[Problem::new("template", "render", detail)])
+            validation_error(py, message, &[Problem::new("template", ProblemCode::Render, detail)])
         }
         Error::Provider(e) => {
             let err = ProviderError::new_err(message);
@@ -270,8 +270,8 @@ mod tests {
     fn validation_problems_are_data() {
         let (name, value) = mapped(Error::InvalidInputs {
             problems: vec![
-                Problem::new("inputs.a", "missing", "required"),
-                Problem::new("inputs.b", "wrong_type", "expected number"),
+                Problem::new("inputs.a", ProblemCode::Missing, "required"),
+                Problem::new("inputs.b", ProblemCode::WrongType, "expected number"),
             ],
         });
         assert_eq!(name, "ValidationError");
@@ -312,8 +312,8 @@ mod tests {
         assert_eq!(python_message("odd ` quote"), "odd ` quote");
         let (_, value) = mapped(Error::InvalidPrompt {
             problems: vec![
-                Problem::new("variables[0].defaultValue", "wrong_type", "`maxLength` is 3"),
-                Problem::new("systemTemplate", "syntax", "Got `myBlock`, expected `endBlock`"),
+                Problem::new("variables[0].defaultValue", ProblemCode::WrongType, "`maxLength` is 3"),
+                Problem::new("systemTemplate", ProblemCode::Syntax, "Got `myBlock`, expected `endBlock`"),
             ],
         });
         let problems: Vec<std::collections::HashMap<String, String>> = attr(&value, "problems");

@@ -1,11 +1,13 @@
-"""The stubs match the native module, the dataclasses match the native dicts, and the
-README's quickstart runs."""
+"""The stubs match the native module, the dataclasses match the native dicts and the REST
+records, and the README's quickstart runs."""
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +87,26 @@ def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
     assert set(ev) <= _fields(formaops.Event)
     assert {f.name for f in dataclasses.fields(formaops.Event) if f.default is dataclasses.MISSING} <= set(ev)
     assert set(native.render(p["id"], {"a": "x"})[0]) == _fields(formaops.Message)
+
+
+def _snake(key: str) -> str:
+    """The Python spelling of a REST (camelCase) field name: ``promptVersion`` -> ``prompt_version``."""
+    return re.sub(r"[A-Z]", lambda m: "_" + m.group(0).lower(), key)
+
+
+# The field names of each REST record, as the server sends them. Written and checked by the
+# Rust test `rest_records_are_the_core_types_with_the_python_fields` (formaops-http/tests/router.rs),
+# so a field added to, removed from or hidden in either REST or Python fails a test.
+REST_FIELDS: dict = json.loads((Path(__file__).parent / "rest_fields.json").read_text())
+
+
+@pytest.mark.parametrize("record", sorted(REST_FIELDS))
+def test_dataclasses_have_the_rest_fields(record: str) -> None:
+    assert {_snake(k) for k in REST_FIELDS[record]} == _fields(getattr(formaops, record))
+
+
+def test_rest_fields_cover_the_records_python_returns() -> None:
+    assert {"Execution", "Prompt", "PromptVersion", "MetricsReport"} <= set(REST_FIELDS)
 
 
 def test_every_public_engine_method_is_in_the_stub() -> None:

@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use chrono::{Duration, Utc};
 use formaops_core::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionMetrics, ExecutionStatus, Priority, TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionMetrics, NewExecution, Priority, TokenUsage,
 };
-use formaops_core::ids::{ExecutionId, PromptId, UserId};
+use formaops_core::ids::{PromptId, UserId};
 use formaops_core::store::{ClaimParams, Store};
 use rust_decimal::Decimal;
 
@@ -32,35 +32,22 @@ fn env_u64(name: &str, default: u64) -> u64 {
 
 fn execution(user: UserId, prompt: PromptId, n: i64) -> Execution {
     let now = Utc::now();
-    Execution {
-        id: ExecutionId::new(),
+    Execution::queued(NewExecution {
         user_id: user,
         prompt_id: prompt,
         prompt_version: 1,
         inputs: serde_json::json!({"topic": "benchmarks"}).as_object().unwrap().clone(),
         priority: Priority::Normal,
-        status: ExecutionStatus::Queued,
         validate_output: false,
         provider: "mock".into(),
         model: "gpt-4o-mini".into(),
-        output: None,
-        validated_output: None,
-        validation: None,
-        error: None,
-        metrics: None,
-        attempts: 0,
         max_attempts: 3,
         retry_of: None,
         idempotency_key: None,
         created_at: now,
-        run_after: now,
         deadline_at: now + Duration::hours(1),
-        started_at: None,
-        finished_at: None,
         queue_key: n,
-        lease_owner: None,
-        lease_expires_at: None,
-    }
+    })
 }
 
 async fn run(label: &str, store: Arc<dyn Store>) {

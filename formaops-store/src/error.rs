@@ -29,9 +29,18 @@ const UNIQUE_CONFLICTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Maps a sqlx error; `context` names the operation for logs.
+/// Maps a sqlx error; `context` names the operation for logs. An [`Error::Unavailable`] or
+/// [`Error::Internal`] keeps the sqlx error as its `source`.
 pub(crate) fn map_err(context: &'static str, err: sqlx::Error) -> Error {
-    match &err {
+    match classify(context, &err) {
+        Error::Unavailable { message, source: None } => Error::unavailable_from(message, err),
+        Error::Internal { message, source: None } => Error::internal_from(message, err),
+        other => other,
+    }
+}
+
+fn classify(context: &'static str, err: &sqlx::Error) -> Error {
+    match err {
         sqlx::Error::PoolTimedOut => {
             Error::unavailable("the database did not hand out a connection in time (is it running?)")
         }
@@ -154,6 +163,19 @@ mod tests {
             text.contains(&format!("the directory {} does not exist: create it first", dir.display())),
             "{text}"
         );
+    }
+
+    #[test]
+    fn outages_and_internal_errors_keep_the_sqlx_cause() {
+        use std::error::Error as _;
+        let busy = map_err("claim", sqlx::Error::Database(Box::new(FakeDbError { code: "5" })));
+        assert!(matches!(busy, Error::Unavailable { .. }), "{busy}");
+        let cause = busy.source().map(|s| s.to_string()).unwrap_or_default();
+        assert!(cause.contains("unable to open database file"), "{cause}");
+        let odd = map_err("claim", sqlx::Error::Database(Box::new(FakeDbError { code: "XX000" })));
+        assert!(matches!(odd, Error::Internal { .. }) && odd.source().is_some(), "{odd}");
+        let closed = map_err("claim", sqlx::Error::PoolClosed);
+        assert!(closed.source().is_some_and(|s| s.to_string().contains("closed")), "{closed}");
     }
 
     #[test]

@@ -340,7 +340,6 @@ fn notify_payload(node: Uuid, event: &ExecutionEvent) -> Result<String> {
         if let Some(i) = cut {
             err.message.truncate(i);
         }
-        err.code = err.code.chars().take(100).collect();
     }
     let payload = encode(&event)?;
     if payload.len() < MAX_NOTIFY_BYTES {
@@ -699,7 +698,7 @@ mod tests {
             attempt: 1,
             at: Utc::now(),
             error: Some(ExecutionError {
-                code: "x".into(),
+                code: formaops_core::execution::ExecutionErrorCode::ServerError,
                 message: "é".repeat(message_len),
                 transient: false,
             }),

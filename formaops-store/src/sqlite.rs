@@ -24,9 +24,7 @@ use formaops_core::{Error, Result};
 use futures::TryStreamExt;
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sqlx::sqlite::{
-    SqliteArguments, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteArguments, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Arguments, AssertSqlSafe};
 
 use crate::MAX_BATCH;

@@ -12,7 +12,8 @@ use std::time::Duration as StdDuration;
 use chrono::{Duration, Utc};
 use formaops_core::conformance::rescue_now;
 use formaops_core::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus,
+    NewExecution, Priority,
 };
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
@@ -24,36 +25,23 @@ const LEASE_MS: i64 = 1_500;
 
 fn execution(user: UserId, n: usize) -> Execution {
     let now = Utc::now();
-    Execution {
-        id: ExecutionId::new(),
+    Execution::queued(NewExecution {
         user_id: user,
         prompt_id: PromptId::new(),
         prompt_version: 1,
         inputs: serde_json::Map::new(),
         priority: Priority::Normal,
-        status: ExecutionStatus::Queued,
         validate_output: false,
         provider: "mock".into(),
         model: "m".into(),
-        output: None,
-        validated_output: None,
-        validation: None,
-        error: None,
-        metrics: None,
-        attempts: 0,
         max_attempts: 5,
         retry_of: None,
         // Every 50th execution fails permanently (by its key), the rest complete.
         idempotency_key: Some(format!("{n}")),
         created_at: now,
-        run_after: now,
         deadline_at: now + Duration::minutes(10),
-        started_at: None,
-        finished_at: None,
         queue_key: n as i64,
-        lease_owner: None,
-        lease_expires_at: None,
-    }
+    })
 }
 
 type Applied = Arc<Mutex<Vec<(ExecutionId, ExecutionStatus)>>>;
@@ -86,7 +74,7 @@ fn worker(store: Arc<dyn Store>, name: String, applied: Applied, hold: StdDurati
                     let outcome = if fails {
                         AttemptOutcome::Failed {
                             error: ExecutionError {
-                                code: "bad_request".into(),
+                                code: formaops_core::execution::ExecutionErrorCode::BadRequest,
                                 message: "no".into(),
                                 transient: false,
                             },

@@ -12,8 +12,8 @@ use formaops_core::Error;
 use formaops_core::conformance::rescue_now;
 use formaops_core::events::{EventKind, ExecutionEvent};
 use formaops_core::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority,
-    TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus,
+    NewExecution, Priority, TokenUsage,
 };
 use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
@@ -33,35 +33,22 @@ fn t0() -> DateTime<Utc> {
 
 fn execution(user: UserId, n: i64) -> Execution {
     let created = t0() + Duration::milliseconds(n);
-    Execution {
-        id: ExecutionId::new(),
+    Execution::queued(NewExecution {
         user_id: user,
         prompt_id: PromptId::new(),
         prompt_version: 1,
         inputs: serde_json::json!({"topic": "rust", "n": n}).as_object().unwrap().clone(),
         priority: Priority::Normal,
-        status: ExecutionStatus::Queued,
         validate_output: true,
         provider: "mock".into(),
         model: "gpt-4o-mini".into(),
-        output: None,
-        validated_output: None,
-        validation: None,
-        error: None,
-        metrics: None,
-        attempts: 0,
         max_attempts: 3,
         retry_of: None,
         idempotency_key: None,
         created_at: created,
-        run_after: created,
         deadline_at: created + Duration::hours(1),
-        started_at: None,
-        finished_at: None,
         queue_key: n,
-        lease_owner: None,
-        lease_expires_at: None,
-    }
+    })
 }
 
 fn completed(e: &Execution, worker: &str, cost: Option<Decimal>) -> AttemptResult {
@@ -269,7 +256,11 @@ async fn enqueue_claim_finish(s: &dyn Store) {
         user_id: user,
         worker: "w1".into(),
         outcome: AttemptOutcome::Retry {
-            error: ExecutionError { code: "rate_limited".into(), message: "429".into(), transient: true },
+            error: ExecutionError {
+                code: formaops_core::execution::ExecutionErrorCode::RateLimited,
+                message: "429".into(),
+                transient: true,
+            },
             run_after: now + Duration::seconds(5),
         },
         finished_at: now,
@@ -548,15 +539,8 @@ async fn postgres_events_cross_processes_but_not_back() {
     let mut from_a = a.remote_events().await.unwrap().unwrap();
     let mut from_b = b.remote_events().await.unwrap().unwrap();
     let event = |kind| ExecutionEvent {
-        execution_id: ExecutionId::new(),
-        user_id: UserId::new(),
-        kind,
-        status: ExecutionStatus::Running,
-        attempt: 1,
-        at: Utc::now(),
-        error: None,
-        run_after: None,
         delta: Some("partial text".into()),
+        ..ExecutionEvent::new(ExecutionId::new(), UserId::new(), kind, 1, Utc::now())
     };
     let sent = event(EventKind::Running);
     a.relay_events(std::slice::from_ref(&sent)).await.unwrap();

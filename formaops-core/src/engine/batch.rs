@@ -130,7 +130,7 @@ fn is_batch_wide(e: &Error) -> bool {
 /// The same error for every caller of a failed batch.
 fn replicate(e: &Error) -> Error {
     match e {
-        Error::Unavailable { message } => Error::unavailable(message.clone()),
+        Error::Unavailable { message, .. } => Error::unavailable(message.clone()),
         Error::Conflict { message } => Error::conflict(message.clone()),
         Error::ShuttingDown => Error::ShuttingDown,
         other => Error::internal(other.to_string()),

@@ -264,7 +264,7 @@ impl FormaOps {
         let chat = if extras == ChatExtras::default() {
             None
         } else {
-            Some(serde_json::to_value(&extras).map_err(|e| Error::Internal { message: e.to_string() })?)
+            Some(serde_json::to_value(&extras).map_err(|e| Error::internal_from("encoding a chat call", e))?)
         };
         self.submit_inner(user, request, chat, false).await.map(|(e, _)| e)
     }

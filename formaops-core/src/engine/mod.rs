@@ -58,9 +58,9 @@ use tokio::sync::{Notify, Semaphore, mpsc, oneshot, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::events::{EventKind, ExecutionEvent};
-use crate::execution::{AttemptResult, Execution, ExecutionStatus, Priority};
+use crate::execution::{AttemptResult, Execution, ExecutionStatus, NewExecution, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
@@ -520,7 +520,7 @@ impl Inner {
         self.providers.get(name).ok_or_else(|| Error::InvalidPrompt {
             problems: vec![Problem::new(
                 "model.provider",
-                "unknown",
+                ProblemCode::Unknown,
                 format!("no provider named {name:?} is configured"),
             )],
         })
@@ -531,17 +531,10 @@ impl Inner {
     }
 
     fn publish_state(&self, e: &Execution, kind: EventKind) {
-        self.events.publish(ExecutionEvent {
-            execution_id: e.id,
-            user_id: e.user_id,
-            kind,
-            status: e.status,
-            attempt: e.attempts,
-            at: self.clock.now(),
-            error: e.error.clone(),
-            run_after: None,
-            delta: None,
-        });
+        self.events.publish(
+            ExecutionEvent::new(e.id, e.user_id, kind, e.attempts, self.clock.now())
+                .with_error(e.error.clone()),
+        );
     }
 
     /// Enqueues a built execution (group commit); the batcher announces and wakes workers.
@@ -562,35 +555,22 @@ impl Inner {
         retry_of: Option<ExecutionId>,
     ) -> Execution {
         let now = self.clock.now();
-        Execution {
-            id: ExecutionId::new(),
+        Execution::queued(NewExecution {
             user_id: user,
             prompt_id: version.prompt_id,
             prompt_version: version.version,
             inputs,
             priority,
-            status: ExecutionStatus::Queued,
             validate_output,
             provider: provider.to_string(),
             model: version.model.model.clone(),
-            output: None,
-            validated_output: None,
-            validation: None,
-            error: None,
-            metrics: None,
-            attempts: 0,
             max_attempts: self.config.max_attempts,
             retry_of,
             idempotency_key,
             created_at: now,
-            run_after: now,
             deadline_at: now + chrono_dur(self.config.execution_timeout),
-            started_at: None,
-            finished_at: None,
             queue_key: scheduler::queue_key(priority, now, self.config.priority_step),
-            lease_owner: None,
-            lease_expires_at: None,
-        }
+        })
     }
 
     /// Every check a version must pass before it is stored: the core rules'
@@ -610,33 +590,31 @@ impl Inner {
             problems.extend(p);
         }
         if version.model.model.trim().is_empty() {
-            problems.push(Problem::new("model.model", "missing", "the model name must not be empty"));
+            problems.push(Problem::new(
+                "model.model",
+                ProblemCode::Missing,
+                "the model name must not be empty",
+            ));
         }
         if problems.is_empty() { Ok(()) } else { Err(Error::InvalidPrompt { problems }) }
     }
 }
 
 fn queued_event(e: &Execution) -> ExecutionEvent {
-    ExecutionEvent {
-        execution_id: e.id,
-        user_id: e.user_id,
-        kind: EventKind::Queued,
-        status: ExecutionStatus::Queued,
-        attempt: e.attempts,
-        at: e.created_at,
-        error: None,
-        run_after: None,
-        delta: None,
-    }
+    ExecutionEvent::new(e.id, e.user_id, EventKind::Queued, e.attempts, e.created_at)
 }
 
 fn check_name(name: &str) -> Result<()> {
     let problem = if name.trim().is_empty() {
-        Some(Problem::new("name", "missing", "the name must not be empty"))
+        Some(Problem::new("name", ProblemCode::Missing, "the name must not be empty"))
     } else if name.chars().count() > MAX_PROMPT_NAME_CHARS {
-        Some(Problem::new("name", "too_large", format!("at most {MAX_PROMPT_NAME_CHARS} characters")))
+        Some(Problem::new(
+            "name",
+            ProblemCode::TooLarge,
+            format!("at most {MAX_PROMPT_NAME_CHARS} characters"),
+        ))
     } else if name.chars().any(char::is_control) {
-        Some(Problem::new("name", "invalid", "control characters are not allowed"))
+        Some(Problem::new("name", ProblemCode::Invalid, "control characters are not allowed"))
     } else {
         None
     };
@@ -648,7 +626,7 @@ fn check_description(description: Option<&str>) -> Result<()> {
         Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(Error::InvalidPrompt {
             problems: vec![Problem::new(
                 "description",
-                "too_large",
+                ProblemCode::TooLarge,
                 format!("at most {MAX_DESCRIPTION_CHARS} characters"),
             )],
         }),

@@ -31,7 +31,7 @@ pub const RESCUE_BATCH: u32 = 1_000;
 /// The error recorded on a rescued execution.
 pub fn lease_expired_error() -> ExecutionError {
     ExecutionError {
-        code: "lease_expired".to_string(),
+        code: crate::execution::ExecutionErrorCode::LeaseExpired,
         message: "the worker running this execution stopped renewing its lease".to_string(),
         transient: true,
     }
@@ -126,17 +126,12 @@ pub(crate) async fn rescue_loop(inner: Arc<Inner>, mut stop: watch::Receiver<boo
                     slot.wake.notify_one();
                 });
             }
-            inner.events.publish(ExecutionEvent {
-                execution_id: e.id,
-                user_id: e.user_id,
-                kind: if queued { EventKind::RetryScheduled } else { EventKind::Failed },
-                status: e.status,
-                attempt: e.attempts,
-                at: now,
-                error: e.error.clone(),
-                run_after: queued.then_some(e.run_after),
-                delta: None,
-            });
+            let kind = if queued { EventKind::RetryScheduled } else { EventKind::Failed };
+            inner.events.publish(
+                ExecutionEvent::new(e.id, e.user_id, kind, e.attempts, now)
+                    .with_error(e.error.clone())
+                    .with_run_after(queued.then_some(e.run_after)),
+            );
         }
     }
 }

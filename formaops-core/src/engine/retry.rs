@@ -59,7 +59,8 @@ impl GiveUp {
     }
 }
 
-/// When to retry after `error` ended attempt `attempts` (1-based) at `now`; or why not.
+/// When to retry after the provider `error` ended attempt `attempts` (1-based) at `now`; or
+/// why not. See [`decide_failure`].
 pub fn decide(
     policy: &BackoffPolicy,
     error: &ProviderError,
@@ -69,10 +70,34 @@ pub fn decide(
     deadline_at: DateTime<Utc>,
     unit: f64,
 ) -> Result<DateTime<Utc>, GiveUp> {
-    if !error.is_transient() {
+    let failure = Failure { transient: error.is_transient(), retry_after: error.retry_after };
+    decide_failure(policy, failure, attempts, max_attempts, now, deadline_at, unit)
+}
+
+/// What the retry decision needs to know about any failed attempt (a provider error, a store
+/// outage, an expired lease).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Whether the same attempt may succeed later.
+    pub transient: bool,
+    /// A delay the failing party asked for (a provider's Retry-After), replacing the backoff.
+    pub retry_after: Option<Duration>,
+}
+
+/// When to retry after `failure` ended attempt `attempts` (1-based) at `now`; or why not.
+pub fn decide_failure(
+    policy: &BackoffPolicy,
+    failure: Failure,
+    attempts: u32,
+    max_attempts: u32,
+    now: DateTime<Utc>,
+    deadline_at: DateTime<Utc>,
+    unit: f64,
+) -> Result<DateTime<Utc>, GiveUp> {
+    if !failure.transient {
         return Err(GiveUp::Permanent);
     }
-    schedule(policy, attempts, max_attempts, now, deadline_at, error.retry_after, unit)
+    schedule(policy, attempts, max_attempts, now, deadline_at, failure.retry_after, unit)
 }
 
 /// When to run the next attempt after attempt `attempts` (1-based) ended at `now` with a
@@ -141,6 +166,18 @@ mod tests {
         assert_eq!(decide(&p, &busy, 3, 3, t0(), dl, 0.5), Err(GiveUp::AttemptsExhausted));
         let late = busy.clone().with_retry_after(Some(Duration::from_secs(60)));
         assert_eq!(decide(&p, &late, 1, 3, t0(), dl, 0.5), Err(GiveUp::DeadlineExceeded));
+    }
+
+    #[test]
+    fn any_failure_is_decided_without_posing_as_a_provider_error() {
+        let p = policy();
+        let dl = t0() + chrono::Duration::seconds(60);
+        let outage = Failure { transient: true, retry_after: None };
+        let at = decide_failure(&p, outage, 2, 3, t0(), dl, 1.0).unwrap();
+        assert_eq!(at, t0() + chrono::Duration::seconds(1));
+        assert_eq!(decide_failure(&p, outage, 3, 3, t0(), dl, 1.0), Err(GiveUp::AttemptsExhausted));
+        let broken = Failure { transient: false, retry_after: None };
+        assert_eq!(decide_failure(&p, broken, 1, 3, t0(), dl, 1.0), Err(GiveUp::Permanent));
     }
 
     proptest! {

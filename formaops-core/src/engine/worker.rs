@@ -19,7 +19,8 @@ use super::retry;
 use super::telemetry;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{
-    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, TokenUsage,
+    AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
+    TokenUsage,
 };
 use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
 use crate::store::{ClaimParams, ExtendLeasesParams};
@@ -134,29 +135,23 @@ async fn run_attempt(
     permit: OwnedSemaphorePermit,
 ) {
     let attempt = exec.attempts;
-    inner.events.publish(ExecutionEvent {
-        execution_id: exec.id,
-        user_id: exec.user_id,
-        kind: EventKind::Running,
-        status: ExecutionStatus::Running,
+    inner.events.publish(ExecutionEvent::new(
+        exec.id,
+        exec.user_id,
+        EventKind::Running,
         attempt,
-        at: inner.clock.now(),
-        error: None,
-        run_after: None,
-        delta: None,
-    });
+        inner.clock.now(),
+    ));
     let (outcome, provider_time) = attempt_outcome(&inner, &slot, &exec).await;
     // What every store can record: an unstorable output fails here, not in the finish batch.
     let outcome = crate::text::storable_outcome(outcome);
     let finished_at = inner.clock.now();
     telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
-    let (kind, status, error, run_after) = match &outcome {
-        AttemptOutcome::Completed { .. } => (EventKind::Completed, ExecutionStatus::Completed, None, None),
-        AttemptOutcome::Failed { error, .. } => {
-            (EventKind::Failed, ExecutionStatus::Failed, Some(error.clone()), None)
-        }
+    let (kind, error, run_after) = match &outcome {
+        AttemptOutcome::Completed { .. } => (EventKind::Completed, None, None),
+        AttemptOutcome::Failed { error, .. } => (EventKind::Failed, Some(error.clone()), None),
         AttemptOutcome::Retry { error, run_after } => {
-            (EventKind::RetryScheduled, ExecutionStatus::Queued, Some(error.clone()), Some(*run_after))
+            (EventKind::RetryScheduled, Some(error.clone()), Some(*run_after))
         }
     };
     let result = AttemptResult {
@@ -173,17 +168,11 @@ async fn run_attempt(
     drop(permit);
     match applied {
         Ok(true) => {
-            inner.events.publish(ExecutionEvent {
-                execution_id: exec.id,
-                user_id: exec.user_id,
-                kind,
-                status,
-                attempt,
-                at: finished_at,
-                error,
-                run_after,
-                delta: None,
-            });
+            inner.events.publish(
+                ExecutionEvent::new(exec.id, exec.user_id, kind, attempt, finished_at)
+                    .with_error(error)
+                    .with_run_after(run_after),
+            );
             if let Some(at) = run_after {
                 let deadline = inner.clock.instant_at(at);
                 let slot = slot.clone();
@@ -205,12 +194,18 @@ async fn run_attempt(
     }
 }
 
-fn exec_error(code: &str, message: impl Into<String>, transient: bool) -> ExecutionError {
-    ExecutionError { code: code.to_string(), message: message.into(), transient }
+fn exec_error(code: ExecutionErrorCode, message: impl Into<String>, transient: bool) -> ExecutionError {
+    ExecutionError { code, message: message.into(), transient }
+}
+
+/// The attempt error for a transient store failure (loading the prompt version): reported as
+/// `store_unavailable`, retried with the engine's backoff.
+fn store_outage(e: &crate::Error) -> ExecutionError {
+    exec_error(ExecutionErrorCode::StoreUnavailable, e.to_string(), true)
 }
 
 fn provider_exec_error(e: &ProviderError) -> ExecutionError {
-    exec_error(e.kind.as_str(), e.message.clone(), e.is_transient())
+    exec_error(e.kind.into(), e.message.clone(), e.is_transient())
 }
 
 /// Runs one attempt up to (not including) recording it; also returns the precise provider
@@ -241,17 +236,25 @@ async fn attempt_outcome_inner(
     };
     if now >= exec.deadline_at {
         return failed(
-            exec_error("deadline_exceeded", "the execution deadline passed before this attempt", false),
+            exec_error(
+                ExecutionErrorCode::DeadlineExceeded,
+                "the execution deadline passed before this attempt",
+                false,
+            ),
             Duration::ZERO,
         );
     }
     let compiled = match inner.compiled(exec.user_id, exec.prompt_id, exec.prompt_version).await {
         Ok(c) => c,
         Err(e) if e.is_transient() => {
-            let err = exec_error("store_unavailable", e.to_string(), true);
-            return retry_or_fail(inner, exec, err, None, now, Duration::ZERO, &metrics_at);
+            return retry_or_fail(inner, exec, store_outage(&e), None, now, Duration::ZERO, &metrics_at);
         }
-        Err(e) => return failed(exec_error("prompt_unavailable", e.to_string(), false), Duration::ZERO),
+        Err(e) => {
+            return failed(
+                exec_error(ExecutionErrorCode::PromptUnavailable, e.to_string(), false),
+                Duration::ZERO,
+            );
+        }
     };
     // A chat call's messages and parameters ride in the inputs (see `engine::chat`).
     let (inputs, chat) = super::chat::ChatExtras::split(&exec.inputs);
@@ -259,7 +262,9 @@ async fn attempt_outcome_inner(
         Some(c) if c.replace => Vec::new(),
         _ => match compiled.prompt.render(&inputs) {
             Ok(m) => m,
-            Err(e) => return failed(exec_error("render", e.to_string(), false), Duration::ZERO),
+            Err(e) => {
+                return failed(exec_error(ExecutionErrorCode::Render, e.to_string(), false), Duration::ZERO);
+            }
         },
     };
     let mut parameters = compiled.version.model.parameters.clone();
@@ -311,32 +316,27 @@ async fn attempt_outcome_inner(
         }
         Err(e) => {
             let err = provider_exec_error(&e);
-            retry_or_fail(inner, exec, err, Some(&e), inner.clock.now(), call_time, &metrics_at)
+            retry_or_fail(inner, exec, err, e.retry_after, inner.clock.now(), call_time, &metrics_at)
         }
     }
 }
 
+/// Retries a failed attempt with backoff, or fails the execution; `retry_after` is a
+/// provider's Retry-After. Whether to retry at all follows `error.transient`, whatever failed
+/// (a store outage stays a store outage, never posing as a provider error).
 fn retry_or_fail(
     inner: &Inner,
     exec: &Execution,
     error: ExecutionError,
-    provider_error: Option<&ProviderError>,
+    retry_after: Option<Duration>,
     now: DateTime<Utc>,
     call_time: Duration,
     metrics_at: &dyn Fn(DateTime<Utc>, Duration, TokenUsage) -> ExecutionMetrics,
 ) -> AttemptOutcome {
-    let generic;
-    let pe = match provider_error {
-        Some(pe) => pe,
-        None => {
-            generic = ProviderError::new(ProviderErrorKind::Connection, error.message.clone());
-            &generic
-        }
-    };
     let unit: f64 = rand::random();
-    match retry::decide(
+    match retry::decide_failure(
         &inner.config.backoff,
-        pe,
+        retry::Failure { transient: error.transient, retry_after },
         exec.attempts,
         exec.max_attempts,
         now,
@@ -383,5 +383,24 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "extending leases failed"),
         }
+    }
+}
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_outage_is_reported_as_one() {
+        let e = store_outage(&crate::Error::unavailable("the database connection failed"));
+        assert_eq!(e.code, ExecutionErrorCode::StoreUnavailable);
+        assert_eq!(e.code.as_str(), "store_unavailable");
+        assert!(e.transient);
+        assert!(e.message.contains("the database connection failed"), "{}", e.message);
+    }
+
+    #[test]
+    fn provider_errors_keep_their_kind() {
+        let e = provider_exec_error(&ProviderError::new(ProviderErrorKind::Connection, "reset"));
+        assert_eq!((e.code, e.transient), (ExecutionErrorCode::Connection, true));
     }
 }

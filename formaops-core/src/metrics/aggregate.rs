@@ -30,12 +30,15 @@ pub const MAX_PROMPTS_IN_REPORT: usize = 100;
 /// What the aggregation reads of one execution.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricsSample {
+    /// The execution's prompt.
     pub prompt_id: PromptId,
+    /// The execution's status.
     pub status: ExecutionStatus,
     /// Total latency in ms; `None` when the execution has no metrics.
     pub latency_ms: Option<u64>,
     /// Provider call latency in ms (read only with `latency_ms`).
     pub provider_latency_ms: u64,
+    /// The execution's tokens (zero without metrics).
     pub tokens: TokenTotals,
     /// `None`: unpriced.
     pub cost_usd: Option<Decimal>,
@@ -144,6 +147,7 @@ pub struct MetricsAggregator {
 }
 
 impl MetricsAggregator {
+    /// An aggregator that has seen nothing.
     pub fn new() -> Self {
         Self::default()
     }

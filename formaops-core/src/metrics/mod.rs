@@ -32,8 +32,11 @@ pub fn check_window(since: Option<DateTime<Utc>>, until: Option<DateTime<Utc>>) 
 /// Which executions to aggregate: the caller's own, created in `[since, until)`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MetricsQuery {
+    /// Inclusive lower bound on `createdAt`; `None`: no bound.
     pub since: Option<DateTime<Utc>>,
+    /// Exclusive upper bound on `createdAt`; `None`: no bound.
     pub until: Option<DateTime<Utc>>,
+    /// Only this prompt's executions.
     pub prompt_id: Option<PromptId>,
     /// Only with `prompt_id`.
     pub prompt_version: Option<u32>,
@@ -54,48 +57,68 @@ impl MetricsQuery {
 }
 
 /// Executions per status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StatusCounts {
+    /// Executions QUEUED.
     pub queued: u64,
+    /// Executions RUNNING.
     pub running: u64,
+    /// Executions COMPLETED.
     pub completed: u64,
+    /// Executions FAILED.
     pub failed: u64,
+    /// Executions CANCELLED.
     pub cancelled: u64,
+    /// All of them.
     pub total: u64,
 }
 
 /// Latency percentiles in milliseconds; `None` when there is no sample.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Percentiles {
+    /// Median, in milliseconds.
     pub p50: Option<f64>,
+    /// 95th percentile, in milliseconds.
     pub p95: Option<f64>,
+    /// 99th percentile, in milliseconds.
     pub p99: Option<f64>,
 }
 
 /// Token totals.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenTotals {
+    /// Input (prompt) tokens, cached ones included.
     pub input: u64,
+    /// Output (completion) tokens.
     pub output: u64,
+    /// Cached input tokens (part of `input`).
     pub cached: u64,
+    /// Input plus output.
     pub total: u64,
 }
 
 /// Aggregates of one scope (all of a user's executions, or one prompt's, or one version's).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsSummary {
+    /// Executions per status.
     pub counts: StatusCounts,
     /// Total latency (acceptance to final state).
     pub latency_ms: Percentiles,
     /// Provider call latency.
     pub provider_latency_ms: Percentiles,
+    /// Token totals over executions with metrics.
     pub tokens: TokenTotals,
     /// Sum over priced executions.
     #[serde(with = "rust_decimal::serde::float")]
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
     pub cost_usd: Decimal,
     /// Final executions whose model had no price: excluded from `costUsd`.
     pub unpriced_executions: u64,
@@ -108,20 +131,28 @@ pub struct MetricsSummary {
 }
 
 /// One prompt's aggregates.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptMetrics {
+    /// The prompt.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
+    /// Its aggregates (flattened into this object in JSON).
     #[serde(flatten)]
     pub summary: MetricsSummary,
 }
 
 /// What `metrics` answers.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MetricsReport {
+    /// The query's lower bound, echoed.
     pub since: Option<DateTime<Utc>>,
+    /// The query's upper bound, echoed.
     pub until: Option<DateTime<Utc>>,
+    /// Aggregates of every matching execution (flattened into this object in JSON).
     #[serde(flatten)]
     pub summary: MetricsSummary,
     /// Executions of this user waiting to run now.

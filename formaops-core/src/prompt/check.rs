@@ -66,7 +66,7 @@ mod tests {
         let got: Vec<(String, String)> =
             match check_version(&v, &TemplateLimits::default(), &InputLimits::default()) {
                 Err(Error::InvalidPrompt { problems }) => {
-                    problems.into_iter().map(|p| (p.field, p.code)).collect()
+                    problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
                 }
                 other => panic!("expected InvalidPrompt, got {other:?}"),
             };

@@ -16,35 +16,48 @@ pub use check::check_version;
 
 /// Lifecycle of a prompt. Archived prompts keep their history and executions readable but
 /// cannot be executed or updated; their name becomes free for a new prompt.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum PromptStatus {
     Active,
     Archived,
 }
 
 impl PromptStatus {
+    /// The word as serialised (`ACTIVE`, `ARCHIVED`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "ACTIVE",
-            Self::Archived => "ARCHIVED",
-        }
+        self.into()
     }
 
+    /// The status named by its serialised word (case-sensitive); `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "ACTIVE" => Some(Self::Active),
-            "ARCHIVED" => Some(Self::Archived),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
 /// A named prompt owned by a user; its content lives in [`PromptVersion`]s.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Prompt {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: PromptId,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub user_id: UserId,
     pub name: String,
     pub description: Option<String>,
@@ -95,20 +108,26 @@ impl Default for ModelConfig {
 pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 
 /// One immutable version of a prompt.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptVersion {
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
     pub version: u32,
     /// The user message template (minijinja syntax).
     pub template: String,
     /// Optional system message template, rendered with the same variables.
     pub system_template: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub variables: Vec<VariableDefinition>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub validations: Vec<ValidationRule>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub model: ModelConfig,
     pub created_at: DateTime<Utc>,
     /// The user who wrote this version.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub author: UserId,
 }
 

@@ -72,8 +72,22 @@ pub struct PartialOutput {
 }
 
 /// How a provider call failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ProviderErrorKind {
     /// 429.
     RateLimited,
@@ -94,17 +108,9 @@ pub enum ProviderErrorKind {
 }
 
 impl ProviderErrorKind {
+    /// The kind's word as serialised (`rate_limited`, `server_error`, ...).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RateLimited => "rate_limited",
-            Self::ServerError => "server_error",
-            Self::Timeout => "timeout",
-            Self::Connection => "connection",
-            Self::MalformedResponse => "malformed_response",
-            Self::Auth => "auth",
-            Self::BadRequest => "bad_request",
-            Self::NotConfigured => "not_configured",
-        }
+        self.into()
     }
 
     /// Whether the same request may succeed if tried again.

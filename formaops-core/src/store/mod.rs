@@ -31,13 +31,16 @@ pub use memory::MemoryStore;
 /// Filter for listing prompts. `status: None` lists ACTIVE prompts only.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PromptFilter {
+    /// Only prompts in this status (ACTIVE when `None`).
     pub status: Option<PromptStatus>,
 }
 
 /// Filter for listing executions; every field narrows the result.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecutionFilter {
+    /// Only executions in this status.
     pub status: Option<ExecutionStatus>,
+    /// Only executions of this prompt.
     pub prompt_id: Option<PromptId>,
     /// Created at or after.
     pub since: Option<DateTime<Utc>>,
@@ -63,8 +66,11 @@ pub struct ClaimParams<'a> {
     pub worker: &'a str,
     /// Only executions that run on this provider.
     pub provider: &'a str,
+    /// Most executions to claim.
     pub limit: u32,
+    /// The claim time: only executions with `run_after <= now` are due.
     pub now: DateTime<Utc>,
+    /// When the new leases expire unless extended.
     pub lease_until: DateTime<Utc>,
 }
 
@@ -72,19 +78,24 @@ pub struct ClaimParams<'a> {
 /// extended to `lease_until`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExtendLeasesParams<'a> {
+    /// The lease owner; leases another worker holds are left alone.
     pub worker: &'a str,
+    /// The executions whose leases to extend.
     pub ids: &'a [ExecutionId],
+    /// The new expiry.
     pub lease_until: DateTime<Utc>,
 }
 
 /// The engine's decision about one execution whose lease expired (see [`Store::rescue`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RescueDecision {
+    /// The execution decided about.
     pub id: ExecutionId,
     /// The attempt the expired lease belongs to, as listed.
     pub attempts: u32,
     /// The expired lease's expiry, as listed.
     pub lease_expires_at: DateTime<Utc>,
+    /// Requeue or fail.
     pub fate: RescueFate,
     /// Recorded either way (code `lease_expired`).
     pub error: ExecutionError,
@@ -94,15 +105,23 @@ pub struct RescueDecision {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RescueFate {
     /// Back to QUEUED, claimable from `run_after` (after the retry backoff).
-    Requeue { run_after: DateTime<Utc> },
+    Requeue {
+        /// When the execution becomes claimable again.
+        run_after: DateTime<Utc>,
+    },
     /// FAILED at `finished_at`: no attempts or no time left.
-    Fail { finished_at: DateTime<Utc> },
+    Fail {
+        /// The recorded end time.
+        finished_at: DateTime<Utc>,
+    },
 }
 
 /// A page of versions, newest first: `before` is the version number to continue below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VersionPageRequest {
+    /// Most versions to return.
     pub limit: u32,
+    /// Only versions numbered below this; `None`: start at the newest.
     pub before: Option<u32>,
 }
 
@@ -121,8 +140,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// The user with this (normalised) email, with the password hash, for login.
     async fn user_by_email(&self, email: &str) -> Result<Option<UserWithPassword>>;
 
+    /// The user with this id; `None` when there is none.
     async fn get_user(&self, id: UserId) -> Result<Option<User>>;
 
+    /// How many users exist.
     async fn count_users(&self) -> Result<u64>;
 
     /// Stores a session or API key (only its token hash).
@@ -153,8 +174,10 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// name: `Conflict`.
     async fn insert_version(&self, prompt: &Prompt, version: &PromptVersion) -> Result<()>;
 
+    /// One of the user's prompts (any status). Missing or another user's: `NotFound`.
     async fn get_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt>;
 
+    /// One version of one of the user's prompts. Missing or another user's: `NotFound`.
     async fn get_version(&self, user: UserId, id: PromptId, version: u32) -> Result<PromptVersion>;
 
     /// Newest first by (`created_at`, `id`).
@@ -222,6 +245,7 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// `Conflict`.
     async fn cancel(&self, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution>;
 
+    /// One of the user's executions. Missing or another user's: `NotFound`.
     async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution>;
 
     /// Newest first by (`created_at`, `id`), keyset paginated.

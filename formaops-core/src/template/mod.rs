@@ -62,7 +62,7 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::prompt::PromptVersion;
 use crate::provider::{Message, Role};
 use crate::variables::{InputLimits, InputValidator, VariableType};
@@ -170,7 +170,7 @@ impl CompiledPrompt {
                 ok = false;
                 problems.push(Problem::new(
                     field,
-                    "too_large",
+                    ProblemCode::TooLarge,
                     format!(
                         "template is {} bytes, at most {} allowed",
                         source.len(),
@@ -183,22 +183,26 @@ impl CompiledPrompt {
             // once per level of nesting.
             if let Err(e) = depth::check(source) {
                 ok = false;
-                problems.push(Problem::new(field, "too_deep", e.message()));
+                problems.push(Problem::new(field, ProblemCode::TooDeep, e.message()));
                 continue;
             }
             if let Err(e) = env.add_template_owned(name, source.clone()) {
                 ok = false;
-                problems.push(Problem::new(field, "syntax", e.to_string()));
+                problems.push(Problem::new(field, ProblemCode::Syntax, e.to_string()));
                 continue;
             }
             let Ok(template) = env.get_template(name) else {
                 ok = false;
-                problems.push(Problem::new(field, "syntax", "template could not be loaded"));
+                problems.push(Problem::new(field, ProblemCode::Syntax, "template could not be loaded"));
                 continue;
             };
             let found = growth::check(source, &declared);
             for f in found.iter().take(MAX_GROWTH_PROBLEMS) {
-                problems.push(Problem::new(field, "unbounded", format!("line {}: {}", f.line, f.message)));
+                problems.push(Problem::new(
+                    field,
+                    ProblemCode::Unbounded,
+                    format!("line {}: {}", f.line, f.message),
+                ));
             }
             let mut undeclared: Vec<String> = template
                 .undeclared_variables(false)
@@ -210,7 +214,7 @@ impl CompiledPrompt {
             for v in undeclared {
                 problems.push(Problem::new(
                     field,
-                    "undeclared",
+                    ProblemCode::Undeclared,
                     format!("the template uses variable {v:?}, which is not declared"),
                 ));
             }
@@ -309,7 +313,7 @@ mod tests {
     fn prompt_problems(r: Result<impl std::fmt::Debug>) -> Vec<(String, String)> {
         match r {
             Err(Error::InvalidPrompt { problems }) => {
-                problems.into_iter().map(|p| (p.field, p.code)).collect()
+                problems.into_iter().map(|p| (p.field, p.code.to_string())).collect()
             }
             other => panic!("expected InvalidPrompt, got {other:?}"),
         }

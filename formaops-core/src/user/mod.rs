@@ -28,15 +28,20 @@ use crate::ids::{CredentialId, UserId};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
+    /// The user's id.
     pub id: UserId,
+    /// The email as [`account::normalize_email`] stores it; unique among users.
     pub email: String,
+    /// Whether the user is an administrator.
     pub is_admin: bool,
+    /// When the account was created.
     pub created_at: DateTime<Utc>,
 }
 
 /// A user with the password hash, for login.
 #[derive(Clone, PartialEq, Eq)]
 pub struct UserWithPassword {
+    /// The user.
     pub user: User,
     /// Argon2id PHC string.
     pub password_hash: String,
@@ -52,27 +57,38 @@ impl std::fmt::Debug for UserWithPassword {
 }
 
 /// Kind of bearer credential.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
+    strum::AsRefStr,
+    strum::IntoStaticStr,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum CredentialKind {
+    /// A login session (expires).
     Session,
+    /// A named, long-lived API key (until revoked or expired).
     ApiKey,
 }
 
 impl CredentialKind {
+    /// The word as serialised (`session`, `api_key`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Session => "session",
-            Self::ApiKey => "api_key",
-        }
+        self.into()
     }
 
+    /// The kind named by its serialised word; `None` for anything else.
     pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "session" => Some(Self::Session),
-            "api_key" => Some(Self::ApiKey),
-            _ => None,
-        }
+        s.parse().ok()
     }
 }
 
@@ -80,14 +96,21 @@ impl CredentialKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Credential {
+    /// The credential's id.
     pub id: CredentialId,
+    /// Whose credential it is.
     pub user_id: UserId,
+    /// Session or API key.
     pub kind: CredentialKind,
     /// A label for API keys; `None` for sessions.
     pub name: Option<String>,
+    /// SHA-256 of the bearer secret (32 bytes); never serialised.
     #[serde(skip)]
     pub token_hash: Vec<u8>,
+    /// When it was minted.
     pub created_at: DateTime<Utc>,
+    /// When it stops working; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked; `None` while valid.
     pub revoked_at: Option<DateTime<Utc>>,
 }

@@ -99,7 +99,7 @@ fn final_error(e: &Execution) -> Option<OpenAiError> {
             let (code, message) = e
                 .error
                 .as_ref()
-                .map_or(("failed".to_string(), String::new()), |x| (x.code.clone(), x.message.clone()));
+                .map_or(("failed".to_string(), String::new()), |x| (x.code.to_string(), x.message.clone()));
             (StatusCode::BAD_GATEWAY, code, format!("execution {} failed: {message}", e.id))
         }
         ExecutionStatus::Cancelled => {

@@ -31,7 +31,7 @@ use utoipa_axum::routes;
 
 use crate::auth::{AuthUser, token_from_headers};
 use crate::error::{ApiError, ApiResult, AppQuery, ErrorBody};
-use crate::routes::executions::{ExecutionResponse, execution_id};
+use crate::routes::executions::execution_id;
 use crate::state::AppState;
 
 /// Largest message accepted from a WebSocket client (clients need not send anything).
@@ -108,8 +108,7 @@ async fn event_stream(
     };
     // The snapshot, then events up to and including the final one (engine::follow).
     let follow = state.engine().follow(user, id).await?;
-    let snapshot =
-        serde_json::to_value(ExecutionResponse::from(follow.snapshot)).map_err(ApiError::internal)?;
+    let snapshot = serde_json::to_value(&follow.snapshot).map_err(ApiError::internal)?;
     let first =
         stream::iter([Item::Snapshot(Box::new(SnapshotFrame { kind: "snapshot", execution: snapshot }))]);
     Ok(first.chain(follow.events.map(|e| Item::Event(Box::new(e)))).boxed())

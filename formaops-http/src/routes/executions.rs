@@ -1,7 +1,10 @@
 //! Executions: `POST /api/prompts/{id}/execute`, list, get, retry, cancel.
 //!
-//! Execute waits for the final state by default and answers 200 with the spec's
-//! `ExecutionResponse`, whatever that state is: a provider failure is an execution that
+//! Every answer is the core [`Execution`] itself, serialised as it is (the spec's
+//! `ExecutionResponse`; the Python binding shows the same fields): there is no HTTP copy of
+//! the record.
+//!
+//! Execute waits for the final state by default and answers 200 with the execution, whatever that state is: a provider failure is an execution that
 //! ended `FAILED` (its `error` says why), not an HTTP error, because the execution exists and
 //! can be retried. If the wait passes `sync_wait`, it answers 202 with the execution as it
 //! is. `?mode=async` or `Prefer: respond-async` answers 202 at once with the QUEUED
@@ -13,11 +16,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use formaops_core::engine::{ExecuteRequest, MAX_IDEMPOTENCY_KEY_BYTES, check_idempotency_key};
-use formaops_core::execution::{Execution, ExecutionError, ExecutionStatus, Priority, TokenUsage};
+use formaops_core::execution::{Execution, ExecutionStatus, Priority};
 use formaops_core::ids::{ExecutionId, PromptId};
 use formaops_core::page::{Page, PageRequest};
 use formaops_core::store::ExecutionFilter;
-use formaops_core::validation::ValidationVerdict;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -69,96 +71,10 @@ pub struct ExecuteQuery {
     pub mode: Option<String>,
 }
 
-/// Per-execution metrics (the spec's `metrics`).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct MetricsDto {
-    /// Acceptance to final state.
-    pub latency_ms: u64,
-    pub provider_latency_ms: u64,
-    pub queue_ms: u64,
-    #[schema(value_type = Object)]
-    pub token_usage: TokenUsage,
-    /// `null` when the model has no price (unpriced, never a silent 0).
-    pub cost_usd: Option<f64>,
-}
-
-/// The spec's `ExecutionResponse`, with the execution's full record.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ExecutionResponse {
-    #[schema(value_type = String, format = Uuid)]
-    pub id: ExecutionId,
-    /// `QUEUED`, `RUNNING`, `COMPLETED`, `FAILED` or `CANCELLED`.
-    #[schema(value_type = String)]
-    pub status: ExecutionStatus,
-    pub output: Option<String>,
-    /// The parsed JSON output when a JSON rule applies and the output parsed.
-    #[schema(value_type = Option<Object>)]
-    pub validated_output: Option<Value>,
-    /// `null` until the execution is final.
-    pub metrics: Option<MetricsDto>,
-    #[schema(value_type = Option<Object>)]
-    pub validation: Option<ValidationVerdict>,
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<ExecutionError>,
-    #[schema(value_type = String, format = Uuid)]
-    pub prompt_id: PromptId,
-    pub prompt_version: u32,
-    #[schema(value_type = Object)]
-    pub inputs: Map<String, Value>,
-    #[schema(value_type = String)]
-    pub priority: Priority,
-    pub validate_output: bool,
-    pub provider: String,
-    pub model: String,
-    pub attempts: u32,
-    pub max_attempts: u32,
-    #[schema(value_type = Option<String>, format = Uuid)]
-    pub retry_of: Option<ExecutionId>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-impl From<Execution> for ExecutionResponse {
-    fn from(e: Execution) -> Self {
-        use rust_decimal::prelude::ToPrimitive;
-        Self {
-            id: e.id,
-            status: e.status,
-            output: e.output,
-            validated_output: e.validated_output,
-            metrics: e.metrics.map(|m| MetricsDto {
-                latency_ms: m.latency_ms,
-                provider_latency_ms: m.provider_latency_ms,
-                queue_ms: m.queue_ms,
-                token_usage: m.token_usage,
-                cost_usd: m.cost_usd.and_then(|c| c.to_f64()),
-            }),
-            validation: e.validation,
-            error: e.error,
-            prompt_id: e.prompt_id,
-            prompt_version: e.prompt_version,
-            inputs: e.inputs,
-            priority: e.priority,
-            validate_output: e.validate_output,
-            provider: e.provider,
-            model: e.model,
-            attempts: e.attempts,
-            max_attempts: e.max_attempts,
-            retry_of: e.retry_of,
-            created_at: e.created_at,
-            started_at: e.started_at,
-            finished_at: e.finished_at,
-        }
-    }
-}
-
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutionPage {
-    pub items: Vec<ExecutionResponse>,
+    pub items: Vec<Execution>,
     pub next_cursor: Option<String>,
 }
 
@@ -195,7 +111,7 @@ fn wants_async(headers: &HeaderMap, mode: Option<&str>) -> ApiResult<bool> {
 fn execution_reply(e: Execution) -> Response {
     let status = if e.status.is_final() { StatusCode::OK } else { StatusCode::ACCEPTED };
     let location = format!("/api/executions/{}", e.id);
-    let mut response = (status, AppJson(ExecutionResponse::from(e))).into_response();
+    let mut response = (status, AppJson(e)).into_response();
     if status == StatusCode::ACCEPTED
         && let Ok(v) = location.parse()
     {
@@ -214,8 +130,8 @@ fn execution_reply(e: Execution) -> Response {
         ("Prefer" = Option<String>, Header, description = "`respond-async` for 202 at once")),
     request_body = ExecutePromptRequest,
     responses(
-        (status = 200, body = ExecutionResponse, description = "Final state (COMPLETED or FAILED)"),
-        (status = 202, body = ExecutionResponse, description = "Accepted, not final yet; see Location"),
+        (status = 200, body = Execution, description = "Final state (COMPLETED or FAILED)"),
+        (status = 202, body = Execution, description = "Accepted, not final yet; see Location"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody, description = "The prompt is archived"),
         (status = 422, body = ErrorBody, description = "Invalid inputs, or an idempotency key reused with another body"),
@@ -301,27 +217,27 @@ async fn list_executions(
     };
     let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
     let Page { items, next_cursor } = state.engine().list_executions(auth.id(), filter, page).await?;
-    Ok(AppJson(ExecutionPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(AppJson(ExecutionPage { items, next_cursor }))
 }
 
 /// One execution.
 #[utoipa::path(get, path = "/executions/{id}", tag = "executions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, body = ExecutionResponse), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Execution), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_execution(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<AppJson<ExecutionResponse>> {
+) -> ApiResult<AppJson<Execution>> {
     let id = execution_id(&id)?;
-    Ok(AppJson(state.engine().get_execution(auth.id(), id).await?.into()))
+    Ok(AppJson(state.engine().get_execution(auth.id(), id).await?))
 }
 
 /// Retries a FAILED execution as a new execution (`retryOf` links them), same inputs and
 /// version; answers 202 with the new QUEUED execution.
 #[utoipa::path(post, path = "/executions/{id}/retry", tag = "executions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 202, body = ExecutionResponse), (status = 401, body = ErrorBody),
+    responses((status = 202, body = Execution), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not FAILED")))]
 async fn retry_execution(
     State(state): State<AppState>,
@@ -331,7 +247,7 @@ async fn retry_execution(
     let id = execution_id(&id)?;
     let e = state.engine().retry(auth.id(), id).await?;
     let location = format!("/api/executions/{}", e.id);
-    let mut response = (StatusCode::ACCEPTED, AppJson(ExecutionResponse::from(e))).into_response();
+    let mut response = (StatusCode::ACCEPTED, AppJson(e)).into_response();
     if let Ok(v) = location.parse() {
         response.headers_mut().insert(LOCATION, v);
     }
@@ -341,13 +257,13 @@ async fn retry_execution(
 /// Cancels a QUEUED execution.
 #[utoipa::path(post, path = "/executions/{id}/cancel", tag = "executions", security(("bearer" = [])),
     params(("id" = String, Path, description = "Execution id")),
-    responses((status = 200, body = ExecutionResponse), (status = 401, body = ErrorBody),
+    responses((status = 200, body = Execution), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody, description = "Not QUEUED")))]
 async fn cancel_execution(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<AppJson<ExecutionResponse>> {
+) -> ApiResult<AppJson<Execution>> {
     let id = execution_id(&id)?;
-    Ok(AppJson(state.engine().cancel(auth.id(), id).await?.into()))
+    Ok(AppJson(state.engine().cancel(auth.id(), id).await?))
 }

@@ -9,8 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::LOCATION;
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Utc};
-use formaops_core::ids::{PromptId, UserId};
+use formaops_core::ids::PromptId;
 use formaops_core::page::{Page, PageRequest};
 use formaops_core::prompt::{ModelConfig, Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
 use formaops_core::store::{PromptFilter, VersionPageRequest};
@@ -117,95 +116,31 @@ impl From<UpdatePromptRequest> for PromptUpdate {
     }
 }
 
-/// A prompt without its content (list items).
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PromptSummary {
-    #[schema(value_type = String, format = Uuid)]
-    pub id: PromptId,
-    #[schema(value_type = String, format = Uuid)]
-    pub user_id: UserId,
-    pub name: String,
-    pub description: Option<String>,
-    /// `ACTIVE` or `ARCHIVED`.
-    #[schema(value_type = String)]
-    pub status: PromptStatus,
-    pub current_version: u32,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<Prompt> for PromptSummary {
-    fn from(p: Prompt) -> Self {
-        Self {
-            id: p.id,
-            user_id: p.user_id,
-            name: p.name,
-            description: p.description,
-            status: p.status,
-            current_version: p.current_version,
-            created_at: p.created_at,
-            updated_at: p.updated_at,
-        }
-    }
-}
-
-/// One immutable version.
-#[derive(Debug, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct VersionDto {
-    #[schema(value_type = String, format = Uuid)]
-    pub prompt_id: PromptId,
-    pub version: u32,
-    pub template: String,
-    pub system_template: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    pub variables: Vec<VariableDefinition>,
-    #[schema(value_type = Vec<Object>)]
-    pub validations: Vec<ValidationRule>,
-    #[schema(value_type = Object)]
-    pub model: ModelConfig,
-    pub created_at: DateTime<Utc>,
-    #[schema(value_type = String, format = Uuid)]
-    pub author: UserId,
-}
-
-impl From<PromptVersion> for VersionDto {
-    fn from(v: PromptVersion) -> Self {
-        Self {
-            prompt_id: v.prompt_id,
-            version: v.version,
-            template: v.template,
-            system_template: v.system_template,
-            variables: v.variables,
-            validations: v.validations,
-            model: v.model,
-            created_at: v.created_at,
-            author: v.author,
-        }
-    }
-}
-
 /// A prompt with one of its versions (the current one unless `?version=N`).
+///
+/// The one HTTP-only shape of this module, because the wire truly differs here: the engine
+/// answers a `(Prompt, PromptVersion)` pair, and REST sends it as one object, the core
+/// [`Prompt`]'s fields with the core [`PromptVersion`] under `version` (the Python `Prompt`
+/// has the same `version` field). Lists and archive answer the core [`Prompt`] itself.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptDto {
     #[serde(flatten)]
-    pub prompt: PromptSummary,
+    pub prompt: Prompt,
     /// The version shown below (`currentVersion` unless another was asked for).
-    pub version: VersionDto,
+    pub version: PromptVersion,
 }
 
 impl PromptDto {
-    fn new((p, v): (Prompt, PromptVersion)) -> Self {
-        Self { prompt: p.into(), version: v.into() }
+    fn new((prompt, version): (Prompt, PromptVersion)) -> Self {
+        Self { prompt, version }
     }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptPage {
-    pub items: Vec<PromptSummary>,
+    pub items: Vec<Prompt>,
     /// Pass as `cursor` for the next page; `null` on the last page.
     pub next_cursor: Option<String>,
 }
@@ -213,7 +148,7 @@ pub struct PromptPage {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionPage {
-    pub items: Vec<VersionDto>,
+    pub items: Vec<PromptVersion>,
     pub next_cursor: Option<String>,
 }
 
@@ -262,7 +197,7 @@ async fn list_prompts(
     let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
     let Page { items, next_cursor } =
         state.engine().list_prompts(auth.id(), PromptFilter { status }, page).await?;
-    Ok(AppJson(PromptPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(AppJson(PromptPage { items, next_cursor }))
 }
 
 /// Creates a prompt with version 1.
@@ -325,15 +260,15 @@ async fn update_prompt(
 /// Archives the prompt (history and executions stay readable).
 #[utoipa::path(delete, path = "/{id}", tag = "prompts", security(("bearer" = [])),
     params(("id" = String, Path, description = "Prompt id")),
-    responses((status = 200, body = PromptSummary, description = "The archived prompt"),
+    responses((status = 200, body = Prompt, description = "The archived prompt"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn archive_prompt(
     State(state): State<AppState>,
     auth: AuthUser,
     Path(id): Path<String>,
-) -> ApiResult<AppJson<PromptSummary>> {
+) -> ApiResult<AppJson<Prompt>> {
     let id = prompt_id(&id)?;
-    Ok(AppJson(state.engine().archive_prompt(auth.id(), id).await?.into()))
+    Ok(AppJson(state.engine().archive_prompt(auth.id(), id).await?))
 }
 
 /// Versions of a prompt, newest first.
@@ -359,5 +294,5 @@ async fn list_versions(
     };
     let Page { items, next_cursor } =
         state.engine().list_versions(auth.id(), id, VersionPageRequest { limit, before }).await?;
-    Ok(AppJson(VersionPage { items: items.into_iter().map(Into::into).collect(), next_cursor }))
+    Ok(AppJson(VersionPage { items, next_cursor }))
 }

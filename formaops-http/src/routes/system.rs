@@ -95,7 +95,7 @@ pub struct MetricsParams {
 /// pass rate, and the same per prompt.
 #[utoipa::path(get, path = "/metrics", tag = "system", security(("bearer" = [])),
     params(MetricsParams),
-    responses((status = 200, body = Object, description = "MetricsReport"),
+    responses((status = 200, body = MetricsReport),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 async fn metrics(
     State(state): State<AppState>,

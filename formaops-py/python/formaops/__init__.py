@@ -92,7 +92,8 @@ T = TypeVar("T")
 class _Result:
     """Builds dataclass results from the native module's dicts.
 
-    The native dicts carry exactly the dataclass fields (a test checks this), so instances
+    The native dicts carry exactly the dataclass fields, which are the REST records' fields
+    in snake_case (tests/test_api_surface.py checks both), so instances
     are filled directly; ``_nested`` names fields holding one nested result, ``_nested_lists``
     fields holding a list of them.
     """
