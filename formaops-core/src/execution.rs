@@ -145,7 +145,7 @@ pub struct ExecutionMetrics {
 /// The stable word naming why an execution (or one attempt) failed.
 ///
 /// Serialised (JSON, `Display`, [`ExecutionErrorCode::as_str`]) as the snake_case word, e.g.
-/// `rate_limited`; the first eight mirror [`ProviderErrorKind`](crate::provider::ProviderErrorKind).
+/// `rate_limited`; the first eight mirror [`ProviderErrorKind`](crate::provider::error::ProviderErrorKind).
 #[derive(
     Debug,
     Clone,
@@ -213,9 +213,9 @@ impl PartialEq<&str> for ExecutionErrorCode {
     }
 }
 
-impl From<crate::provider::ProviderErrorKind> for ExecutionErrorCode {
-    fn from(kind: crate::provider::ProviderErrorKind) -> Self {
-        use crate::provider::ProviderErrorKind as K;
+impl From<crate::provider::error::ProviderErrorKind> for ExecutionErrorCode {
+    fn from(kind: crate::provider::error::ProviderErrorKind) -> Self {
+        use crate::provider::error::ProviderErrorKind as K;
         match kind {
             K::RateLimited => Self::RateLimited,
             K::ServerError => Self::ServerError,

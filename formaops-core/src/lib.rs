@@ -102,6 +102,7 @@ pub mod pricing;
 pub mod prompt;
 #[allow(missing_docs)]
 pub mod provider;
+pub mod schema;
 pub mod store;
 pub mod template;
 pub mod text;

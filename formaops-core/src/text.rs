@@ -21,8 +21,6 @@ use serde_json::Value;
 
 use crate::error::{Problem, ProblemCode};
 use crate::execution::{AttemptOutcome, ExecutionError, ExecutionErrorCode};
-use crate::prompt::PromptVersion;
-use crate::validation::ValidationRule;
 
 /// The `code` of a [`Problem`] about a NUL character.
 pub const CODE: ProblemCode = ProblemCode::InvalidCharacter;
@@ -56,7 +54,7 @@ pub fn value_problem(field: impl fmt::Display, value: &Value) -> Option<Problem>
         for seg in path.iter().take(MAX_PATH_SEGMENTS) {
             // Writing to a String cannot fail.
             let _ = match seg {
-                Seg::Key(k) => write!(out, ".{}", crate::variables::truncate(k, MAX_QUOTED_KEY)),
+                Seg::Key(k) => write!(out, ".{}", crate::schema::truncate(k, MAX_QUOTED_KEY)),
                 Seg::Index(i) => write!(out, "[{i}]"),
             };
         }
@@ -86,7 +84,7 @@ pub fn value_problem(field: impl fmt::Display, value: &Value) -> Option<Problem>
                         return Some(Problem::new(
                             render(&path),
                             CODE,
-                            format!("the key {:?} {MESSAGE}", crate::variables::truncate(k, MAX_QUOTED_KEY)),
+                            format!("the key {:?} {MESSAGE}", crate::schema::truncate(k, MAX_QUOTED_KEY)),
                         ));
                     }
                 }
@@ -98,61 +96,6 @@ pub fn value_problem(field: impl fmt::Display, value: &Value) -> Option<Problem>
         }
     }
     None
-}
-
-/// Every string of a prompt version that cannot be stored, by field: templates, variable
-/// descriptions, enum values, defaults and schemas, output rules, model configuration.
-/// (Variable names are identifiers and checked as such.)
-pub fn version_problems(version: &PromptVersion) -> Vec<Problem> {
-    let mut problems = Vec::new();
-    let mut text = |field: &dyn Fn() -> String, s: &str| {
-        if !is_storable(s) {
-            problems.push(Problem::new(field(), CODE, MESSAGE));
-        }
-    };
-    text(&|| "template".into(), &version.template);
-    if let Some(s) = &version.system_template {
-        text(&|| "systemTemplate".into(), s);
-    }
-    for (i, d) in version.variables.iter().enumerate() {
-        if let Some(s) = &d.description {
-            text(&|| format!("variables[{i}].description"), s);
-        }
-        for (j, s) in d.values.iter().flatten().enumerate() {
-            text(&|| format!("variables[{i}].values[{j}]"), s);
-        }
-    }
-    for (i, rule) in version.validations.iter().enumerate() {
-        match rule {
-            ValidationRule::Regex { pattern } => text(&|| format!("validations[{i}].pattern"), pattern),
-            ValidationRule::Contains { value } | ValidationRule::NotContains { value } => {
-                text(&|| format!("validations[{i}].value"), value)
-            }
-            _ => {}
-        }
-    }
-    let model = &version.model;
-    if let Some(s) = &model.provider {
-        text(&|| "model.provider".into(), s);
-    }
-    text(&|| "model.model".into(), &model.model);
-    for (j, s) in model.parameters.stop.iter().enumerate() {
-        text(&|| format!("model.parameters.stop[{j}]"), s);
-    }
-    for (i, d) in version.variables.iter().enumerate() {
-        if let Some(v) = &d.default_value {
-            problems.extend(value_problem(format_args!("variables[{i}].defaultValue"), v));
-        }
-        if let Some(v) = &d.schema {
-            problems.extend(value_problem(format_args!("variables[{i}].schema"), v));
-        }
-    }
-    for (i, rule) in version.validations.iter().enumerate() {
-        if let ValidationRule::JsonSchema { schema } = rule {
-            problems.extend(value_problem(format_args!("validations[{i}].schema"), schema));
-        }
-    }
-    problems
 }
 
 /// `s` with every NUL replaced by U+FFFD, for diagnostic text (error messages, rule reasons)

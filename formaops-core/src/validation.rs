@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Problem, ProblemCode, Result};
+pub use crate::schema::{MAX_SCHEMA_BYTES, REGEX_SIZE_LIMIT};
+use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, strum::IntoStaticStr)]
@@ -101,12 +103,8 @@ pub struct ValidationVerdict {
 pub const MAX_RULES: usize = 32;
 /// Longest regex pattern, in bytes.
 pub const MAX_PATTERN_BYTES: usize = 4096;
-/// Compiled-size limit of a regex (also of `pattern` keywords in JSON Schemas), in bytes.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Longest `contains` / `not_contains` value, in bytes.
 pub const MAX_NEEDLE_BYTES: usize = 64 * 1024;
-/// Largest JSON Schema, in bytes as JSON.
-pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 /// Most schema errors quoted in one reason.
 const MAX_REASON_ERRORS: usize = 5;
 
@@ -208,7 +206,7 @@ impl CompiledRules {
                         let errors: Vec<String> = validator
                             .iter_errors(value)
                             .take(MAX_REASON_ERRORS)
-                            .map(|e| crate::variables::schema_error_text(&e))
+                            .map(|e| schema_error_text(&e))
                             .collect();
                         (!errors.is_empty())
                             .then(|| format!("output does not match the schema: {}", errors.join("; ")))
@@ -226,12 +224,11 @@ impl CompiledRules {
                     let n = output.chars().count();
                     (n > *max).then(|| format!("output has {n} characters, more than the maximum {max}"))
                 }
-                Compiled::Contains(needle) => (!output.contains(needle.as_str())).then(|| {
-                    format!("output does not contain {:?}", crate::variables::truncate(needle, 200))
-                }),
+                Compiled::Contains(needle) => (!output.contains(needle.as_str()))
+                    .then(|| format!("output does not contain {:?}", truncate(needle, 200))),
                 Compiled::NotContains(needle) => output
                     .contains(needle.as_str())
-                    .then(|| format!("output contains {:?}", crate::variables::truncate(needle, 200))),
+                    .then(|| format!("output contains {:?}", truncate(needle, 200))),
             };
             results.push(RuleOutcome { rule: rule.kind().to_string(), passed: reason.is_none(), reason });
         }
@@ -307,51 +304,6 @@ pub fn extract_json(output: &str) -> &str {
     let (info, body) = body.split_once('\n').unwrap_or((body, ""));
     let info = info.trim();
     if info.is_empty() || info.eq_ignore_ascii_case("json") { body.trim() } else { trimmed }
-}
-
-/// A retriever that refuses every external resource: user-supplied schemas must never make
-/// the server fetch anything (SSRF), whatever features of `jsonschema` are enabled.
-struct NoRemoteRefs;
-
-impl jsonschema::Retrieve for NoRemoteRefs {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> std::result::Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        Err(format!("remote $ref {} is not allowed: schemas must be self-contained", uri.as_str()).into())
-    }
-}
-
-/// Compiles a user-supplied JSON Schema: size-limited, no remote `$ref`s, linear-time regexes
-/// for `pattern`. The error is a message for people.
-pub(crate) fn build_schema(schema: &Value) -> std::result::Result<jsonschema::Validator, String> {
-    // Compiling (and serialising, below) recurse once per level: bound the depth first.
-    if nests_deeper_than(schema, crate::variables::MAX_JSON_DEPTH) {
-        return Err(format!("schema is nested deeper than {} levels", crate::variables::MAX_JSON_DEPTH));
-    }
-    if serde_json::to_vec(schema).map(|v| v.len()).unwrap_or(usize::MAX) > MAX_SCHEMA_BYTES {
-        return Err(format!("schema is larger than {MAX_SCHEMA_BYTES} bytes"));
-    }
-    jsonschema::options()
-        .with_retriever(NoRemoteRefs)
-        .with_pattern_options(jsonschema::PatternOptions::regex().size_limit(REGEX_SIZE_LIMIT))
-        .build(schema)
-        .map_err(|e| format!("invalid JSON Schema: {}", crate::variables::truncate(&e.to_string(), 500)))
-}
-
-/// Whether `value` nests arrays/objects more than `limit` levels deep (a scalar is level 0).
-/// Iterative, so any depth is safe to ask about.
-pub(crate) fn nests_deeper_than(value: &Value, limit: usize) -> bool {
-    let mut stack = vec![(value, 0usize)];
-    while let Some((v, depth)) = stack.pop() {
-        match v {
-            Value::Array(_) | Value::Object(_) if depth >= limit => return true,
-            Value::Array(items) => stack.extend(items.iter().map(|c| (c, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|c| (c, depth + 1))),
-            _ => {}
-        }
-    }
-    false
 }
 
 #[cfg(test)]

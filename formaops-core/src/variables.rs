@@ -42,6 +42,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Problem, ProblemCode, Result};
+pub use crate::schema::MAX_JSON_DEPTH;
+use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// The type of a declared variable.
 ///
@@ -137,8 +139,6 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const MAX_DESCRIPTION_CHARS: usize = 2048;
 /// Most values an `enum` variable may declare.
 pub const MAX_ENUM_VALUES: usize = 256;
-/// Deepest nesting of arrays/objects accepted in a `json` value.
-pub const MAX_JSON_DEPTH: usize = 64;
 /// Most schema errors quoted in one problem message.
 const MAX_SCHEMA_ERRORS: usize = 5;
 /// Longest unknown input name quoted back in a problem's `field`.
@@ -303,7 +303,7 @@ pub(crate) fn definition_problems(definitions: &[VariableDefinition], limits: &I
         }
         let mut schema = None;
         match (d.kind, &d.schema) {
-            (VariableType::Json, Some(s)) => match crate::validation::build_schema(s) {
+            (VariableType::Json, Some(s)) => match build_schema(s) {
                 Ok(v) => schema = Some(v),
                 Err(message) => {
                     usable = false;
@@ -353,7 +353,7 @@ pub fn validate_inputs(
     limits: &InputLimits,
 ) -> Result<Map<String, Value>> {
     validate_with(definitions, inputs, limits, |d, _| match (d.kind, &d.schema) {
-        (VariableType::Json, Some(s)) => crate::validation::build_schema(s).map(SchemaRef::Owned),
+        (VariableType::Json, Some(s)) => build_schema(s).map(SchemaRef::Owned),
         _ => Ok(SchemaRef::None),
     })
 }
@@ -374,7 +374,7 @@ impl InputValidator {
         let schemas = definitions
             .iter()
             .map(|d| match (d.kind, &d.schema) {
-                (VariableType::Json, Some(s)) => Some(crate::validation::build_schema(s)),
+                (VariableType::Json, Some(s)) => Some(build_schema(s)),
                 _ => None,
             })
             .collect();
@@ -675,13 +675,6 @@ fn json_size(value: &Value, max: usize, depth: usize) -> std::result::Result<usi
     if size > max { Err(JsonTooBig::Size) } else { Ok(size) }
 }
 
-/// One schema error as `at <path>: <message>`.
-pub(crate) fn schema_error_text(e: &jsonschema::ValidationError<'_>) -> String {
-    let path = e.instance_path().to_string();
-    let message = truncate(&e.to_string(), 200).to_string();
-    if path.is_empty() { message } else { format!("at {path}: {message}") }
-}
-
 /// The JSON type word of a value, for messages.
 fn json_type(value: &Value) -> &'static str {
     match value {
@@ -692,18 +685,6 @@ fn json_type(value: &Value) -> &'static str {
         Value::Array(_) => "array",
         Value::Object(_) => "object",
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

@@ -266,7 +266,7 @@ impl FormaOps {
         } else {
             Some(serde_json::to_value(&extras).map_err(|e| Error::internal_from("encoding a chat call", e))?)
         };
-        self.submit_inner(user, request, chat, false).await.map(|(e, _)| e)
+        super::submit::submit_chat(&self.inner, user, request, chat).await
     }
 
     /// The caller's implicit prompt for `provider/model`, created on first use.

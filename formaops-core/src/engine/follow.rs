@@ -1,7 +1,7 @@
 //! Following one execution until it is final: the one implementation behind the SSE and
 //! WebSocket `?executionId=` streams and Python's `events(execution_id)`.
 //!
-//! [`FormaOps::follow`] subscribes to the execution's events *before* reading its state, so
+//! [`FormaOps::follow`](super::FormaOps::follow) subscribes to the execution's events *before* reading its state, so
 //! no change can fall between the snapshot and the first event (an event may repeat what the
 //! snapshot already shows; it never goes missing). The event stream ends right after the
 //! first final event ([`ExecutionEvent::is_final`]), and is empty when the snapshot is
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use futures::stream::{self, BoxStream};
 
-use super::FormaOps;
+use super::state::Inner;
 use crate::error::Result;
 use crate::events::ExecutionEvent;
 use crate::execution::Execution;
@@ -36,45 +36,38 @@ impl std::fmt::Debug for Follow {
     }
 }
 
-impl FormaOps {
-    /// Follows the user's execution `id` until it is final (see the module docs).
-    ///
-    /// # Errors
-    /// [`Error::NotFound`](crate::Error::NotFound) when the execution does not exist or
-    /// belongs to another user; store errors.
-    pub async fn follow(&self, user: UserId, id: ExecutionId) -> Result<Follow> {
-        // Subscribe first, then read the state, so no change falls between the two.
-        let events = self.inner.events.subscribe_one(user, id);
-        let snapshot = self.get_execution(user, id).await?;
-        if snapshot.status.is_final() {
-            return Ok(Follow { snapshot, events: stream::empty().boxed() });
-        }
-        let store = Arc::clone(self.store());
-        let events = stream::unfold(Some(events), move |state| {
-            let store = Arc::clone(&store);
-            async move {
-                let mut events = state?;
-                loop {
-                    match events.next().await? {
-                        Some(event) => {
-                            let next = if event.is_final() { None } else { Some(events) };
-                            return Some((event, next));
-                        }
-                        // Missed events: the state tells whether the final one was among them.
-                        None => match store.get_execution(user, id).await {
-                            Ok(now) if now.status.is_final() => {
-                                return Some((ExecutionEvent::of_state(&now), None));
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, execution = %id, "re-reading a followed execution")
-                            }
-                        },
+pub(super) async fn follow(inner: &Inner, user: UserId, id: ExecutionId) -> Result<Follow> {
+    // Subscribe first, then read the state, so no change falls between the two.
+    let events = inner.events.subscribe_one(user, id);
+    let snapshot = inner.store.get_execution(user, id).await?;
+    if snapshot.status.is_final() {
+        return Ok(Follow { snapshot, events: stream::empty().boxed() });
+    }
+    let store = Arc::clone(&inner.store);
+    let events = stream::unfold(Some(events), move |state| {
+        let store = Arc::clone(&store);
+        async move {
+            let mut events = state?;
+            loop {
+                match events.next().await? {
+                    Some(event) => {
+                        let next = if event.is_final() { None } else { Some(events) };
+                        return Some((event, next));
                     }
+                    // Missed events: the state tells whether the final one was among them.
+                    None => match store.get_execution(user, id).await {
+                        Ok(now) if now.status.is_final() => {
+                            return Some((ExecutionEvent::of_state(&now), None));
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, execution = %id, "re-reading a followed execution")
+                        }
+                    },
                 }
             }
-        })
-        .boxed();
-        Ok(Follow { snapshot, events })
-    }
+        }
+    })
+    .boxed();
+    Ok(Follow { snapshot, events })
 }

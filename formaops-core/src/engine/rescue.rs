@@ -18,8 +18,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::config::BackoffPolicy;
+use super::retry;
+use super::state::Inner;
 use super::worker::stopped;
-use super::{BackoffPolicy, Inner, retry};
 use crate::error::Result;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{Execution, ExecutionError, ExecutionStatus};

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::BackoffPolicy;
+use super::config::BackoffPolicy;
 use crate::provider::ProviderError;
 
 /// The upper bound of the backoff before attempt `failed_attempt + 1` (`failed_attempt` is

@@ -11,18 +11,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::Instant;
 
-use super::Inner;
+use super::clock::chrono_dur;
 use super::retry;
+use super::state::{Inner, ProviderSlot};
 use super::telemetry;
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
     TokenUsage,
 };
-use crate::provider::{CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, ResponseSchema};
+use crate::provider::{CompletionRequest, ProviderError, ProviderErrorKind, ResponseSchema};
 use crate::store::{ClaimParams, ExtendLeasesParams};
 
 /// How often an idle claim loop looks at the store without being woken.
@@ -31,26 +32,6 @@ pub const POLL_INTERVAL: Duration = Duration::from_secs(1);
 pub const MAX_CLAIM_BATCH: usize = 256;
 /// Pause after a failed store call in a background loop.
 const STORE_ERROR_PAUSE: Duration = Duration::from_millis(500);
-
-/// One registered provider and its concurrency bound.
-#[derive(Debug)]
-pub(crate) struct ProviderSlot {
-    pub(crate) name: String,
-    pub(crate) provider: Arc<dyn LlmProvider>,
-    pub(crate) permits: Arc<Semaphore>,
-    pub(crate) concurrency: usize,
-    pub(crate) wake: Notify,
-}
-
-impl ProviderSlot {
-    pub(crate) fn in_flight(&self) -> usize {
-        self.concurrency.saturating_sub(self.permits.available_permits())
-    }
-}
-
-pub(crate) fn chrono_dur(d: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
 
 fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
     u64::try_from((to - from).num_milliseconds()).unwrap_or(0)

@@ -1,9 +1,9 @@
 //! Every rule a prompt version must pass before it is saved, in one place.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
 use crate::prompt::PromptVersion;
 use crate::template::{CompiledPrompt, TemplateLimits};
-use crate::validation::CompiledRules;
+use crate::validation::{CompiledRules, ValidationRule};
 use crate::variables::{InputLimits, definition_problems};
 
 /// Fully validates a version before it is saved: template sizes and syntax, variables used but
@@ -20,8 +20,63 @@ pub fn check_version(
     problems.extend(definition_problems(&version.variables, input_limits));
     let (_, rule_problems) = CompiledRules::compile_all(&version.validations);
     problems.extend(rule_problems);
-    problems.extend(crate::text::version_problems(version));
+    problems.extend(unstorable_problems(version));
     if problems.is_empty() { Ok(()) } else { Err(Error::InvalidPrompt { problems }) }
+}
+
+/// Every string of a prompt version that cannot be stored, by field: templates, variable
+/// descriptions, enum values, defaults and schemas, output rules, model configuration.
+/// (Variable names are identifiers and checked as such.)
+fn unstorable_problems(version: &PromptVersion) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut text = |field: &dyn Fn() -> String, s: &str| {
+        if !crate::text::is_storable(s) {
+            problems.push(Problem::new(field(), crate::text::CODE, crate::text::MESSAGE));
+        }
+    };
+    text(&|| "template".into(), &version.template);
+    if let Some(s) = &version.system_template {
+        text(&|| "systemTemplate".into(), s);
+    }
+    for (i, d) in version.variables.iter().enumerate() {
+        if let Some(s) = &d.description {
+            text(&|| format!("variables[{i}].description"), s);
+        }
+        for (j, s) in d.values.iter().flatten().enumerate() {
+            text(&|| format!("variables[{i}].values[{j}]"), s);
+        }
+    }
+    for (i, rule) in version.validations.iter().enumerate() {
+        match rule {
+            ValidationRule::Regex { pattern } => text(&|| format!("validations[{i}].pattern"), pattern),
+            ValidationRule::Contains { value } | ValidationRule::NotContains { value } => {
+                text(&|| format!("validations[{i}].value"), value)
+            }
+            _ => {}
+        }
+    }
+    let model = &version.model;
+    if let Some(s) = &model.provider {
+        text(&|| "model.provider".into(), s);
+    }
+    text(&|| "model.model".into(), &model.model);
+    for (j, s) in model.parameters.stop.iter().enumerate() {
+        text(&|| format!("model.parameters.stop[{j}]"), s);
+    }
+    for (i, d) in version.variables.iter().enumerate() {
+        if let Some(v) = &d.default_value {
+            problems.extend(crate::text::value_problem(format_args!("variables[{i}].defaultValue"), v));
+        }
+        if let Some(v) = &d.schema {
+            problems.extend(crate::text::value_problem(format_args!("variables[{i}].schema"), v));
+        }
+    }
+    for (i, rule) in version.validations.iter().enumerate() {
+        if let ValidationRule::JsonSchema { schema } = rule {
+            problems.extend(crate::text::value_problem(format_args!("validations[{i}].schema"), schema));
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

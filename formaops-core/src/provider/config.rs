@@ -46,7 +46,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::LlmProvider;
+pub use super::error::ProviderConfigError;
 use super::mock::{FaultSpec, MockSpec};
+pub use super::secret::Secret;
 
 /// Environment variable holding the OpenAI API key.
 pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
@@ -69,36 +71,6 @@ pub const MAX_EXTRA_HEADERS: usize = 64;
 pub const MAX_CONCURRENCY: usize = 10_000;
 /// Longest per-call timeout a provider may be configured with (one hour).
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
-
-/// A secret string (an API key). Its `Debug` output is redacted, it has no `Display`, and
-/// it is only readable through [`Secret::expose`], so it cannot end up in logs or error
-/// messages by accident.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(Box<str>);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into().into_boxed_str())
-    }
-
-    /// The secret itself. Call only where it is sent to its destination.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([REDACTED])")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self::new(value)
-    }
-}
 
 /// Which implementation a named provider uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -217,21 +189,6 @@ pub struct ProviderSettings {
     pub default: Option<String>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderEntry>,
-}
-
-/// A provider configuration that cannot be used, naming the provider and the field.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("provider {provider:?}: {field}: {message}")]
-pub struct ProviderConfigError {
-    pub provider: String,
-    pub field: String,
-    pub message: String,
-}
-
-impl ProviderConfigError {
-    pub fn new(provider: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { provider: provider.into(), field: field.into(), message: message.into() }
-    }
 }
 
 /// What [`ProviderSettings::build`] returns: `(name, provider, concurrency)`.

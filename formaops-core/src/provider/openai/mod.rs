@@ -44,7 +44,8 @@ use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
-use super::config::{ProviderConfigError, Secret};
+use super::error::ProviderConfigError;
+use super::secret::Secret;
 use super::{Completion, CompletionRequest, LlmProvider, PartialOutput, ProviderError, ProviderErrorKind};
 use wire::{ChatChunk, ChatRequest, ChatResponse, ErrorEnvelope};
 

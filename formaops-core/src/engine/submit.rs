@@ -1,0 +1,210 @@
+//! The execution API: submit, execute, wait, retry and cancel, with the idempotency rule
+//! (a repeated key returns the first execution, or `IdempotencyKeyReused`).
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::config::{WAIT_RECHECK, check_idempotency_key};
+use super::state::Inner;
+use crate::error::{Error, Result};
+use crate::events::EventKind;
+use crate::execution::{Execution, ExecutionStatus, Priority};
+use crate::ids::{ExecutionId, PromptId, UserId};
+use crate::prompt::PromptStatus;
+use crate::store::EnqueueOutcome;
+use crate::variables;
+
+/// A request to execute a prompt (the spec's `ExecutePromptRequest`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecuteRequest {
+    pub prompt_id: PromptId,
+    /// Pin a version; the current one when `None`.
+    #[serde(default)]
+    pub version: Option<u32>,
+    #[serde(default)]
+    pub inputs: Map<String, Value>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub validate_output: bool,
+    /// Repeating a request with the same key returns the first execution.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+pub(super) async fn submit(inner: &Inner, user: UserId, request: ExecuteRequest) -> Result<Execution> {
+    submit_inner(inner, user, request, None, false).await.map(|(e, _)| e)
+}
+
+/// `submit` of a chat call: `chat` (the encoded `ChatExtras`) joins the validated inputs.
+pub(super) async fn submit_chat(
+    inner: &Inner,
+    user: UserId,
+    request: ExecuteRequest,
+    chat: Option<serde_json::Value>,
+) -> Result<Execution> {
+    submit_inner(inner, user, request, chat, false).await.map(|(e, _)| e)
+}
+
+/// `submit`; with `wake` set, also a receiver woken by the new execution's final event,
+/// registered before the execution is enqueued (so no event can be missed and `execute`
+/// needs no read before waiting). `None` when the request returned an existing execution.
+async fn submit_inner(
+    inner: &Inner,
+    user: UserId,
+    request: ExecuteRequest,
+    chat: Option<serde_json::Value>,
+    wake: bool,
+) -> Result<(Execution, Option<oneshot::Receiver<()>>)> {
+    if inner.shutting_down() {
+        return Err(Error::ShuttingDown);
+    }
+    if let Some(key) = &request.idempotency_key {
+        check_idempotency_key(key)?;
+    }
+    if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
+        return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
+    }
+    let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
+    if prompt.status != PromptStatus::Active {
+        return Err(Error::conflict(format!("prompt {} is archived and cannot be executed", prompt.id)));
+    }
+    let pinned = request.version.unwrap_or(prompt.current_version);
+    if pinned == 0 || pinned > prompt.current_version {
+        return Err(Error::not_found("prompt version", format!("{} v{pinned}", prompt.id)));
+    }
+    let compiled = inner.compiled(user, prompt.id, pinned).await?;
+    let mut inputs =
+        variables::validate_inputs(&compiled.version.variables, &request.inputs, &inner.config.input_limits)?;
+    if let Some(chat) = chat {
+        inputs.insert(super::chat::CHAT_INPUT.to_string(), chat);
+    }
+    let slot = inner.provider_for(&compiled.version.model)?;
+    let exec = inner.new_execution(
+        user,
+        &compiled.version,
+        &slot.name,
+        inputs,
+        request.priority,
+        request.validate_output,
+        request.idempotency_key.clone(),
+        None,
+    );
+    let returned = exec.clone();
+    let woken = wake.then(|| inner.events.waiter(returned.id));
+    let outcome = match inner.enqueue(exec).await {
+        Ok(o) => o,
+        Err(e) => {
+            if woken.is_some() {
+                drop(woken);
+                inner.events.forget_waiters(returned.id);
+            }
+            return Err(e);
+        }
+    };
+    match outcome {
+        EnqueueOutcome::Created => Ok((returned, woken)),
+        EnqueueOutcome::Existing(first) => {
+            if woken.is_some() {
+                drop(woken);
+                inner.events.forget_waiters(returned.id);
+            }
+            let same = first.prompt_id == request.prompt_id
+                && request.version.is_none_or(|v| v == first.prompt_version)
+                && first.inputs == returned.inputs
+                && first.priority == request.priority
+                && first.validate_output == request.validate_output;
+            if same {
+                Ok((*first, None))
+            } else {
+                Err(Error::IdempotencyKeyReused { key: request.idempotency_key.unwrap_or_default() })
+            }
+        }
+    }
+}
+
+pub(super) async fn execute(inner: &Inner, user: UserId, request: ExecuteRequest) -> Result<Execution> {
+    let (submitted, woken) = submit_inner(inner, user, request, None, true).await?;
+    if submitted.status.is_final() {
+        return Ok(submitted);
+    }
+    if let Some(woken) = woken {
+        // Registered before the enqueue: the execution cannot have finished unseen, so the
+        // first read happens once it is final (or after the usual recheck interval).
+        let _ = tokio::time::timeout(WAIT_RECHECK, woken).await;
+        inner.events.forget_waiters(submitted.id);
+    }
+    wait(inner, user, submitted.id, None).await
+}
+
+pub(super) async fn wait(
+    inner: &Inner,
+    user: UserId,
+    id: ExecutionId,
+    timeout: Option<Duration>,
+) -> Result<Execution> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let woken = inner.events.waiter(id);
+        let current = match inner.store.get_execution(user, id).await {
+            Ok(e) => e,
+            Err(e) => {
+                drop(woken);
+                inner.events.forget_waiters(id);
+                return Err(e);
+            }
+        };
+        if current.status.is_final() || deadline.is_some_and(|d| Instant::now() >= d) {
+            drop(woken);
+            inner.events.forget_waiters(id);
+            return Ok(current);
+        }
+        let recheck = Instant::now() + WAIT_RECHECK;
+        let until = deadline.map_or(recheck, |d| d.min(recheck));
+        let _ = tokio::time::timeout_at(until, woken).await;
+        inner.events.forget_waiters(id);
+    }
+}
+
+pub(super) async fn retry(inner: &Inner, user: UserId, id: ExecutionId) -> Result<Execution> {
+    if inner.shutting_down() {
+        return Err(Error::ShuttingDown);
+    }
+    let original = inner.store.get_execution(user, id).await?;
+    if original.status != ExecutionStatus::Failed {
+        return Err(Error::conflict(format!(
+            "execution {id} is {}; only a FAILED execution can be retried",
+            original.status.as_str()
+        )));
+    }
+    let prompt = inner.store.get_prompt(user, original.prompt_id).await?;
+    if prompt.status != PromptStatus::Active {
+        return Err(Error::conflict(format!("prompt {} is archived and cannot be executed", prompt.id)));
+    }
+    let compiled = inner.compiled(user, original.prompt_id, original.prompt_version).await?;
+    let slot = inner.provider_for(&compiled.version.model)?;
+    let exec = inner.new_execution(
+        user,
+        &compiled.version,
+        &slot.name,
+        original.inputs,
+        original.priority,
+        original.validate_output,
+        None,
+        Some(id),
+    );
+    let returned = exec.clone();
+    inner.enqueue(exec).await?;
+    Ok(returned)
+}
+
+pub(super) async fn cancel(inner: &Inner, user: UserId, id: ExecutionId) -> Result<Execution> {
+    let e = inner.store.cancel(user, id, inner.clock.now()).await?;
+    inner.publish_state(&e, EventKind::Cancelled);
+    Ok(e)
+}
