@@ -56,6 +56,13 @@ cargo test --workspace --lib --bins --tests --examples
 cargo test --workspace --doc
 
 if [[ "${FORMAOPS_SKIP_PY:-0}" == "1" ]]; then
+  echo "!!! FORMAOPS_SKIP_PY=1: the OpenAI SDK suite is SKIPPED (it is never skipped in CI)" >&2
+else
+  echo "== OpenAI SDK suite (scripts/openai-sdk-test.sh)"
+  bash scripts/openai-sdk-test.sh
+fi
+
+if [[ "${FORMAOPS_SKIP_PY:-0}" == "1" ]]; then
   echo "!!! FORMAOPS_SKIP_PY=1: the Python suite is SKIPPED (it is never skipped in CI)" >&2
 else
   echo "== Python suite"

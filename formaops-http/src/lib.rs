@@ -34,6 +34,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod limits;
+pub mod openai;
 pub mod openapi;
 pub mod routes;
 pub mod server;
@@ -127,6 +128,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = api
         .merge(SwaggerUi::new("/api/docs").url("/api/openapi.json", openapi))
         .route("/metrics", get(routes::system::prometheus))
+        .merge(openai::router())
         .fallback(console::fallback)
         .layer(DefaultBodyLimit::max(settings.body_limit))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, settings.request_timeout))

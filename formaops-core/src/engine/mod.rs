@@ -73,6 +73,7 @@ use crate::store::{ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 mod batch;
 mod builder;
 mod cache;
+pub mod chat;
 mod clock;
 mod config;
 mod events;
@@ -88,6 +89,7 @@ mod telemetry;
 mod worker;
 
 pub use builder::FormaOpsBuilder;
+pub use chat::{ChatModel, ChatParameters, ChatRequest};
 pub use config::{
     BackoffPolicy, COMPILED_CACHE_SIZE, EngineConfig, MAX_ATTEMPTS_LIMIT, MAX_DESCRIPTION_CHARS,
     MAX_IDEMPOTENCY_KEY_BYTES, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_idempotency_key,

@@ -38,7 +38,17 @@ pub struct ExecuteRequest {
 }
 
 pub(super) async fn submit(inner: &Inner, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-    submit_inner(inner, user, request, false).await.map(|(e, _)| e)
+    submit_inner(inner, user, request, None, false).await.map(|(e, _)| e)
+}
+
+/// `submit` of a chat call: `chat` (the encoded `ChatExtras`) joins the validated inputs.
+pub(super) async fn submit_chat(
+    inner: &Inner,
+    user: UserId,
+    request: ExecuteRequest,
+    chat: Option<serde_json::Value>,
+) -> Result<Execution> {
+    submit_inner(inner, user, request, chat, false).await.map(|(e, _)| e)
 }
 
 /// `submit`; with `wake` set, also a receiver woken by the new execution's final event,
@@ -48,6 +58,7 @@ async fn submit_inner(
     inner: &Inner,
     user: UserId,
     request: ExecuteRequest,
+    chat: Option<serde_json::Value>,
     wake: bool,
 ) -> Result<(Execution, Option<oneshot::Receiver<()>>)> {
     if inner.shutting_down() {
@@ -68,8 +79,11 @@ async fn submit_inner(
         return Err(Error::not_found("prompt version", format!("{} v{pinned}", prompt.id)));
     }
     let compiled = inner.compiled(user, prompt.id, pinned).await?;
-    let inputs =
+    let mut inputs =
         variables::validate_inputs(&compiled.version.variables, &request.inputs, &inner.config.input_limits)?;
+    if let Some(chat) = chat {
+        inputs.insert(super::chat::CHAT_INPUT.to_string(), chat);
+    }
     let slot = inner.provider_for(&compiled.version.model)?;
     let exec = inner.new_execution(
         user,
@@ -115,7 +129,7 @@ async fn submit_inner(
 }
 
 pub(super) async fn execute(inner: &Inner, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-    let (submitted, woken) = submit_inner(inner, user, request, true).await?;
+    let (submitted, woken) = submit_inner(inner, user, request, None, true).await?;
     if submitted.status.is_final() {
         return Ok(submitted);
     }

@@ -247,12 +247,24 @@ async fn attempt_outcome_inner(
             );
         }
     };
-    let messages = match compiled.prompt.render(&exec.inputs) {
-        Ok(m) => m,
-        Err(e) => {
-            return failed(exec_error(ExecutionErrorCode::Render, e.to_string(), false), Duration::ZERO);
-        }
+    // A chat call's messages and parameters ride in the inputs (see `engine::chat`).
+    let (inputs, chat) = super::chat::ChatExtras::split(&exec.inputs);
+    let mut messages = match &chat {
+        Some(c) if c.replace => Vec::new(),
+        _ => match compiled.prompt.render(&inputs) {
+            Ok(m) => m,
+            Err(e) => {
+                return failed(exec_error(ExecutionErrorCode::Render, e.to_string(), false), Duration::ZERO);
+            }
+        },
     };
+    let mut parameters = compiled.version.model.parameters.clone();
+    let mut chat_schema = None;
+    if let Some(c) = chat {
+        messages.extend(c.messages);
+        parameters = c.parameters.apply(&parameters);
+        chat_schema = c.response_schema;
+    }
     let deadline_utc = (now + chrono_dur(inner.config.attempt_timeout)).min(exec.deadline_at);
     let deadline = inner.clock.instant_at(deadline_utc);
     let response_schema = if exec.validate_output {
@@ -264,13 +276,9 @@ async fn attempt_outcome_inner(
     } else {
         None
     };
-    let request = CompletionRequest {
-        model: exec.model.clone(),
-        messages,
-        parameters: compiled.version.model.parameters.clone(),
-        response_schema,
-        deadline,
-    };
+    let response_schema = response_schema.or(chat_schema);
+    let request =
+        CompletionRequest { model: exec.model.clone(), messages, parameters, response_schema, deadline };
     let call_start = Instant::now();
     let result = match tokio::time::timeout_at(deadline, slot.provider.complete(request)).await {
         Ok(r) => r,

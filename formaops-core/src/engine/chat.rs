@@ -1,0 +1,332 @@
+//! Chat requests: how a chat-completions call (the OpenAI-compatible endpoint) becomes an
+//! execution. The wire format is the adapter's; every decision is here.
+//!
+//! - `formaops::<name>` runs the caller's ACTIVE prompt of that name at its current version,
+//!   `formaops::<name>:<version>` a pinned version. `formaops::<name>@<label>` needs labels,
+//!   which this engine does not have yet: [`Error::InvalidArgument`] on `model`.
+//! - `<provider>/<model>` sends the caller's messages unchanged to a configured provider. The
+//!   execution belongs to an implicit prompt of the caller named
+//!   `passthrough:<provider>/<model>` (created on first use, no variables), so it is listed,
+//!   filtered and aggregated in metrics like any other prompt's execution.
+//! - The caller's messages follow the rendered ones of a managed prompt; the request's
+//!   sampling parameters replace the version's one by one.
+//!
+//! The caller's messages and parameters travel with the execution in its inputs under the
+//! reserved key [`CHAT_INPUT`] (never a valid variable name), so every store keeps them
+//! without a schema change, and a retry or a rescue re-sends the same call.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::{ExecuteRequest, FormaOps};
+use crate::error::{Error, Result};
+use crate::execution::{Execution, Priority};
+use crate::ids::{PromptId, UserId};
+use crate::page::PageRequest;
+use crate::prompt::{ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus};
+use crate::provider::{Message, ResponseSchema};
+use crate::store::PromptFilter;
+
+/// Prefix of a managed prompt's model name.
+pub const MANAGED_PREFIX: &str = "formaops::";
+/// Name prefix of the implicit pass-through prompts.
+pub const PASSTHROUGH_PREFIX: &str = "passthrough:";
+/// Reserved input key carrying a chat call's messages and parameters.
+pub const CHAT_INPUT: &str = "$chat";
+
+/// What a chat request's `model` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChatModel {
+    /// A managed prompt by name; a pinned version when `Some`.
+    Managed { name: String, version: Option<u32> },
+    /// A provider's model, called with the caller's messages as they are.
+    PassThrough { provider: String, model: String },
+}
+
+impl ChatModel {
+    /// Parses a `model` string.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `model` naming what is wrong.
+    pub fn parse(model: &str) -> Result<Self> {
+        let bad = |m: &str| Err(Error::invalid_argument("model", m));
+        if let Some(rest) = model.strip_prefix(MANAGED_PREFIX) {
+            if rest.contains('@') {
+                return bad(
+                    "prompt labels (`formaops::<name>@<label>`) are not available on this server; use `formaops::<name>` or `formaops::<name>:<version>`",
+                );
+            }
+            let (name, version) = match rest.rsplit_once(':') {
+                Some((n, v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
+                    let v: u32 =
+                        v.parse().map_err(|_| Error::invalid_argument("model", "version out of range"))?;
+                    if v == 0 {
+                        return bad("versions count from 1");
+                    }
+                    (n, Some(v))
+                }
+                _ => (rest, None),
+            };
+            if name.trim().is_empty() {
+                return bad("`formaops::` must be followed by a prompt name");
+            }
+            return Ok(Self::Managed { name: name.to_string(), version });
+        }
+        match model.split_once('/') {
+            Some((p, m)) if !p.is_empty() && !m.trim().is_empty() => {
+                Ok(Self::PassThrough { provider: p.to_string(), model: m.to_string() })
+            }
+            _ => bad("expected `formaops::<prompt name>` or `<provider>/<model>`"),
+        }
+    }
+
+    /// The name of the implicit prompt of a pass-through model.
+    pub fn passthrough_name(provider: &str, model: &str) -> String {
+        format!("{PASSTHROUGH_PREFIX}{provider}/{model}")
+    }
+}
+
+/// Per-call overrides of the version's model parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatParameters {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_completion_tokens: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+}
+
+impl ChatParameters {
+    /// The version's parameters with every field set here replacing its own.
+    pub fn apply(&self, base: &ModelParameters) -> ModelParameters {
+        ModelParameters {
+            temperature: self.temperature.or(base.temperature),
+            top_p: self.top_p.or(base.top_p),
+            max_completion_tokens: self.max_completion_tokens.or(base.max_completion_tokens),
+            stop: self.stop.clone().unwrap_or_else(|| base.stop.clone()),
+            seed: self.seed.or(base.seed),
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(Error::invalid_argument("temperature", "must be between 0 and 2"));
+        }
+        if let Some(p) = self.top_p
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(Error::invalid_argument("top_p", "must be between 0 and 1"));
+        }
+        if self.max_completion_tokens == Some(0) {
+            return Err(Error::invalid_argument("max_completion_tokens", "must be at least 1"));
+        }
+        if self.stop.as_ref().is_some_and(|s| s.len() > 4) {
+            return Err(Error::invalid_argument("stop", "at most 4 sequences"));
+        }
+        Ok(())
+    }
+}
+
+/// What a chat call adds to an execution (stored under [`CHAT_INPUT`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatExtras {
+    /// Sent after the rendered messages (instead of them for a pass-through).
+    #[serde(default)]
+    pub messages: Vec<Message>,
+    /// Pass-through: the rendered messages are not sent.
+    #[serde(default)]
+    pub replace: bool,
+    #[serde(default)]
+    pub parameters: ChatParameters,
+    #[serde(default)]
+    pub response_schema: Option<ResponseSchema>,
+}
+
+impl ChatExtras {
+    /// Splits an execution's inputs into the template's inputs and the chat extras, if any.
+    pub(crate) fn split(
+        inputs: &Map<String, Value>,
+    ) -> (std::borrow::Cow<'_, Map<String, Value>>, Option<Self>) {
+        match inputs.get(CHAT_INPUT) {
+            None => (std::borrow::Cow::Borrowed(inputs), None),
+            Some(v) => {
+                let extras = serde_json::from_value(v.clone()).ok();
+                let mut rest = inputs.clone();
+                rest.remove(CHAT_INPUT);
+                (std::borrow::Cow::Owned(rest), extras)
+            }
+        }
+    }
+}
+
+/// A chat-completions call, translated from the wire by an adapter.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    /// The `model` string, parsed by [`ChatModel::parse`].
+    pub model: String,
+    pub messages: Vec<Message>,
+    /// Variable values of a managed prompt (ignored for a pass-through, which has none).
+    pub inputs: Map<String, Value>,
+    pub parameters: ChatParameters,
+    pub response_schema: Option<ResponseSchema>,
+    /// `NORMAL` when not given.
+    pub priority: Option<Priority>,
+    /// Managed prompts only; false when not given.
+    pub validate_output: Option<bool>,
+    pub idempotency_key: Option<String>,
+}
+
+impl FormaOps {
+    /// The caller's ACTIVE prompt named `name` (exact match after trimming). When several
+    /// share the name, the most recently updated one.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when there is none.
+    pub async fn find_prompt_by_name(&self, user: UserId, name: &str) -> Result<Prompt> {
+        let name = name.trim();
+        let mut best: Option<Prompt> = None;
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = PageRequest::new(Some(crate::page::MAX_PAGE_SIZE), cursor.as_deref())?;
+            let filter = PromptFilter { status: Some(PromptStatus::Active) };
+            let got = self.inner.store.list_prompts(user, &filter, page).await?;
+            for p in got.items {
+                if p.name == name && best.as_ref().is_none_or(|b| p.updated_at > b.updated_at) {
+                    best = Some(p);
+                }
+            }
+            match got.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        best.ok_or_else(|| Error::not_found("prompt", name))
+    }
+
+    /// Names of the configured providers, sorted.
+    pub fn provider_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.inner.providers.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// Translates a chat call into an [`ExecuteRequest`] (creating the implicit pass-through
+    /// prompt on first use) and submits it. Returns the QUEUED execution.
+    ///
+    /// # Errors
+    /// As [`FormaOps::submit`]; [`Error::InvalidArgument`] for a bad `model`, parameter or
+    /// an empty conversation; [`Error::NotFound`] for an unknown prompt or provider.
+    pub async fn submit_chat(&self, user: UserId, chat: ChatRequest) -> Result<Execution> {
+        chat.parameters.check()?;
+        let model = ChatModel::parse(&chat.model)?;
+        let (prompt_id, version, inputs, replace) = match model {
+            ChatModel::Managed { name, version } => {
+                let prompt = self.find_prompt_by_name(user, &name).await?;
+                (prompt.id, version, chat.inputs, false)
+            }
+            ChatModel::PassThrough { provider, model } => {
+                if chat.messages.is_empty() {
+                    return Err(Error::invalid_argument(
+                        "messages",
+                        "a pass-through call needs at least one message",
+                    ));
+                }
+                if !chat.inputs.is_empty() {
+                    return Err(Error::invalid_argument("inputs", "a pass-through model has no variables"));
+                }
+                let id = self.passthrough_prompt(user, &provider, &model).await?;
+                (id, None, Map::new(), true)
+            }
+        };
+        let request = ExecuteRequest {
+            prompt_id,
+            version,
+            inputs,
+            priority: chat.priority.unwrap_or_default(),
+            validate_output: chat.validate_output.unwrap_or(false),
+            idempotency_key: chat.idempotency_key,
+        };
+        let extras = ChatExtras {
+            messages: chat.messages,
+            replace,
+            parameters: chat.parameters,
+            response_schema: chat.response_schema,
+        };
+        let chat = if extras == ChatExtras::default() {
+            None
+        } else {
+            Some(serde_json::to_value(&extras).map_err(|e| Error::internal_from("encoding a chat call", e))?)
+        };
+        super::submit::submit_chat(&self.inner, user, request, chat).await
+    }
+
+    /// The caller's implicit prompt for `provider/model`, created on first use.
+    async fn passthrough_prompt(&self, user: UserId, provider: &str, model: &str) -> Result<PromptId> {
+        if !self.inner.providers.contains_key(provider) {
+            return Err(Error::not_found("provider", provider));
+        }
+        let name = ChatModel::passthrough_name(provider, model);
+        match self.find_prompt_by_name(user, &name).await {
+            Ok(p) => return Ok(p.id),
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let spec = PromptSpec {
+            name,
+            description: Some("Created for calls to this model through the OpenAI-compatible endpoint; the caller's messages are sent as they are.".to_string()),
+            template: "(pass-through: the caller's messages are sent instead of this template)".to_string(),
+            system_template: None,
+            variables: Vec::new(),
+            validations: Vec::new(),
+            model: Some(ModelConfig {
+                provider: Some(provider.to_string()),
+                model: model.to_string(),
+                parameters: ModelParameters::default(),
+            }),
+        };
+        Ok(self.create_prompt(user, spec).await?.0.id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_models() {
+        assert_eq!(
+            ChatModel::parse("formaops::greet").ok(),
+            Some(ChatModel::Managed { name: "greet".into(), version: None })
+        );
+        assert_eq!(
+            ChatModel::parse("formaops::a:b:3").ok(),
+            Some(ChatModel::Managed { name: "a:b".into(), version: Some(3) })
+        );
+        assert_eq!(
+            ChatModel::parse("openai/gpt-4o-mini").ok(),
+            Some(ChatModel::PassThrough { provider: "openai".into(), model: "gpt-4o-mini".into() })
+        );
+        for bad in ["formaops::", "formaops::x@production", "gpt-4o", "/x", "formaops::x:0"] {
+            assert!(matches!(ChatModel::parse(bad), Err(Error::InvalidArgument { .. })), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parameters_override_one_by_one() {
+        let base = ModelParameters { temperature: Some(0.1), seed: Some(7), ..Default::default() };
+        let p = ChatParameters { temperature: Some(0.9), stop: Some(vec!["x".into()]), ..Default::default() };
+        let got = p.apply(&base);
+        assert_eq!(got.temperature, Some(0.9));
+        assert_eq!(got.seed, Some(7));
+        assert_eq!(got.stop, vec!["x".to_string()]);
+    }
+}
