@@ -73,9 +73,17 @@ async fn errors_have_openai_shape_and_status() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(r.body["error"]["param"], "n");
-    let r = app.post(CHAT, &app.alice, json!({"model": "formaops::essay@production"})).await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("labels"));
+    // Labels: a new prompt has `production` on version 1; an unknown label is not found.
+    let r = app
+        .post(CHAT, &app.alice, json!({"model": "formaops::essay@production", "inputs": {"topic": "a"}}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = app
+        .post(CHAT, &app.alice, json!({"model": "formaops::essay@staging", "inputs": {"topic": "a"}}))
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let r = app.post(CHAT, &app.alice, json!({"model": "formaops::essay@Not A Label"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     let r = app
         .post(CHAT, &app.alice, json!({"model": "nope/x", "messages": [{"role": "user", "content": "hi"}]}))
         .await;

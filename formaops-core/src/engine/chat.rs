@@ -1,9 +1,10 @@
 //! Chat requests: how a chat-completions call (the OpenAI-compatible endpoint) becomes an
 //! execution. The wire format is the adapter's; every decision is here.
 //!
-//! - `formaops::<name>` runs the caller's ACTIVE prompt of that name at its current version,
-//!   `formaops::<name>:<version>` a pinned version. `formaops::<name>@<label>` needs labels,
-//!   which this engine does not have yet: [`Error::InvalidArgument`] on `model`.
+//! - `formaops::<name>` runs the caller's ACTIVE prompt of that name at the version its
+//!   `production` label points at (its newest version when it has no `production` label),
+//!   `formaops::<name>@<label>` the version `label` points at (`latest`: the newest), and
+//!   `formaops::<name>:<version>` a pinned version.
 //! - `<provider>/<model>` sends the caller's messages unchanged to a configured provider. The
 //!   execution belongs to an implicit prompt of the caller named
 //!   `passthrough:<provider>/<model>` (created on first use, no variables), so it is listed,
@@ -23,6 +24,7 @@ use crate::error::{Error, Result};
 use crate::execution::{Execution, Priority};
 use crate::ids::{PromptId, UserId};
 use crate::page::PageRequest;
+use crate::prompt::label::{PRODUCTION, check_label_name};
 use crate::prompt::{ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus};
 use crate::provider::{Message, ResponseSchema};
 use crate::store::PromptFilter;
@@ -37,8 +39,9 @@ pub const CHAT_INPUT: &str = "$chat";
 /// What a chat request's `model` names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatModel {
-    /// A managed prompt by name; a pinned version when `Some`.
-    Managed { name: String, version: Option<u32> },
+    /// A managed prompt by name: a pinned version, or the version a label points at, or
+    /// (neither) its `production` label, else its newest version.
+    Managed { name: String, version: Option<u32>, label: Option<String> },
     /// A provider's model, called with the caller's messages as they are.
     PassThrough { provider: String, model: String },
 }
@@ -51,10 +54,16 @@ impl ChatModel {
     pub fn parse(model: &str) -> Result<Self> {
         let bad = |m: &str| Err(Error::invalid_argument("model", m));
         if let Some(rest) = model.strip_prefix(MANAGED_PREFIX) {
-            if rest.contains('@') {
-                return bad(
-                    "prompt labels (`formaops::<name>@<label>`) are not available on this server; use `formaops::<name>` or `formaops::<name>:<version>`",
-                );
+            if let Some((name, label)) = rest.rsplit_once('@') {
+                if name.trim().is_empty() {
+                    return bad("`formaops::` must be followed by a prompt name");
+                }
+                check_label_name("model", label)?;
+                return Ok(Self::Managed {
+                    name: name.to_string(),
+                    version: None,
+                    label: Some(label.to_string()),
+                });
             }
             let (name, version) = match rest.rsplit_once(':') {
                 Some((n, v)) if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) => {
@@ -70,7 +79,7 @@ impl ChatModel {
             if name.trim().is_empty() {
                 return bad("`formaops::` must be followed by a prompt name");
             }
-            return Ok(Self::Managed { name: name.to_string(), version });
+            return Ok(Self::Managed { name: name.to_string(), version, label: None });
         }
         match model.split_once('/') {
             Some((p, m)) if !p.is_empty() && !m.trim().is_empty() => {
@@ -229,9 +238,17 @@ impl FormaOps {
         chat.parameters.check()?;
         let model = ChatModel::parse(&chat.model)?;
         let (prompt_id, version, inputs, replace) = match model {
-            ChatModel::Managed { name, version } => {
+            ChatModel::Managed { name, version, label } => {
                 let prompt = self.find_prompt_by_name(user, &name).await?;
-                (prompt.id, version, chat.inputs, false)
+                let version = match (version, label) {
+                    (Some(v), _) => v,
+                    (None, Some(label)) => self.resolve_version(user, prompt.id, None, Some(&label)).await?,
+                    (None, None) => match self.inner.store.get_label(user, prompt.id, PRODUCTION).await? {
+                        Some(v) => v,
+                        None => prompt.current_version,
+                    },
+                };
+                (prompt.id, Some(version), chat.inputs, false)
             }
             ChatModel::PassThrough { provider, model } => {
                 if chat.messages.is_empty() {
@@ -287,6 +304,7 @@ impl FormaOps {
             system_template: None,
             variables: Vec::new(),
             validations: Vec::new(),
+            labels: None,
             model: Some(ModelConfig {
                 provider: Some(provider.to_string()),
                 model: model.to_string(),
@@ -305,17 +323,23 @@ mod tests {
     fn parses_models() {
         assert_eq!(
             ChatModel::parse("formaops::greet").ok(),
-            Some(ChatModel::Managed { name: "greet".into(), version: None })
+            Some(ChatModel::Managed { name: "greet".into(), version: None, label: None })
         );
         assert_eq!(
             ChatModel::parse("formaops::a:b:3").ok(),
-            Some(ChatModel::Managed { name: "a:b".into(), version: Some(3) })
+            Some(ChatModel::Managed { name: "a:b".into(), version: Some(3), label: None })
         );
         assert_eq!(
             ChatModel::parse("openai/gpt-4o-mini").ok(),
             Some(ChatModel::PassThrough { provider: "openai".into(), model: "gpt-4o-mini".into() })
         );
-        for bad in ["formaops::", "formaops::x@production", "gpt-4o", "/x", "formaops::x:0"] {
+        assert_eq!(
+            ChatModel::parse("formaops::a@b@staging").ok(),
+            Some(ChatModel::Managed { name: "a@b".into(), version: None, label: Some("staging".into()) })
+        );
+        for bad in
+            ["formaops::", "formaops::@production", "formaops::x@Prod Label", "gpt-4o", "/x", "formaops::x:0"]
+        {
             assert!(matches!(ChatModel::parse(bad), Err(Error::InvalidArgument { .. })), "{bad}");
         }
     }
