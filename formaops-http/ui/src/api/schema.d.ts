@@ -67,7 +67,7 @@ export interface paths {
         put?: never;
         /**
          * Revokes the credential this request authenticated with (the session, or the API key if
-         *     one was used) and clears the cookie.
+         *     one was used) and clears the cookie. A JWT of a trusted issuer is not revoked here.
          */
         post: operations["logout"];
         delete?: never;
@@ -246,13 +246,36 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** A prompt with its current version, or the version `?version=N`. */
+        /**
+         * A prompt with its current version, the version `?version=N`, or the version a label
+         *     points at (`?label=production`; `version` and `label` are exclusive: 400).
+         */
         get: operations["get_prompt"];
         /** Writes a new immutable version; omitted fields are carried over. */
         put: operations["update_prompt"];
         post?: never;
         /** Archives the prompt (history and executions stay readable). */
         delete: operations["archive_prompt"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/diff": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed between two versions (numbers or labels): unified diffs of the templates,
+         *     structured diffs of variables, validation rules and model settings.
+         */
+        get: operations["diff"];
+        put?: never;
+        post?: never;
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -275,6 +298,81 @@ export interface paths {
          */
         post: operations["execute"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/label-history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Every move of the prompt's labels (who, when, from, to), newest first. */
+        get: operations["label_history"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/label-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The prompt's label settings (the promotion guard). */
+        get: operations["get_label_settings"];
+        /** Sets the prompt's label settings. */
+        put: operations["put_label_settings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/labels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The prompt's labels, with the built-in `latest` (always the newest version). */
+        get: operations["list_labels"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/prompts/{id}/labels/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        /**
+         * Points a label at a version: creates it, promotes, or rolls back. Every move is recorded.
+         *     `latest` cannot be set. With the promotion guard on, a move of `production` to a version
+         *     that would refuse inputs the current production version accepts is refused (422, each
+         *     reason in `details.problems`).
+         */
+        put: operations["set_label"];
+        post?: never;
+        /** Deletes a label (recorded in the history). `latest` cannot be deleted. */
+        delete: operations["delete_label"];
         options?: never;
         head?: never;
         patch?: never;
@@ -345,6 +443,8 @@ export interface components {
         /** @description The spec's `CreatePromptRequest`, plus optional system template and model. */
         CreatePromptRequest: {
             description?: string | null;
+            /** @description Labels to put on version 1; omitted: `["production"]`; `[]`: none. */
+            labels?: string[] | null;
             /** @description `{provider?, model, parameters?}`; the server's default provider and model when omitted. */
             model?: Record<string, never> | null;
             name: string;
@@ -355,6 +455,23 @@ export interface components {
             validations?: Record<string, never>[];
             /** @description `[{name, type: string|number|integer|boolean|enum|json, required, description?, defaultValue?}]` */
             variables?: Record<string, never>[];
+        };
+        /** @description What changed between two versions. */
+        DiffDto: {
+            /** Format: int32 */
+            from: number;
+            /** @description `[{field, from, to}]` by dotted path (`model`, `parameters.temperature`, ...). */
+            model: Record<string, never>[];
+            /** @description Unified diff of the system template (empty when equal). */
+            systemTemplate: string;
+            /** @description Unified diff of the user template (empty when equal). */
+            template: string;
+            /** Format: int32 */
+            to: number;
+            /** @description `{added: [rule], removed: [rule]}` */
+            validations: Record<string, never>;
+            /** @description `{added: [definition], removed: [definition], changed: [{name, from, to}]}` */
+            variables: Record<string, never>;
         };
         /** @description The error body: `{"error": {...}}`. */
         ErrorBody: {
@@ -376,6 +493,11 @@ export interface components {
         ExecutePromptRequest: {
             /** @description Variable values by name. */
             inputs?: Record<string, never>;
+            /**
+             * @description Run the version this label points at (`production`, `staging`, `latest`, ...);
+             *     exclusive with `version`. The execution records the version it resolved to.
+             */
+            label?: string | null;
             /** @description `LOW`, `NORMAL` (default) or `HIGH`. */
             priority?: string | null;
             /** @description Apply the version's output validation rules (default false). */
@@ -386,44 +508,119 @@ export interface components {
              */
             version?: number | null;
         };
-        ExecutionPage: {
-            items: components["schemas"]["ExecutionResponse"][];
-            nextCursor?: string | null;
-        };
-        /** @description The spec's `ExecutionResponse`, with the execution's full record. */
-        ExecutionResponse: {
-            /** Format: int32 */
+        /** @description One execution of a pinned prompt version. */
+        Execution: {
+            /**
+             * Format: int32
+             * @description Attempts started so far (claims).
+             */
             attempts: number;
             /** Format: date-time */
             createdAt: string;
-            error?: Record<string, never> | null;
+            /**
+             * Format: date-time
+             * @description All attempts together must finish by this instant.
+             */
+            deadlineAt: string;
+            error?: components["schemas"]["ExecutionError"] | null;
+            /**
+             * @description Why the model stopped, as the provider reported it for the last attempt that got a
+             *     reply: `stop`, `length` (the output was cut at the token limit), `content_filter`,
+             *     `tool_calls`, ... `None` when no reply was read.
+             */
+            finishReason?: string | null;
             /** Format: date-time */
             finishedAt?: string | null;
             /** Format: uuid */
             id: string;
+            idempotencyKey?: string | null;
+            /** @description The validated inputs, defaults filled in: exactly what was rendered. */
             inputs: Record<string, never>;
             /** Format: int32 */
             maxAttempts: number;
-            metrics?: components["schemas"]["MetricsDto"] | null;
+            metrics?: components["schemas"]["ExecutionMetrics"] | null;
             model: string;
             output?: string | null;
-            priority: string;
+            priority: components["schemas"]["Priority"];
             /** Format: uuid */
             promptId: string;
             /** Format: int32 */
             promptVersion: number;
+            /** @description Provider name the execution runs on (resolved at submission). */
             provider: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The failed execution this one retries, if any.
+             */
             retryOf?: string | null;
+            /**
+             * Format: date-time
+             * @description Not claimable before this instant (retry backoff).
+             */
+            runAfter: string;
             /** Format: date-time */
             startedAt?: string | null;
-            /** @description `QUEUED`, `RUNNING`, `COMPLETED`, `FAILED` or `CANCELLED`. */
-            status: string;
+            status: components["schemas"]["ExecutionStatus"];
+            /** Format: uuid */
+            userId: string;
             validateOutput: boolean;
-            /** @description The parsed JSON output when a JSON rule applies and the output parsed. */
+            /** @description The parsed JSON output, when a JSON rule applies and the output parsed. */
             validatedOutput?: Record<string, never> | null;
             validation?: Record<string, never> | null;
         };
+        /** @description Why an execution (or one attempt) failed. */
+        ExecutionError: {
+            /** @description What kind of failure it was. */
+            code: string;
+            /**
+             * @description What the reply carried that explains the failure, when there was a reply: a refusal's
+             *     text (`refusal`), the tool calls (`toolCalls`), the finish reason (`finishReason`),
+             *     reasoning without an answer (`reasoning`), an excerpt of an unreadable reply
+             *     (`excerpt`).
+             */
+            details?: Record<string, never> | null;
+            /** @description A sentence for people (the provider's own message where there is one). */
+            message: string;
+            /** @description Whether a later attempt may succeed. */
+            transient: boolean;
+        };
+        /** @description Per-execution metrics (the spec's `metrics`). */
+        ExecutionMetrics: {
+            /**
+             * Format: double
+             * @description Cost in USD. `null` means *unpriced*: the model is not in the price table (never a
+             *     silent 0).
+             */
+            costUsd?: number | null;
+            /**
+             * Format: int64
+             * @description From acceptance to the final state, in milliseconds.
+             */
+            latencyMs: number;
+            /**
+             * Format: int64
+             * @description Time spent in the provider call of the successful (or last) attempt, in milliseconds.
+             */
+            providerLatencyMs: number;
+            /**
+             * Format: int64
+             * @description Time between acceptance and the first claim, in milliseconds.
+             */
+            queueMs: number;
+            tokenUsage: components["schemas"]["TokenUsage"];
+        };
+        ExecutionPage: {
+            items: components["schemas"]["Execution"][];
+            nextCursor?: string | null;
+        };
+        /**
+         * @description Where an execution is in its life.
+         *
+         *     `QUEUED -> RUNNING -> COMPLETED | FAILED`, with `RUNNING -> QUEUED` when a transient
+         *     failure schedules a retry or a lease expires, and `QUEUED -> CANCELLED`.
+         * @enum {string}
+         */
+        ExecutionStatus: "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
         /** @description Readiness of this server. */
         HealthResponse: {
             /** @description Whether the database answered. */
@@ -443,6 +640,50 @@ export interface components {
             /** @description Whether this process runs workers. */
             workersRunning: boolean;
         };
+        /** @description One label and the version it points at. */
+        LabelDto: {
+            name: string;
+            /** Format: date-time */
+            updatedAt: string;
+            /**
+             * Format: uuid
+             * @description Who moved it last; absent for the built-in `latest`.
+             */
+            updatedBy?: string | null;
+            /** Format: int32 */
+            version: number;
+        };
+        LabelHistory: {
+            /** @description Newest first (at most 1000). */
+            items: components["schemas"]["LabelMoveDto"][];
+        };
+        LabelList: {
+            /** @description `latest` first, then the prompt's labels by name. */
+            items: components["schemas"]["LabelDto"][];
+        };
+        /** @description One move: created (`from` null), moved, or deleted (`to` null). */
+        LabelMoveDto: {
+            /**
+             * Format: uuid
+             * @description Who moved it.
+             */
+            actor: string;
+            /** Format: date-time */
+            at: string;
+            /** Format: int32 */
+            from?: number | null;
+            name: string;
+            /** Format: int32 */
+            to?: number | null;
+        };
+        /** @description The prompt's label settings. */
+        LabelSettingsDto: {
+            /**
+             * @description The promotion guard: refuse a move of `production` to a version that would refuse
+             *     inputs the current production version accepts (default false).
+             */
+            guardProduction?: boolean;
+        };
         LoginRequest: {
             email: string;
             password: string;
@@ -454,56 +695,241 @@ export interface components {
             token: string;
             user: components["schemas"]["UserDto"];
         };
-        /** @description Per-execution metrics (the spec's `metrics`). */
-        MetricsDto: {
-            /**
-             * Format: double
-             * @description `null` when the model has no price (unpriced, never a silent 0).
-             */
-            costUsd?: number | null;
+        /** @description What `metrics` answers. */
+        MetricsReport: components["schemas"]["MetricsSummary"] & {
+            /** @description Per prompt, most executions first (at most [`MAX_PROMPTS_IN_REPORT`] prompts). */
+            byPrompt: components["schemas"]["PromptMetrics"][];
             /**
              * Format: int64
-             * @description Acceptance to final state.
+             * @description Executions of this user waiting to run now.
              */
-            latencyMs: number;
-            /** Format: int64 */
-            providerLatencyMs: number;
-            /** Format: int64 */
-            queueMs: number;
-            tokenUsage: Record<string, never>;
+            queueDepth: number;
+            /**
+             * Format: date-time
+             * @description The query's lower bound, echoed.
+             */
+            since?: string | null;
+            /**
+             * Format: date-time
+             * @description The query's upper bound, echoed.
+             */
+            until?: string | null;
         };
-        /** @description A prompt with one of its versions (the current one unless `?version=N`). */
-        PromptDto: components["schemas"]["PromptSummary"] & {
-            /** @description The version shown below (`currentVersion` unless another was asked for). */
-            version: components["schemas"]["VersionDto"];
+        /** @description Aggregates of one scope (all of a user's executions, or one prompt's, or one version's). */
+        MetricsSummary: {
+            /**
+             * Format: double
+             * @description Sum over the priced final executions only; `None` (JSON `null`) when none of them has
+             *     a price, so an unknown cost never reads as `0`. When some are unpriced, the sum is
+             *     partial and [`Self::unpriced_executions`] says how many are missing from it.
+             */
+            costUsd?: number | null;
+            /** @description Executions per status. */
+            counts: components["schemas"]["StatusCounts"];
+            /** @description Total latency (acceptance to final state). */
+            latencyMs: components["schemas"]["Percentiles"];
+            /** @description Provider call latency. */
+            providerLatencyMs: components["schemas"]["Percentiles"];
+            /** @description Token totals over executions with metrics. */
+            tokens: components["schemas"]["TokenTotals"];
+            /**
+             * Format: int64
+             * @description Final executions whose model had no price: missing from `costUsd`.
+             */
+            unpricedExecutions: number;
+            /**
+             * Format: int64
+             * @description Completed executions whose output was validated.
+             */
+            validated: number;
+            /**
+             * Format: double
+             * @description `validation_passed / validated`, `None` when nothing was validated.
+             */
+            validationPassRate?: number | null;
+            /**
+             * Format: int64
+             * @description Of those, how many passed every rule.
+             */
+            validationPassed: number;
         };
-        PromptPage: {
-            items: components["schemas"]["PromptSummary"][];
-            /** @description Pass as `cursor` for the next page; `null` on the last page. */
-            nextCursor?: string | null;
+        /** @description Latency percentiles in milliseconds; `None` when there is no sample. */
+        Percentiles: {
+            /**
+             * Format: double
+             * @description Median, in milliseconds.
+             */
+            p50?: number | null;
+            /**
+             * Format: double
+             * @description 95th percentile, in milliseconds.
+             */
+            p95?: number | null;
+            /**
+             * Format: double
+             * @description 99th percentile, in milliseconds.
+             */
+            p99?: number | null;
         };
-        /** @description A prompt without its content (list items). */
-        PromptSummary: {
+        /**
+         * @description Scheduling priority (the spec's `LOW | NORMAL | HIGH`).
+         * @enum {string}
+         */
+        Priority: "LOW" | "NORMAL" | "HIGH";
+        /** @description A named prompt owned by a user; its content lives in [`PromptVersion`]s. */
+        Prompt: {
             /** Format: date-time */
             createdAt: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Number of the newest version (versions count from 1).
+             */
             currentVersion: number;
             description?: string | null;
             /** Format: uuid */
             id: string;
             name: string;
-            /** @description `ACTIVE` or `ARCHIVED`. */
-            status: string;
+            status: components["schemas"]["PromptStatus"];
             /** Format: date-time */
             updatedAt: string;
             /** Format: uuid */
             userId: string;
+        };
+        /**
+         * @description A prompt with one of its versions (the current one unless `?version=N`).
+         *
+         *     The one HTTP-only shape of this module, because the wire truly differs here: the engine
+         *     answers a `(Prompt, PromptVersion)` pair, and REST sends it as one object, the core
+         *     [`Prompt`]'s fields with the core [`PromptVersion`] under `version` (the Python `Prompt`
+         *     has the same `version` field). Lists and archive answer the core [`Prompt`] itself.
+         */
+        PromptDto: components["schemas"]["Prompt"] & {
+            /** @description The version shown below (`currentVersion` unless another was asked for). */
+            version: components["schemas"]["PromptVersion"];
+        };
+        /** @description One prompt's aggregates. */
+        PromptMetrics: components["schemas"]["MetricsSummary"] & {
+            /**
+             * Format: uuid
+             * @description The prompt.
+             */
+            promptId: string;
+        };
+        PromptPage: {
+            items: components["schemas"]["Prompt"][];
+            /** @description Pass as `cursor` for the next page; `null` on the last page. */
+            nextCursor?: string | null;
+        };
+        /**
+         * @description Lifecycle of a prompt. Archived prompts keep their history and executions readable but
+         *     cannot be executed or updated; their name becomes free for a new prompt.
+         * @enum {string}
+         */
+        PromptStatus: "ACTIVE" | "ARCHIVED";
+        /** @description One immutable version of a prompt. */
+        PromptVersion: {
+            /**
+             * Format: uuid
+             * @description The user who wrote this version.
+             */
+            author: string;
+            /** Format: date-time */
+            createdAt: string;
+            model: Record<string, never>;
+            /** Format: uuid */
+            promptId: string;
+            /** @description Optional system message template, rendered with the same variables. */
+            systemTemplate?: string | null;
+            /** @description The user message template (minijinja syntax). */
+            template: string;
+            validations: Record<string, never>[];
+            variables: Record<string, never>[];
+            /** Format: int32 */
+            version: number;
         };
         /** @description One provider's state. */
         ProviderDto: {
             concurrency: number;
             inFlight: number;
             name: string;
+        };
+        SetLabelRequest: {
+            /**
+             * Format: int32
+             * @description The version the label will point at.
+             */
+            version: number;
+        };
+        /** @description Executions per status. */
+        StatusCounts: {
+            /**
+             * Format: int64
+             * @description Executions CANCELLED.
+             */
+            cancelled: number;
+            /**
+             * Format: int64
+             * @description Executions COMPLETED.
+             */
+            completed: number;
+            /**
+             * Format: int64
+             * @description Executions FAILED.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Executions QUEUED.
+             */
+            queued: number;
+            /**
+             * Format: int64
+             * @description Executions RUNNING.
+             */
+            running: number;
+            /**
+             * Format: int64
+             * @description All of them.
+             */
+            total: number;
+        };
+        /** @description Token totals. */
+        TokenTotals: {
+            /**
+             * Format: int64
+             * @description Cached input tokens (part of `input`).
+             */
+            cached: number;
+            /**
+             * Format: int64
+             * @description Input (prompt) tokens, cached ones included.
+             */
+            input: number;
+            /**
+             * Format: int64
+             * @description Output (completion) tokens.
+             */
+            output: number;
+            /**
+             * Format: int64
+             * @description Input plus output.
+             */
+            total: number;
+        };
+        /** @description Token counts of one completion. `cached` is part of `input`, `reasoning` part of `output`. */
+        TokenUsage: {
+            /** Format: int64 */
+            cached?: number;
+            /** @description True when the provider reported no usage and these are local estimates. */
+            estimated?: boolean;
+            /** Format: int64 */
+            input: number;
+            /** Format: int64 */
+            output: number;
+            /** Format: int64 */
+            reasoning?: number;
+            /** Format: int64 */
+            total: number;
         };
         /** @description An update: every field optional, omitted ones carried over; always writes a new version. */
         UpdatePromptRequest: {
@@ -529,24 +955,8 @@ export interface components {
             id: string;
             isAdmin: boolean;
         };
-        /** @description One immutable version. */
-        VersionDto: {
-            /** Format: uuid */
-            author: string;
-            /** Format: date-time */
-            createdAt: string;
-            model: Record<string, never>;
-            /** Format: uuid */
-            promptId: string;
-            systemTemplate?: string | null;
-            template: string;
-            validations: Record<string, never>[];
-            variables: Record<string, never>[];
-            /** Format: int32 */
-            version: number;
-        };
         VersionPage: {
-            items: components["schemas"]["VersionDto"][];
+            items: components["schemas"]["PromptVersion"][];
             nextCursor?: string | null;
         };
     };
@@ -585,6 +995,24 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -659,6 +1087,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body is not `application/json` */
             415: {
                 headers: {
@@ -669,6 +1106,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -723,6 +1169,24 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -790,6 +1254,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body is not `application/json` */
             415: {
                 headers: {
@@ -808,8 +1281,17 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
-            /** @description Too many failed attempts for this account; see Retry-After */
+            /** @description Too many failed attempts from this client address (for this account, or in all); see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -861,6 +1343,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The database is unavailable or the server is shutting down */
             503: {
                 headers: {
@@ -899,6 +1399,24 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -954,6 +1472,24 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1018,6 +1554,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The database is unavailable or the server is shutting down */
             503: {
                 headers: {
@@ -1046,7 +1600,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionResponse"];
+                    "application/json": components["schemas"]["Execution"];
                 };
             };
             /** @description Malformed request: bad JSON, query parameters, path ids or headers */
@@ -1067,6 +1621,24 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1102,7 +1674,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionResponse"];
+                    "application/json": components["schemas"]["Execution"];
                 };
             };
             /** @description Malformed request: bad JSON, query parameters, path ids or headers */
@@ -1139,6 +1711,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The database is unavailable or the server is shutting down */
             503: {
                 headers: {
@@ -1167,7 +1757,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionResponse"];
+                    "application/json": components["schemas"]["Execution"];
                 };
             };
             /** @description Malformed request: bad JSON, query parameters, path ids or headers */
@@ -1197,6 +1787,24 @@ export interface operations {
             };
             /** @description Not FAILED */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1241,6 +1849,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1269,13 +1895,12 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description MetricsReport */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": Record<string, never>;
+                    "application/json": components["schemas"]["MetricsReport"];
                 };
             };
             400: {
@@ -1287,6 +1912,24 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1338,6 +1981,24 @@ export interface operations {
                 };
             };
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1411,6 +2072,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body is not `application/json` */
             415: {
                 headers: {
@@ -1422,6 +2092,15 @@ export interface operations {
             };
             /** @description Every problem with the definition */
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1449,6 +2128,8 @@ export interface operations {
                 id: string;
                 /** @description A version number; the current version when omitted. */
                 version: number | null;
+                /** @description A label (`production`, `staging`, `latest`, ...); exclusive with `version`. */
+                label: string | null;
             };
             cookie?: never;
         };
@@ -1480,6 +2161,24 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1565,6 +2264,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body is not `application/json` */
             415: {
                 headers: {
@@ -1575,6 +2283,15 @@ export interface operations {
                 };
             };
             422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1611,7 +2328,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["PromptSummary"];
+                    "application/json": components["schemas"]["Prompt"];
                 };
             };
             /** @description Malformed request: bad JSON, query parameters, path ids or headers */
@@ -1632,6 +2349,102 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    diff: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+                /** @description A version number or a label (`production`, `latest`, ...). */
+                from: string;
+                /** @description A version number or a label. */
+                to: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DiffDto"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such prompt, version or label */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1679,7 +2492,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionResponse"];
+                    "application/json": components["schemas"]["Execution"];
                 };
             };
             /** @description Accepted, not final yet; see Location */
@@ -1688,7 +2501,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["ExecutionResponse"];
+                    "application/json": components["schemas"]["Execution"];
                 };
             };
             400: {
@@ -1733,6 +2546,15 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description Body is not `application/json` */
             415: {
                 headers: {
@@ -1751,6 +2573,534 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    label_history: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+                /** @description Only the moves of this label. */
+                label: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelHistory"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_label_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelSettingsDto"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    put_label_settings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["LabelSettingsDto"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelSettingsDto"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is JSON but not of the documented shape (`invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    list_labels: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelList"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    set_label: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+                /** @description Label name, `[a-z0-9_-]{1,64}` */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["SetLabelRequest"];
+            };
+        };
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["LabelDto"];
+                };
+            };
+            /** @description A bad label name, or `latest` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such prompt or version */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The prompt is archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Refused by the promotion guard, with the reasons */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_label: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Prompt id */
+                id: string;
+                /** @description Label name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1809,6 +3159,24 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorBody"];
                 };
             };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
             /** @description The database is unavailable or the server is shutting down */
             503: {
                 headers: {
@@ -1859,6 +3227,24 @@ export interface operations {
                 };
             };
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -5,12 +5,12 @@
 import type { components } from './schema';
 
 export type Schemas = components['schemas'];
-export type PromptSummary = Schemas['PromptSummary'];
+export type PromptSummary = Schemas['Prompt'];
 export type PromptDto = Schemas['PromptDto'];
-export type VersionDto = Schemas['VersionDto'];
+export type VersionDto = Schemas['PromptVersion'];
 export type PromptPage = Schemas['PromptPage'];
 export type VersionPage = Schemas['VersionPage'];
-export type Execution = Schemas['ExecutionResponse'];
+export type Execution = Schemas['Execution'];
 export type ExecutionPage = Schemas['ExecutionPage'];
 export type ApiKey = Schemas['ApiKeyDto'];
 export type ApiKeyList = Schemas['ApiKeyList'];
