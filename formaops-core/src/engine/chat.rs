@@ -33,8 +33,7 @@ use crate::store::PromptFilter;
 pub const MANAGED_PREFIX: &str = "formaops::";
 /// Name prefix of the implicit pass-through prompts.
 pub const PASSTHROUGH_PREFIX: &str = "passthrough:";
-/// Reserved input key carrying a chat call's messages and parameters.
-pub const CHAT_INPUT: &str = "$chat";
+pub use super::submit::CHAT_INPUT;
 
 /// What a chat request's `model` names.
 #[derive(Debug, Clone, PartialEq, Eq)]

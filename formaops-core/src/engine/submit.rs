@@ -18,6 +18,10 @@ use crate::prompt::PromptStatus;
 use crate::store::EnqueueOutcome;
 use crate::variables;
 
+/// Reserved input key carrying a chat call's messages and parameters (see `engine::chat`);
+/// never a valid variable name, so no caller's input can set it.
+pub const CHAT_INPUT: &str = "$chat";
+
 /// A request to execute a prompt (the spec's `ExecutePromptRequest`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -82,7 +86,7 @@ async fn submit_inner(
     let mut inputs =
         variables::validate_inputs(&compiled.version.variables, &request.inputs, &inner.config.input_limits)?;
     if let Some(chat) = chat {
-        inputs.insert(super::chat::CHAT_INPUT.to_string(), chat);
+        inputs.insert(CHAT_INPUT.to_string(), chat);
     }
     let slot = inner.provider_for(&compiled.version.model)?;
     let exec = inner.new_execution(

@@ -37,6 +37,7 @@
 //! ```
 
 mod estimate;
+mod status;
 mod wire;
 
 use std::fmt;
@@ -45,8 +46,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use eventsource_stream::{EventStreamError, Eventsource};
 use futures::StreamExt;
+use reqwest::Url;
 use reqwest::header::{self, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{StatusCode, Url};
 use tokio::time::Instant;
 
 use super::error::ProviderConfigError;
@@ -56,6 +57,7 @@ use super::{
     StructuredOutput,
 };
 use serde_json::{Value, json};
+use status::{classify_status, classify_status_code, retry_after};
 use wire::{ChatChunk, ChatRequest, ChatResponse, ContentText, ErrorBody, ErrorEnvelope, Usage};
 
 /// Default upper bound of one call (the request's deadline may be shorter).
@@ -741,48 +743,6 @@ fn truncate_chars(text: &str, max: usize) -> String {
     }
 }
 
-/// 429 -> rate limited; 408, 409, 5xx -> server error (transient); 401, 403 -> auth;
-/// anything else -> bad request (permanent).
-fn classify_status(status: StatusCode) -> ProviderErrorKind {
-    classify_status_code(status.as_u16())
-}
-
-fn classify_status_code(status: u16) -> ProviderErrorKind {
-    match status {
-        429 => ProviderErrorKind::RateLimited,
-        408 | 409 | 500..=599 => ProviderErrorKind::ServerError,
-        401 | 403 => ProviderErrorKind::Auth,
-        _ => ProviderErrorKind::BadRequest,
-    }
-}
-
-/// `retry-after-ms` (milliseconds) when present, else `Retry-After` in seconds or as an
-/// HTTP-date; clamped to [`MAX_RETRY_AFTER`].
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    retry_after_at(headers, chrono::Utc::now())
-}
-
-fn retry_after_at(headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-    if let Some(ms) = text("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(clamp_secs(ms / 1000.0));
-    }
-    let value = text("retry-after")?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0).then(|| clamp_secs(secs));
-    }
-    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = date.with_timezone(&chrono::Utc) - now;
-    Some(wait.to_std().unwrap_or(Duration::ZERO).min(MAX_RETRY_AFTER))
-}
-
-fn clamp_secs(secs: f64) -> Duration {
-    if secs >= MAX_RETRY_AFTER.as_secs_f64() { MAX_RETRY_AFTER } else { Duration::from_secs_f64(secs) }
-}
-
 #[derive(Debug)]
 enum ReadError {
     TooLarge,
@@ -815,6 +775,7 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> Result<Vec
 
 #[cfg(test)]
 mod tests {
+    use super::status::retry_after_at;
     use super::*;
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
@@ -868,7 +829,7 @@ mod tests {
             (422, ProviderErrorKind::BadRequest),
             (302, ProviderErrorKind::BadRequest),
         ] {
-            assert_eq!(classify_status(StatusCode::from_u16(code).unwrap()), kind, "HTTP {code}");
+            assert_eq!(classify_status(reqwest::StatusCode::from_u16(code).unwrap()), kind, "HTTP {code}");
         }
     }
 
