@@ -334,6 +334,17 @@ mod tests {
         for (i, block) in blocks.iter().enumerate() {
             let path = dir.path().join(format!("readme-{i}.toml"));
             std::fs::write(&path, block).unwrap();
+            if block.contains("[[jwt.issuers]]") {
+                // Issuers read their secrets from the environment: give every variable the
+                // block names (not FormaOps' own single-issuer variables) a value.
+                let file = FileConfig::load(&path)
+                    .unwrap_or_else(|e| panic!("README TOML example {i} is refused: {e:#}\n{block}"));
+                let env = |k: &str| (!k.starts_with("FORMAOPS_")).then(|| "a-test-secret".to_string());
+                let issuers = jwt_issuers(file.jwt.unwrap_or_default(), env)
+                    .unwrap_or_else(|e| panic!("README TOML example {i} is refused: {e:#}\n{block}"));
+                assert!(!issuers.is_empty(), "example {i}: issuers read");
+                continue;
+            }
             let db = DbArgs { config: Some(path), ..Default::default() };
             let c = Config::resolve(&db, &ServeArgs::default())
                 .unwrap_or_else(|e| panic!("README TOML example {i} is refused: {e:#}\n{block}"));
