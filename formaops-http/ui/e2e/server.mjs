@@ -15,7 +15,8 @@ export function startServer(workdir) {
       cwd: workdir,
       env: {
         ...process.env,
-        DATABASE_URL: `sqlite://${path.join(workdir, 'console.db')}`,
+        // SQLAlchemy's convention: sqlite:/// + an absolute path (four slashes).
+        DATABASE_URL: `sqlite:///${path.join(workdir, 'console.db')}`,
         FORMAOPS_ADMIN_EMAIL: EMAIL,
         FORMAOPS_ADMIN_PASSWORD: PASSWORD,
         RUST_LOG: 'warn',
