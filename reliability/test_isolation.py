@@ -79,6 +79,11 @@ def request_body(path: str, method: str, op: dict):
         return None
     if path.endswith("/execute"):
         return {"inputs": {"tag": "from-bob"}}
+    # Valid bodies for the label operations, so the probe reaches the ownership check.
+    if path.endswith("/label-settings"):
+        return {"guardProduction": True}
+    if "/labels/" in path and method == "put":
+        return {"version": 1}
     if method == "put":
         return {"template": "bob was here TAG[{{ tag }}]"}
     if path.rstrip("/").endswith("/keys"):
@@ -88,6 +93,13 @@ def request_body(path: str, method: str, op: dict):
     if path.endswith("/login"):
         return None
     return {}
+
+
+def request_params(path: str):
+    """Query parameters an operation needs to be valid (so the probe reaches the ownership check)."""
+    if path.endswith("/diff"):
+        return {"from": "1", "to": "latest"}
+    return None
 
 
 def call(api: harness.Api, method: str, path: str, body, params=None) -> requests.Response:
@@ -131,8 +143,8 @@ def test_isolation_matrix(module_node, world):
                 for kind, victim in ids.items():
                     url = re.sub(r"\{\w+\}", victim, path)
                     missing = re.sub(r"\{\w+\}", str(uuid.uuid4()), path)
-                    r = call(b, method, url, body)
-                    m = call(b, method, missing, body)
+                    r = call(b, method, url, body, request_params(path))
+                    m = call(b, method, missing, body, request_params(path))
                     checked += 1
                     where = f"{method.upper()} {raw_path} with A's {kind} id"
                     if r.status_code != 404:

@@ -180,7 +180,6 @@ async fn a_reply_that_cannot_be_read_is_permanent_with_an_excerpt() {
             ResponseTemplate::new(200).set_body_raw("<html>bad gateway page</html>", "text/html"),
             "<html>bad gateway page",
         ),
-        (ResponseTemplate::new(200).set_body_raw("{\"choices\": [", "application/json"), "{\"choices\": ["),
         (
             ResponseTemplate::new(200).set_body_json(json!({"id": "x", "object": "chat.completion"})),
             "chat.completion",
@@ -195,6 +194,15 @@ async fn a_reply_that_cannot_be_read_is_permanent_with_an_excerpt() {
         assert_eq!(err.kind, ProviderErrorKind::MalformedResponse, "{}", err.message);
         assert!(!err.is_transient(), "an unreadable reply is not retried: {}", err.message);
         assert!(err.message.contains(excerpt), "{}", err.message);
+    }
+    // JSON that stops midway is a transfer cut short: a connection fault, tried again.
+    for cut in ["{\"choices\": [", "{\"id\": \"chatcmpl-x\", \"choices\": [ {\"m"] {
+        let (_server, base) =
+            serving_template(ResponseTemplate::new(200).set_body_raw(cut, "application/json")).await;
+        let err = provider(&base).complete(request("m")).await.unwrap_err();
+        assert_eq!(err.kind, ProviderErrorKind::Connection, "{}", err.message);
+        assert!(err.is_transient(), "{}", err.message);
+        assert!(err.message.contains(cut), "{}", err.message);
     }
     // A long reply is quoted only in part.
     let (_server, base) =

@@ -380,6 +380,13 @@ impl OpenAiProvider {
         started: Instant,
     ) -> Result<Completion, ProviderError> {
         let mut reply: ChatResponse = serde_json::from_slice(body).map_err(|e| {
+            if e.is_eof() && !body.trim_ascii().is_empty() {
+                // JSON that stops midway: the transfer was cut, not a reply the server would
+                // send again, so it is a connection fault and tried again.
+                let mut cut = self.unreadable(format_args!("the reply ended midway ({e})"), body);
+                cut.kind = ProviderErrorKind::Connection;
+                return cut;
+            }
             self.unreadable(format_args!("the reply is not chat-completions JSON ({e})"), body)
         })?;
         if let Some(error) = reply.error_body() {
