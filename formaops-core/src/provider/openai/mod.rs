@@ -383,7 +383,7 @@ impl OpenAiProvider {
             if e.is_eof() && !body.trim_ascii().is_empty() {
                 // JSON that stops midway: the transfer was cut, not a reply the server would
                 // send again, so it is a connection fault and tried again.
-                let mut cut = self.unreadable(format_args!("the reply ended midway ({e})"), body);
+                let mut cut = self.unreadable(format_args!("the reply's JSON ended midway ({e})"), body);
                 cut.kind = ProviderErrorKind::Connection;
                 return cut;
             }
