@@ -10,10 +10,10 @@ if [[ -z "${FORMAOPS_BIN:-}" ]]; then
   cargo build -p formaops-http --bin formaops
   export FORMAOPS_BIN="$target/debug/formaops"
 fi
-if [[ ! -x "$venv/bin/python" ]]; then
-  "${PYTHON:-python3}" -m venv "$venv"
-fi
+# shellcheck source=lib/venv.sh
+source scripts/lib/venv.sh
+venv_ensure "$venv"
 if ! "$venv/bin/python" -c 'import openai, pytest' 2>/dev/null; then
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<3" "pytest>=7"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "openai>=1.40,<3" "pytest>=7"
 fi
 "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/openai_sdk

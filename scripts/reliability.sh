@@ -64,11 +64,11 @@ export FORMAOPS_BIN="${FORMAOPS_BIN:-$ROOT/target/release/formaops}"
 echo "== reliability ($mode): Python environment"
 PY="${PYTHON:-python3}"
 VENV="$ROOT/reliability/.venv"
-if [[ ! -x "$VENV/bin/python" ]]; then
-  "$PY" -m venv "$VENV"
-fi
+# shellcheck source=lib/venv.sh
+source "$ROOT/scripts/lib/venv.sh"
+PYTHON="$PY" venv_ensure "$VENV"
 if ! "$VENV/bin/python" -c 'import pytest, requests, psycopg, schemathesis' 2>/dev/null; then
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r reliability/requirements.txt
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r reliability/requirements.txt
 fi
 
 echo "== reliability ($mode): system tests against the real server"

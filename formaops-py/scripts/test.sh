@@ -15,10 +15,9 @@ root="$(cd "$here/.." && pwd)"
 venv="${FORMAOPS_PY_VENV:-$root/target/py-venv}"
 python="${PYTHON:-python3}"
 
-if [[ ! -x "$venv/bin/python" ]]; then
-  echo "== creating $venv"
-  "$python" -m venv "$venv"
-fi
+# shellcheck source=../../scripts/lib/venv.sh
+source "$root/scripts/lib/venv.sh"
+PYTHON="$python" venv_ensure "$venv"
 # shellcheck disable=SC1091
 source "$venv/bin/activate"
 python -m pip install --quiet --disable-pip-version-check "maturin>=1.16,<2" "pytest>=7" "mypy>=1.10"
