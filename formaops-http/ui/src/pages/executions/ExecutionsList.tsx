@@ -1,31 +1,15 @@
 import { useEffect, useMemo } from 'react';
-import { Link, useSearchParams } from 'react-router';
-import { useInfiniteQuery, useQuery, useQueryClient } from '@tanstack/react-query';
+import { Link } from 'react-router';
+import { useInfiniteQuery, useQueryClient } from '@tanstack/react-query';
 import { get } from '../../api/client';
-import { EXECUTION_STATUSES, type ExecutionPage, type PromptPage } from '../../api/types';
+import { EXECUTION_STATUSES, type ExecutionPage } from '../../api/types';
+import { localToRfc3339, PromptSelect, TimeRange, useUrlFilters, usePromptNames } from '../../components/Filters';
 import { fmtCost, fmtMs, fmtTime, shortId } from '../../components/format';
 import { ErrorNote } from '../../components/Problems';
 import { StatusBadge } from '../../components/StatusBadge';
 
-/** `datetime-local` value (local time, no zone) to RFC 3339 UTC; empty stays empty. */
-export function localToRfc3339(v: string): string | undefined {
-  if (!v) return undefined;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? undefined : d.toISOString();
-}
-
 export function ExecutionsList() {
-  const [params, setParams] = useSearchParams();
-  const status = params.get('status') ?? '';
-  const promptId = params.get('promptId') ?? '';
-  const since = params.get('since') ?? '';
-  const until = params.get('until') ?? '';
-  const setFilter = (k: string, v: string) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    setParams(next, { replace: true });
-  };
+  const [{ status, promptId, since, until }, setFilter] = useUrlFilters(['status', 'promptId', 'since', 'until'] as const);
   const query = useMemo(() => ({ status, promptId, since: localToRfc3339(since), until: localToRfc3339(until) }), [status, promptId, since, until]);
   const q = useInfiniteQuery({
     queryKey: ['executions', query],
@@ -33,8 +17,7 @@ export function ExecutionsList() {
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });
-  const prompts = useQuery({ queryKey: ['prompts', 'ACTIVE', 'names'], queryFn: () => get<PromptPage>('/api/prompts', { limit: 200 }) });
-  const names = useMemo(() => new Map((prompts.data?.items ?? []).map((p) => [p.id, p.name])), [prompts.data]);
+  const { names } = usePromptNames();
   useLiveList();
 
   const items = (q.data?.pages ?? []).flatMap((p) => p.items);
@@ -53,26 +36,8 @@ export function ExecutionsList() {
             ))}
           </select>
         </label>
-        <label>
-          Prompt
-          <select value={promptId} onChange={(e) => setFilter('promptId', e.target.value)} data-testid="filter-prompt">
-            <option value="">any</option>
-            {(prompts.data?.items ?? []).map((p) => (
-              <option key={p.id} value={p.id}>
-                {p.name}
-              </option>
-            ))}
-            {promptId && !names.has(promptId) && <option value={promptId}>{shortId(promptId)}</option>}
-          </select>
-        </label>
-        <label>
-          From
-          <input type="datetime-local" value={since} onChange={(e) => setFilter('since', e.target.value)} />
-        </label>
-        <label>
-          To
-          <input type="datetime-local" value={until} onChange={(e) => setFilter('until', e.target.value)} />
-        </label>
+        <PromptSelect value={promptId} onChange={(id) => setFilter('promptId', id)} anyLabel="any" testId="filter-prompt" />
+        <TimeRange since={since} until={until} onChange={setFilter} />
       </div>
       <ErrorNote error={q.error} />
       {q.isPending ? (

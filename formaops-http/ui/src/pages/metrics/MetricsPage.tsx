@@ -1,14 +1,14 @@
 // The caller's metrics report (`GET /api/metrics`): totals, charts of what the report holds
 // (executions by status, latency percentiles, tokens) and the per-prompt table.
 import { useMemo } from 'react';
-import { Link, useSearchParams } from 'react-router';
+import { Link } from 'react-router';
 import { useQuery } from '@tanstack/react-query';
 import { get } from '../../api/client';
-import type { MetricsReport, MetricsSummary, PromptPage } from '../../api/types';
+import type { MetricsReport, MetricsSummary } from '../../api/types';
 import { BarChart } from '../../components/BarChart';
+import { localToRfc3339, PromptSelect, TimeRange, useUrlFilters, usePromptNames } from '../../components/Filters';
 import { fmtCost, fmtMs, fmtPct, shortId } from '../../components/format';
 import { ErrorNote } from '../../components/Problems';
-import { localToRfc3339 } from '../executions/ExecutionsList';
 
 const STATUS_LABELS = ['completed', 'failed', 'cancelled', 'running', 'queued'] as const;
 
@@ -22,22 +22,12 @@ export function chartData(s: MetricsSummary) {
 }
 
 export function MetricsPage() {
-  const [params, setParams] = useSearchParams();
-  const promptId = params.get('promptId') ?? '';
-  const version = params.get('version') ?? '';
-  const since = params.get('since') ?? '';
-  const until = params.get('until') ?? '';
-  const setFilter = (k: string, v: string) => {
-    const next = new URLSearchParams(params);
-    if (v) next.set(k, v);
-    else next.delete(k);
-    if (k === 'promptId') next.delete('version');
-    setParams(next, { replace: true });
-  };
+  const [{ promptId, version, since, until }, setFilter] = useUrlFilters(['promptId', 'version', 'since', 'until'] as const, {
+    promptId: ['version'],
+  });
   const query = { promptId, version: promptId ? version : '', since: localToRfc3339(since), until: localToRfc3339(until) };
   const report = useQuery({ queryKey: ['metrics', query], queryFn: () => get<MetricsReport>('/api/metrics', query) });
-  const prompts = useQuery({ queryKey: ['prompts', 'ACTIVE', 'names'], queryFn: () => get<PromptPage>('/api/prompts', { limit: 200 }) });
-  const names = useMemo(() => new Map((prompts.data?.items ?? []).map((p) => [p.id, p.name])), [prompts.data]);
+  const { names } = usePromptNames();
   const charts = useMemo(() => (report.data ? chartData(report.data) : null), [report.data]);
   const r = report.data;
 
@@ -47,31 +37,14 @@ export function MetricsPage() {
         <h1>Metrics</h1>
       </div>
       <div className="filters">
-        <label>
-          Prompt
-          <select value={promptId} onChange={(e) => setFilter('promptId', e.target.value)}>
-            <option value="">all</option>
-            {(prompts.data?.items ?? []).map((p) => (
-              <option key={p.id} value={p.id}>
-                {p.name}
-              </option>
-            ))}
-          </select>
-        </label>
+        <PromptSelect value={promptId} onChange={(id) => setFilter('promptId', id)} anyLabel="all" />
         {promptId && (
           <label>
             Version
             <input type="number" min={1} value={version} onChange={(e) => setFilter('version', e.target.value)} placeholder="all" />
           </label>
         )}
-        <label>
-          From
-          <input type="datetime-local" value={since} onChange={(e) => setFilter('since', e.target.value)} />
-        </label>
-        <label>
-          To
-          <input type="datetime-local" value={until} onChange={(e) => setFilter('until', e.target.value)} />
-        </label>
+        <TimeRange since={since} until={until} onChange={setFilter} />
       </div>
       <ErrorNote error={report.error} />
       {report.isPending && <p className="loading">Loading…</p>}
