@@ -18,6 +18,7 @@ use pyo3::types::{
 use serde_json::{Map, Number, Value};
 
 use crate::error::invalid_argument;
+use crate::keys::{camel_to_snake, is_raw_key, is_timestamp_key, snake_to_camel};
 
 /// Deepest nesting accepted from Python (lists and dicts inside each other): the core's JSON
 /// depth limit plus the few levels an argument wraps user data in (`variables[i].schema`), so
@@ -29,55 +30,11 @@ pub const MAX_DEPTH: usize = formaops_core::variables::MAX_JSON_DEPTH + 4;
 pub enum Keys {
     /// Keys are user data: kept as they are, at every depth.
     Raw,
-    /// Python -> JSON: `snake_case` keys become `camelCase`, except under `RAW_KEYS`.
+    /// Python -> JSON: `snake_case` keys become `camelCase`, except under user-data keys ([`crate::keys`]).
     ToCamel,
-    /// JSON -> Python: `camelCase` keys become `snake_case`, except under `RAW_KEYS`; values
-    /// of `TIMESTAMP_KEYS` become `datetime`.
+    /// JSON -> Python: `camelCase` keys become `snake_case`, except under user-data keys ([`crate::keys`]); timestamp
+    /// values become `datetime`.
     ToSnake,
-}
-
-/// Keys whose values are user data (JSON key spelling).
-const RAW_KEYS: &[&str] = &["inputs", "validatedOutput", "schema", "defaultValue"];
-
-/// Keys whose values are RFC 3339 timestamps (JSON key spelling).
-const TIMESTAMP_KEYS: &[&str] =
-    &["createdAt", "updatedAt", "runAfter", "deadlineAt", "startedAt", "finishedAt", "at", "since", "until"];
-
-/// Whether values under this key (JSON spelling) are user data, whose keys are never renamed.
-pub fn is_raw_key(key: &str) -> bool {
-    RAW_KEYS.contains(&key)
-}
-
-/// `maxCompletionTokens` -> `max_completion_tokens`.
-pub fn camel_to_snake(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 4);
-    for c in s.chars() {
-        if c.is_ascii_uppercase() {
-            out.push('_');
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// `max_completion_tokens` -> `maxCompletionTokens`; a key without `_` is returned unchanged
-/// (so camelCase input is accepted as well).
-pub fn snake_to_camel(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut upper = false;
-    for c in s.chars() {
-        if c == '_' && !out.is_empty() {
-            upper = true;
-        } else if upper {
-            out.push(c.to_ascii_uppercase());
-            upper = false;
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 fn type_name(obj: &Bound<'_, PyAny>) -> String {
@@ -183,7 +140,7 @@ fn insert_entry(
         Keys::Raw => (key.to_owned(), Keys::Raw),
         Keys::ToCamel | Keys::ToSnake => {
             let camel = snake_to_camel(key);
-            let child = if RAW_KEYS.contains(&camel.as_str()) { Keys::Raw } else { keys };
+            let child = if is_raw_key(&camel) { Keys::Raw } else { keys };
             (camel, child)
         }
     };
@@ -357,9 +314,9 @@ pub fn json_to_py<'py>(py: Python<'py>, value: &Value, keys: Keys) -> PyResult<B
                     Keys::Raw | Keys::ToCamel => dict.set_item(k, json_to_py(py, v, keys)?)?,
                     Keys::ToSnake => {
                         let key = camel_to_snake(k);
-                        let child = if RAW_KEYS.contains(&k.as_str()) { Keys::Raw } else { keys };
+                        let child = if is_raw_key(k) { Keys::Raw } else { keys };
                         let value = match v {
-                            Value::String(s) if TIMESTAMP_KEYS.contains(&k.as_str()) => timestamp(py, s)?,
+                            Value::String(s) if is_timestamp_key(k) => timestamp(py, s)?,
                             _ => json_to_py(py, v, child)?,
                         };
                         dict.set_item(key, value)?;
@@ -384,18 +341,4 @@ pub fn to_py<'py, T: serde::Serialize>(py: Python<'py>, value: &T) -> PyResult<B
     let json = serde_json::to_value(value)
         .map_err(|e| crate::error::FormaOpsError::new_err(format!("cannot convert a result: {e}")))?;
     json_to_py(py, &json, Keys::ToSnake)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_styles_round_trip() {
-        assert_eq!(camel_to_snake("maxCompletionTokens"), "max_completion_tokens");
-        assert_eq!(snake_to_camel("max_completion_tokens"), "maxCompletionTokens");
-        assert_eq!(snake_to_camel("defaultValue"), "defaultValue");
-        assert_eq!(snake_to_camel("template"), "template");
-        assert_eq!(camel_to_snake("id"), "id");
-    }
 }

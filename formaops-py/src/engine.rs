@@ -33,6 +33,7 @@ use crate::convert::{
 use crate::error::{IntoPyResult, UnavailableError, invalid_argument, to_py_err};
 use crate::events::EventStream;
 use crate::open::{OpenOptions, open_engine};
+use crate::providers::ProviderOptions;
 use crate::runtime::{block_on, runtime};
 
 /// A FormaOps engine running in this process, acting as one user.
@@ -267,15 +268,17 @@ impl NativeEngine {
     ) -> PyResult<Self> {
         let options = OpenOptions {
             url: opt_str(url.as_ref(), "url")?.unwrap_or_else(|| "memory://".to_owned()),
-            provider: opt_str(provider.as_ref(), "provider")?.unwrap_or_else(|| "mock".to_owned()),
-            base_url: opt_str(base_url.as_ref(), "base_url")?,
-            api_key: opt_str(api_key.as_ref(), "api_key")?,
+            providers: ProviderOptions {
+                provider: opt_str(provider.as_ref(), "provider")?.unwrap_or_else(|| "mock".to_owned()),
+                base_url: opt_str(base_url.as_ref(), "base_url")?,
+                api_key: opt_str(api_key.as_ref(), "api_key")?,
+                mock_latency: Duration::from_millis(
+                    opt_count::<u64>(mock_latency_ms.as_ref(), "mock_latency_ms")?.unwrap_or(0),
+                ),
+                mock_reply: opt_str(mock_reply.as_ref(), "mock_reply")?,
+                mock_faults: opt_mapping_list(mock_faults.as_ref(), "mock_faults", Keys::Raw)?,
+            },
             user: opt_str(user.as_ref(), "user")?,
-            mock_latency: Duration::from_millis(
-                opt_count::<u64>(mock_latency_ms.as_ref(), "mock_latency_ms")?.unwrap_or(0),
-            ),
-            mock_reply: opt_str(mock_reply.as_ref(), "mock_reply")?,
-            mock_faults: opt_mapping_list(mock_faults.as_ref(), "mock_faults", Keys::Raw)?,
             max_attempts: opt_count(max_attempts.as_ref(), "max_attempts")?,
             execution_timeout: timeout_arg(py, execution_timeout.as_ref(), "execution_timeout")?,
             concurrency: opt_count(concurrency.as_ref(), "concurrency")?,

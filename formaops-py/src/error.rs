@@ -17,7 +17,7 @@ use formaops_core::{Error, Problem, ProblemCode};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use crate::convert::{camel_to_snake, is_raw_key};
+use crate::keys::{camel_to_snake, is_raw_key};
 
 pyo3::create_exception!(
     formaops,

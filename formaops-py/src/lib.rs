@@ -11,7 +11,8 @@
 //! - [`events`]: `EventStream`, events as an iterator and an async iterator.
 //! - [`open`]: opening a store and engine from Python arguments; the implicit local user.
 //! - [`providers`]: building the `mock` or `openai` provider from Python arguments.
-//! - [`convert`]: Python objects <-> JSON values, key styles, timestamps.
+//! - [`convert`]: Python objects <-> JSON values, timestamps.
+//! - [`keys`]: key styles (`snake_case` / `camelCase`), user-data and timestamp keys.
 //! - [`error`]: the exception hierarchy and the one mapping from core errors.
 //! - [`runtime`]: the shared runtime and the GIL-releasing blocking bridge.
 //!
@@ -24,6 +25,7 @@ pub mod convert;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod keys;
 pub mod open;
 pub mod providers;
 pub mod runtime;

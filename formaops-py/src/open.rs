@@ -8,11 +8,11 @@
 
 use std::time::Duration;
 
+use crate::providers::{self, ProviderOptions};
 use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::ids::UserId;
 use formaops_core::user::account;
 use formaops_core::{Error, Result};
-use serde_json::Value;
 
 /// The local user's email when `user=` is not given.
 pub const DEFAULT_USER_EMAIL: &str = "local@formaops.localhost";
@@ -20,13 +20,9 @@ pub const DEFAULT_USER_EMAIL: &str = "local@formaops.localhost";
 /// What `Engine.open` asks for.
 pub struct OpenOptions {
     pub url: String,
-    pub provider: String,
-    pub base_url: Option<String>,
-    pub api_key: Option<String>,
+    /// The provider arguments (`provider`, `base_url`, `api_key`, `mock_*`).
+    pub providers: ProviderOptions,
     pub user: Option<String>,
-    pub mock_latency: Duration,
-    pub mock_reply: Option<String>,
-    pub mock_faults: Option<Value>,
     pub max_attempts: Option<u32>,
     pub execution_timeout: Option<Duration>,
     pub concurrency: Option<usize>,
@@ -36,13 +32,8 @@ impl std::fmt::Debug for OpenOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OpenOptions")
             .field("url", &formaops_store::redact(&self.url))
-            .field("provider", &self.provider)
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("providers", &self.providers)
             .field("user", &self.user)
-            .field("mock_latency", &self.mock_latency)
-            .field("mock_reply", &self.mock_reply)
-            .field("mock_faults", &self.mock_faults)
             .field("max_attempts", &self.max_attempts)
             .field("execution_timeout", &self.execution_timeout)
             .field("concurrency", &self.concurrency)
@@ -73,12 +64,13 @@ pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
     if let Some(0) = options.concurrency {
         return Err(Error::invalid_argument("concurrency", "must be at least 1"));
     }
-    let providers = crate::providers::build(&options)?;
+    let providers = providers::build(&options.providers)?;
     // The URL grammar (memory://, SQLite paths, Postgres) is formaops-store's.
     let store = formaops_store::connect(&options.url).await?;
     let user = account::ensure_user(store.as_ref(), &email).await?;
 
-    let mut config = EngineConfig { default_provider: options.provider.clone(), ..EngineConfig::default() };
+    let mut config =
+        EngineConfig { default_provider: options.providers.provider.clone(), ..EngineConfig::default() };
     if let Some(n) = options.max_attempts {
         config.max_attempts = n;
     }
@@ -107,18 +99,21 @@ mod tests {
     fn debug_hides_the_database_password() {
         let options = OpenOptions {
             url: "postgres://u:secret@h:5432/db".into(),
-            provider: "mock".into(),
-            base_url: None,
-            api_key: None,
+            providers: ProviderOptions {
+                provider: "mock".into(),
+                base_url: None,
+                api_key: Some("sk-secret-key".into()),
+                mock_latency: Duration::ZERO,
+                mock_reply: None,
+                mock_faults: None,
+            },
             user: None,
-            mock_latency: Duration::ZERO,
-            mock_reply: None,
-            mock_faults: None,
             max_attempts: None,
             execution_timeout: None,
             concurrency: None,
         };
         let shown = format!("{options:?}");
         assert!(shown.contains("postgres://u:***@h:5432/db") && !shown.contains("secret"), "{shown}");
+        assert!(shown.contains("api_key: Some(\"<redacted>\")"), "{shown}");
     }
 }

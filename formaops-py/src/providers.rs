@@ -13,6 +13,7 @@
 //! Both go through [`ProviderSettings::build`], like the server's provider file.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use formaops_core::provider::LlmProvider;
 use formaops_core::provider::config::{MOCK_PROVIDER, ProviderEntry, ProviderKind, ProviderSettings, Secret};
@@ -20,13 +21,37 @@ use formaops_core::provider::mock::{FaultSpec, MAX_FAULT_SPECS, MockSpec};
 use formaops_core::{Error, Result};
 use serde_json::Value;
 
-use crate::open::OpenOptions;
+/// The provider arguments of `Engine.open`.
+pub struct ProviderOptions {
+    /// `"mock"` or `"openai"`: the engine's default provider.
+    pub provider: String,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+    /// The mock's reply delay.
+    pub mock_latency: Duration,
+    pub mock_reply: Option<String>,
+    /// A list of fault dicts in the mock's fault grammar.
+    pub mock_faults: Option<Value>,
+}
+
+impl std::fmt::Debug for ProviderOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderOptions")
+            .field("provider", &self.provider)
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("mock_latency", &self.mock_latency)
+            .field("mock_reply", &self.mock_reply)
+            .field("mock_faults", &self.mock_faults)
+            .finish()
+    }
+}
 
 /// One registered provider: name, implementation, own concurrency bound.
 pub type Registered = (String, Arc<dyn LlmProvider>, Option<usize>);
 
 /// Builds the providers to register; `options.provider` is among them.
-pub fn build(options: &OpenOptions) -> Result<Vec<Registered>> {
+pub fn build(options: &ProviderOptions) -> Result<Vec<Registered>> {
     let mut settings = match options.provider.as_str() {
         "mock" => {
             if options.base_url.is_some() || options.api_key.is_some() {
@@ -66,7 +91,7 @@ pub fn build(options: &OpenOptions) -> Result<Vec<Registered>> {
 }
 
 /// The mock's spec from the `mock_*` arguments; errors name those arguments.
-fn mock_spec(options: &OpenOptions) -> Result<MockSpec> {
+fn mock_spec(options: &ProviderOptions) -> Result<MockSpec> {
     let mut spec = MockSpec {
         latency_ms: u64::try_from(options.mock_latency.as_millis()).unwrap_or(u64::MAX),
         reply: options.mock_reply.clone(),
@@ -95,24 +120,17 @@ fn mock_spec(options: &OpenOptions) -> Result<MockSpec> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use serde_json::json;
 
-    fn options(faults: Value) -> OpenOptions {
-        OpenOptions {
-            url: "memory://".into(),
+    fn options(faults: Value) -> ProviderOptions {
+        ProviderOptions {
             provider: "mock".into(),
             base_url: None,
             api_key: None,
-            user: None,
             mock_latency: Duration::ZERO,
             mock_reply: None,
             mock_faults: Some(faults),
-            max_attempts: None,
-            execution_timeout: None,
-            concurrency: None,
         }
     }
 
@@ -126,7 +144,7 @@ mod tests {
     #[test]
     fn errors_name_the_python_arguments() {
         assert!(build(&options(json!([{"fault": "timeout", "first": 1, "after": 0.1}]))).is_ok());
-        let err = |o: &OpenOptions| build(o).err().map(field_of);
+        let err = |o: &ProviderOptions| build(o).err().map(field_of);
         assert_eq!(
             err(&options(json!([{"fault": "nope", "first": 1}]))).as_deref(),
             Some("mock_faults[0].fault")
