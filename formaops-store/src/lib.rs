@@ -60,6 +60,8 @@ pub mod sqlite;
 pub mod url;
 
 pub use postgres::PgStore;
+#[doc(hidden)]
+pub use sql::hot_statements;
 pub use sqlite::SqliteStore;
 pub use url::{DatabaseUrl, describe, redact};
 

@@ -53,7 +53,7 @@ const DEFAULT_POOL_SIZE: u32 = 10;
 const LISTENER_RETRY: Duration = Duration::from_secs(1);
 /// "(created_at, id) before the cursor `(#1, #2)`": a row comparison, which the planner turns
 /// into one range on the listing indexes.
-const KEYSET: &str = "(created_at, id) < (#1, #2)";
+pub(crate) const KEYSET: &str = "(created_at, id) < (#1, #2)";
 
 /// An event as relayed between processes.
 #[derive(Debug, Serialize, Deserialize)]
@@ -233,7 +233,7 @@ const INSERT_EXECUTIONS: &str = "INSERT INTO executions (id, user_id, prompt_id,
     lease_expires_at) \
     ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id";
 
-const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, output = r.output, \
+pub(crate) const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, output = r.output, \
     validated_output = r.validated_output::jsonb, validation = r.validation::jsonb, \
     validation_passed = r.validation_passed, error = r.error::jsonb, latency_ms = r.latency_ms, \
     provider_latency_ms = r.provider_latency_ms, queue_ms = r.queue_ms, tokens_input = r.tokens_input, \
@@ -249,7 +249,7 @@ const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, outp
     AS r(id, user_id, worker, status, output, validated_output, validation, validation_passed, error, \
     latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, \
     tokens_reasoning, tokens_total, tokens_estimated, cost_usd, run_after, finished_at, finish_reason) \
-    WHERE e.id = r.id AND e.user_id = r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
+    WHERE e.id = r.id AND e.user_id IS NOT DISTINCT FROM r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
     RETURNING e.id";
 
 /// Per-prompt (and total, where `prompt_id` is NULL) aggregates: the rules of

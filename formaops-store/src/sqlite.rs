@@ -238,7 +238,7 @@ impl_store! {
                  tokens_input = $10, tokens_output = $11, tokens_cached = $12, tokens_reasoning = $13, \
                  tokens_total = $14, tokens_estimated = $15, cost_usd = $16, run_after = COALESCE($17, run_after), \
                  finished_at = $18, lease_owner = NULL, lease_expires_at = NULL, finish_reason = $22 \
-                 WHERE id = $19 AND user_id = $20 AND status = 'RUNNING' AND lease_owner = $21",
+                 WHERE id = $19 AND user_id IS NOT DISTINCT FROM $20 AND status = 'RUNNING' AND lease_owner = $21",
             )
             .bind(c.status)
             .bind(x.output)

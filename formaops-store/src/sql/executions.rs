@@ -17,12 +17,16 @@ use crate::error::DbResultExt;
 use crate::rows::RescueColumns;
 use crate::{MAX_BATCH, MAX_CLAIM, MAX_RESCUE};
 
-const GET_EXECUTION: &str = "SELECT * FROM executions WHERE id = $1 AND user_id = $2";
-const BY_IDEMPOTENCY_KEY: &str = "SELECT * FROM executions WHERE user_id = $1 AND idempotency_key = $2";
-const CANCEL: &str = "UPDATE executions SET status = 'CANCELLED', finished_at = $1, lease_owner = NULL, \
-    lease_expires_at = NULL WHERE id = $2 AND user_id = $3 AND status = 'QUEUED' RETURNING *";
-const STATUS_OF: &str = "SELECT status FROM executions WHERE id = $1 AND user_id = $2";
-const QUEUE_DEPTH_OF: &str = "SELECT COUNT(*) FROM executions WHERE status = 'QUEUED' AND user_id = $1";
+pub(crate) const GET_EXECUTION: &str =
+    "SELECT * FROM executions WHERE id = $1 AND user_id IS NOT DISTINCT FROM $2";
+pub(crate) const BY_IDEMPOTENCY_KEY: &str =
+    "SELECT * FROM executions WHERE user_id = $1 AND idempotency_key = $2";
+pub(crate) const CANCEL: &str = "UPDATE executions SET status = 'CANCELLED', finished_at = $1, lease_owner = NULL, \
+    lease_expires_at = NULL WHERE id = $2 AND user_id IS NOT DISTINCT FROM $3 AND status = 'QUEUED' RETURNING *";
+pub(crate) const STATUS_OF: &str =
+    "SELECT status FROM executions WHERE id = $1 AND user_id IS NOT DISTINCT FROM $2";
+pub(crate) const QUEUE_DEPTH_OF: &str =
+    "SELECT COUNT(*) FROM executions WHERE status = 'QUEUED' AND user_id = $1";
 const QUEUE_DEPTH: &str = "SELECT COUNT(*) FROM executions WHERE status = 'QUEUED'";
 /// Claims: `$1` worker, `$2` lease_until, `$3` now, `$4` provider, `$5` limit; the backend adds
 /// how candidate rows are locked (`{lock}`: `FOR UPDATE SKIP LOCKED` on Postgres, nothing on
@@ -36,11 +40,11 @@ pub(crate) const CLAIM_SQLITE: &str = "UPDATE executions SET status = 'RUNNING',
     WHERE id IN (SELECT id FROM executions WHERE status = 'QUEUED' AND provider = $4 \
     AND run_after <= $3 ORDER BY queue_key, id LIMIT $5) RETURNING *";
 /// RUNNING executions whose lease expired before `$1`, earliest expiry first, at most `$2`.
-const EXPIRED_LEASES: &str = "SELECT * FROM executions WHERE status = 'RUNNING' \
+pub(crate) const EXPIRED_LEASES: &str = "SELECT * FROM executions WHERE status = 'RUNNING' \
     AND lease_expires_at < $1 ORDER BY lease_expires_at, id LIMIT $2";
 /// Writes one rescue decision, only while the execution is still RUNNING on the listed attempt
 /// with the listed lease expiry.
-const RESCUE: &str = "UPDATE executions SET status = $1, run_after = COALESCE($2, run_after), \
+pub(crate) const RESCUE: &str = "UPDATE executions SET status = $1, run_after = COALESCE($2, run_after), \
     finished_at = $3, error = $4, lease_owner = NULL, lease_expires_at = NULL \
     WHERE id = $5 AND status = 'RUNNING' AND attempts = $6 AND lease_expires_at = $7";
 /// The columns metrics aggregate (SQLite aggregates them with the core aggregation).

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::{Ts, u32_of};
 use crate::error::DbResultExt;
 
-const PROMPT_VERSION_OF: &str = "SELECT current_version FROM prompts WHERE id = $1 AND user_id = $2";
+pub(crate) const PROMPT_VERSION_OF: &str =
+    "SELECT current_version FROM prompts WHERE id = $1 AND user_id IS NOT DISTINCT FROM $2";
 const CREATE_LABEL: &str = "INSERT INTO prompt_labels (prompt_id, name, version, updated_at, updated_by) \
     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (prompt_id, name) DO NOTHING";
 const MOVE_LABEL: &str = "UPDATE prompt_labels SET version = $1, updated_at = $2, updated_by = $3 \
@@ -19,9 +20,9 @@ const MOVE_LABEL: &str = "UPDATE prompt_labels SET version = $1, updated_at = $2
 const DELETE_LABEL: &str = "DELETE FROM prompt_labels WHERE prompt_id = $1 AND name = $2 AND version = $3";
 const INSERT_MOVE: &str = "INSERT INTO prompt_label_moves (prompt_id, name, from_version, to_version, actor, \
     moved_at) VALUES ($1, $2, $3, $4, $5, $6)";
-const GET_LABEL: &str = "SELECT p.id, l.version FROM prompts p LEFT JOIN prompt_labels l \
-    ON l.prompt_id = p.id AND l.name = $3 WHERE p.id = $1 AND p.user_id = $2";
-const LIST_LABELS: &str =
+pub(crate) const GET_LABEL: &str = "SELECT p.id, l.version FROM prompts p LEFT JOIN prompt_labels l \
+    ON l.prompt_id = p.id AND l.name = $3 WHERE p.id = $1 AND p.user_id IS NOT DISTINCT FROM $2";
+pub(crate) const LIST_LABELS: &str =
     "SELECT name, version, updated_at, updated_by FROM prompt_labels WHERE prompt_id = $1 ORDER BY name";
 const HISTORY: &str = "SELECT prompt_id, name, from_version, to_version, actor, moved_at FROM prompt_label_moves \
     WHERE prompt_id = $1 ORDER BY seq DESC LIMIT $2";

@@ -12,6 +12,19 @@
 //! - `prompts`: prompts and versions;
 //! - `executions`: the execution row and the queue's shared statements;
 //! - `labels`: label pointers, their moves and settings.
+//!
+//! # Plans that do not depend on statistics
+//!
+//! A connection keeps a prepared statement's generic plan, and a plan chosen while the tables
+//! were empty and unanalysed lives on as they grow. Two rules keep those plans right at any
+//! size (checked by `tests/plans.rs` on a million rows):
+//! - a lookup by primary key writes its owner check as `user_id IS NOT DISTINCT FROM $n`
+//!   (the same truth for the never-null `user_id`, but no index can serve it), so the primary
+//!   key is the only index that can drive the lookup — never an index led by `user_id`,
+//!   which would read every row of the user;
+//! - each execution listing has an index with its equality columns and its order
+//!   (`(user_id, created_at, id)`, `(user_id, status, created_at, id)`,
+//!   `(user_id, prompt_id, created_at, id)`), so it reads one page of rows and sorts none.
 
 use std::str::FromStr;
 
@@ -378,4 +391,55 @@ pub(crate) fn u64_of(col: &str, v: i64) -> Result<u64> {
 /// A JSON column as a domain value.
 pub(crate) fn from_doc<T: serde::de::DeserializeOwned>(col: &str, v: Doc) -> Result<T> {
     serde_json::from_value(v.0).map_err(|e| corrupt(col, format!("does not decode: {e}")))
+}
+
+/// The statements on an execution's path (submit, claim, finish, read back, cancel, rescue),
+/// the per-request lookups (credentials, prompts, versions, labels) and the first page of each
+/// execution listing, by name: `(name, Postgres text)`.
+///
+/// For `tests/plans.rs`, which prepares each one on empty, never-analysed tables — the plan a
+/// young database caches for the life of a connection — and checks that it still reads a
+/// handful of pages when the executions table holds a million rows of one user.
+#[doc(hidden)]
+pub fn hot_statements() -> Vec<(&'static str, String)> {
+    use formaops_core::execution::ExecutionStatus;
+    use formaops_core::page::PageRequest;
+    use formaops_core::store::ExecutionFilter;
+
+    let list = |filter: ExecutionFilter, after: bool| {
+        let after =
+            after.then(|| formaops_core::page::Cursor { created_at: Utc::now(), id: uuid::Uuid::nil() });
+        let page = PageRequest { limit: 50, after };
+        executions::list_sql(&filter, &page, crate::postgres::KEYSET)
+    };
+    let by_status = ExecutionFilter { status: Some(ExecutionStatus::Failed), ..ExecutionFilter::default() };
+    let by_prompt = ExecutionFilter {
+        prompt_id: Some(formaops_core::ids::PromptId(uuid::Uuid::nil())),
+        ..ExecutionFilter::default()
+    };
+    vec![
+        ("get_execution", executions::GET_EXECUTION.into()),
+        ("by_idempotency_key", executions::BY_IDEMPOTENCY_KEY.into()),
+        ("cancel", executions::CANCEL.into()),
+        ("status_of", executions::STATUS_OF.into()),
+        ("queue_depth_of", executions::QUEUE_DEPTH_OF.into()),
+        ("claim", executions::CLAIM_PG.into()),
+        ("expired_leases", executions::EXPIRED_LEASES.into()),
+        ("rescue", executions::RESCUE.into()),
+        ("finish", crate::postgres::FINISH_EXECUTIONS.into()),
+        ("list", list(ExecutionFilter::default(), false)),
+        ("list_next_page", list(ExecutionFilter::default(), true)),
+        ("list_by_status", list(by_status, false)),
+        ("list_by_prompt", list(by_prompt, false)),
+        ("authenticate", users::AUTHENTICATE.into()),
+        ("user_by_id", users::USER_BY_ID.into()),
+        ("get_prompt", prompts::GET_PROMPT.into()),
+        ("prompt_status", prompts::PROMPT_STATUS.into()),
+        ("get_version", prompts::GET_VERSION.into()),
+        ("next_version", prompts::NEXT_VERSION.into()),
+        ("set_prompt_status", prompts::SET_STATUS.into()),
+        ("prompt_version_of", labels::PROMPT_VERSION_OF.into()),
+        ("get_label", labels::GET_LABEL.into()),
+        ("list_labels", labels::LIST_LABELS.into()),
+    ]
 }

@@ -16,16 +16,16 @@ const INSERT_PROMPT: &str = "INSERT INTO prompts (id, user_id, name, description
     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 const INSERT_VERSION: &str = "INSERT INTO prompt_versions (prompt_id, version, template, system_template, \
     variables, validations, model, created_at, author) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-const NEXT_VERSION: &str = "UPDATE prompts SET name = $1, description = $2, current_version = $3, \
-    updated_at = $4 WHERE id = $5 AND user_id = $6 AND status = 'ACTIVE' AND current_version = $7";
-const PROMPT_STATUS: &str = "SELECT status FROM prompts WHERE id = $1 AND user_id = $2";
-const GET_PROMPT: &str = "SELECT * FROM prompts WHERE id = $1 AND user_id = $2";
-const GET_VERSION: &str = "SELECT v.* FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
-    WHERE v.prompt_id = $1 AND p.user_id = $2 AND v.version = $3";
+pub(crate) const NEXT_VERSION: &str = "UPDATE prompts SET name = $1, description = $2, current_version = $3, \
+    updated_at = $4 WHERE id = $5 AND user_id IS NOT DISTINCT FROM $6 AND status = 'ACTIVE' AND current_version = $7";
+pub(crate) const PROMPT_STATUS: &str =
+    "SELECT status FROM prompts WHERE id = $1 AND user_id IS NOT DISTINCT FROM $2";
+pub(crate) const GET_PROMPT: &str = "SELECT * FROM prompts WHERE id = $1 AND user_id IS NOT DISTINCT FROM $2";
+pub(crate) const GET_VERSION: &str = "SELECT v.* FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id \
+    WHERE v.prompt_id = $1 AND p.user_id IS NOT DISTINCT FROM $2 AND v.version = $3";
 const LIST_VERSIONS: &str =
     "SELECT * FROM prompt_versions WHERE prompt_id = $1 AND version < $2 ORDER BY version DESC LIMIT $3";
-const SET_STATUS: &str =
-    "UPDATE prompts SET status = $1, updated_at = $2 WHERE id = $3 AND user_id = $4 RETURNING *";
+pub(crate) const SET_STATUS: &str = "UPDATE prompts SET status = $1, updated_at = $2 WHERE id = $3 AND user_id IS NOT DISTINCT FROM $4 RETURNING *";
 
 #[derive(sqlx::FromRow)]
 struct PromptRow {

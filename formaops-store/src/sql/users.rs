@@ -13,15 +13,14 @@ use crate::error::DbResultExt;
 const INSERT_USER: &str =
     "INSERT INTO users (id, email, password_hash, is_admin, created_at) VALUES ($1, $2, $3, $4, $5)";
 const USER_BY_EMAIL: &str = "SELECT * FROM users WHERE email = $1";
-const USER_BY_ID: &str = "SELECT * FROM users WHERE id = $1";
+pub(crate) const USER_BY_ID: &str = "SELECT * FROM users WHERE id = $1";
 const COUNT_USERS: &str = "SELECT COUNT(*) FROM users";
 const INSERT_CREDENTIAL: &str = "INSERT INTO credentials (id, user_id, kind, name, token_hash, created_at, \
     expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-const AUTHENTICATE: &str = "SELECT c.*, u.email AS u_email, u.is_admin AS u_is_admin, \
+pub(crate) const AUTHENTICATE: &str = "SELECT c.*, u.email AS u_email, u.is_admin AS u_is_admin, \
     u.created_at AS u_created_at FROM credentials c JOIN users u ON u.id = c.user_id \
     WHERE c.token_hash = $1 AND c.revoked_at IS NULL AND (c.expires_at IS NULL OR c.expires_at > $2)";
-const REVOKE_CREDENTIAL: &str =
-    "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id = $3";
+const REVOKE_CREDENTIAL: &str = "UPDATE credentials SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 AND user_id IS NOT DISTINCT FROM $3";
 const LIST_CREDENTIALS: &str = "SELECT * FROM credentials WHERE user_id = $1 AND kind = $2 \
     AND revoked_at IS NULL ORDER BY created_at DESC, id DESC LIMIT $3";
 const USER_BY_IDENTITY: &str = "SELECT u.* FROM external_identities i JOIN users u ON u.id = i.user_id \
