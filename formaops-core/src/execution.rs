@@ -30,9 +30,13 @@ use crate::validation::ValidationVerdict;
 #[serde(rename_all = "UPPERCASE")]
 #[strum(serialize_all = "UPPERCASE")]
 pub enum Priority {
+    /// Claimed last: ordered as it arrived, behind NORMAL and HIGH work of the same age.
     Low,
+    /// The default when a request gives none.
     #[default]
     Normal,
+    /// Claimed first: ordered as if it arrived two aging steps earlier (see
+    /// [`EngineConfig::priority_step`](crate::engine::EngineConfig::priority_step)).
     High,
 }
 
@@ -79,10 +83,17 @@ impl Priority {
 #[serde(rename_all = "UPPERCASE")]
 #[strum(serialize_all = "UPPERCASE")]
 pub enum ExecutionStatus {
+    /// Waiting to be claimed (at first, and again while a retry backs off).
     Queued,
+    /// Claimed by a worker that holds its lease; an attempt is in progress.
     Running,
+    /// Final: the provider answered. The output may still have failed its validation rules
+    /// (see [`Execution::validation`]).
     Completed,
+    /// Final: a permanent failure, or the attempts or the deadline used up (see
+    /// [`Execution::error`]).
     Failed,
+    /// Final: cancelled by its owner while QUEUED.
     Cancelled,
 }
 
@@ -111,12 +122,21 @@ impl ExecutionStatus {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TokenUsage {
+    /// Prompt tokens sent to the model (the provider's `prompt_tokens`), cached ones
+    /// included.
     pub input: u64,
+    /// Tokens the model generated (the provider's `completion_tokens`), reasoning ones
+    /// included.
     pub output: u64,
+    /// Of `input`, the tokens the provider served from its prompt cache (priced at the
+    /// model's cached-input rate); 0 when not reported.
     #[serde(default)]
     pub cached: u64,
+    /// Of `output`, the tokens spent on reasoning the reply does not show; 0 when not
+    /// reported.
     #[serde(default)]
     pub reasoning: u64,
+    /// The provider's total, or `input + output` when it reports none.
     pub total: u64,
     /// True when the provider reported no usage and these are local estimates.
     #[serde(default)]
@@ -134,6 +154,7 @@ pub struct ExecutionMetrics {
     pub provider_latency_ms: u64,
     /// Time between acceptance and the first claim, in milliseconds.
     pub queue_ms: u64,
+    /// Tokens of the successful (or last) attempt's completion.
     pub token_usage: TokenUsage,
     /// Cost in USD. `null` means *unpriced*: the model is not in the price table (never a
     /// silent 0).
@@ -267,18 +288,26 @@ pub struct ExecutionError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
+    /// Assigned at submission (a time-ordered UUID v7).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: ExecutionId,
+    /// The owner: only this user can read, cancel or retry it.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub user_id: UserId,
+    /// The prompt the execution runs.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
+    /// The version it is pinned to (from 1); later versions do not change it.
     pub prompt_version: u32,
     /// The validated inputs, defaults filled in: exactly what was rendered.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub inputs: Map<String, Value>,
+    /// Claim order class (LOW, NORMAL, HIGH).
     pub priority: Priority,
+    /// Where the execution is in its life.
     pub status: ExecutionStatus,
+    /// Whether the version's validation rules are checked on the output (the verdict goes to
+    /// `validation`; a failed verdict does not fail the execution).
     pub validate_output: bool,
     /// Why the model stopped, as the provider reported it for the last attempt that got a
     /// reply: `stop`, `length` (the output was cut at the token limit), `content_filter`,
@@ -287,28 +316,43 @@ pub struct Execution {
     pub finish_reason: Option<String>,
     /// Provider name the execution runs on (resolved at submission).
     pub provider: String,
+    /// Model name sent to the provider, from the pinned version.
     pub model: String,
+    /// The model's answer text, once COMPLETED; `None` before and on failure.
     pub output: Option<String>,
     /// The parsed JSON output, when a JSON rule applies and the output parsed.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validated_output: Option<Value>,
+    /// The output's verdict against the version's rules, when `validate_output` is set and
+    /// the execution COMPLETED.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub validation: Option<ValidationVerdict>,
+    /// Why the execution FAILED; while a retry is QUEUED, why the last attempt failed.
     pub error: Option<ExecutionError>,
+    /// Latency, tokens and cost, set by the worker that finished the execution; `None` while
+    /// not final, when CANCELLED, and when FAILED by the lease rescuer.
     pub metrics: Option<ExecutionMetrics>,
     /// Attempts started so far (claims).
     pub attempts: u32,
+    /// Most attempts this execution may take, first included (from the engine's
+    /// [`EngineConfig::max_attempts`](crate::engine::EngineConfig::max_attempts) at
+    /// submission).
     pub max_attempts: u32,
     /// The failed execution this one retries, if any.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Uuid))]
     pub retry_of: Option<ExecutionId>,
+    /// The caller's idempotency key, when the request gave one (1 to 255 visible ASCII
+    /// characters, see [`check_idempotency_key`](crate::engine::check_idempotency_key)).
     pub idempotency_key: Option<String>,
+    /// Acceptance instant (UTC).
     pub created_at: DateTime<Utc>,
     /// Not claimable before this instant (retry backoff).
     pub run_after: DateTime<Utc>,
     /// All attempts together must finish by this instant.
     pub deadline_at: DateTime<Utc>,
+    /// When the first attempt was claimed (UTC); `None` while never claimed.
     pub started_at: Option<DateTime<Utc>>,
+    /// When the execution became final (UTC); `None` until then.
     pub finished_at: Option<DateTime<Utc>>,
     /// Claim order: smaller first. Computed by the engine's scheduler from priority and
     /// arrival (see `engine::scheduler`); stores only sort by it.
@@ -317,6 +361,8 @@ pub struct Execution {
     /// The worker holding the lease while RUNNING.
     #[serde(skip)]
     pub lease_owner: Option<String>,
+    /// When the lease lapses unless renewed (UTC); after it, the rescuer may requeue or fail
+    /// the execution. `None` unless RUNNING.
     #[serde(skip)]
     pub lease_expires_at: Option<DateTime<Utc>>,
 }
@@ -325,20 +371,32 @@ pub struct Execution {
 /// the engine's configuration. Everything else starts empty (see [`Execution::queued`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewExecution {
+    /// The owner ([`Execution::user_id`]).
     pub user_id: UserId,
+    /// The prompt to run.
     pub prompt_id: PromptId,
+    /// The version to pin (from 1).
     pub prompt_version: u32,
     /// The validated inputs, defaults filled in.
     pub inputs: Map<String, Value>,
+    /// Claim order class.
     pub priority: Priority,
+    /// Whether to check the version's rules on the output.
     pub validate_output: bool,
+    /// The resolved provider name (the version's, else the engine's default).
     pub provider: String,
+    /// Model name, from the version.
     pub model: String,
+    /// Most attempts, first included.
     pub max_attempts: u32,
+    /// The FAILED execution this one retries, if any.
     pub retry_of: Option<ExecutionId>,
+    /// The caller's idempotency key, already checked.
     pub idempotency_key: Option<String>,
     /// Acceptance instant; the execution is claimable from then on.
     pub created_at: DateTime<Utc>,
+    /// All attempts must finish by this instant (`created_at` plus the engine's
+    /// [`EngineConfig::execution_timeout`](crate::engine::EngineConfig::execution_timeout)).
     pub deadline_at: DateTime<Utc>,
     /// Claim order (see [`Execution::queue_key`]).
     pub queue_key: i64,
@@ -402,25 +460,44 @@ impl Execution {
 pub enum AttemptOutcome {
     /// Final success (validation verdict may still say the output failed its rules).
     Completed {
+        /// The answer text ([`Execution::output`]).
         output: String,
+        /// The parsed JSON output, when a JSON rule applies and it parsed.
         validated_output: Option<Value>,
+        /// The verdict, when the execution asked for validation.
         validation: Option<ValidationVerdict>,
+        /// Latency, tokens and cost of the execution.
         metrics: ExecutionMetrics,
     },
     /// Final failure.
-    Failed { error: ExecutionError, metrics: Option<ExecutionMetrics> },
+    Failed {
+        /// Why it failed.
+        error: ExecutionError,
+        /// Latency and provider time of the execution (token usage zero: a failed call
+        /// reports none); `None` when nothing was measured.
+        metrics: Option<ExecutionMetrics>,
+    },
     /// Transient failure: back to QUEUED, claimable from `run_after`.
-    Retry { error: ExecutionError, run_after: DateTime<Utc> },
+    Retry {
+        /// Why this attempt failed (kept on the execution while it waits).
+        error: ExecutionError,
+        /// Backoff end (UTC): not claimable before it.
+        run_after: DateTime<Utc>,
+    },
 }
 
 /// One finished attempt, as handed to [`crate::store::Store::finish`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptResult {
+    /// The execution the attempt belongs to.
     pub id: ExecutionId,
+    /// Its owner (every store write is scoped by user).
     pub user_id: UserId,
     /// The worker that held the lease; a result from a worker that lost its lease is refused.
     pub worker: String,
+    /// How the attempt ended.
     pub outcome: AttemptOutcome,
+    /// When the attempt ended (UTC); becomes [`Execution::finished_at`] for a final outcome.
     pub finished_at: DateTime<Utc>,
     /// The reply's finish reason, when the attempt read a reply.
     pub finish_reason: Option<String>,

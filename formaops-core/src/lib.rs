@@ -86,21 +86,15 @@
 
 #![warn(missing_docs)]
 
-// Modules marked `allow(missing_docs)` still have undocumented public items (issue 13, build
-// item 6); remove the attribute once a module is documented.
-#[allow(missing_docs)]
 pub mod engine;
 pub mod error;
 pub mod events;
-#[allow(missing_docs)]
 pub mod execution;
 pub mod ids;
 pub mod metrics;
 pub mod page;
 pub mod pricing;
-#[allow(missing_docs)]
 pub mod prompt;
-#[allow(missing_docs)]
 pub mod provider;
 pub mod schema;
 pub mod store;

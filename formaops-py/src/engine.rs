@@ -5,13 +5,14 @@
 //! asyncio awaitable. Results are plain dicts in the snake_case view of [`crate::convert`];
 //! the `formaops` Python package wraps them in dataclasses.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use formaops_core::Error;
 use formaops_core::engine::{ExecuteRequest, FormaOps};
-use formaops_core::execution::{ExecutionStatus, Priority};
+use formaops_core::execution::{Execution, ExecutionStatus, Priority};
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
 use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
@@ -201,8 +202,9 @@ fn result_to_py<T: serde::Serialize>(
     }
 }
 
-/// Arguments of execute/submit, owned.
-fn execute_request(
+/// Arguments of execute/submit, owned: the request and the label it names, if any.
+#[allow(clippy::too_many_arguments)]
+fn execute_args(
     py: Python<'_>,
     prompt_id: &Bound<'_, PyAny>,
     inputs: Option<&Bound<'_, PyAny>>,
@@ -210,15 +212,31 @@ fn execute_request(
     priority: Option<&Bound<'_, PyAny>>,
     validate_output: Option<&Bound<'_, PyAny>>,
     idempotency_key: Option<&Bound<'_, PyAny>>,
-) -> PyResult<ExecuteRequest> {
-    Ok(ExecuteRequest {
+    label: Option<&Bound<'_, PyAny>>,
+) -> PyResult<(ExecuteRequest, Option<String>)> {
+    let label = opt_str(label, "label")?;
+    let request = ExecuteRequest {
         prompt_id: id_arg(py, prompt_id, "prompt_id")?,
         version: version_arg(py, version, "version")?,
         inputs: inputs_arg(inputs, "inputs")?,
         priority: priority_arg(py, priority)?,
         validate_output: bool_arg(validate_output, "validate_output", false)?,
         idempotency_key: opt_str(idempotency_key, "idempotency_key")?,
-    })
+    };
+    Ok((request, label))
+}
+
+/// `execute`, or `execute_label` when a label is given.
+async fn execute_with(
+    engine: FormaOps,
+    user: UserId,
+    request: ExecuteRequest,
+    label: Option<String>,
+) -> formaops_core::Result<Execution> {
+    match label {
+        Some(l) => engine.execute_label(user, request, &l).await,
+        None => engine.execute(user, request).await,
+    }
 }
 
 impl NativeEngine {
@@ -227,6 +245,51 @@ impl NativeEngine {
             return Err(UnavailableError::new_err("the engine is closed"));
         }
         Ok(&self.engine)
+    }
+
+    /// Runs one engine call with the GIL released. `call` gets a clone of the engine and the
+    /// user this engine acts as; an engine error becomes its Python exception. Arguments are
+    /// converted before, with the GIL held, so a closed engine is reported after a bad
+    /// argument.
+    fn run<T, Fut>(&self, py: Python<'_>, call: impl FnOnce(FormaOps, UserId) -> Fut) -> PyResult<T>
+    where
+        Fut: Future<Output = formaops_core::Result<T>> + Send,
+        T: Send,
+    {
+        let fut = call(self.engine()?.clone(), self.user);
+        block_on(py, fut)?.py_err(py)
+    }
+
+    /// [`run`](Self::run), with the result converted to Python (snake_case dicts).
+    fn run_to_py<'py, T, Fut>(
+        &self,
+        py: Python<'py>,
+        call: impl FnOnce(FormaOps, UserId) -> Fut,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        Fut: Future<Output = formaops_core::Result<T>> + Send,
+        T: serde::Serialize + Send,
+    {
+        let value = self.run(py, call)?;
+        to_py(py, &value)
+    }
+
+    /// One engine call as an asyncio awaitable that resolves to the result converted to
+    /// Python (or raises its exception).
+    fn run_async<'py, T, Fut>(
+        &self,
+        py: Python<'py>,
+        call: impl FnOnce(FormaOps, UserId) -> Fut,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        Fut: Future<Output = formaops_core::Result<T>> + Send + 'static,
+        T: serde::Serialize + Send + 'static,
+    {
+        let fut = call(self.engine()?.clone(), self.user);
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            let result = fut.await;
+            Python::attach(|py| result_to_py(py, result))
+        })
     }
 }
 
@@ -370,10 +433,8 @@ impl NativeEngine {
             model: model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?,
             labels,
         };
-        let engine = self.engine()?.clone();
-        let user = self.user;
         let (prompt, version) =
-            block_on(py, async move { engine.create_prompt(user, spec).await })?.py_err(py)?;
+            self.run(py, move |e, user| async move { e.create_prompt(user, spec).await })?;
         prompt_to_py(py, &prompt, Some(&version))
     }
 
@@ -412,18 +473,16 @@ impl NativeEngine {
         // Type-check the model arguments before any call.
         let model_given =
             model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?.is_some();
-        let engine = self.engine()?.clone();
-        let user = self.user;
         // Model fields merge over the current version's model, so `parameters=` alone keeps
         // the model name.
         if model_given {
-            let e = engine.clone();
-            let (_, current) = block_on(py, async move { e.get_prompt(user, id, None).await })?.py_err(py)?;
+            let (_, current) =
+                self.run(py, move |e, user| async move { e.get_prompt(user, id, None).await })?;
             update.model =
                 model_arg(py, Some(current.model), model.as_ref(), parameters.as_ref(), provider.as_ref())?;
         }
         let (prompt, version) =
-            block_on(py, async move { engine.update_prompt(user, id, update).await })?.py_err(py)?;
+            self.run(py, move |e, user| async move { e.update_prompt(user, id, update).await })?;
         prompt_to_py(py, &prompt, Some(&version))
     }
 
@@ -438,11 +497,9 @@ impl NativeEngine {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let version = version_arg(py, version.as_ref(), "version")?;
         let label = opt_str(label.as_ref(), "label")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let (prompt, version) =
-            block_on(py, async move { engine.get_prompt_at(user, id, version, label.as_deref()).await })?
-                .py_err(py)?;
+        let (prompt, version) = self.run(py, move |e, user| async move {
+            e.get_prompt_at(user, id, version, label.as_deref()).await
+        })?;
         prompt_to_py(py, &prompt, Some(&version))
     }
 
@@ -463,11 +520,11 @@ impl NativeEngine {
         let limit = limit_arg(py, limit.as_ref())?;
         let cursor = opt_str(cursor.as_ref(), "cursor")?;
         let page = PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
         let page =
-            block_on(py, async move { engine.list_prompts(user, PromptFilter { status }, page).await })?
-                .py_err(py)?;
+            self.run(
+                py,
+                move |e, user| async move { e.list_prompts(user, PromptFilter { status }, page).await },
+            )?;
         let items = PyList::empty(py);
         for p in &page.items {
             items.append(prompt_to_py(py, p, None)?)?;
@@ -497,10 +554,7 @@ impl NativeEngine {
             ),
         };
         let page = VersionPageRequest { limit, before };
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let page = block_on(py, async move { engine.list_versions(user, id, page).await })?.py_err(py)?;
-        to_py(py, &page)
+        self.run_to_py(py, move |e, user| async move { e.list_versions(user, id, page).await })
     }
 
     // ----- labels -----
@@ -517,11 +571,7 @@ impl NativeEngine {
         let name = str_arg(name, "name")?;
         let version = version_arg(py, Some(version), "version")?
             .ok_or_else(|| type_error("version", "an int", version))?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let label =
-            block_on(py, async move { engine.set_label(user, id, &name, version).await })?.py_err(py)?;
-        to_py(py, &label)
+        self.run_to_py(py, move |e, user| async move { e.set_label(user, id, &name, version).await })
     }
 
     /// Deletes a label (recorded in the history).
@@ -533,18 +583,13 @@ impl NativeEngine {
     ) -> PyResult<()> {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let name = str_arg(name, "name")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        block_on(py, async move { engine.delete_label(user, id, &name).await })?.py_err(py)
+        self.run(py, move |e, user| async move { e.delete_label(user, id, &name).await })
     }
 
     /// The prompt's labels, the built-in `latest` first.
     fn labels<'py>(&self, py: Python<'py>, prompt_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let labels = block_on(py, async move { engine.labels(user, id).await })?.py_err(py)?;
-        to_py(py, &labels)
+        self.run_to_py(py, move |e, user| async move { e.labels(user, id).await })
     }
 
     /// Every move of the prompt's labels (of one label with `label`), newest first.
@@ -557,11 +602,7 @@ impl NativeEngine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let label = opt_str(label.as_ref(), "label")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let moves = block_on(py, async move { engine.label_history(user, id, label.as_deref()).await })?
-            .py_err(py)?;
-        to_py(py, &moves)
+        self.run_to_py(py, move |e, user| async move { e.label_history(user, id, label.as_deref()).await })
     }
 
     /// Turns the promotion guard of `production` on or off.
@@ -573,10 +614,8 @@ impl NativeEngine {
     ) -> PyResult<()> {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let enabled = bool_arg(Some(enabled), "enabled", false)?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
         let settings = LabelSettings { guard_production: enabled };
-        block_on(py, async move { engine.set_label_settings(user, id, settings).await })?.py_err(py)
+        self.run(py, move |e, user| async move { e.set_label_settings(user, id, settings).await })
     }
 
     /// What changed between two versions, each a version number or a label.
@@ -590,10 +629,7 @@ impl NativeEngine {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let from = version_ref_arg(py, from_, "from_")?;
         let to = version_ref_arg(py, to, "to")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let diff = block_on(py, async move { engine.diff(user, id, &from, &to).await })?.py_err(py)?;
-        to_py(py, &diff)
+        self.run_to_py(py, move |e, user| async move { e.diff(user, id, &from, &to).await })
     }
 
     fn archive_prompt<'py>(
@@ -602,9 +638,7 @@ impl NativeEngine {
         prompt_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let prompt = block_on(py, async move { engine.archive_prompt(user, id).await })?.py_err(py)?;
+        let prompt = self.run(py, move |e, user| async move { e.archive_prompt(user, id).await })?;
         prompt_to_py(py, &prompt, None)
     }
 
@@ -620,13 +654,10 @@ impl NativeEngine {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let inputs = inputs_arg(inputs.as_ref(), "inputs")?;
         let version = version_arg(py, version.as_ref(), "version")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let validated = block_on(py, async move {
-            let (_, v) = engine.get_prompt(user, id, version).await?;
-            engine.validate_inputs(&v, &inputs)
-        })?
-        .py_err(py)?;
+        let validated = self.run(py, move |e, user| async move {
+            let (_, v) = e.get_prompt(user, id, version).await?;
+            e.validate_inputs(&v, &inputs)
+        })?;
         json_to_py(py, &Value::Object(validated), Keys::Raw)
     }
 
@@ -642,14 +673,10 @@ impl NativeEngine {
         let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
         let inputs = inputs_arg(inputs.as_ref(), "inputs")?;
         let version = version_arg(py, version.as_ref(), "version")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let messages = block_on(py, async move {
-            let (_, v) = engine.get_prompt(user, id, version).await?;
-            engine.render(&v, &inputs)
-        })?
-        .py_err(py)?;
-        to_py(py, &messages)
+        self.run_to_py(py, move |e, user| async move {
+            let (_, v) = e.get_prompt(user, id, version).await?;
+            e.render(&v, &inputs)
+        })
     }
 
     // ----- executions -----
@@ -671,8 +698,7 @@ impl NativeEngine {
         idempotency_key: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let label = opt_str(label.as_ref(), "label")?;
-        let request = execute_request(
+        let (request, label) = execute_args(
             py,
             prompt_id,
             inputs.as_ref(),
@@ -680,17 +706,9 @@ impl NativeEngine {
             priority.as_ref(),
             validate_output.as_ref(),
             idempotency_key.as_ref(),
+            label.as_ref(),
         )?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let execution = block_on(py, async move {
-            match label {
-                Some(l) => engine.execute_label(user, request, &l).await,
-                None => engine.execute(user, request).await,
-            }
-        })?
-        .py_err(py)?;
-        to_py(py, &execution)
+        self.run_to_py(py, move |e, user| execute_with(e, user, request, label))
     }
 
     /// `execute` as an asyncio awaitable.
@@ -710,8 +728,7 @@ impl NativeEngine {
         idempotency_key: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let label = opt_str(label.as_ref(), "label")?;
-        let request = execute_request(
+        let (request, label) = execute_args(
             py,
             prompt_id,
             inputs.as_ref(),
@@ -719,16 +736,9 @@ impl NativeEngine {
             priority.as_ref(),
             validate_output.as_ref(),
             idempotency_key.as_ref(),
+            label.as_ref(),
         )?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let result = match label {
-                Some(l) => engine.execute_label(user, request, &l).await,
-                None => engine.execute(user, request).await,
-            };
-            Python::attach(|py| result_to_py(py, result))
-        })
+        self.run_async(py, move |e, user| execute_with(e, user, request, label))
     }
 
     /// Validates and enqueues; returns the QUEUED execution without waiting.
@@ -748,8 +758,7 @@ impl NativeEngine {
         idempotency_key: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let label = opt_str(label.as_ref(), "label")?;
-        let request = execute_request(
+        let (request, label) = execute_args(
             py,
             prompt_id,
             inputs.as_ref(),
@@ -757,17 +766,14 @@ impl NativeEngine {
             priority.as_ref(),
             validate_output.as_ref(),
             idempotency_key.as_ref(),
+            label.as_ref(),
         )?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let execution = block_on(py, async move {
+        self.run_to_py(py, move |e, user| async move {
             match label {
-                Some(l) => engine.submit_label(user, request, &l).await,
-                None => engine.submit(user, request).await,
+                Some(l) => e.submit_label(user, request, &l).await,
+                None => e.submit(user, request).await,
             }
-        })?
-        .py_err(py)?;
-        to_py(py, &execution)
+        })
     }
 
     /// Waits until the execution is final, or `timeout` seconds pass (then its current state).
@@ -780,10 +786,7 @@ impl NativeEngine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
         let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let execution = block_on(py, async move { engine.wait(user, id, timeout).await })?.py_err(py)?;
-        to_py(py, &execution)
+        self.run_to_py(py, move |e, user| async move { e.wait(user, id, timeout).await })
     }
 
     /// `wait` as an asyncio awaitable.
@@ -796,30 +799,19 @@ impl NativeEngine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
         let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        pyo3_async_runtimes::tokio::future_into_py(py, async move {
-            let result = engine.wait(user, id, timeout).await;
-            Python::attach(|py| result_to_py(py, result))
-        })
+        self.run_async(py, move |e, user| async move { e.wait(user, id, timeout).await })
     }
 
     /// Re-runs a FAILED execution as a new one (ConflictError for any other status).
     fn retry<'py>(&self, py: Python<'py>, execution_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let execution = block_on(py, async move { engine.retry(user, id).await })?.py_err(py)?;
-        to_py(py, &execution)
+        self.run_to_py(py, move |e, user| async move { e.retry(user, id).await })
     }
 
     /// Cancels a QUEUED execution (ConflictError for any other status).
     fn cancel<'py>(&self, py: Python<'py>, execution_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let execution = block_on(py, async move { engine.cancel(user, id).await })?.py_err(py)?;
-        to_py(py, &execution)
+        self.run_to_py(py, move |e, user| async move { e.cancel(user, id).await })
     }
 
     fn get_execution<'py>(
@@ -828,10 +820,7 @@ impl NativeEngine {
         execution_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let execution = block_on(py, async move { engine.get_execution(user, id).await })?.py_err(py)?;
-        to_py(py, &execution)
+        self.run_to_py(py, move |e, user| async move { e.get_execution(user, id).await })
     }
 
     #[pyo3(signature = (*, status = None, prompt_id = None, since = None, until = None, limit = None, cursor = None))]
@@ -863,11 +852,7 @@ impl NativeEngine {
         let limit = limit_arg(py, limit.as_ref())?;
         let cursor = opt_str(cursor.as_ref(), "cursor")?;
         let page = PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let page =
-            block_on(py, async move { engine.list_executions(user, filter, page).await })?.py_err(py)?;
-        to_py(py, &page)
+        self.run_to_py(py, move |e, user| async move { e.list_executions(user, filter, page).await })
     }
 
     /// Aggregated metrics of this user's executions created in `[since, until)`.
@@ -885,10 +870,7 @@ impl NativeEngine {
         let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
         let prompt_version = version_arg(py, version.as_ref(), "version")?;
         let query = MetricsQuery { since, until, prompt_id, prompt_version };
-        let engine = self.engine()?.clone();
-        let user = self.user;
-        let report = block_on(py, async move { engine.metrics(user, query).await })?.py_err(py)?;
-        to_py(py, &report)
+        self.run_to_py(py, move |e, user| async move { e.metrics(user, query).await })
     }
 
     /// State-change events of this user's executions (of one with `execution_id`), from now
@@ -897,22 +879,18 @@ impl NativeEngine {
     fn events(&self, py: Python<'_>, execution_id: Arg<'_>, timeout: Arg<'_>) -> PyResult<EventStream> {
         let id = opt_id::<ExecutionId>(py, execution_id.as_ref(), "execution_id")?;
         let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-        let engine = self.engine()?.clone();
-        let user = self.user;
         // One execution: engine::follow ends the stream after its final event (at once when
         // it is already final).
         let stream = match id {
-            Some(id) => block_on(py, async move { engine.follow(user, id).await })?.py_err(py)?.events,
-            None => engine.subscribe(user, None),
+            Some(id) => self.run(py, move |e, user| async move { e.follow(user, id).await })?.events,
+            None => self.engine()?.subscribe(self.user, None),
         };
         Ok(EventStream::new(stream, timeout))
     }
 
     /// The engine's health: store reachability, queue depth, providers.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        let engine = self.engine()?.clone();
-        let report = block_on(py, async move { engine.health().await })?;
-        to_py(py, &report)
+        self.run_to_py(py, |e, _| async move { Ok(e.health().await) })
     }
 
     fn __repr__(&self) -> String {

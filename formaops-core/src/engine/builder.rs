@@ -33,13 +33,18 @@ impl FormaOpsBuilder {
         Self { store, providers: HashMap::new(), config: None }
     }
 
-    /// Registers a provider under `name`.
+    /// Registers a provider under `name` (what versions name in `model.provider`), with the
+    /// configuration's [`provider_concurrency`](EngineConfig::provider_concurrency). A second
+    /// registration under the same name replaces the first.
     pub fn provider(mut self, name: impl Into<String>, provider: Arc<dyn LlmProvider>) -> Self {
         self.providers.insert(name.into(), (provider, None));
         self
     }
 
-    /// Registers a provider with its own concurrency bound.
+    /// Registers a provider with its own concurrency bound: at most `concurrency` calls to
+    /// it at once from this process (1 to
+    /// [`MAX_CONCURRENCY`](crate::provider::config::MAX_CONCURRENCY), checked by
+    /// [`start`](Self::start)).
     pub fn provider_with_concurrency(
         mut self,
         name: impl Into<String>,
@@ -50,6 +55,7 @@ impl FormaOpsBuilder {
         self
     }
 
+    /// The configuration to run with; [`EngineConfig::default`] when never called.
     pub fn config(mut self, config: EngineConfig) -> Self {
         self.config = Some(config);
         self
@@ -59,6 +65,14 @@ impl FormaOpsBuilder {
     ///
     /// When the default provider is `mock` and no provider of that name is registered, a
     /// [`zero_config_mock`] is registered under it (the zero-config engine).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] naming the configuration field out of range
+    /// (`max_attempts` outside 1 to [`MAX_ATTEMPTS_LIMIT`](super::MAX_ATTEMPTS_LIMIT),
+    /// `provider_concurrency` outside 1 to
+    /// [`MAX_CONCURRENCY`](crate::provider::config::MAX_CONCURRENCY), a zero timeout or
+    /// lease, an empty `worker_id`); errors of the store's
+    /// [`remote_events`](Store::remote_events).
     pub async fn start(self) -> Result<FormaOps> {
         let config = self.config.unwrap_or_default();
         config.check()?;

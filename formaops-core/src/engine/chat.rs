@@ -40,9 +40,21 @@ pub use super::submit::CHAT_INPUT;
 pub enum ChatModel {
     /// A managed prompt by name: a pinned version, or the version a label points at, or
     /// (neither) its `production` label, else its newest version.
-    Managed { name: String, version: Option<u32>, label: Option<String> },
+    Managed {
+        /// The prompt's name, as written after `formaops::` (matched after trimming).
+        name: String,
+        /// The pinned version (`:<n>`, from 1).
+        version: Option<u32>,
+        /// The label (`@<label>`); never set together with `version`.
+        label: Option<String>,
+    },
     /// A provider's model, called with the caller's messages as they are.
-    PassThrough { provider: String, model: String },
+    PassThrough {
+        /// A configured provider's name (before the first `/`).
+        provider: String,
+        /// The model name sent to it (everything after the first `/`).
+        model: String,
+    },
 }
 
 impl ChatModel {
@@ -88,7 +100,8 @@ impl ChatModel {
         }
     }
 
-    /// The name of the implicit prompt of a pass-through model.
+    /// The name of the implicit prompt of a pass-through model:
+    /// `passthrough:<provider>/<model>`.
     pub fn passthrough_name(provider: &str, model: &str) -> String {
         format!("{PASSTHROUGH_PREFIX}{provider}/{model}")
     }
@@ -98,14 +111,19 @@ impl ChatModel {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatParameters {
+    /// Sampling temperature, 0 to 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// Nucleus sampling mass, 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
+    /// Most tokens the model may generate, at least 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
+    /// Up to 4 stop sequences; `Some(vec![])` clears the version's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop: Option<Vec<String>>,
+    /// Sampling seed, for providers that honour one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
 }
@@ -153,8 +171,11 @@ pub struct ChatExtras {
     /// Pass-through: the rendered messages are not sent.
     #[serde(default)]
     pub replace: bool,
+    /// The call's overrides of the version's sampling parameters.
     #[serde(default)]
     pub parameters: ChatParameters,
+    /// The call's structured-output schema, sent when validation is off or the version's
+    /// rules give none.
     #[serde(default)]
     pub response_schema: Option<ResponseSchema>,
 }
@@ -181,15 +202,21 @@ impl ChatExtras {
 pub struct ChatRequest {
     /// The `model` string, parsed by [`ChatModel::parse`].
     pub model: String,
+    /// The caller's conversation: sent after a managed prompt's rendered messages, or alone
+    /// for a pass-through (which needs at least one).
     pub messages: Vec<Message>,
     /// Variable values of a managed prompt (ignored for a pass-through, which has none).
     pub inputs: Map<String, Value>,
+    /// Overrides of the version's sampling parameters, checked at submission.
     pub parameters: ChatParameters,
+    /// Structured-output schema to send, when the version's rules give none (or validation
+    /// is off).
     pub response_schema: Option<ResponseSchema>,
     /// `NORMAL` when not given.
     pub priority: Option<Priority>,
     /// Managed prompts only; false when not given.
     pub validate_output: Option<bool>,
+    /// As [`ExecuteRequest::idempotency_key`].
     pub idempotency_key: Option<String>,
 }
 
@@ -220,7 +247,8 @@ impl FormaOps {
         best.ok_or_else(|| Error::not_found("prompt", name))
     }
 
-    /// Names of the configured providers, sorted.
+    /// Names of the registered providers, sorted (the zero-config `mock` included when it
+    /// was registered).
     pub fn provider_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.inner.providers.keys().cloned().collect();
         names.sort();

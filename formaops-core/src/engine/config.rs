@@ -10,10 +10,15 @@ use crate::template::TemplateLimits;
 use crate::variables::InputLimits;
 
 /// Retry backoff: exponential from `base`, capped at `max`, with full jitter; a provider's
-/// Retry-After replaces the computed delay (still capped by the execution deadline).
+/// Retry-After replaces the computed delay (a retry that would not start before the
+/// execution's deadline is not made). See [`retry`](crate::engine::retry).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BackoffPolicy {
+    /// Upper bound of the first retry's delay; it doubles with each further attempt
+    /// (default 500 ms).
     pub base: Duration,
+    /// Cap of the computed delay (default 30 s). A provider's Retry-After is not capped by
+    /// it; any retry that would not start before the execution's deadline is not made.
     pub max: Duration,
 }
 
@@ -34,6 +39,7 @@ pub struct EngineConfig {
     pub execution_timeout: Duration,
     /// Deadline of one provider call (capped by the execution deadline).
     pub attempt_timeout: Duration,
+    /// Delay before each retry of a transient failure.
     pub backoff: BackoffPolicy,
     /// How long a claim is held without a heartbeat before another worker may rescue it.
     pub lease: Duration,
@@ -49,8 +55,12 @@ pub struct EngineConfig {
     pub run_workers: bool,
     /// How long `shutdown` lets running executions finish.
     pub shutdown_grace: Duration,
+    /// Model prices (USD per 1M tokens) used to compute each execution's `costUsd`.
     pub prices: PriceTable,
+    /// Limits on template size, nesting, fuel and rendered output, checked when a version is
+    /// stored and when it renders.
     pub template_limits: TemplateLimits,
+    /// Limits on execution inputs (sizes, depth), checked at submission.
     pub input_limits: InputLimits,
 }
 

@@ -28,10 +28,14 @@ impl FormaOps {
     /// Points label `name` of the prompt at `version` (creating it, or moving it: promotion,
     /// rollback), recording the move. With the prompt's promotion guard on, a move of
     /// `production` is refused unless `version` accepts every input the current production
-    /// version accepts.
+    /// version accepts. A move that loses a race with a concurrent move is retried (up to 5
+    /// attempts in all).
     ///
-    /// Errors: `InvalidArgument` (bad name, `latest`), `NotFound` (prompt or version),
-    /// `Conflict` (archived prompt), `InvalidPrompt` with the guard's reasons.
+    /// # Errors
+    /// [`Error::InvalidArgument`] on a bad label name or `latest` (built in, not settable);
+    /// [`Error::NotFound`] for a missing or another user's prompt, or a version it does not
+    /// have; [`Error::Conflict`] for an archived prompt, or when concurrent moves keep
+    /// winning; [`Error::InvalidPrompt`] with the promotion guard's reasons; store errors.
     pub async fn set_label(&self, user: UserId, id: PromptId, name: &str, version: u32) -> Result<Label> {
         check_settable_label("label", name)?;
         let store = &self.inner.store;
@@ -68,7 +72,12 @@ impl FormaOps {
         }
     }
 
-    /// Deletes a label, recording the move. A label the prompt does not have: `NotFound`.
+    /// Deletes a label, recording the move.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on a bad label name or `latest`; [`Error::NotFound`] for a
+    /// label the prompt does not have, or a missing or another user's prompt;
+    /// [`Error::Conflict`] when concurrent moves keep winning; store errors.
     pub async fn delete_label(&self, user: UserId, id: PromptId, name: &str) -> Result<()> {
         check_settable_label("label", name)?;
         let store = &self.inner.store;
@@ -95,6 +104,9 @@ impl FormaOps {
     }
 
     /// The prompt's labels: the built-in `latest` first, then the stored ones by name.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing or another user's prompt; store errors.
     pub async fn labels(&self, user: UserId, id: PromptId) -> Result<Vec<Label>> {
         let prompt = self.inner.store.get_prompt(user, id).await?;
         let mut labels = vec![Label {
@@ -108,6 +120,10 @@ impl FormaOps {
     }
 
     /// Every move of the prompt's labels (of one label when `name` is set), newest first.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on a bad label name; [`Error::NotFound`] for a missing or
+    /// another user's prompt; store errors.
     pub async fn label_history(
         &self,
         user: UserId,
@@ -120,12 +136,18 @@ impl FormaOps {
         self.inner.store.label_history(user, id, name).await
     }
 
-    /// The prompt's label settings (the promotion guard).
+    /// The prompt's label settings (the promotion guard); the defaults when never set.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing or another user's prompt; store errors.
     pub async fn label_settings(&self, user: UserId, id: PromptId) -> Result<LabelSettings> {
         self.inner.store.label_settings(user, id).await
     }
 
     /// Sets the prompt's label settings (the promotion guard).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for a missing or another user's prompt; store errors.
     pub async fn set_label_settings(
         &self,
         user: UserId,
@@ -138,8 +160,12 @@ impl FormaOps {
     /// The version a request means: `version`, or the version `label` points at, or the
     /// current version when neither is given. The two are exclusive.
     ///
-    /// Errors: `InvalidArgument` (both given, bad label name), `NotFound` (prompt, version or
-    /// label).
+    /// A given `version` is returned as it is, unchecked.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when both are given or on a bad label name;
+    /// [`Error::NotFound`] for a missing or another user's prompt (when it is read) or a
+    /// label it does not have; store errors.
     pub async fn resolve_version(
         &self,
         user: UserId,
@@ -177,6 +203,10 @@ impl FormaOps {
     }
 
     /// The prompt and the version given by number or label (the current one when neither).
+    ///
+    /// # Errors
+    /// As [`resolve_version`](Self::resolve_version), and [`Error::NotFound`] for a version
+    /// the prompt does not have.
     pub async fn get_prompt_at(
         &self,
         user: UserId,
@@ -190,6 +220,11 @@ impl FormaOps {
 
     /// `submit` of the version `label` points at (resolved once; the execution records that
     /// version). `request.version` must be unset.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] when `request.version` is set or on a bad label name;
+    /// [`Error::NotFound`] for a label the prompt does not have; then as
+    /// [`submit`](Self::submit).
     pub async fn submit_label(
         &self,
         user: UserId,
@@ -202,6 +237,9 @@ impl FormaOps {
     }
 
     /// `execute` of the version `label` points at (see [`FormaOps::submit_label`]).
+    ///
+    /// # Errors
+    /// As [`submit_label`](Self::submit_label).
     pub async fn execute_label(
         &self,
         user: UserId,
@@ -214,6 +252,11 @@ impl FormaOps {
     }
 
     /// What changed between two versions of a prompt, each given by number or label.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on a bad label name; [`Error::NotFound`] for a missing or
+    /// another user's prompt, a label it does not have or a version it does not have; store
+    /// errors.
     pub async fn diff(
         &self,
         user: UserId,

@@ -102,15 +102,23 @@ pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
 
 use config::check_page;
 
-/// What `health` reports.
+/// What [`FormaOps::health`] reports: the engine's state at one moment, serialised in
+/// camelCase (`storeOk`, `queueDepth`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HealthReport {
+    /// Whether the store answered [`Store::ping`].
     pub store_ok: bool,
+    /// The ping's error message when `store_ok` is false.
     pub store_error: Option<String>,
+    /// QUEUED executions of all users; `None` when the store is down or the count failed.
     pub queue_depth: Option<u64>,
+    /// Whether this engine runs workers ([`EngineConfig::run_workers`]) and is not shutting
+    /// down.
     pub workers_running: bool,
+    /// Every registered provider, sorted by name.
     pub providers: Vec<ProviderHealth>,
+    /// Whether [`FormaOps::shutdown`] has begun: no new work is accepted.
     pub shutting_down: bool,
 }
 
@@ -118,16 +126,22 @@ pub struct HealthReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ProviderHealth {
+    /// The name the provider is registered under (what versions name in `model.provider`).
     pub name: String,
+    /// Attempts on this provider running in this process now (at most `concurrency`).
     pub in_flight: usize,
+    /// Most concurrent calls this process makes to the provider.
     pub concurrency: usize,
 }
 
 impl FormaOps {
+    /// A builder over `store`: register providers and a configuration, then
+    /// [`start`](FormaOpsBuilder::start).
     pub fn builder(store: Arc<dyn Store>) -> FormaOpsBuilder {
         FormaOpsBuilder::new(store)
     }
 
+    /// The store the engine reads and writes (shared by all clones of the engine).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.inner.store
     }
@@ -140,7 +154,16 @@ impl FormaOps {
     // ----- prompts -----
 
     /// Validates and stores a new prompt with version 1, labelled `production` unless
-    /// `spec.labels` says otherwise.
+    /// `spec.labels` says otherwise. The name is stored trimmed.
+    ///
+    /// # Errors
+    /// [`Error::InvalidPrompt`](crate::Error::InvalidPrompt) listing every problem with the
+    /// name (empty, over [`MAX_PROMPT_NAME_CHARS`] characters, control characters), the
+    /// description (over [`MAX_DESCRIPTION_CHARS`] characters), the template, variables,
+    /// rules, provider or model; [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// for a bad label name; [`Error::Conflict`](crate::Error::Conflict) when an active
+    /// prompt of the user already has the name; store errors
+    /// ([`Error::Unavailable`](crate::Error::Unavailable)).
     pub async fn create_prompt(&self, user: UserId, spec: PromptSpec) -> Result<(Prompt, PromptVersion)> {
         labels::check_initial_labels(spec.labels.as_deref())?;
         let initial_labels = spec.labels.clone();
@@ -155,6 +178,13 @@ impl FormaOps {
     /// to a concurrent one is retried on top of the new latest version (at most
     /// [`MAX_UPDATE_ATTEMPTS`] times), so concurrent updates all apply, each as its own
     /// version. With `expected_version`, a stale version is a conflict.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's prompt;
+    /// [`Error::Conflict`](crate::Error::Conflict) when it is archived, when
+    /// `expected_version` is stale, or when the new name is taken by another active prompt;
+    /// [`Error::InvalidPrompt`](crate::Error::InvalidPrompt) as for
+    /// [`create_prompt`](Self::create_prompt); store errors.
     pub async fn update_prompt(
         &self,
         user: UserId,
@@ -164,7 +194,11 @@ impl FormaOps {
         prompts::update_prompt(&self.inner, user, id, update).await
     }
 
-    /// The prompt and the given version (the current one when `None`).
+    /// The prompt and the given version (the current one when `None`), of any status.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's prompt,
+    /// or a version it does not have; store errors.
     pub async fn get_prompt(
         &self,
         user: UserId,
@@ -174,6 +208,12 @@ impl FormaOps {
         prompts::get_prompt(&self.inner, user, id, version).await
     }
 
+    /// One page of the user's prompts, newest first by (`createdAt`, `id`), optionally only
+    /// those of one status.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) on `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::page::MAX_PAGE_SIZE); store errors.
     pub async fn list_prompts(
         &self,
         user: UserId,
@@ -183,6 +223,13 @@ impl FormaOps {
         prompts::list_prompts(&self.inner, user, filter, page).await
     }
 
+    /// One page of a prompt's versions, newest first; the next cursor is the last version
+    /// number returned.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) on `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::page::MAX_PAGE_SIZE); [`Error::NotFound`](crate::Error::NotFound)
+    /// for a missing or another user's prompt; store errors.
     pub async fn list_versions(
         &self,
         user: UserId,
@@ -192,12 +239,21 @@ impl FormaOps {
         prompts::list_versions(&self.inner, user, id, page).await
     }
 
-    /// Archives a prompt: history and executions stay readable; no new executions.
+    /// Archives a prompt: history and executions stay readable; no new executions or
+    /// versions, and its name is free for a new prompt. Archiving twice is not an error.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's prompt;
+    /// store errors.
     pub async fn archive_prompt(&self, user: UserId, id: PromptId) -> Result<Prompt> {
         prompts::archive_prompt(&self.inner, user, id).await
     }
 
     /// Validates inputs against a version: the complete typed set, defaults filled in.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInputs`](crate::Error::InvalidInputs) listing every problem (missing,
+    /// wrong type, unknown, too large), each naming its `inputs.<name>` path.
     pub fn validate_inputs(
         &self,
         version: &PromptVersion,
@@ -206,7 +262,14 @@ impl FormaOps {
         prompts::validate_inputs(&self.inner, version, inputs)
     }
 
-    /// Validates inputs and renders a version's messages without executing.
+    /// Validates inputs and renders a version's messages without executing: the system
+    /// message first when the version has a system template, then the user message.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInputs`](crate::Error::InvalidInputs) as for
+    /// [`validate_inputs`](Self::validate_inputs); [`Error::InvalidPrompt`](crate::Error::InvalidPrompt)
+    /// when the version does not compile; [`Error::Render`](crate::Error::Render) when
+    /// rendering fails (fuel or output size limit).
     pub fn render(&self, version: &PromptVersion, inputs: &Map<String, Value>) -> Result<Vec<Message>> {
         prompts::render(&self.inner, version, inputs)
     }
@@ -215,35 +278,82 @@ impl FormaOps {
 
     /// Validates and enqueues; returns the QUEUED execution (or, for a repeated idempotency
     /// key, the first execution in whatever state it is).
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`](crate::Error::ShuttingDown) once shutdown has begun;
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) on `idempotencyKey` (see
+    /// [`check_idempotency_key`]); [`Error::NotFound`](crate::Error::NotFound) for a missing
+    /// or another user's prompt, or a version it does not have;
+    /// [`Error::Conflict`](crate::Error::Conflict) for an archived prompt;
+    /// [`Error::InvalidInputs`](crate::Error::InvalidInputs) for bad inputs;
+    /// [`Error::InvalidPrompt`](crate::Error::InvalidPrompt) when the version's provider is
+    /// not configured; [`Error::IdempotencyKeyReused`](crate::Error::IdempotencyKeyReused)
+    /// when the key was used for a different request; store errors.
     pub async fn submit(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
         submit::submit(&self.inner, user, request).await
     }
 
-    /// `submit`, then wait for the final state.
+    /// [`submit`](Self::submit), then wait for the final state, with no time limit of its
+    /// own (a worker fails the execution once its deadline has passed).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit); store errors while waiting. A FAILED execution is not an
+    /// error: it is returned with its `error`.
     pub async fn execute(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
         submit::execute(&self.inner, user, request).await
     }
 
     /// Waits until the execution is final (or `timeout` passes: then its current state).
+    /// Re-reads the state at least every 2 seconds, so changes made by other processes are
+    /// seen even when their events are lost.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's
+    /// execution; store errors.
     pub async fn wait(&self, user: UserId, id: ExecutionId, timeout: Option<Duration>) -> Result<Execution> {
         submit::wait(&self.inner, user, id, timeout).await
     }
 
     /// Re-runs a FAILED execution as a new execution linked by `retryOf` (same inputs, same
     /// pinned version). Any other status: `Conflict`.
+    ///
+    /// # Errors
+    /// [`Error::ShuttingDown`](crate::Error::ShuttingDown);
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's
+    /// execution; [`Error::Conflict`](crate::Error::Conflict) when it is not FAILED or its
+    /// prompt is archived; [`Error::InvalidPrompt`](crate::Error::InvalidPrompt) when its
+    /// provider is no longer configured; store errors.
     pub async fn retry(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
         submit::retry(&self.inner, user, id).await
     }
 
-    /// Cancels a QUEUED execution.
+    /// Cancels a QUEUED execution (a retry waiting out its backoff included) and publishes
+    /// its `Cancelled` event.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's
+    /// execution; [`Error::Conflict`](crate::Error::Conflict) in any other status; store
+    /// errors.
     pub async fn cancel(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
         submit::cancel(&self.inner, user, id).await
     }
 
+    /// One of the user's executions, as stored now.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`](crate::Error::NotFound) for a missing or another user's
+    /// execution; store errors.
     pub async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
         self.inner.store.get_execution(user, id).await
     }
 
+    /// One page of the user's executions, newest first by (`createdAt`, `id`), filtered by
+    /// status, prompt and a `[since, until)` window on `createdAt`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) on `limit` outside 1 to
+    /// [`MAX_PAGE_SIZE`](crate::page::MAX_PAGE_SIZE), or on `since` not before `until`;
+    /// store errors.
     pub async fn list_executions(
         &self,
         user: UserId,
@@ -255,6 +365,12 @@ impl FormaOps {
         self.inner.store.list_executions(user, &filter, page).await
     }
 
+    /// Aggregates of the user's executions matching `query` (counts per status, latency
+    /// percentiles in ms, tokens, cost in USD; see [`crate::metrics`]).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) on a version filter without
+    /// a prompt filter, or on `since` not before `until`; store errors.
     pub async fn metrics(&self, user: UserId, query: MetricsQuery) -> Result<MetricsReport> {
         query.check()?;
         self.inner.store.metrics(user, &query).await
@@ -283,6 +399,8 @@ impl FormaOps {
         follow::follow(&self.inner, user, id).await
     }
 
+    /// The engine's state: store reachability, queue depth, workers and providers. Never
+    /// fails: a store outage is reported in the [`HealthReport`].
     pub async fn health(&self) -> HealthReport {
         let inner = &self.inner;
         let (store_ok, store_error) = match inner.store.ping().await {

@@ -40,8 +40,11 @@ pub fn retry_delay(
 /// Why an error is not retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GiveUp {
+    /// The failure is not transient: the same attempt would fail the same way.
     Permanent,
+    /// The execution has used its `max_attempts`.
     AttemptsExhausted,
+    /// The retry's delay would end at or after the execution's deadline.
     DeadlineExceeded,
 }
 

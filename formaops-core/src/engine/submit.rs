@@ -26,17 +26,25 @@ pub const CHAT_INPUT: &str = "$chat";
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecuteRequest {
+    /// The caller's prompt to run; it must be ACTIVE.
     pub prompt_id: PromptId,
     /// Pin a version; the current one when `None`.
     #[serde(default)]
     pub version: Option<u32>,
+    /// Variable values by name, validated against the version's variables (defaults filled
+    /// in for what is omitted).
     #[serde(default)]
     pub inputs: Map<String, Value>,
+    /// Claim order class; NORMAL when omitted.
     #[serde(default)]
     pub priority: Priority,
+    /// Check the version's validation rules on the output (and send a JSON Schema rule as
+    /// structured output); false when omitted.
     #[serde(default)]
     pub validate_output: bool,
-    /// Repeating a request with the same key returns the first execution.
+    /// Repeating a request with the same key returns the first execution; the same key with
+    /// a different request is refused. 1 to [`MAX_IDEMPOTENCY_KEY_BYTES`](super::MAX_IDEMPOTENCY_KEY_BYTES)
+    /// visible ASCII characters.
     #[serde(default)]
     pub idempotency_key: Option<String>,
 }

@@ -10,7 +10,9 @@ use crate::variables::{InputLimits, definition_problems};
 /// not declared, variable definitions (see [`crate::variables::check_definitions`]) and
 /// output validation rules (see [`CompiledRules::compile`]).
 ///
-/// Errors: one [`Error::InvalidPrompt`] listing every problem found.
+/// # Errors
+/// One [`Error::InvalidPrompt`] listing every problem found, each with its field path
+/// (`template`, `variables[0].name`, `validations[1].pattern`, `model.parameters.topP`).
 pub fn check_version(
     version: &PromptVersion,
     template_limits: &TemplateLimits,

@@ -13,13 +13,17 @@ use crate::variables::VariableDefinition;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VersionDiff {
+    /// The old version's number.
     pub from: u32,
+    /// The new version's number.
     pub to: u32,
     /// Unified diff of the user template; empty when equal.
     pub template: String,
     /// Unified diff of the system template (absent reads as empty); empty when equal.
     pub system_template: String,
+    /// Variable definitions added, removed and changed.
     pub variables: VariablesDiff,
+    /// Output validation rules added and removed.
     pub validations: ValidationsDiff,
     /// Changed model settings, by dotted path (`model`, `provider`, `parameters.temperature`).
     pub model: Vec<SettingChange>,
@@ -43,8 +47,11 @@ impl VersionDiff {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VariablesDiff {
+    /// Only in the new version, in its order.
     pub added: Vec<VariableDefinition>,
+    /// Only in the old version, in its order.
     pub removed: Vec<VariableDefinition>,
+    /// In both with different definitions, in the new version's order.
     pub changed: Vec<VariableChange>,
 }
 
@@ -52,16 +59,23 @@ pub struct VariablesDiff {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VariableChange {
+    /// The variable's name (the same in both).
     pub name: String,
+    /// Its definition in the old version.
     pub from: VariableDefinition,
+    /// Its definition in the new version.
     pub to: VariableDefinition,
 }
 
 /// Validation rules only in the old version (`removed`) or only in the new one (`added`).
+/// Rules have no names: they are compared as a multiset of equal rules, so reordering rules
+/// is no change.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidationsDiff {
+    /// Rules of the new version with no equal rule left in the old one, in the new order.
     pub added: Vec<ValidationRule>,
+    /// Rules of the old version with no equal rule in the new one, in the old order.
     pub removed: Vec<ValidationRule>,
 }
 
@@ -69,8 +83,11 @@ pub struct ValidationsDiff {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SettingChange {
+    /// Dotted path of the setting as serialised (`model`, `parameters.topP`).
     pub field: String,
+    /// The old value; `null` when it was not set.
     pub from: Value,
+    /// The new value; `null` when it is no longer set.
     pub to: Value,
 }
 
@@ -99,7 +116,8 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, Value)>) {
     }
 }
 
-/// Compares two versions.
+/// Compares two versions: what changed going from `from` to `to` (usually the older one
+/// first; any order works). Unified diffs have 3 lines of context.
 pub fn diff_versions(from: &PromptVersion, to: &PromptVersion) -> VersionDiff {
     let mut variables = VariablesDiff::default();
     for t in &to.variables {

@@ -32,7 +32,9 @@ pub const MAX_LABEL_LEN: usize = 64;
 
 /// Checks a label name against `[a-z0-9_-]{1,64}` (`field` names it in the error).
 ///
-/// Errors: [`Error::InvalidArgument`] saying what is wrong.
+/// # Errors
+/// [`Error::InvalidArgument`] on `field`: empty, longer than [`MAX_LABEL_LEN`] bytes, or a
+/// character outside `a-z`, `0-9`, `_`, `-`.
 pub fn check_label_name(field: &str, name: &str) -> Result<()> {
     if name.is_empty() || name.len() > MAX_LABEL_LEN {
         return Err(Error::invalid_argument(field, format!("a label has 1 to {MAX_LABEL_LEN} characters")));
@@ -48,7 +50,8 @@ pub fn check_label_name(field: &str, name: &str) -> Result<()> {
 
 /// Checks that a label may be set or deleted: a valid name other than the built-in `latest`.
 ///
-/// Errors: [`Error::InvalidArgument`].
+/// # Errors
+/// [`Error::InvalidArgument`] on `field`: as [`check_label_name`], or the name is `latest`.
 pub fn check_settable_label(field: &str, name: &str) -> Result<()> {
     check_label_name(field, name)?;
     if name == LATEST {
@@ -63,14 +66,18 @@ pub fn check_settable_label(field: &str, name: &str) -> Result<()> {
 /// A version reference as callers write it: a version number or a label name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VersionRef {
+    /// A version number, from 1.
     Version(u32),
+    /// A label name (`latest` included), resolved to the version it points at when used.
     Label(String),
 }
 
 impl VersionRef {
     /// Parses `3` as a version and anything else as a label name (checked).
     ///
-    /// Errors: [`Error::InvalidArgument`] naming `field`.
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `field`: version 0, a version over `u32::MAX`, or a bad
+    /// label name.
     pub fn parse(field: &str, s: &str) -> Result<Self> {
         if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
             let v: u32 = s
@@ -90,7 +97,9 @@ impl VersionRef {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Label {
+    /// The label's name (`[a-z0-9_-]{1,64}`).
     pub name: String,
+    /// The version it points at (from 1).
     pub version: u32,
     /// When the label was last moved (for `latest`: when the newest version was written).
     pub updated_at: DateTime<Utc>,
@@ -103,7 +112,9 @@ pub struct Label {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LabelMove {
+    /// The prompt whose label moved.
     pub prompt_id: PromptId,
+    /// The label's name.
     pub name: String,
     /// The version the label pointed at before; `None` when it did not exist.
     pub from: Option<u32>,
@@ -111,6 +122,7 @@ pub struct LabelMove {
     pub to: Option<u32>,
     /// Who moved it.
     pub actor: UserId,
+    /// When it moved (UTC).
     pub at: DateTime<Utc>,
 }
 

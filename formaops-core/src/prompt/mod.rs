@@ -38,7 +38,9 @@ pub use label::{Label, LabelMove, LabelSettings, VersionRef};
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 #[strum(serialize_all = "SCREAMING_SNAKE_CASE")]
 pub enum PromptStatus {
+    /// Usable: can be executed and updated.
     Active,
+    /// Read-only history: no new executions or versions.
     Archived,
 }
 
@@ -59,16 +61,24 @@ impl PromptStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Prompt {
+    /// Assigned at creation (a time-ordered UUID v7).
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub id: PromptId,
+    /// The owner: only this user can read, update, execute or archive it.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub user_id: UserId,
+    /// Trimmed, 1 to 200 characters, no control characters; unique among the owner's ACTIVE
+    /// prompts.
     pub name: String,
+    /// Free text for people, at most 5,000 characters.
     pub description: Option<String>,
+    /// ACTIVE or ARCHIVED.
     pub status: PromptStatus,
     /// Number of the newest version (versions count from 1).
     pub current_version: u32,
+    /// When version 1 was written (UTC).
     pub created_at: DateTime<Utc>,
+    /// When the newest version was written or the status last changed (UTC).
     pub updated_at: DateTime<Utc>,
 }
 
@@ -76,14 +86,20 @@ pub struct Prompt {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ModelParameters {
+    /// Sampling temperature, 0 to 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f64>,
+    /// Nucleus sampling mass (`topP`), 0 to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f64>,
+    /// Most tokens the model may generate (`maxCompletionTokens`), at least 1. An output cut
+    /// at this limit has finish reason `length`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_completion_tokens: Option<u32>,
+    /// Up to 4 non-empty sequences at which the model stops; empty: none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// Sampling seed, for providers that honour one (best-effort determinism).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,
 }
@@ -98,6 +114,7 @@ pub struct ModelConfig {
     pub provider: Option<String>,
     /// Model name as the provider knows it (`gpt-4o-mini`).
     pub model: String,
+    /// Sampling parameters; all unset by default.
     #[serde(default)]
     pub parameters: ModelParameters,
 }
@@ -116,19 +133,25 @@ pub const DEFAULT_MODEL: &str = "gpt-4o-mini";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PromptVersion {
+    /// The prompt this version belongs to.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
     pub prompt_id: PromptId,
+    /// The version's number: 1 for the first, then one more per update, with no gaps.
     pub version: u32,
     /// The user message template (minijinja syntax).
     pub template: String,
     /// Optional system message template, rendered with the same variables.
     pub system_template: Option<String>,
+    /// The typed variables the templates use; execution inputs are validated against them.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub variables: Vec<VariableDefinition>,
+    /// Rules the output is checked against when an execution asks for validation.
     #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub validations: Vec<ValidationRule>,
+    /// Provider, model and sampling parameters.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub model: ModelConfig,
+    /// When the version was written (UTC).
     pub created_at: DateTime<Utc>,
     /// The user who wrote this version.
     #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
@@ -139,16 +162,24 @@ pub struct PromptVersion {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PromptSpec {
+    /// The prompt's name (trimmed when stored; see [`Prompt::name`]).
     pub name: String,
+    /// Free text, at most 5,000 characters.
     #[serde(default)]
     pub description: Option<String>,
+    /// The user message template (minijinja syntax).
     pub template: String,
+    /// Optional system message template.
     #[serde(default)]
     pub system_template: Option<String>,
+    /// Typed variables; every variable a template uses must be declared here.
     #[serde(default)]
     pub variables: Vec<VariableDefinition>,
+    /// Output validation rules.
     #[serde(default)]
     pub validations: Vec<ValidationRule>,
+    /// Provider and model; [`ModelConfig::default`] (the engine's default provider,
+    /// [`DEFAULT_MODEL`]) when omitted.
     #[serde(default)]
     pub model: Option<ModelConfig>,
     /// Labels put on version 1; `None` means `["production"]`, `Some(vec![])` none.
@@ -161,18 +192,26 @@ pub struct PromptSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PromptUpdate {
+    /// A new name (checked as at creation).
     #[serde(default)]
     pub name: Option<String>,
+    /// A new description. `None` keeps the current one; it cannot be cleared.
     #[serde(default)]
     pub description: Option<String>,
+    /// A new user message template.
     #[serde(default)]
     pub template: Option<String>,
+    /// A new system template. `None` keeps the current one; it cannot be removed.
     #[serde(default)]
     pub system_template: Option<String>,
+    /// The complete new list of variables (replaces the list; no merge by name).
     #[serde(default)]
     pub variables: Option<Vec<VariableDefinition>>,
+    /// The complete new list of validation rules (replaces the list).
     #[serde(default)]
     pub validations: Option<Vec<ValidationRule>>,
+    /// The complete new model configuration (replaces it; omitted parameters are unset, not
+    /// carried over).
     #[serde(default)]
     pub model: Option<ModelConfig>,
     /// Optimistic concurrency: when set, the update fails with a conflict unless this is still

@@ -63,7 +63,7 @@ pub const MOCK_PROVIDER: &str = "mock";
 
 /// Most providers one settings value may name.
 pub const MAX_PROVIDERS: usize = 64;
-/// Longest provider name.
+/// Longest provider name, in characters (ASCII, so also bytes).
 pub const MAX_PROVIDER_NAME_LEN: usize = 64;
 /// Most extra headers per provider.
 pub const MAX_EXTRA_HEADERS: usize = 64;
@@ -88,6 +88,8 @@ pub enum ProviderKind {
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderEntry {
+    /// The implementation; the options below marked "kind `mock`" are refused for `openai`
+    /// and the others for `mock`.
     pub kind: ProviderKind,
     /// Base URL of the API (`https://api.openai.com/v1`, `http://127.0.0.1:8000/v1`).
     /// Default: [`DEFAULT_OPENAI_BASE_URL`].
@@ -194,6 +196,8 @@ pub struct ProviderSettings {
     /// [`ProviderSettings::default_provider`].
     #[serde(default)]
     pub default: Option<String>,
+    /// Providers by name (1 to [`MAX_PROVIDER_NAME_LEN`] characters of `A-Z a-z 0-9 - _`),
+    /// at most [`MAX_PROVIDERS`].
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderEntry>,
 }
@@ -245,12 +249,25 @@ impl ProviderSettings {
 
     /// Builds every configured provider, reading `api_key_env` variables from the process
     /// environment. A `mock` provider is always included (unless an entry named `mock`
-    /// replaces it).
+    /// replaces it). The concurrency is `None` where the entry sets none (the engine's
+    /// default then applies).
+    ///
+    /// # Errors
+    /// The first [`ProviderConfigError`] found, naming the provider and the field: more than
+    /// [`MAX_PROVIDERS`] providers, a bad name, `concurrency` outside 1 to
+    /// [`MAX_CONCURRENCY`], an option the entry's kind does not support, `api_key` and
+    /// `api_key_env` both given, an unset `api_key_env` variable, `timeout_ms` outside 1 to
+    /// [`MAX_TIMEOUT_MS`], more than [`MAX_EXTRA_HEADERS`] headers, a bad mock fault, an
+    /// unusable base URL or header (see `OpenAiProvider::new`), an `openai` entry in a build
+    /// without the `openai` feature, or a `default` that names no built provider.
     pub fn build(&self) -> Result<Vec<BuiltProvider>, ProviderConfigError> {
         self.build_with_env(&|name| std::env::var(name).ok())
     }
 
     /// [`ProviderSettings::build`] over any variable lookup.
+    ///
+    /// # Errors
+    /// As [`ProviderSettings::build`].
     pub fn build_with_env(
         &self,
         env: &dyn Fn(&str) -> Option<String>,

@@ -71,7 +71,10 @@ impl ProviderErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("provider {kind}: {message}", kind = .kind.as_str())]
 pub struct ProviderError {
+    /// How the call failed; decides whether the engine retries.
     pub kind: ProviderErrorKind,
+    /// What went wrong, for people: the server's own message where there was one (API key
+    /// scrubbed), else ours.
     pub message: String,
     /// HTTP status, when there was one.
     pub status: Option<u16>,
@@ -85,6 +88,8 @@ pub struct ProviderError {
 }
 
 impl ProviderError {
+    /// An error of `kind` with `message` and nothing else (no status, Retry-After, details
+    /// or finish reason).
     pub fn new(kind: ProviderErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
@@ -96,30 +101,37 @@ impl ProviderError {
         }
     }
 
+    /// Sets [`details`](Self::details).
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
         self
     }
 
+    /// Sets (or clears) [`finish_reason`](Self::finish_reason).
     pub fn with_finish_reason(mut self, finish_reason: Option<String>) -> Self {
         self.finish_reason = finish_reason;
         self
     }
 
+    /// Sets the HTTP [`status`](Self::status) the reply had.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = Some(status);
         self
     }
 
+    /// Sets (or clears) the delay the provider asked for before a retry.
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> Self {
         self.retry_after = retry_after;
         self
     }
 
+    /// Whether the same request may succeed if tried again (see
+    /// [`ProviderErrorKind::is_transient`]).
     pub fn is_transient(&self) -> bool {
         self.kind.is_transient()
     }
 
+    /// The delay the provider asked for before a retry, which replaces the engine's backoff.
     pub fn retry_after(&self) -> Option<Duration> {
         self.retry_after
     }
@@ -129,12 +141,16 @@ impl ProviderError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("provider {provider:?}: {field}: {message}")]
 pub struct ProviderConfigError {
+    /// The provider's configured name (`*` when the error concerns the whole settings).
     pub provider: String,
+    /// The configuration field at fault (`base_url`, `concurrency`, `api_key_env`, ...).
     pub field: String,
+    /// What is wrong with it, for people.
     pub message: String,
 }
 
 impl ProviderConfigError {
+    /// The error for `field` of `provider`.
     pub fn new(provider: impl Into<String>, field: impl Into<String>, message: impl Into<String>) -> Self {
         Self { provider: provider.into(), field: field.into(), message: message.into() }
     }

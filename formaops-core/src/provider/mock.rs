@@ -42,11 +42,21 @@ use crate::execution::TokenUsage;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MockFault {
     /// 429, with the given Retry-After.
-    RateLimited { retry_after: Option<Duration> },
+    RateLimited {
+        /// The delay reported as the provider's Retry-After; `None`: none sent (the engine's
+        /// backoff applies).
+        retry_after: Option<Duration>,
+    },
     /// A 5xx status (500, 502, 503, ...).
-    ServerError { status: u16 },
+    ServerError {
+        /// The HTTP status reported (the grammar accepts 500 to 599).
+        status: u16,
+    },
     /// The call hangs for `after` (`None`: until its deadline, when sooner), then times out.
-    Timeout { after: Option<Duration> },
+    Timeout {
+        /// How long the call hangs before failing; the request's deadline wins when sooner.
+        after: Option<Duration>,
+    },
     /// The connection fails.
     Connection,
     /// The reply cannot be parsed.
@@ -240,7 +250,12 @@ pub enum FaultWhen {
     /// The calls with these 0-based numbers.
     Calls(Vec<u64>),
     /// A seeded share `rate` (0..=1) of the calls not otherwise scheduled.
-    Rate { rate: f64, seed: u64 },
+    Rate {
+        /// Probability that a call fails, 0 to 1 (resolution: one in a million).
+        rate: f64,
+        /// Seed of the per-call draw: the same seed fails the same call numbers.
+        seed: u64,
+    },
 }
 
 /// One configured fault and when it strikes (see the module docs for the grammar).
@@ -248,7 +263,9 @@ pub enum FaultWhen {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "Value")]
 pub struct FaultSpec {
+    /// What goes wrong (the `fault` key and its options).
     pub fault: MockFault,
+    /// Which calls it strikes (`first`, `calls` or `rate` with `seed`).
     pub when: FaultWhen,
 }
 

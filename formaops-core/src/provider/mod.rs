@@ -27,23 +27,33 @@ pub use error::{ProviderError, ProviderErrorKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Instructions to the model (a version's system template renders to one).
     System,
+    /// The user's turn (a version's template renders to one).
     User,
+    /// The model's own earlier turn, in a conversation a chat call sends.
     Assistant,
 }
 
-/// One rendered chat message.
+/// One rendered chat message. Serialised as `{"role": "user", "content": "..."}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
+    /// Who speaks.
     pub role: Role,
+    /// The message text.
     pub content: String,
 }
 
 /// Structured-output request: the JSON Schema the reply must follow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResponseSchema {
+    /// The schema's name as the provider API wants one (the engine sends `output` for a
+    /// version's JSON Schema rule).
     pub name: String,
+    /// The JSON Schema document.
     pub schema: Value,
+    /// Asks the provider to follow the schema exactly (the engine sets it for a version's
+    /// rule).
     pub strict: bool,
 }
 
@@ -58,18 +68,25 @@ pub struct ResponseSchema {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StructuredOutput {
+    /// Send the schema itself (`json_schema`); the default.
     #[default]
     JsonSchema,
+    /// Ask only for a JSON object (`json_object`), without the schema.
     JsonObject,
+    /// Send no `response_format`.
     None,
 }
 
 /// A completion request, fully rendered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompletionRequest {
+    /// Model name as the provider knows it.
     pub model: String,
+    /// The conversation, in order (a version's rendered system message first).
     pub messages: Vec<Message>,
+    /// Sampling parameters; unset ones are left to the provider's defaults.
     pub parameters: ModelParameters,
+    /// The JSON Schema the reply must follow; `None` for free text.
     pub response_schema: Option<ResponseSchema>,
     /// The provider must give up (with a transient `Timeout`) by this instant.
     pub deadline: Instant,
@@ -78,7 +95,10 @@ pub struct CompletionRequest {
 /// A successful completion.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
+    /// The answer text (never the model's reasoning; see `reasoning`).
     pub text: String,
+    /// Tokens the call used, as reported (or estimated, flagged in
+    /// [`TokenUsage::estimated`]).
     pub usage: TokenUsage,
     /// Wall time of the provider call.
     pub latency: Duration,
@@ -110,6 +130,8 @@ impl Completion {
 /// A chunk of partial output while a completion streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartialOutput {
+    /// Text added since the previous chunk (the default
+    /// [`LlmProvider::complete_streaming`] sends the whole text as one chunk).
     pub delta: String,
 }
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 pub struct Secret(Box<str>);
 
 impl Secret {
+    /// Wraps `value` (stored as is, no trimming).
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into().into_boxed_str())
     }

@@ -175,8 +175,13 @@ impl fmt::Debug for OpenAiProvider {
 }
 
 impl OpenAiProvider {
-    /// Builds the provider and its connection pool. Fails when the base URL, a header or a
-    /// limit is unusable, naming which.
+    /// Builds the provider and its connection pool (no request is sent).
+    ///
+    /// # Errors
+    /// A [`ProviderConfigError`] naming the provider and the field: `base_url` (not an
+    /// http or https URL with a host, or carrying credentials), `timeout` or `max_response_bytes` (zero), `api_key`,
+    /// `openai-organization`, `openai-project` or `extra_headers` (not sendable in an HTTP
+    /// header), `client` (the HTTP client cannot be built).
     pub fn new(config: OpenAiConfig) -> Result<Self, ProviderConfigError> {
         let name = config.name.clone();
         let err = |field: &str, message: String| ProviderConfigError::new(name.clone(), field, message);
