@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use _formaops::open::{OpenOptions, open_engine};
+use _formaops::providers::ProviderOptions;
 use formaops_core::engine::ExecuteRequest;
 use formaops_core::execution::ExecutionStatus;
 use formaops_core::prompt::PromptSpec;
@@ -31,13 +32,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let opened = rt.block_on(open_engine(OpenOptions {
         url: "memory://".into(),
-        provider: "mock".into(),
-        base_url: None,
-        api_key: None,
+        providers: ProviderOptions {
+            provider: "mock".into(),
+            base_url: None,
+            api_key: None,
+            mock_latency: Duration::ZERO,
+            mock_reply: None,
+            mock_faults: None,
+        },
         user: None,
-        mock_latency: Duration::ZERO,
-        mock_reply: None,
-        mock_faults: None,
         max_attempts: None,
         execution_timeout: None,
         concurrency: None,
