@@ -147,6 +147,21 @@ async function main() {
     await page.getByTestId('version-history').getByText('v1').waitFor();
     await shot(page, 'prompt-v2');
 
+    // 4b. Labels and what changed: the edit left `production` on v1 (labels move only when
+    // told); point it at v2 and see the move in the history; then compare v1 with v2.
+    await page.getByTestId('label-production').filter({ hasText: 'v1' }).waitFor();
+    await page.getByTestId('label-latest').filter({ hasText: 'v2' }).waitFor();
+    await page.getByTestId('label-name').fill('production');
+    await page.getByTestId('label-version').fill('2');
+    await page.getByTestId('move-label').click();
+    await page.getByTestId('label-production').filter({ hasText: 'v2' }).waitFor();
+    await page.getByTestId('label-history-toggle').click();
+    await page.getByTestId('label-history').filter({ hasText: 'v1 → v2' }).waitFor();
+    await shot(page, 'labels');
+    await page.getByTestId('diff-link-2').click();
+    await page.getByTestId('diff-template').filter({ hasText: '+In a {{ tone }} tone' }).waitFor();
+    await shot(page, 'diff');
+
     // 5. Executions list and one execution's page.
     await page.getByRole('link', { name: 'Executions', exact: true }).first().click();
     await page.getByTestId('executions-table').getByText('COMPLETED').first().waitFor();

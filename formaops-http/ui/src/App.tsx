@@ -13,6 +13,7 @@ import { KeysPage } from './pages/keys/KeysPage';
 // so the lists paint without them.
 const PromptEditor = lazy(() => import('./pages/prompts/PromptEditor').then((m) => ({ default: m.PromptEditor })));
 const RunPage = lazy(() => import('./pages/prompts/RunPage').then((m) => ({ default: m.RunPage })));
+const DiffPage = lazy(() => import('./pages/prompts/DiffPage').then((m) => ({ default: m.DiffPage })));
 const MetricsPage = lazy(() => import('./pages/metrics/MetricsPage').then((m) => ({ default: m.MetricsPage })));
 
 export function App() {
@@ -26,6 +27,7 @@ export function App() {
         <Route path="/prompts/:id" element={<PromptPage />} />
         <Route path="/prompts/:id/edit" element={<PromptEditor />} />
         <Route path="/prompts/:id/run" element={<RunPage />} />
+        <Route path="/prompts/:id/diff" element={<DiffPage />} />
         <Route path="/executions" element={<ExecutionsList />} />
         <Route path="/executions/:id" element={<ExecutionPage />} />
         {/* `/metrics` is the server's Prometheus endpoint; the console's page is /stats. */}

@@ -515,7 +515,10 @@ export interface components {
              * @description Attempts started so far (claims).
              */
             attempts: number;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description Acceptance instant (UTC).
+             */
             createdAt: string;
             /**
              * Format: date-time
@@ -529,22 +532,46 @@ export interface components {
              *     `tool_calls`, ... `None` when no reply was read.
              */
             finishReason?: string | null;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the execution became final (UTC); `None` until then.
+             */
             finishedAt?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Assigned at submission (a time-ordered UUID v7).
+             */
             id: string;
+            /**
+             * @description The caller's idempotency key, when the request gave one (1 to 255 visible ASCII
+             *     characters, see [`check_idempotency_key`](crate::engine::check_idempotency_key)).
+             */
             idempotencyKey?: string | null;
             /** @description The validated inputs, defaults filled in: exactly what was rendered. */
             inputs: Record<string, never>;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description Most attempts this execution may take, first included (from the engine's
+             *     [`EngineConfig::max_attempts`](crate::engine::EngineConfig::max_attempts) at
+             *     submission).
+             */
             maxAttempts: number;
             metrics?: components["schemas"]["ExecutionMetrics"] | null;
+            /** @description Model name sent to the provider, from the pinned version. */
             model: string;
+            /** @description The model's answer text, once COMPLETED; `None` before and on failure. */
             output?: string | null;
+            /** @description Claim order class (LOW, NORMAL, HIGH). */
             priority: components["schemas"]["Priority"];
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The prompt the execution runs.
+             */
             promptId: string;
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description The version it is pinned to (from 1); later versions do not change it.
+             */
             promptVersion: number;
             /** @description Provider name the execution runs on (resolved at submission). */
             provider: string;
@@ -558,14 +585,29 @@ export interface components {
              * @description Not claimable before this instant (retry backoff).
              */
             runAfter: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the first attempt was claimed (UTC); `None` while never claimed.
+             */
             startedAt?: string | null;
+            /** @description Where the execution is in its life. */
             status: components["schemas"]["ExecutionStatus"];
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The owner: only this user can read, cancel or retry it.
+             */
             userId: string;
+            /**
+             * @description Whether the version's validation rules are checked on the output (the verdict goes to
+             *     `validation`; a failed verdict does not fail the execution).
+             */
             validateOutput: boolean;
             /** @description The parsed JSON output, when a JSON rule applies and the output parsed. */
             validatedOutput?: Record<string, never> | null;
+            /**
+             * @description The output's verdict against the version's rules, when `validate_output` is set and
+             *     the execution COMPLETED.
+             */
             validation?: Record<string, never> | null;
         };
         /** @description Why an execution (or one attempt) failed. */
@@ -607,6 +649,7 @@ export interface components {
              * @description Time between acceptance and the first claim, in milliseconds.
              */
             queueMs: number;
+            /** @description Tokens of the successful (or last) attempt's completion. */
             tokenUsage: components["schemas"]["TokenUsage"];
         };
         ExecutionPage: {
@@ -778,21 +821,39 @@ export interface components {
         Priority: "LOW" | "NORMAL" | "HIGH";
         /** @description A named prompt owned by a user; its content lives in [`PromptVersion`]s. */
         Prompt: {
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When version 1 was written (UTC).
+             */
             createdAt: string;
             /**
              * Format: int32
              * @description Number of the newest version (versions count from 1).
              */
             currentVersion: number;
+            /** @description Free text for people, at most 5,000 characters. */
             description?: string | null;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description Assigned at creation (a time-ordered UUID v7).
+             */
             id: string;
+            /**
+             * @description Trimmed, 1 to 200 characters, no control characters; unique among the owner's ACTIVE
+             *     prompts.
+             */
             name: string;
+            /** @description ACTIVE or ARCHIVED. */
             status: components["schemas"]["PromptStatus"];
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the newest version was written or the status last changed (UTC).
+             */
             updatedAt: string;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The owner: only this user can read, update, execute or archive it.
+             */
             userId: string;
         };
         /**
@@ -833,18 +894,30 @@ export interface components {
              * @description The user who wrote this version.
              */
             author: string;
-            /** Format: date-time */
+            /**
+             * Format: date-time
+             * @description When the version was written (UTC).
+             */
             createdAt: string;
+            /** @description Provider, model and sampling parameters. */
             model: Record<string, never>;
-            /** Format: uuid */
+            /**
+             * Format: uuid
+             * @description The prompt this version belongs to.
+             */
             promptId: string;
             /** @description Optional system message template, rendered with the same variables. */
             systemTemplate?: string | null;
             /** @description The user message template (minijinja syntax). */
             template: string;
+            /** @description Rules the output is checked against when an execution asks for validation. */
             validations: Record<string, never>[];
+            /** @description The typed variables the templates use; execution inputs are validated against them. */
             variables: Record<string, never>[];
-            /** Format: int32 */
+            /**
+             * Format: int32
+             * @description The version's number: 1 for the first, then one more per update, with no gaps.
+             */
             version: number;
         };
         /** @description One provider's state. */
@@ -918,17 +991,36 @@ export interface components {
         };
         /** @description Token counts of one completion. `cached` is part of `input`, `reasoning` part of `output`. */
         TokenUsage: {
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Of `input`, the tokens the provider served from its prompt cache (priced at the
+             *     model's cached-input rate); 0 when not reported.
+             */
             cached?: number;
             /** @description True when the provider reported no usage and these are local estimates. */
             estimated?: boolean;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Prompt tokens sent to the model (the provider's `prompt_tokens`), cached ones
+             *     included.
+             */
             input: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Tokens the model generated (the provider's `completion_tokens`), reasoning ones
+             *     included.
+             */
             output: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description Of `output`, the tokens spent on reasoning the reply does not show; 0 when not
+             *     reported.
+             */
             reasoning?: number;
-            /** Format: int64 */
+            /**
+             * Format: int64
+             * @description The provider's total, or `input + output` when it reports none.
+             */
             total: number;
         };
         /** @description An update: every field optional, omitted ones carried over; always writes a new version. */

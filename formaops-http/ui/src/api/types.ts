@@ -128,3 +128,27 @@ export interface MetricsReport extends MetricsSummary {
   queueDepth: number;
   byPrompt: (MetricsSummary & { promptId: string })[];
 }
+
+export type Label = Schemas['LabelDto'];
+export type LabelList = Schemas['LabelList'];
+export type LabelHistory = Schemas['LabelHistory'];
+export type LabelMove = Schemas['LabelMoveDto'];
+export type SetLabelRequest = Schemas['SetLabelRequest'];
+export type VersionDiff = Schemas['DiffDto'];
+/** A model diff entry: one changed field by dotted path. */
+export interface FieldChange {
+  field: string;
+  from?: unknown;
+  to?: unknown;
+}
+/** The variables part of a diff. */
+export interface VariablesDiff {
+  added: VariableDefinition[];
+  removed: VariableDefinition[];
+  changed: { name: string; from: VariableDefinition; to: VariableDefinition }[];
+}
+/** The validations part of a diff. */
+export interface ValidationsDiff {
+  added: ValidationRule[];
+  removed: ValidationRule[];
+}

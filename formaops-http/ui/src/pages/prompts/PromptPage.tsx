@@ -4,6 +4,7 @@ import { del, get } from '../../api/client';
 import type { ModelConfig, PromptDto, ValidationRule, VariableDefinition, VersionDto, VersionPage } from '../../api/types';
 import { fmtTime } from '../../components/format';
 import { ErrorNote } from '../../components/Problems';
+import { LabelsPanel } from './LabelsPanel';
 
 export function PromptPage() {
   const { id = '' } = useParams();
@@ -76,6 +77,7 @@ export function PromptPage() {
           <VersionView v={v} />
         </div>
         <aside className="side-col">
+          <LabelsPanel key={`${id}@${v.version}`} promptId={id} currentVersion={p.currentVersion} shownVersion={v.version} active={active} />
           <h2>History</h2>
           <ErrorNote error={versions.error} />
           <ol className="versions" data-testid="version-history">
@@ -87,6 +89,14 @@ export function PromptPage() {
                     v{item.version}
                   </button>{' '}
                   <span className="muted">{fmtTime(item.createdAt)}</span>
+                  {item.version > 1 && (
+                    <>
+                      {' '}
+                      <Link to={`/prompts/${id}/diff?from=${item.version - 1}&to=${item.version}`} data-testid={`diff-link-${item.version}`}>
+                        changes
+                      </Link>
+                    </>
+                  )}
                 </li>
               ))}
           </ol>
