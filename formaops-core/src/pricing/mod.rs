@@ -85,7 +85,9 @@ impl ModelPrice {
 /// One price of a model and the instant from which it applies (until the model's next one).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DatedPrice {
+    /// The first instant the price applies.
     pub effective_from: DateTime<Utc>,
+    /// The price.
     pub price: ModelPrice,
 }
 
@@ -105,7 +107,9 @@ pub struct PriceSource {
 /// A prices file, parsed and checked ([`PriceFile::parse`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PriceFile {
+    /// Where the figures come from (`source`), if the file says.
     pub source: Option<String>,
+    /// When the figures were checked (`checked`), if the file says.
     pub checked: Option<NaiveDate>,
     /// Whether the file replaces the built-in table instead of extending it.
     pub replace_builtin: bool,

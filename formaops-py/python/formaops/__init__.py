@@ -23,6 +23,7 @@ Every error is a :class:`FormaOpsError`.
 from __future__ import annotations
 
 import asyncio
+import os
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -449,6 +450,7 @@ class Engine:
         max_attempts: Optional[int] = None,
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
+        prices_file: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> Engine:
         """Opens an engine.
 
@@ -468,6 +470,9 @@ class Engine:
         ``user``: the email of the local user to act as (created on first use).
         ``max_attempts``, ``execution_timeout`` (seconds), ``concurrency`` (provider calls at
         once) override the engine defaults.
+        ``prices_file``: a TOML file of model prices (USD per 1M tokens, with effective
+        dates; the README's "Model prices") extending the built-in price table; a bad file
+        raises ``ValidationError`` naming the file, the line and the fault.
         """
         return cls(
             _formaops.NativeEngine.open(
@@ -482,6 +487,7 @@ class Engine:
                 max_attempts=max_attempts,
                 execution_timeout=execution_timeout,
                 concurrency=concurrency,
+                prices_file=None if prices_file is None else os.fspath(prices_file),
             )
         )
 
@@ -500,6 +506,7 @@ class Engine:
         max_attempts: Optional[int] = None,
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
+        prices_file: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> Engine:
         """:meth:`open` without blocking the event loop (it runs in the default executor);
         the same options."""
@@ -517,6 +524,7 @@ class Engine:
             max_attempts=max_attempts,
             execution_timeout=execution_timeout,
             concurrency=concurrency,
+            prices_file=prices_file,
         )
         return await loop.run_in_executor(None, opener)
 
