@@ -10,7 +10,7 @@ import pytest
 import formaops
 from conftest import unique
 
-# gpt-4o-mini (the default model) at $1 per token in and out from 2020-01-01: later than the
+# gpt-4o-mini (the default model) at $1 per token in and out from 2025-01-01: later than the
 # built-in entry, so it is the price in effect now.
 PRICES = """
 source = "https://example.com/test-prices"
@@ -18,7 +18,7 @@ checked = 2026-11-30
 
 [[prices]]
 model = "gpt-4o-mini"
-effective_from = 2020-01-01
+effective_from = 2025-01-01
 input_per_mtok = "1000000"
 output_per_mtok = "1000000"
 """
