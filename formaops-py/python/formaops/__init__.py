@@ -425,6 +425,17 @@ class Events:
         self._native.close()
 
 
+def _path_arg(value: Any, name: str) -> Optional[str]:
+    """A file path given as ``str`` or ``os.PathLike`` (``None`` when not given)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise TypeError(f"{name} must be a path (str or os.PathLike), not {type(value).__name__}")
+
+
 class Engine:
     """A FormaOps engine in this process, acting as one local user.
 
@@ -487,7 +498,7 @@ class Engine:
                 max_attempts=max_attempts,
                 execution_timeout=execution_timeout,
                 concurrency=concurrency,
-                prices_file=None if prices_file is None else os.fspath(prices_file),
+                prices_file=_path_arg(prices_file, "prices_file"),
             )
         )
 
