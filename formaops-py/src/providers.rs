@@ -113,6 +113,7 @@ mod tests {
             max_attempts: None,
             execution_timeout: None,
             concurrency: None,
+            prices_file: None,
         }
     }
 
