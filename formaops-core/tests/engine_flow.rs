@@ -59,6 +59,50 @@ async fn unknown_model_is_unpriced() {
     assert_eq!(report.summary.cost_usd, None, "an unknown cost is not 0");
 }
 
+/// An execution is priced at the price in effect when its provider call completed (not when it
+/// was queued or started), and its stored cost stays when a later price takes effect.
+#[tokio::test(start_paused = true)]
+async fn a_price_change_applies_from_its_date_and_never_rewrites_past_costs() {
+    use formaops_core::pricing::{ModelPrice, PriceTable};
+    let price = |usd: i64| ModelPrice {
+        input_per_mtok: Decimal::new(usd, 0),
+        output_per_mtok: Decimal::new(usd, 0),
+        cached_input_per_mtok: None,
+    };
+    let now = chrono::Utc::now();
+    let tomorrow = (now + chrono::Duration::days(1)).date_naive().and_hms_opt(0, 0, 0).unwrap().and_utc();
+    let mut prices = PriceTable::empty();
+    prices.set_from("priced", now - chrono::Duration::days(365), price(1_000_000));
+    prices.set_from("priced", tomorrow, price(3_000_000));
+    // Each provider call takes 2 s.
+    let mock = Arc::new(MockProvider::new().with_latency(Duration::from_secs(2)));
+    let engine = engine_with(mock, EngineConfig { prices, ..config() }).await;
+    let user = UserId::new();
+    let mut s = spec("dated");
+    s.model = Some(serde_json::from_value(serde_json::json!({"model": "priced"})).unwrap());
+    let (p, _) = engine.create_prompt(user, s).await.unwrap();
+
+    let today = engine.execute(user, request(p.id, "x")).await.unwrap();
+    let tokens = today.metrics.as_ref().unwrap().token_usage.total;
+    assert!(tokens > 0);
+    // $1 per token in and out (1,000,000 per 1M) until tomorrow.
+    assert_eq!(today.metrics.as_ref().unwrap().cost_usd, Some(Decimal::from(tokens)));
+
+    // The engine's clock follows tokio's: move to 1 s before tomorrow 00:00 UTC, so the next
+    // call starts under today's price and completes under tomorrow's.
+    let wait = (tomorrow - chrono::Duration::seconds(1) - today.finished_at.unwrap()).to_std().unwrap();
+    tokio::time::sleep(wait).await;
+    let later = engine.execute(user, request(p.id, "x")).await.unwrap();
+    assert!(later.started_at.unwrap() < tomorrow, "{:?}", later.started_at);
+    assert!(later.finished_at.unwrap() >= tomorrow, "{:?}", later.finished_at);
+    let later_tokens = later.metrics.as_ref().unwrap().token_usage.total;
+    assert_eq!(later.metrics.unwrap().cost_usd, Some(Decimal::from(3 * later_tokens)));
+    // The first execution's stored cost is unchanged.
+    let stored = engine.get_execution(user, today.id).await.unwrap();
+    assert_eq!(stored.metrics.unwrap().cost_usd, Some(Decimal::from(tokens)));
+    engine.shutdown().await;
+}
+
 #[tokio::test(start_paused = true)]
 async fn every_transient_fault_kind_recovers_within_max_attempts() {
     let faults = [

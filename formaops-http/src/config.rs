@@ -15,6 +15,7 @@
 //! | `Secure` cookie | `--cookie-secure` | `FORMAOPS_COOKIE_SECURE` | `cookie_secure` | false |
 //! | log format | `--log-format` | `FORMAOPS_LOG_FORMAT` | | `text` (`json` for structured) |
 //! | failing mock | `--mock-fail-provider` | `FORMAOPS_MOCK_FAIL_PROVIDER` | `mock_fail_provider` | false |
+//! | model prices file | `--prices-file` | `FORMAOPS_PRICES_FILE` | `prices_file` (relative to the config file) | none (the built-in table) |
 //! | LLM providers | | `OPENAI_API_KEY`, `OPENAI_BASE_URL` | `default`, `[providers.NAME]` | `mock` only |
 //! | trusted JWT issuers | | `FORMAOPS_JWT_*` (one issuer) | `[[jwt.issuers]]` | none (JWTs refused) |
 //!
@@ -32,6 +33,10 @@
 //! base_url = "http://127.0.0.1:11434/v1"
 //! ```
 //!
+//! A prices file (`formaops_core::pricing`: USD per 1M tokens, with effective dates) extends
+//! the built-in price table; it is read once at start-up, and a bad file stops the start with
+//! an error naming the file, the line and what is wrong.
+//!
 //! The first admin comes
 //! from `FORMAOPS_ADMIN_EMAIL` / `FORMAOPS_ADMIN_PASSWORD` (environment only, never flags).
 
@@ -43,6 +48,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use formaops_core::pricing::PriceTable;
 use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
 use formaops_core::user::jwt::{IssuerConfig, JwtSettings};
 use serde::Deserialize;
@@ -116,6 +122,10 @@ pub struct ServeArgs {
     /// trying failures and retries).
     #[arg(long, env = "FORMAOPS_MOCK_FAIL_PROVIDER")]
     pub mock_fail_provider: Option<bool>,
+    /// Model prices file (TOML, USD per 1M tokens with effective dates) extending the
+    /// built-in price table.
+    #[arg(long, env = "FORMAOPS_PRICES_FILE")]
+    pub prices_file: Option<PathBuf>,
 }
 
 /// The TOML file: every key optional.
@@ -132,6 +142,9 @@ pub struct FileConfig {
     pub session_ttl_hours: Option<u64>,
     pub cookie_secure: Option<bool>,
     pub mock_fail_provider: Option<bool>,
+    /// Model prices file extending the built-in table; a relative path is relative to this
+    /// file's directory.
+    pub prices_file: Option<PathBuf>,
     /// Provider for prompt versions that name none (`ProviderSettings::default`).
     pub default: Option<String>,
     /// Named LLM providers (`[providers.NAME]`); see `formaops_core::provider::config`.
@@ -189,6 +202,8 @@ pub struct Config {
     pub mock_fail_provider: bool,
     /// Trusted JWT issuers: the file's `[[jwt.issuers]]`, then one from `FORMAOPS_JWT_*`.
     pub jwt_issuers: Vec<IssuerConfig>,
+    /// Model prices: the built-in table, extended by the prices file when one is set.
+    pub prices: PriceTable,
 }
 
 impl fmt::Debug for Config {
@@ -207,6 +222,7 @@ impl fmt::Debug for Config {
             .field("providers", &self.providers)
             .field("mock_fail_provider", &self.mock_fail_provider)
             .field("jwt_issuers", &self.jwt_issuers)
+            .field("prices", &self.prices.sources())
             .finish()
     }
 }
@@ -258,6 +274,17 @@ impl Config {
             );
         }
         let jwt_issuers = jwt_issuers(file.jwt.unwrap_or_default(), |k| std::env::var(k).ok())?;
+        // A path in the file is relative to the file; a flag's or variable's to the working
+        // directory.
+        let prices_file = serve.prices_file.clone().or_else(|| {
+            let in_file = file.prices_file.take()?;
+            let dir = db.config.as_deref().and_then(Path::parent).unwrap_or(Path::new(""));
+            Some(dir.join(in_file))
+        });
+        let prices = match &prices_file {
+            Some(path) => PriceTable::load(path)?,
+            None => PriceTable::default(),
+        };
         Ok(Self {
             database_url,
             bind,
@@ -272,6 +299,7 @@ impl Config {
             providers: providers.with_env_defaults(),
             mock_fail_provider: serve.mock_fail_provider.or(file.mock_fail_provider).unwrap_or(false),
             jwt_issuers,
+            prices,
         })
     }
 
@@ -334,6 +362,20 @@ mod tests {
         for (i, block) in blocks.iter().enumerate() {
             let path = dir.path().join(format!("readme-{i}.toml"));
             std::fs::write(&path, block).unwrap();
+            if block.contains("[[prices]]") {
+                // A prices file: loaded as `prices_file` names one.
+                let config = dir.path().join(format!("readme-{i}-config.toml"));
+                std::fs::write(&config, format!("prices_file = \"readme-{i}.toml\"\n")).unwrap();
+                let db = DbArgs { config: Some(config), ..Default::default() };
+                let c = Config::resolve(&db, &ServeArgs::default())
+                    .unwrap_or_else(|e| panic!("README TOML example {i} is refused: {e:#}\n{block}"));
+                assert_eq!(c.prices.sources().len(), 2, "example {i}: built-in and the file");
+                for line in block.lines().filter(|l| l.starts_with("model = ")) {
+                    let model = line.split('"').nth(1).unwrap();
+                    assert!(!c.prices.prices(model).is_empty(), "example {i}: {model} priced");
+                }
+                continue;
+            }
             if block.contains("[[jwt.issuers]]") {
                 // Issuers read their secrets from the environment: give every variable the
                 // block names (not FormaOps' own single-issuer variables) a value.
@@ -381,6 +423,45 @@ mod tests {
         assert!(only.providers.providers.contains_key("a"));
         let both = load("default = \"a\"\n[llm]\ndefault = \"b\"\n").unwrap_err();
         assert!(format!("{both:#}").contains("[llm]"), "{both:#}");
+    }
+
+    #[test]
+    fn a_prices_file_extends_the_builtin_table() {
+        use chrono::TimeZone as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let config = dir.path().join("conf/f.toml");
+        let prices = dir.path().join("conf/prices.toml");
+        std::fs::write(&config, "prices_file = \"prices.toml\"\n").unwrap();
+        std::fs::write(
+            &prices,
+            "[[prices]]\nmodel = \"llama\"\neffective_from = 2026-01-01\ninput_per_mtok = \"1\"\noutput_per_mtok = \"2\"\n",
+        )
+        .unwrap();
+        let db = DbArgs { config: Some(config.clone()), ..Default::default() };
+        // Relative to the configuration file, not the working directory.
+        let c = Config::resolve(&db, &ServeArgs::default()).unwrap();
+        let at = chrono::Utc.with_ymd_and_hms(2026, 6, 1, 0, 0, 0).unwrap();
+        assert!(c.prices.price("llama", at).is_some());
+        assert!(c.prices.price("gpt-4o", at).is_some(), "the built-in prices stay");
+        assert!(format!("{c:?}").contains("prices.toml"), "{c:?}");
+        // The flag (or FORMAOPS_PRICES_FILE) wins over the file's key.
+        let other = dir.path().join("other.toml");
+        std::fs::write(&other, "replace_builtin = true\n").unwrap();
+        let serve = ServeArgs { prices_file: Some(other), ..Default::default() };
+        let c = Config::resolve(&db, &serve).unwrap();
+        assert!(c.prices.price("gpt-4o", at).is_none() && c.prices.price("llama", at).is_none());
+        // A bad file stops the start, naming the file, the line and the fault.
+        std::fs::write(
+            &prices,
+            "[[prices]]\nmodel = \"llama\"\neffective_from = 2026-01-01\ninput_per_mtok = 1.5\n",
+        )
+        .unwrap();
+        let err = format!("{:#}", Config::resolve(&db, &ServeArgs::default()).unwrap_err());
+        assert!(err.contains(&prices.display().to_string()) && err.contains("line 4"), "{err}");
+        let missing = ServeArgs { prices_file: Some(dir.path().join("nope.toml")), ..Default::default() };
+        let err = format!("{:#}", Config::resolve(&db, &missing).unwrap_err());
+        assert!(err.contains("nope.toml"), "{err}");
     }
 
     #[test]

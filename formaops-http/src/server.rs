@@ -61,8 +61,18 @@ pub async fn start_engine(store: Arc<dyn Store>, config: &Config) -> anyhow::Res
     let engine_config = EngineConfig {
         default_provider: config.providers.default_provider(),
         run_workers: config.workers,
+        prices: config.prices.clone(),
         ..EngineConfig::default()
     };
+    for s in config.prices.sources() {
+        tracing::info!(
+            origin = %s.origin,
+            source = s.source.as_deref().unwrap_or("-"),
+            checked = %s.checked.map_or_else(|| "-".to_string(), |d| d.to_string()),
+            entries = s.entries,
+            "model prices"
+        );
+    }
     tracing::info!(default_provider = %engine_config.default_provider, "starting the engine");
     register_providers(FormaOps::builder(store), &config.providers, config.mock_fail_provider)?
         .config(engine_config)

@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_attempts: None,
         execution_timeout: None,
         concurrency: None,
+        prices_file: None,
     }))?;
     let engine = opened.engine;
     let user = opened.user;

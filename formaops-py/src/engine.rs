@@ -6,6 +6,7 @@
 //! the `formaops` Python package wraps them in dataclasses.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -313,6 +314,7 @@ impl NativeEngine {
         max_attempts = None,
         execution_timeout = None,
         concurrency = None,
+        prices_file = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn open(
@@ -328,6 +330,7 @@ impl NativeEngine {
         max_attempts: Arg<'_>,
         execution_timeout: Arg<'_>,
         concurrency: Arg<'_>,
+        prices_file: Arg<'_>,
     ) -> PyResult<Self> {
         let options = OpenOptions {
             url: opt_str(url.as_ref(), "url")?.unwrap_or_else(|| "memory://".to_owned()),
@@ -345,6 +348,7 @@ impl NativeEngine {
             max_attempts: opt_count(max_attempts.as_ref(), "max_attempts")?,
             execution_timeout: timeout_arg(py, execution_timeout.as_ref(), "execution_timeout")?,
             concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
+            prices_file: opt_str(prices_file.as_ref(), "prices_file")?.map(PathBuf::from),
         };
         let opened = block_on(py, open_engine(options))?.py_err(py)?;
         Ok(Self {

@@ -6,11 +6,13 @@
 //! [`account::ensure_user`]: without a usable password, so nobody can log in as them over
 //! REST until an administrator sets one.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::providers::{self, ProviderOptions};
 use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::ids::UserId;
+use formaops_core::pricing::PriceTable;
 use formaops_core::user::account;
 use formaops_core::{Error, Result};
 
@@ -26,6 +28,8 @@ pub struct OpenOptions {
     pub max_attempts: Option<u32>,
     pub execution_timeout: Option<Duration>,
     pub concurrency: Option<usize>,
+    /// A prices file extending the built-in price table.
+    pub prices_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -37,6 +41,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("max_attempts", &self.max_attempts)
             .field("execution_timeout", &self.execution_timeout)
             .field("concurrency", &self.concurrency)
+            .field("prices_file", &self.prices_file)
             .finish()
     }
 }
@@ -64,6 +69,7 @@ pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
     if let Some(0) = options.concurrency {
         return Err(Error::invalid_argument("concurrency", "must be at least 1"));
     }
+    let prices = options.prices_file.as_deref().map(PriceTable::load).transpose()?;
     let providers = providers::build(&options.providers)?;
     // The URL grammar (memory://, SQLite paths, Postgres) is formaops-store's.
     let store = formaops_store::connect(&options.url).await?;
@@ -79,6 +85,9 @@ pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
     }
     if let Some(c) = options.concurrency {
         config.provider_concurrency = c;
+    }
+    if let Some(p) = prices {
+        config.prices = p;
     }
     let mut builder = FormaOps::builder(store).config(config);
     for (name, provider, concurrency) in providers {
@@ -111,6 +120,7 @@ mod tests {
             max_attempts: None,
             execution_timeout: None,
             concurrency: None,
+            prices_file: None,
         };
         let shown = format!("{options:?}");
         assert!(shown.contains("postgres://u:***@h:5432/db") && !shown.contains("secret"), "{shown}");

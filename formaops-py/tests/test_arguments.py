@@ -31,6 +31,7 @@ WRONG: Dict[str, Tuple[List[Any], str]] = {
     "list of str": (["abc", 42, [42]], "list"),
     "version or label": ([1.5, b"abc", [1], True], "int"),
     "required int": (["2", 1.5, True, [1], None], "int"),
+    "path": ([42, ["prices.toml"], b"prices.toml"], "path"),
 }
 
 # method -> {argument: kind}. The valid values of the other arguments come from `base_args`.
@@ -47,6 +48,7 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
         "max_attempts": "int",
         "execution_timeout": "seconds",
         "concurrency": "int",
+        "prices_file": "path",
     },
     "close": {"grace": "seconds"},
     "create_prompt": {

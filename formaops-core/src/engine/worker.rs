@@ -219,7 +219,7 @@ async fn attempt_outcome_inner(
         provider_latency_ms: u64::try_from(provider.as_millis()).unwrap_or(u64::MAX),
         queue_ms: millis_between(exec.created_at, exec.started_at.unwrap_or(now)),
         token_usage: usage,
-        cost_usd: inner.config.prices.cost(&exec.model, &usage),
+        cost_usd: inner.config.prices.cost(&exec.model, &usage, finished),
     };
     let failed = |error: ExecutionError, provider: Duration| AttemptOutcome::Failed {
         error,
@@ -295,7 +295,7 @@ async fn attempt_outcome_inner(
             if metrics.cost_usd.is_none()
                 && let Some(reported) = &completion.model
             {
-                metrics.cost_usd = inner.config.prices.cost(reported, &completion.usage);
+                metrics.cost_usd = inner.config.prices.cost(reported, &completion.usage, finished);
             }
             let (validation, validated_output) = if exec.validate_output {
                 let (mut verdict, parsed) = compiled.rules.check(&completion.text);

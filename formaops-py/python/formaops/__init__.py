@@ -23,6 +23,7 @@ Every error is a :class:`FormaOpsError`.
 from __future__ import annotations
 
 import asyncio
+import os
 import dataclasses
 import functools
 from dataclasses import dataclass
@@ -424,6 +425,17 @@ class Events:
         self._native.close()
 
 
+def _path_arg(value: Any, name: str) -> Optional[str]:
+    """A file path given as ``str`` or ``os.PathLike`` (``None`` when not given)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, os.PathLike)):
+        path = os.fspath(value)
+        if isinstance(path, str):
+            return path
+    raise TypeError(f"{name} must be a path (str or os.PathLike), not {type(value).__name__}")
+
+
 class Engine:
     """A FormaOps engine in this process, acting as one local user.
 
@@ -449,6 +461,7 @@ class Engine:
         max_attempts: Optional[int] = None,
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
+        prices_file: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> Engine:
         """Opens an engine.
 
@@ -468,6 +481,9 @@ class Engine:
         ``user``: the email of the local user to act as (created on first use).
         ``max_attempts``, ``execution_timeout`` (seconds), ``concurrency`` (provider calls at
         once) override the engine defaults.
+        ``prices_file``: a TOML file of model prices (USD per 1M tokens, with effective
+        dates; the README's "Model prices") extending the built-in price table; a bad file
+        raises ``ValidationError`` naming the file, the line and the fault.
         """
         return cls(
             _formaops.NativeEngine.open(
@@ -482,6 +498,7 @@ class Engine:
                 max_attempts=max_attempts,
                 execution_timeout=execution_timeout,
                 concurrency=concurrency,
+                prices_file=_path_arg(prices_file, "prices_file"),
             )
         )
 
@@ -500,6 +517,7 @@ class Engine:
         max_attempts: Optional[int] = None,
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
+        prices_file: Optional[Union[str, "os.PathLike[str]"]] = None,
     ) -> Engine:
         """:meth:`open` without blocking the event loop (it runs in the default executor);
         the same options."""
@@ -517,6 +535,7 @@ class Engine:
             max_attempts=max_attempts,
             execution_timeout=execution_timeout,
             concurrency=concurrency,
+            prices_file=prices_file,
         )
         return await loop.run_in_executor(None, opener)
 

@@ -61,6 +61,7 @@ class NativeEngine:
         max_attempts: Optional[int] = None,
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
+        prices_file: Optional[str] = None,
     ) -> NativeEngine: ...
     @property
     def user_id(self) -> str: ...
