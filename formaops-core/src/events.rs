@@ -129,6 +129,13 @@ impl ExecutionEvent {
         self
     }
 
+    /// The same event carrying new output text (for `partial`).
+    #[must_use]
+    pub fn with_delta(mut self, delta: Option<String>) -> Self {
+        self.delta = delta;
+        self
+    }
+
     /// The same event carrying the instant a scheduled retry becomes claimable.
     #[must_use]
     pub fn with_run_after(mut self, run_after: Option<DateTime<Utc>>) -> Self {

@@ -134,3 +134,35 @@ async fn pass_through_is_recorded_and_streams_with_usage() {
         models.body["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert!(ids.contains(&"mock/anything") && ids.contains(&"mock/*"), "{ids:?}");
 }
+
+#[tokio::test]
+async fn a_streaming_provider_is_forwarded_chunk_by_chunk() {
+    let app = TestApp::new().await;
+    let model = format!("{}/anything", support::STREAMING_PROVIDER);
+    let text = "tell me something about rivers and their long journeys to the sea";
+    let body = json!({"model": model, "stream": true, "stream_options": {"include_usage": true},
+        "messages": [{"role": "user", "content": text}]});
+    let r = app.post(CHAT, &app.alice, body).await.expect(StatusCode::OK);
+    assert!(r.headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let events: Vec<&str> = r.text.split("\n\n").filter(|s| !s.is_empty()).collect();
+    assert_eq!(events.last(), Some(&"data: [DONE]"));
+    let chunks: Vec<serde_json::Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e.strip_prefix("data: ").unwrap()).unwrap())
+        .collect();
+    // Content chunks, then the finish chunk, then the usage chunk.
+    let (usage, rest) = chunks.split_last().unwrap();
+    let (finish, content) = rest.split_last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert!(usage["usage"]["completion_tokens"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(finish["choices"][0]["finish_reason"], "stop");
+    assert!(content.len() >= 2, "the text came in several chunks: {}", r.text);
+    assert_eq!(content[0]["choices"][0]["delta"]["role"], "assistant");
+    let streamed: String =
+        content.iter().map(|c| c["choices"][0]["delta"]["content"].as_str().unwrap().to_string()).collect();
+    assert_eq!(streamed, text);
+    assert!(content.iter().all(|c| c["usage"].is_null() && c["object"] == "chat.completion.chunk"));
+    let id = r.headers["x-formaops-execution-id"].to_str().unwrap();
+    let e = app.get(&format!("/api/executions/{id}"), &app.alice).await.expect(StatusCode::OK);
+    assert_eq!(e.body["output"], text);
+}

@@ -1059,6 +1059,67 @@ async fn sse_of_all_executions_carries_only_the_callers_events() {
 }
 
 #[tokio::test]
+async fn sse_carries_the_partial_output_of_a_streaming_provider() {
+    use tower::ServiceExt as _;
+    let app = TestApp::new().await;
+    let prompt = app
+        .prompt_with(
+            &app.alice,
+            json!({
+                "name": "streamed",
+                "template": "Write a few words about {{ topic }}, please.",
+                "variables": [{"name": "topic", "type": "string", "required": true}],
+                "model": {"provider": support::STREAMING_PROVIDER, "model": "mock"},
+            }),
+        )
+        .await;
+    let req = Request::get("/api/executions/events")
+        .header("authorization", format!("Bearer {}", app.alice))
+        .body(Body::empty())
+        .unwrap();
+    let response = app.router.clone().oneshot(req).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let r = app
+        .post(
+            &format!("/api/prompts/{prompt}/execute?mode=async"),
+            &app.alice,
+            json!({"inputs": {"topic": "streams"}}),
+        )
+        .await
+        .expect(StatusCode::ACCEPTED);
+    let exec = r.body["id"].as_str().unwrap().to_string();
+    let mut body = response.into_body().into_data_stream();
+    let mut text = String::new();
+    let read = async {
+        use futures::StreamExt as _;
+        while let Some(chunk) = body.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text.contains("event: completed") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), read).await.expect("the execution completes");
+    let frames: Vec<(String, Value)> =
+        parse_sse(&text).into_iter().filter(|(_, v)| v["executionId"] == exec.as_str()).collect();
+    let names: Vec<&str> = frames.iter().map(|(n, _)| n.as_str()).collect();
+    let first_partial = names.iter().position(|n| *n == "partial").expect("partial events");
+    assert!(names[..first_partial].contains(&"running"), "{names:?}");
+    assert_eq!(names.last(), Some(&"completed"), "{names:?}");
+    let streamed: String = frames
+        .iter()
+        .filter(|(n, _)| n == "partial")
+        .map(|(_, v)| {
+            assert_eq!(v["status"], "RUNNING");
+            v["delta"].as_str().unwrap().to_string()
+        })
+        .collect();
+    let done = app.get(&format!("/api/executions/{exec}"), &app.alice).await.expect(StatusCode::OK);
+    assert_eq!(streamed, done.body["output"].as_str().unwrap());
+    assert_eq!(streamed, "Write a few words about streams, please.");
+}
+
+#[tokio::test]
 async fn cors_is_off_by_default_and_configurable() {
     async fn preflight(app: &TestApp) -> support::Reply {
         let req = Request::builder()

@@ -1,5 +1,5 @@
-"""Starts the real `formaops` binary (in-memory SQLite, the zero-config mock provider and
-`mock-fail`) on a free loopback port, and gives the tests an API key of its admin."""
+"""Starts the real `formaops` binary (in-memory SQLite, the zero-config mock provider,
+`mock-fail` and a streaming mock) on a free loopback port, and gives the tests an API key of its admin."""
 
 import json
 import os
@@ -36,12 +36,24 @@ class Server:
             return json.loads(r.read() or b"null")
 
 
+# A mock that streams its reply in pieces over 300 ms (the engine's `partial` events).
+STREAMING_PROVIDER = "mock-stream"
+CONFIG = f"""
+[providers.{STREAMING_PROVIDER}]
+kind = "mock"
+stream = true
+latency_ms = 300
+"""
+
+
 @pytest.fixture(scope="session")
-def server():
+def server(tmp_path_factory):
     binary = os.environ.get("FORMAOPS_BIN", str(ROOT / "target" / "debug" / "formaops"))
     port = _free_port()
+    config = tmp_path_factory.mktemp("formaops") / "formaops.toml"
+    config.write_text(CONFIG)
     env = dict(os.environ, FORMAOPS_ADMIN_EMAIL=EMAIL, FORMAOPS_ADMIN_PASSWORD=PASSWORD)
-    env.pop("FORMAOPS_CONFIG", None)
+    env["FORMAOPS_CONFIG"] = str(config)
     proc = subprocess.Popen(
         [binary, "--database-url", "sqlite://", "--bind", f"127.0.0.1:{port}", "--mock-fail-provider", "true"],
         env=env,

@@ -79,6 +79,24 @@ def test_streaming_with_usage(client, essay):
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
 
 
+def test_a_streaming_provider_arrives_in_several_chunks(client):
+    text = "tell me something about rivers and their long journeys to the sea"
+    chunks = list(
+        client.chat.completions.create(
+            model="mock-stream/any-model",
+            messages=[{"role": "user", "content": text}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    pieces = [ch.choices[0].delta.content for ch in chunks if ch.choices and ch.choices[0].delta.content]
+    assert len(pieces) >= 2, pieces
+    assert "".join(pieces) == text
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == "stop"
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+
+
 def test_invalid_inputs_raise_with_our_message(client, essay):
     with pytest.raises(openai.UnprocessableEntityError) as err:
         client.chat.completions.create(model=essay, messages=[], extra_body={"inputs": {"topic": 3}})

@@ -15,7 +15,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 
-use crate::events::ExecutionEvent;
+use crate::events::{EventKind, ExecutionEvent};
 use crate::ids::{ExecutionId, UserId};
 
 /// Events a slow subscriber may lag behind before it misses some.
@@ -37,9 +37,13 @@ impl EventBus {
         Self { tx, waiters: Mutex::new(HashMap::new()), relay }
     }
 
-    /// Publishes a state change made by this process.
+    /// Publishes a state change made by this process. `partial` events stay in this process:
+    /// the relay carries state changes only (see `engine::partial`).
     pub(crate) fn publish(&self, event: ExecutionEvent) {
         self.deliver(&event);
+        if event.kind == EventKind::Partial {
+            return;
+        }
         if let Some(relay) = &self.relay
             && relay.try_send(event).is_err()
         {

@@ -18,6 +18,7 @@
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
 //! - [`retry`]: backoff with full jitter, Retry-After, attempts and the shared deadline;
 //! - `worker`: claim loops per provider, attempts, lease heartbeats;
+//! - [`partial`]: streamed provider calls and their coalesced `partial` events;
 //! - [`rescue`]: expired leases, decided through [`retry`] and written by the store;
 //! - `events`: the event bus and per-execution waiters;
 //! - `batch`: group commit of enqueues and of attempt results.
@@ -79,6 +80,7 @@ mod config;
 mod events;
 mod follow;
 mod labels;
+pub mod partial;
 mod prompts;
 pub mod rescue;
 pub mod retry;

@@ -176,6 +176,11 @@ async fn run_attempt(
     }
 }
 
+/// The error of a provider call still running at its deadline.
+pub(crate) fn deadline_error() -> ProviderError {
+    ProviderError::new(ProviderErrorKind::Timeout, "the provider did not answer by the deadline")
+}
+
 fn exec_error(code: ExecutionErrorCode, message: impl Into<String>, transient: bool) -> ExecutionError {
     ExecutionError { code, message: message.into(), transient, details: None }
 }
@@ -280,10 +285,12 @@ async fn attempt_outcome_inner(
     let request =
         CompletionRequest { model: exec.model.clone(), messages, parameters, response_schema, deadline };
     let call_start = Instant::now();
-    let result = match tokio::time::timeout_at(deadline, slot.provider.complete(request)).await {
-        Ok(r) => r,
-        Err(_) => {
-            Err(ProviderError::new(ProviderErrorKind::Timeout, "the provider did not answer by the deadline"))
+    let result = if slot.provider.streams() {
+        super::partial::streamed_call(inner, slot.provider.as_ref(), exec, request, deadline).await
+    } else {
+        match tokio::time::timeout_at(deadline, slot.provider.complete(request)).await {
+            Ok(r) => r,
+            Err(_) => Err(deadline_error()),
         }
     };
     let call_time = call_start.elapsed();

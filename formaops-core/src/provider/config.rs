@@ -30,6 +30,7 @@
 //! [providers.flaky]
 //! kind = "mock"
 //! latency_ms = 50
+//! stream = true              # report the reply in pieces (default false)
 //! faults = [{ fault = "server_error", status = 503, rate = 0.3, seed = 7 }]
 //! ```
 //!
@@ -117,8 +118,9 @@ pub struct ProviderEntry {
     /// Their values are treated as secrets in logs.
     #[serde(default)]
     pub extra_headers: BTreeMap<String, String>,
-    /// Whether streamed calls really stream (`stream: true`). Default true; turn off for
-    /// servers without SSE support.
+    /// Whether calls stream (the engine then publishes `partial` events). Kind `openai`:
+    /// sends `stream: true`; default true, turn off for servers without SSE support. Kind
+    /// `mock`: reports its reply in pieces; default false.
     #[serde(default)]
     pub stream: Option<bool>,
     /// Which structured-output form the server accepts: `json_schema` (default),
@@ -352,7 +354,6 @@ fn build_one(
                 ("project", entry.project.is_some()),
                 ("timeout_ms", entry.timeout_ms.is_some()),
                 ("extra_headers", !entry.extra_headers.is_empty()),
-                ("stream", entry.stream.is_some()),
                 ("structured_output", entry.structured_output.is_some()),
             ];
             if let Some((field, _)) = unsupported.iter().find(|(_, set)| *set) {
@@ -364,6 +365,7 @@ fn build_one(
                 faults: entry.faults.clone(),
             };
             match spec.build(name) {
+                Ok(mock) if entry.stream == Some(true) => Ok(Arc::new(mock.streaming())),
                 Ok(mock) => Ok(Arc::new(mock)),
                 Err(crate::Error::InvalidArgument { field, message }) => {
                     Err(ProviderConfigError::new(name, field, message))
@@ -543,7 +545,13 @@ structured_output = "none"
             flaky.faults[0].fault,
             super::super::mock::MockFault::Timeout { after: Some(Duration::from_millis(500)) }
         );
-        assert!(settings.build_with_env(&env_of(&[])).is_ok());
+        let built = settings.build_with_env(&env_of(&[])).unwrap();
+        let flaky = built.iter().find(|(name, _, _)| name == "flaky").unwrap();
+        assert!(!flaky.1.streams(), "a mock streams only when asked");
+        let streaming: ProviderSettings =
+            toml::from_str("[providers.s]\nkind = \"mock\"\nstream = true").unwrap();
+        let built = streaming.build_with_env(&env_of(&[])).unwrap();
+        assert!(built.iter().find(|(name, _, _)| name == "s").unwrap().1.streams());
         // A bad fault does not parse, naming it; mock options do not apply to openai.
         let bad = toml::from_str::<ProviderSettings>(
             "[providers.m]\nkind = \"mock\"\nfaults = [{ fault = \"nope\", first = 1 }]",

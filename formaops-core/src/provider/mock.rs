@@ -18,6 +18,12 @@
 //! {"fault": "timeout", "first": 1, "after": 0.5}     the first call hangs 0.5 s, then times out
 //! ```
 //!
+//! It can stream ([`MockProvider::streaming`]; `stream = true` on a `kind = "mock"` provider
+//! entry): [`LlmProvider::complete_streaming`] then reports the reply in pieces of about
+//! [`MOCK_STREAM_PIECE_CHARS`] characters (at most [`MAX_MOCK_STREAM_PIECES`] pieces), the
+//! call's latency spread evenly over them, and a `connection` fault cuts the stream after half
+//! of the pieces (the other faults strike before the first piece, as an HTTP error would).
+//!
 //! Faults: `rate_limited` (`retry_after` seconds), `server_error` (`status`, default 500),
 //! `timeout` (`after` seconds, default: until the call's deadline), `connection` (all
 //! transient), `malformed_response`, `bad_request`, `auth` (permanent). Each names exactly
@@ -34,7 +40,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use tokio::time::Instant;
 
-use super::{Completion, CompletionRequest, LlmProvider, ProviderError, ProviderErrorKind, Role};
+use super::{
+    Completion, CompletionRequest, LlmProvider, PartialOutput, ProviderError, ProviderErrorKind, Role,
+};
 use crate::error::{Error, Result};
 use crate::execution::TokenUsage;
 
@@ -104,6 +112,8 @@ pub struct MockProvider {
     scheduled: BTreeMap<u64, MockFault>,
     rate: Option<Rate>,
     record: bool,
+    /// Whether `complete_streaming` reports the reply in pieces.
+    stream: bool,
     calls: AtomicU64,
     log: Mutex<Vec<String>>,
 }
@@ -127,6 +137,7 @@ impl MockProvider {
             scheduled: BTreeMap::new(),
             rate: None,
             record: false,
+            stream: false,
             calls: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
         }
@@ -178,6 +189,13 @@ impl MockProvider {
         self
     }
 
+    /// Streams: [`LlmProvider::complete_streaming`] reports the reply in pieces (see the
+    /// module docs) and [`LlmProvider::streams`] says true.
+    pub fn streaming(mut self) -> Self {
+        self.stream = true;
+        self
+    }
+
     /// The name reported by [`LlmProvider::name`] (default `mock`).
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
@@ -211,6 +229,31 @@ fn splitmix64(mut x: u64) -> u64 {
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     x ^ (x >> 31)
+}
+
+/// Characters in one streamed piece of the mock's reply (about one token), unless the reply
+/// is so long that [`MAX_MOCK_STREAM_PIECES`] pieces need more.
+pub const MOCK_STREAM_PIECE_CHARS: usize = 4;
+/// Most pieces one streamed mock reply is reported in.
+pub const MAX_MOCK_STREAM_PIECES: usize = 64;
+
+/// `text` in pieces of [`MOCK_STREAM_PIECE_CHARS`] characters or more, at most
+/// [`MAX_MOCK_STREAM_PIECES`] of them; their concatenation is `text`.
+fn stream_pieces(text: &str) -> Vec<&str> {
+    let chars = text.chars().count();
+    let size = MOCK_STREAM_PIECE_CHARS.max(chars.div_ceil(MAX_MOCK_STREAM_PIECES));
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (n, (i, _)) in text.char_indices().enumerate() {
+        if n > 0 && n % size == 0 {
+            pieces.push(&text[start..i]);
+            start = i;
+        }
+    }
+    if start < text.len() {
+        pieces.push(&text[start..]);
+    }
+    pieces
 }
 
 /// About four characters per token, at least one for non-empty text.
@@ -461,6 +504,34 @@ impl LlmProvider for MockProvider {
     }
 
     async fn complete(&self, request: CompletionRequest) -> Result<Completion, ProviderError> {
+        self.call(request, None).await
+    }
+
+    fn streams(&self) -> bool {
+        self.stream
+    }
+
+    async fn complete_streaming(
+        &self,
+        request: CompletionRequest,
+        on_partial: &(dyn Fn(PartialOutput) + Send + Sync),
+    ) -> Result<Completion, ProviderError> {
+        if !self.stream {
+            let completion = self.call(request, None).await?;
+            on_partial(PartialOutput { delta: completion.text.clone() });
+            return Ok(completion);
+        }
+        self.call(request, Some(on_partial)).await
+    }
+}
+
+impl MockProvider {
+    /// One call; with `on_partial`, the reply is reported in pieces as it "arrives".
+    async fn call(
+        &self,
+        request: CompletionRequest,
+        on_partial: Option<&(dyn Fn(PartialOutput) + Send + Sync)>,
+    ) -> Result<Completion, ProviderError> {
         let started = Instant::now();
         let call = self.calls.fetch_add(1, Ordering::Relaxed);
         let last_user = request.messages.iter().rev().find(|m| m.role == Role::User);
@@ -476,16 +547,21 @@ impl LlmProvider for MockProvider {
             tokio::time::sleep_until(until).await;
             return Err(timeout());
         }
-        if !self.latency.is_zero() {
-            if started + self.latency > request.deadline {
+        // Sleeps until `at`, or fails with a timeout at the deadline when `at` is past it.
+        let wait_until = |at: Instant| async move {
+            if at > request.deadline {
                 tokio::time::sleep_until(request.deadline).await;
                 return Err(timeout());
             }
-            tokio::time::sleep(self.latency).await;
-        } else if started >= request.deadline {
+            tokio::time::sleep_until(at).await;
+            Ok(())
+        };
+        if started >= request.deadline {
             return Err(timeout());
         }
-        if let Some(fault) = fault {
+        let cut_stream = on_partial.is_some() && fault == Some(&MockFault::Connection);
+        if let Some(fault) = fault.filter(|_| !cut_stream) {
+            wait_until(started + self.latency).await?;
             return Err(fault_error(fault));
         }
         let text = match &self.reply {
@@ -493,6 +569,31 @@ impl LlmProvider for MockProvider {
             Reply::Fixed(s) => s.clone(),
             Reply::Func(f) => f(&request),
         };
+        match on_partial {
+            None => wait_until(started + self.latency).await?,
+            Some(report) => {
+                let pieces = stream_pieces(&text);
+                let n = u32::try_from(pieces.len()).unwrap_or(u32::MAX).max(1);
+                for (i, piece) in (1..).zip(&pieces) {
+                    if cut_stream && i > n / 2 {
+                        let sent: usize =
+                            pieces.iter().take((i - 1) as usize).map(|p| p.chars().count()).sum();
+                        return Err(ProviderError::new(
+                            ProviderErrorKind::Connection,
+                            format!("mock: the stream was cut after {sent} characters"),
+                        ));
+                    }
+                    wait_until(started + self.latency * i / n).await?;
+                    report(PartialOutput { delta: (*piece).to_string() });
+                }
+                if pieces.is_empty() {
+                    wait_until(started + self.latency).await?;
+                    if cut_stream {
+                        return Err(fault_error(&MockFault::Connection));
+                    }
+                }
+            }
+        }
         let input: u64 = request.messages.iter().map(|m| estimate_tokens(&m.content) + 4).sum();
         let output = estimate_tokens(&text);
         let usage =
@@ -650,6 +751,51 @@ mod tests {
         assert_eq!(slow.build("m").err().map(field_of).as_deref(), Some("latency_ms"));
         let failing = MockSpec::always_failing().build("mock-fail").unwrap();
         assert!(!failing.complete(request("x", Duration::from_secs(1))).await.unwrap_err().is_transient());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_streaming_mock_reports_its_reply_in_pieces_over_its_latency() {
+        let m = MockProvider::new().streaming().with_latency(Duration::from_millis(120));
+        assert!(m.streams());
+        assert!(!MockProvider::new().streams());
+        let start = Instant::now();
+        let seen = Mutex::new(Vec::new());
+        let c = m
+            .complete_streaming(request("hello streaming world", Duration::from_secs(1)), &|p| {
+                seen.lock().unwrap().push((start.elapsed(), p.delta));
+            })
+            .await
+            .unwrap();
+        let seen = seen.into_inner().unwrap();
+        let pieces: Vec<&str> = seen.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(pieces, ["hell", "o st", "ream", "ing ", "worl", "d"]);
+        assert_eq!(c.text, "hello streaming world");
+        assert_eq!(seen[0].0, Duration::from_millis(20));
+        assert_eq!(seen[5].0, Duration::from_millis(120));
+        // Plain calls are unchanged, and a long reply comes in at most 64 pieces.
+        assert_eq!(m.complete(request("abc", Duration::from_secs(1))).await.unwrap().text, "abc");
+        assert_eq!(stream_pieces(&"é".repeat(1_000)).len(), MAX_MOCK_STREAM_PIECES - 1);
+        assert_eq!(stream_pieces(&"é".repeat(1_000)).concat(), "é".repeat(1_000));
+        assert!(stream_pieces("").is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_connection_fault_cuts_a_mock_stream_after_half_its_pieces() {
+        let m = MockProvider::new().streaming().fail_first(1, MockFault::Connection);
+        let seen = Mutex::new(String::new());
+        let e = m
+            .complete_streaming(request("abcdefghijklmnop", Duration::from_secs(1)), &|p| {
+                seen.lock().unwrap().push_str(&p.delta);
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ProviderErrorKind::Connection);
+        assert!(e.message.contains("after 8 characters"), "{}", e.message);
+        assert_eq!(*seen.lock().unwrap(), "abcdefgh");
+        // Other faults strike before the first piece.
+        let m = MockProvider::new().streaming().fail_first(1, MockFault::BadRequest);
+        let e = m.complete_streaming(request("abcd", Duration::from_secs(1)), &|_| panic!("no piece")).await;
+        assert_eq!(e.unwrap_err().kind, ProviderErrorKind::BadRequest);
     }
 
     #[tokio::test]

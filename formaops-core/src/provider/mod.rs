@@ -144,6 +144,13 @@ pub trait LlmProvider: Send + Sync + fmt::Debug + 'static {
     /// Runs one completion. Must return by `request.deadline` and must not retry.
     async fn complete(&self, request: CompletionRequest) -> Result<Completion, ProviderError>;
 
+    /// Whether [`LlmProvider::complete_streaming`] really streams: reports the output in
+    /// pieces as it arrives. The engine streams (and publishes `partial` events) only from
+    /// providers that do; the others are called with [`LlmProvider::complete`]. Default false.
+    fn streams(&self) -> bool {
+        false
+    }
+
     /// Runs one completion, reporting partial output as it arrives. The default calls
     /// [`LlmProvider::complete`] and reports the whole text once.
     async fn complete_streaming(

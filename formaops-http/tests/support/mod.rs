@@ -10,6 +10,8 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Method, Request, StatusCode};
 use formaops_core::engine::{EngineConfig, FormaOps};
+use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
+use formaops_core::provider::mock::MockSpec;
 use formaops_core::store::{MemoryStore, Store};
 use formaops_core::user::{Accounts, LoginThrottle, account};
 use formaops_http::{AppState, HttpSettings};
@@ -19,6 +21,8 @@ use tower::ServiceExt as _;
 pub const PASSWORD: &str = "correct horse battery";
 /// Provider whose every call fails permanently.
 pub const FAILING_PROVIDER: &str = formaops_http::server::MOCK_FAIL_PROVIDER;
+/// A mock that streams its reply in pieces over 200 ms (`partial` events).
+pub const STREAMING_PROVIDER: &str = "mock-stream";
 
 /// A router with two users logged in.
 pub struct TestApp {
@@ -55,7 +59,11 @@ pub fn settings() -> HttpSettings {
 
 pub async fn engine(store: Arc<dyn Store>, workers: bool) -> FormaOps {
     let config = EngineConfig { run_workers: workers, ..EngineConfig::default() };
-    formaops_http::server::register_providers(FormaOps::builder(store), &Default::default(), true)
+    let mut providers = ProviderSettings::default();
+    let mut streaming = ProviderEntry::mock(MockSpec { latency_ms: 200, ..MockSpec::default() });
+    streaming.stream = Some(true);
+    providers.providers.insert(STREAMING_PROVIDER.to_string(), streaming);
+    formaops_http::server::register_providers(FormaOps::builder(store), &providers, true)
         .expect("providers")
         .config(config)
         .start()

@@ -529,29 +529,55 @@ impl OpenAiProvider {
         let body = self.body(request, true)?;
         let mut response = self.send(body, true).await?;
 
-        // A server that ignores `stream: true` answers with one JSON document.
-        let is_json = response
+        let content_type = response
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("application/json"));
-        if is_json {
-            let body = self.read_reply(&mut response).await?;
-            let completion = self.parse_reply(&body, request, started)?;
-            on_partial(PartialOutput { delta: completion.text.clone() });
-            return Ok(completion);
-        }
-
+            .map(|v| v.trim().to_ascii_lowercase())
+            .unwrap_or_default();
         let cap = self.max_response_bytes;
-        let mut seen = 0usize;
-        let bytes = response.bytes_stream().map(move |chunk| match chunk {
-            Ok(bytes) => {
-                seen = seen.saturating_add(bytes.len());
-                if seen > cap { Err(ReadError::TooLarge) } else { Ok(bytes) }
-            }
-            Err(e) => Err(ReadError::Transport(e)),
-        });
-        let mut events = bytes.eventsource();
+        if content_type.starts_with("text/event-stream") {
+            let mut seen = 0usize;
+            let bytes = response.bytes_stream().map(move |chunk| match chunk {
+                Ok(bytes) => {
+                    seen = seen.saturating_add(bytes.len());
+                    if seen > cap { Err(ReadError::TooLarge) } else { Ok(bytes) }
+                }
+                Err(e) => Err(ReadError::Transport(e)),
+            });
+            return self.read_events(bytes, request, on_partial, started).await;
+        }
+        // A server that ignores `stream: true` answers with one JSON document; one that
+        // streams under another content type (or none) is read whole, then as events.
+        let body = self.read_reply(&mut response).await?;
+        let looks_like_events = {
+            let start = body.trim_ascii_start();
+            [b"data:".as_slice(), b":", b"event:", b"id:", b"retry:"].iter().any(|p| start.starts_with(p))
+        };
+        if looks_like_events && !content_type.contains("json") {
+            let bytes = futures::stream::iter([Ok::<_, ReadError>(body)]);
+            return self.read_events(bytes, request, on_partial, started).await;
+        }
+        let completion = self.parse_reply(&body, request, started)?;
+        on_partial(PartialOutput { delta: completion.text.clone() });
+        Ok(completion)
+    }
+
+    /// Reads a stream of server-sent chat-completion chunks (capped by the byte stream).
+    async fn read_events<B, S>(
+        &self,
+        bytes: S,
+        request: &CompletionRequest,
+        on_partial: &(dyn Fn(PartialOutput) + Send + Sync),
+        started: Instant,
+    ) -> Result<Completion, ProviderError>
+    where
+        B: AsRef<[u8]>,
+        S: futures::Stream<Item = Result<B, ReadError>> + Send,
+    {
+        let cap = self.max_response_bytes;
+        let events = bytes.eventsource();
+        let mut events = std::pin::pin!(events);
 
         let mut parts = ReplyParts::default();
         let mut finished = false;
@@ -580,14 +606,19 @@ impl OpenAiProvider {
             if data.is_empty() {
                 continue;
             }
-            let chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
+            let mut chunk: ChatChunk = serde_json::from_str(data).map_err(|e| {
                 self.unreadable(
                     format_args!("a stream event is not a chat-completions chunk ({e})"),
                     data.as_bytes(),
                 )
             })?;
-            if let Some(error) = chunk.error {
-                return Err(self.error_in_reply(&error, "in the stream"));
+            if let Some(error) = chunk.error_body() {
+                let mut error = self.error_in_reply(&error, "in the stream");
+                if !parts.content.text.is_empty() {
+                    let sent = self.detail(&parts.content.text);
+                    error = error.with_details(json!({ "partialOutput": sent }));
+                }
+                return Err(error);
             }
             if chunk.model.is_some() {
                 parts.model = chunk.model;
@@ -662,6 +693,11 @@ impl OpenAiProvider {
 impl LlmProvider for OpenAiProvider {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True unless the provider's `stream` setting is off.
+    fn streams(&self) -> bool {
+        self.stream
     }
 
     async fn complete(&self, request: CompletionRequest) -> Result<Completion, ProviderError> {

@@ -260,6 +260,30 @@ pub(crate) struct ChatChunk {
     /// Some servers report a failure mid-stream as an event carrying `error`.
     #[serde(default, deserialize_with = "lenient")]
     pub error: Option<ErrorBody>,
+    /// Older vLLM servers send the error itself: `{"object": "error", "message": ...}`.
+    #[serde(default, deserialize_with = "lenient")]
+    pub object: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    pub message: Option<String>,
+    #[serde(default, rename = "type", deserialize_with = "lenient")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub code: Option<Value>,
+}
+
+impl ChatChunk {
+    /// The error this event carries instead of a delta, if any.
+    pub(crate) fn error_body(&mut self) -> Option<ErrorBody> {
+        if let Some(error) = self.error.take() {
+            return Some(error);
+        }
+        (self.object.as_deref() == Some("error")).then(|| ErrorBody::Object {
+            message: self.message.take(),
+            kind: self.kind.take(),
+            param: None,
+            code: self.code.take(),
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
