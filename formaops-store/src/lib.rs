@@ -61,7 +61,7 @@ pub mod url;
 
 pub use postgres::PgStore;
 #[doc(hidden)]
-pub use sql::hot_statements;
+pub use postgres::hot_statements;
 pub use sqlite::SqliteStore;
 pub use url::{DatabaseUrl, describe, redact};
 

@@ -686,6 +686,57 @@ async fn finish_rows(
     Ok(applied.into_iter().collect())
 }
 
+/// The statements on an execution's path (submit, claim, finish, read back, cancel, rescue),
+/// the per-request lookups (credentials, prompts, versions, labels) and the first page of each
+/// execution listing, by name: `(name, Postgres text)`.
+///
+/// For `tests/plans.rs`, which prepares each one on empty, never-analysed tables — the plan a
+/// young database caches for the life of a connection — and checks that it still reads a
+/// handful of pages when the executions table holds a million rows of one user.
+#[doc(hidden)]
+pub fn hot_statements() -> Vec<(&'static str, String)> {
+    use formaops_core::execution::ExecutionStatus;
+    use formaops_core::page::PageRequest;
+    use formaops_core::store::ExecutionFilter;
+
+    let list = |filter: ExecutionFilter, after: bool| {
+        let after = after
+            .then(|| formaops_core::page::Cursor { created_at: chrono::Utc::now(), id: uuid::Uuid::nil() });
+        let page = PageRequest { limit: 50, after };
+        crate::sql::executions::list_sql(&filter, &page, KEYSET)
+    };
+    let by_status = ExecutionFilter { status: Some(ExecutionStatus::Failed), ..ExecutionFilter::default() };
+    let by_prompt = ExecutionFilter {
+        prompt_id: Some(formaops_core::ids::PromptId(uuid::Uuid::nil())),
+        ..ExecutionFilter::default()
+    };
+    vec![
+        ("get_execution", crate::sql::executions::GET_EXECUTION.into()),
+        ("by_idempotency_key", crate::sql::executions::BY_IDEMPOTENCY_KEY.into()),
+        ("cancel", crate::sql::executions::CANCEL.into()),
+        ("status_of", crate::sql::executions::STATUS_OF.into()),
+        ("queue_depth_of", crate::sql::executions::QUEUE_DEPTH_OF.into()),
+        ("claim", crate::sql::executions::CLAIM_PG.into()),
+        ("expired_leases", crate::sql::executions::EXPIRED_LEASES.into()),
+        ("rescue", crate::sql::executions::RESCUE.into()),
+        ("finish", FINISH_EXECUTIONS.into()),
+        ("list", list(ExecutionFilter::default(), false)),
+        ("list_next_page", list(ExecutionFilter::default(), true)),
+        ("list_by_status", list(by_status, false)),
+        ("list_by_prompt", list(by_prompt, false)),
+        ("authenticate", crate::sql::users::AUTHENTICATE.into()),
+        ("user_by_id", crate::sql::users::USER_BY_ID.into()),
+        ("get_prompt", crate::sql::prompts::GET_PROMPT.into()),
+        ("prompt_status", crate::sql::prompts::PROMPT_STATUS.into()),
+        ("get_version", crate::sql::prompts::GET_VERSION.into()),
+        ("next_version", crate::sql::prompts::NEXT_VERSION.into()),
+        ("set_prompt_status", crate::sql::prompts::SET_STATUS.into()),
+        ("prompt_version_of", crate::sql::labels::PROMPT_VERSION_OF.into()),
+        ("get_label", crate::sql::labels::GET_LABEL.into()),
+        ("list_labels", crate::sql::labels::LIST_LABELS.into()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

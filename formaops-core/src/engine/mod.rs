@@ -15,6 +15,7 @@
 //! - `prompts`: prompt CRUD and the checks a version must pass;
 //! - `submit`: submit, execute, wait, retry, cancel and idempotency;
 //! - `follow`: one execution until it is final ([`Follow`]);
+//! - `health`: the engine's [`HealthReport`];
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
 //! - [`retry`]: backoff with full jitter, Retry-After, attempts and the shared deadline;
 //! - `worker`: claim loops per provider, attempts, lease heartbeats;
@@ -58,7 +59,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::stream::BoxStream;
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::Result;
@@ -79,6 +79,7 @@ mod clock;
 mod config;
 mod events;
 mod follow;
+mod health;
 mod labels;
 pub mod partial;
 mod prompts;
@@ -98,43 +99,12 @@ pub use config::{
 };
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
 pub use follow::Follow;
+pub use health::{HealthReport, ProviderHealth};
 pub use state::FormaOps;
 pub use submit::ExecuteRequest;
 pub use worker::{MAX_CLAIM_BATCH, POLL_INTERVAL};
 
 use config::check_page;
-
-/// What [`FormaOps::health`] reports: the engine's state at one moment, serialised in
-/// camelCase (`storeOk`, `queueDepth`, ...).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct HealthReport {
-    /// Whether the store answered [`Store::ping`].
-    pub store_ok: bool,
-    /// The ping's error message when `store_ok` is false.
-    pub store_error: Option<String>,
-    /// QUEUED executions of all users; `None` when the store is down or the count failed.
-    pub queue_depth: Option<u64>,
-    /// Whether this engine runs workers ([`EngineConfig::run_workers`]) and is not shutting
-    /// down.
-    pub workers_running: bool,
-    /// Every registered provider, sorted by name.
-    pub providers: Vec<ProviderHealth>,
-    /// Whether [`FormaOps::shutdown`] has begun: no new work is accepted.
-    pub shutting_down: bool,
-}
-
-/// One provider's state in [`HealthReport`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ProviderHealth {
-    /// The name the provider is registered under (what versions name in `model.provider`).
-    pub name: String,
-    /// Attempts on this provider running in this process now (at most `concurrency`).
-    pub in_flight: usize,
-    /// Most concurrent calls this process makes to the provider.
-    pub concurrency: usize,
-}
 
 impl FormaOps {
     /// A builder over `store`: register providers and a configuration, then
@@ -404,30 +374,7 @@ impl FormaOps {
     /// The engine's state: store reachability, queue depth, workers and providers. Never
     /// fails: a store outage is reported in the [`HealthReport`].
     pub async fn health(&self) -> HealthReport {
-        let inner = &self.inner;
-        let (store_ok, store_error) = match inner.store.ping().await {
-            Ok(()) => (true, None),
-            Err(e) => (false, Some(e.to_string())),
-        };
-        let queue_depth = if store_ok { inner.store.queue_depth(None).await.ok() } else { None };
-        let mut providers: Vec<ProviderHealth> = inner
-            .providers
-            .values()
-            .map(|s| ProviderHealth {
-                name: s.name.clone(),
-                in_flight: s.in_flight(),
-                concurrency: s.concurrency,
-            })
-            .collect();
-        providers.sort_by(|a, b| a.name.cmp(&b.name));
-        HealthReport {
-            store_ok,
-            store_error,
-            queue_depth,
-            workers_running: inner.config.run_workers && !inner.shutting_down(),
-            providers,
-            shutting_down: inner.shutting_down(),
-        }
+        health::report(&self.inner).await
     }
 
     /// Stops claiming, lets running executions finish within the grace period, leaves the rest

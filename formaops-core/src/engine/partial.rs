@@ -41,7 +41,7 @@ pub const PARTIAL_INTERVAL: Duration = Duration::from_millis(50);
 /// Waiting text (bytes of UTF-8) that is published without waiting for [`PARTIAL_INTERVAL`].
 pub const PARTIAL_MAX_BYTES: usize = 4 * 1024;
 
-/// Runs one streamed call, ending by `deadline` (as [`super::worker::deadline_error`]),
+/// Runs one streamed call, ending by `deadline` (as [`ProviderError::deadline`]),
 /// publishing its output as coalesced `partial` events of `exec`'s current attempt. Returns
 /// once the call has ended and every piece is published.
 pub(crate) async fn streamed_call(
@@ -61,7 +61,7 @@ pub(crate) async fn streamed_call(
         };
         match tokio::time::timeout_at(deadline, provider.complete_streaming(request, &on_partial)).await {
             Ok(result) => result,
-            Err(_) => Err(super::worker::deadline_error()),
+            Err(_) => Err(ProviderError::deadline()),
         }
     };
     let publish = |delta: String| {

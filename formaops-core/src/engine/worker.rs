@@ -23,7 +23,7 @@ use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
     TokenUsage,
 };
-use crate::provider::{CompletionRequest, ProviderError, ProviderErrorKind, ResponseSchema};
+use crate::provider::{CompletionRequest, ProviderError, ResponseSchema};
 use crate::store::{ClaimParams, ExtendLeasesParams};
 
 /// How often an idle claim loop looks at the store without being woken.
@@ -177,10 +177,6 @@ async fn run_attempt(
 }
 
 /// The error of a provider call still running at its deadline.
-pub(crate) fn deadline_error() -> ProviderError {
-    ProviderError::new(ProviderErrorKind::Timeout, "the provider did not answer by the deadline")
-}
-
 fn exec_error(code: ExecutionErrorCode, message: impl Into<String>, transient: bool) -> ExecutionError {
     ExecutionError { code, message: message.into(), transient, details: None }
 }
@@ -290,7 +286,7 @@ async fn attempt_outcome_inner(
     } else {
         match tokio::time::timeout_at(deadline, slot.provider.complete(request)).await {
             Ok(r) => r,
-            Err(_) => Err(deadline_error()),
+            Err(_) => Err(ProviderError::deadline()),
         }
     };
     let call_time = call_start.elapsed();
@@ -391,6 +387,7 @@ pub(crate) async fn heartbeat_loop(inner: Arc<Inner>, mut stop: watch::Receiver<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::provider::ProviderErrorKind;
 
     #[test]
     fn a_store_outage_is_reported_as_one() {

@@ -101,6 +101,12 @@ impl ProviderError {
         }
     }
 
+    /// The timeout of a call that did not end by the execution's deadline (the engine's own
+    /// timer, not the provider's answer).
+    pub fn deadline() -> Self {
+        Self::new(ProviderErrorKind::Timeout, "the provider did not answer by the deadline")
+    }
+
     /// Sets [`details`](Self::details).
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = Some(details);
