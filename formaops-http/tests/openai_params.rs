@@ -137,6 +137,10 @@ async fn a_bad_response_format_is_a_400_naming_the_field() {
             "boolean",
         ),
     ];
+    let long = "x".repeat(10_000);
+    let r = app.post(CHAT, &app.alice, call(json!({"type": long}))).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text.len() < 1_000, "the echoed type is bounded: {} bytes", r.text.len());
     for (format, param, message) in cases {
         let r = app.post(CHAT, &app.alice, call(format.clone())).await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{format}: {}", r.text);

@@ -108,10 +108,16 @@ pub fn response_format(value: Value) -> Result<Option<ResponseSchema>, OpenAiErr
             };
             Ok(Some(ResponseSchema { name, schema, strict }))
         }
-        other => bad(
-            "response_format.type",
-            format!("response_format.type: {other:?} is not supported (text, json_object or json_schema)"),
-        ),
+        other => {
+            // Echoed bounded: the body limit is the only bound on a caller's string.
+            let shown: String = other.chars().take(MAX_SCHEMA_NAME_CHARS).collect();
+            bad(
+                "response_format.type",
+                format!(
+                    "response_format.type: {shown:?} is not supported (text, json_object or json_schema)"
+                ),
+            )
+        }
     }
 }
 
