@@ -8,8 +8,11 @@
 # (SQLite in a temp file, Postgres in a fresh database on DATABASE_URL) starts `formaops serve`
 # with the mock as its OpenAI-compatible provider, logs in, creates a prompt, and measures in
 # the same run: the mock called directly vs through `POST /api/prompts/{id}/execute`
-# (synchronous) at fixed rates and a search for the highest sustainable rate. Results (one JSON
-# per run, report.json, report.md) go to bench-results/<timestamp>-<mode>/ and are printed.
+# (synchronous) at fixed rates and a search for the highest sustainable rate; at the rates in
+# BENCH_OPENAI_RATES, right after each REST execute run, the same prompt with the same inputs
+# through the OpenAI-compatible `POST /openai/v1/chat/completions` (`model:
+# "formaops::bench-sentiment"`, `inputs` in the body) at the same offered load. Results (one
+# JSON per run, report.json, report.md) go to bench-results/<timestamp>-<mode>/ and are printed.
 #
 # Environment (all optional):
 #   SEARCH_P99_MS       p99 bound of a sustained rate in the search (default 100)
@@ -17,6 +20,8 @@
 #                       (default postgres://postgres@127.0.0.1:5432/postgres)
 #   BENCH_STORES        stores to measure (default "sqlite postgres"; "none": only the scale step)
 #   BENCH_PROVIDER_CONCURRENCY  provider calls in flight the server allows (default 256)
+#   BENCH_OPENAI_RATES  rates at which the OpenAI-compatible endpoint is measured next to REST
+#                       execute (default: quick "100", full "100 1000"; "" skips it)
 #   BENCH_PERF=1       sample the server with `perf record` during the 1,000/s run (perf-<store>.txt)
 #   BENCH_SKIP_BUILD=1  use the binaries already in target/release
 #   BENCH_SCALE=0       full mode: skip the scale step (10M-row listing, insert rate, metrics)
@@ -34,12 +39,12 @@ case "$MODE" in
   quick)
     DURATION=3; WARMUP=0.5; RATES="100 1000"; MOCK_LATENCIES="0"
     SEARCH_PATHS="via"; SEARCH_LATENCY=0; SEARCH_START_VIA=100; SEARCH_START_DIRECT=1000; SEARCH_MAX=8000
-    SEARCH_STEPS=3; SEARCH_STEP_S=2
+    SEARCH_STEPS=3; SEARCH_STEP_S=2; OPENAI_RATES="100"
     ;;
   full)
     DURATION=10; WARMUP=2; RATES="100 1000"; MOCK_LATENCIES="0 20"
     SEARCH_PATHS="direct via"; SEARCH_LATENCY=0; SEARCH_START_VIA=200; SEARCH_START_DIRECT=1000; SEARCH_MAX=32000
-    SEARCH_STEPS=7; SEARCH_STEP_S=4
+    SEARCH_STEPS=7; SEARCH_STEP_S=4; OPENAI_RATES="100 1000"
     ;;
   *)
     echo "usage: scripts/bench.sh quick|full" >&2; exit 2 ;;
@@ -47,6 +52,7 @@ esac
 # A rate is sustained when nothing fails or is dropped and p99 (from the scheduled send time)
 # stays under this bound: past the knee, queueing pushes p99 to seconds within a step.
 SEARCH_P99_MS="${SEARCH_P99_MS:-100}"
+OPENAI_RATES="${BENCH_OPENAI_RATES-$OPENAI_RATES}"
 MAX_IN_FLIGHT=512
 PROVIDER_CONCURRENCY="${BENCH_PROVIDER_CONCURRENCY:-256}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
@@ -129,6 +135,11 @@ PROMPT_BODY='{
 }'
 EXEC_BODY='{"inputs":{"review":"Fast delivery, the blender works great."},"validateOutput":true}'
 EXPECT_VIA='"status":"COMPLETED"'
+# The same prompt and inputs through the OpenAI-compatible endpoint (output validated too).
+# A reply that is not COMPLETED is an error status there (502/504), so 200 + a completion body
+# is the same check.
+OPENAI_BODY='{"model":"formaops::bench-sentiment","inputs":{"review":"Fast delivery, the blender works great."},"validate_output":true}'
+EXPECT_OPENAI='"object":"chat.completion"'
 
 ADMIN_EMAIL="bench@formaops.invalid"
 export BENCH_ADMIN_PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -187,6 +198,11 @@ setup_prompt() { # -> sets TOKEN (exported as BENCH_TOKEN), PROMPT_ID
   after=$(mock_requests)
   grep -qF "$EXPECT_VIA" <<<"$res" || die "a test execution did not complete: $res"
   [[ "$after" -gt "$before" ]] || die "the execution did not reach mock-openai (provider not configured?): $res"
+  if [[ -n "${OPENAI_RATES// /}" ]]; then
+    res=$(curl -sS -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+      --data-binary "$OPENAI_BODY" "$API/openai/v1/chat/completions")
+    grep -qF "$EXPECT_OPENAI" <<<"$res" || die "a call of /openai/v1/chat/completions did not complete: $res"
+  fi
   log "prompt $PROMPT_ID ready; one execution completed through the mock"
 }
 
@@ -231,6 +247,18 @@ run_pair() { # store, mock_ms, rate
     } >"$OUT/perf-$store.txt"
     cp "$WORK/perf-$store.data" "$OUT/perf-$store.data" 2>/dev/null || true
     log "server profile during the 1000/s run: $OUT/perf-$store.txt"
+  fi
+  if [[ " $OPENAI_RATES " == *" $rate "* ]]; then
+    # Right after REST execute, at the same offered load: the OpenAI-compatible endpoint.
+    local ob oa
+    ob=$(mock_requests)
+    "$BIN/loadgen" run "${common[@]}" --url "$API/openai/v1/chat/completions" --body "$OPENAI_BODY" \
+      --bearer-env BENCH_TOKEN --expect-status 200 --expect-body "$EXPECT_OPENAI" --server-pid "$SERVER_PID" \
+      --tag path=openai --label "$store openai ${ms}ms" \
+      --rate "$rate" --duration "$DURATION" --json-out "$OUT/$store-${ms}ms-openai-$rate.json"
+    oa=$(mock_requests)
+    log "mock answered $((oa - ob)) provider calls during the openai run (incl. warmup)"
+    [[ "$oa" -gt "$ob" ]] || die "the openai runs did not reach mock-openai"
   fi
 }
 

@@ -1,9 +1,11 @@
 //! Turns a directory of run and search results into one JSON summary and a markdown report.
 //!
 //! Runs are paired by their tags: `store` (sqlite, postgres, ...), `mock_ms` (the mock's
-//! latency), `path` (`direct` = the mock called by the generator, `via` = through FormaOps)
-//! and `rate`. Added latency is the difference of percentiles, via minus direct, measured in
-//! the same harness run (a difference of percentiles, not a percentile of differences).
+//! latency), `path` (`direct` = the mock called by the generator, `via` = through FormaOps'
+//! REST execute, `openai` = the same prompt through the OpenAI-compatible endpoint) and
+//! `rate`. Added latency is the difference of percentiles, via minus direct (and openai minus
+//! via), measured in the same harness run (a difference of percentiles, not a percentile of
+//! differences).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -75,6 +77,37 @@ pub struct AddedRow {
     pub machine_cpu_busy_pct: Option<f64>,
 }
 
+/// The OpenAI-compatible endpoint next to REST execute: the same prompt and inputs, same
+/// server, same offered load, run one after the other.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenAiRow {
+    pub store: String,
+    pub mock_ms: String,
+    pub rate: f64,
+    /// The mock called directly at this rate, when that run exists.
+    pub direct_p50_us: Option<f64>,
+    pub direct_p99_us: Option<f64>,
+    pub rest_p50_us: f64,
+    pub rest_p90_us: f64,
+    pub rest_p99_us: f64,
+    pub openai_p50_us: f64,
+    pub openai_p90_us: f64,
+    pub openai_p99_us: f64,
+    /// OpenAI endpoint minus REST execute, p50 and p99.
+    pub openai_minus_rest_p50_us: f64,
+    pub openai_minus_rest_p99_us: f64,
+    /// OpenAI endpoint minus the mock called directly (its added latency over the mock).
+    pub openai_added_p50_us: Option<f64>,
+    pub openai_added_p99_us: Option<f64>,
+    pub rest_errors: u64,
+    pub openai_errors: u64,
+    pub rest_dropped: u64,
+    pub openai_dropped: u64,
+    pub rest_cpu_per_exec_us: Option<f64>,
+    pub openai_cpu_per_exec_us: Option<f64>,
+    pub machine_cpu_busy_pct: Option<f64>,
+}
+
 /// A target from the issue, evaluated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetRow {
@@ -89,6 +122,9 @@ pub struct TargetRow {
 pub struct Report {
     pub meta: Option<Value>,
     pub added: Vec<AddedRow>,
+    /// The OpenAI-compatible endpoint next to REST execute (runs tagged `path=openai`).
+    #[serde(default)]
+    pub openai: Vec<OpenAiRow>,
     pub sustainable: Vec<SustainableRow>,
     pub peak_rss_mib: BTreeMap<String, f64>,
     pub targets: Vec<TargetRow>,
@@ -217,6 +253,46 @@ pub fn build(c: Collected) -> Report {
         ))
     });
 
+    let mut openai = Vec::new();
+    for o in c.runs.iter().filter(|r| tag(&r.tags, "path") == "openai") {
+        let Some(rest) = c.runs.iter().find(|d| tag(&d.tags, "path") == "via" && key(d) == key(o)) else {
+            continue;
+        };
+        let direct = c.runs.iter().find(|d| tag(&d.tags, "path") == "direct" && key(d) == key(o));
+        let (store, mock_ms, _) = key(o);
+        openai.push(OpenAiRow {
+            store,
+            mock_ms,
+            rate: o.target_rate,
+            direct_p50_us: direct.map(|d| d.latency.p50_us),
+            direct_p99_us: direct.map(|d| d.latency.p99_us),
+            rest_p50_us: rest.latency.p50_us,
+            rest_p90_us: rest.latency.p90_us,
+            rest_p99_us: rest.latency.p99_us,
+            openai_p50_us: o.latency.p50_us,
+            openai_p90_us: o.latency.p90_us,
+            openai_p99_us: o.latency.p99_us,
+            openai_minus_rest_p50_us: o.latency.p50_us - rest.latency.p50_us,
+            openai_minus_rest_p99_us: o.latency.p99_us - rest.latency.p99_us,
+            openai_added_p50_us: direct.map(|d| o.latency.p50_us - d.latency.p50_us),
+            openai_added_p99_us: direct.map(|d| o.latency.p99_us - d.latency.p99_us),
+            rest_errors: rest.errors.total,
+            openai_errors: o.errors.total,
+            rest_dropped: rest.dropped,
+            openai_dropped: o.dropped,
+            rest_cpu_per_exec_us: rest.server.and_then(|s| s.cpu_per_ok_us),
+            openai_cpu_per_exec_us: o.server.and_then(|s| s.cpu_per_ok_us),
+            machine_cpu_busy_pct: o.machine_cpu_busy_pct,
+        });
+    }
+    openai.sort_by(|a, b| {
+        (&a.store, a.mock_ms.parse::<u64>().unwrap_or(0), a.rate as u64).cmp(&(
+            &b.store,
+            b.mock_ms.parse::<u64>().unwrap_or(0),
+            b.rate as u64,
+        ))
+    });
+
     let sustainable: Vec<SustainableRow> = c
         .searches
         .iter()
@@ -264,6 +340,7 @@ pub fn build(c: Collected) -> Report {
     Report {
         meta: c.meta,
         added,
+        openai,
         sustainable,
         peak_rss_mib,
         targets,
@@ -429,6 +506,48 @@ pub fn markdown(r: &Report) -> String {
             opt(a.machine_cpu_busy_pct, |v| format!("{v:.0}%")),
         );
     }
+    if !r.openai.is_empty() {
+        let _ = writeln!(
+            md,
+            "\n## OpenAI-compatible endpoint next to REST execute (same prompt, same rate, same run)\n"
+        );
+        let _ = writeln!(
+            md,
+            "`POST /openai/v1/chat/completions` with `model: \"formaops::<name>\"` and `inputs`, run right after `POST /api/prompts/{{id}}/execute` at the same offered load. Difference = percentile(OpenAI) - percentile(REST); added over the mock = percentile(OpenAI) - percentile(direct).\n"
+        );
+        let _ = writeln!(
+            md,
+            "| store | mock | rate/s | REST p50 | REST p90 | REST p99 | OpenAI p50 | OpenAI p90 | OpenAI p99 | **OpenAI - REST p50** | **OpenAI - REST p99** | OpenAI added over mock p50 / p99 | errors (REST/OpenAI) | dropped (REST/OpenAI) | server CPU/exec (REST/OpenAI) | machine busy |"
+        );
+        let _ =
+            writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        for o in &r.openai {
+            let _ = writeln!(
+                md,
+                "| {} | {} ms | {:.0} | {} | {} | {} | {} | {} | {} | **{}** | **{}** | {} / {} | {}/{} | {}/{} | {} / {} | {} |",
+                o.store,
+                o.mock_ms,
+                o.rate,
+                fmt_us(o.rest_p50_us),
+                fmt_us(o.rest_p90_us),
+                fmt_us(o.rest_p99_us),
+                fmt_us(o.openai_p50_us),
+                fmt_us(o.openai_p90_us),
+                fmt_us(o.openai_p99_us),
+                fmt_us(o.openai_minus_rest_p50_us),
+                fmt_us(o.openai_minus_rest_p99_us),
+                opt(o.openai_added_p50_us, fmt_us),
+                opt(o.openai_added_p99_us, fmt_us),
+                o.rest_errors,
+                o.openai_errors,
+                o.rest_dropped,
+                o.openai_dropped,
+                opt(o.rest_cpu_per_exec_us, |v| format!("{v:.0} µs")),
+                opt(o.openai_cpu_per_exec_us, |v| format!("{v:.0} µs")),
+                opt(o.machine_cpu_busy_pct, |v| format!("{v:.0}%")),
+            );
+        }
+    }
     if !r.sustainable.is_empty() {
         let _ = writeln!(md, "\n## Highest sustainable rate (0 errors, 0 drops, p99 under the bound)\n");
         let _ = writeln!(
@@ -532,7 +651,7 @@ mod tests {
             latency: LatencySummary { count: rate as u64, p50_us: p50, p99_us: p99, ..Default::default() },
             service_time: LatencySummary::default(),
             dispatch_lag: LatencySummary::default(),
-            server: (path == "via").then_some(ServerUsage {
+            server: (path != "direct").then_some(ServerUsage {
                 pid: 1,
                 cpu_seconds: 0.1,
                 cpu_per_ok_us: Some(100.0),
@@ -606,6 +725,53 @@ mod tests {
         assert!(md.contains("| postgres | 0 ms | 1000 |"), "{md}");
         assert!(md.contains("**250 µs**"), "{md}");
         assert!(md.contains("6000/s"), "{md}");
+    }
+
+    #[test]
+    fn pairs_the_openai_endpoint_with_rest_execute() {
+        let mut openai_err = run("sqlite", "openai", 1000.0, 700.0, 2500.0);
+        openai_err.errors.total = 4;
+        let r = build(Collected {
+            meta: None,
+            runs: vec![
+                run("postgres", "direct", 100.0, 100.0, 300.0),
+                run("postgres", "via", 100.0, 400.0, 1500.0),
+                run("postgres", "openai", 100.0, 450.0, 1400.0),
+                // No direct run at this rate: the difference to REST is still reported.
+                run("sqlite", "via", 1000.0, 600.0, 2000.0),
+                openai_err,
+                // No REST run at this rate: not paired.
+                run("sqlite", "openai", 100.0, 1.0, 2.0),
+            ],
+            searches: vec![],
+            scale: vec![],
+        });
+        assert_eq!(r.openai.len(), 2, "{:?}", r.openai);
+        let pg = &r.openai[0];
+        assert_eq!((pg.store.as_str(), pg.rate), ("postgres", 100.0));
+        assert_eq!(pg.openai_minus_rest_p50_us, 50.0);
+        assert_eq!(pg.openai_minus_rest_p99_us, -100.0);
+        assert_eq!(pg.openai_added_p50_us, Some(350.0));
+        assert_eq!(pg.openai_added_p99_us, Some(1100.0));
+        let sq = &r.openai[1];
+        assert_eq!((sq.store.as_str(), sq.rate), ("sqlite", 1000.0));
+        assert_eq!(sq.openai_added_p50_us, None);
+        assert_eq!(sq.openai_errors, 4);
+        // An OpenAI run's errors fail the quick check like any run's.
+        assert_eq!(r.runs_with_errors.get("sqlite/openai/1000"), Some(&4));
+        // The REST/direct pairing is not disturbed by the openai runs.
+        assert_eq!(r.added.len(), 1);
+        let md = markdown(&r);
+        assert!(md.contains("OpenAI-compatible endpoint next to REST execute"), "{md}");
+        assert!(md.contains("| postgres | 0 ms | 100 | 400 µs |"), "{md}");
+        assert!(md.contains("**50 µs** | **-100 µs** | 350 µs / 1100 µs |"), "{md}");
+        // A report without openai runs has no such section, and older report.json files
+        // (without the field) still parse.
+        let plain = build(Collected::default());
+        assert!(!markdown(&plain).contains("OpenAI-compatible"));
+        let mut v = serde_json::to_value(&plain).unwrap();
+        v.as_object_mut().unwrap().remove("openai");
+        assert!(serde_json::from_value::<Report>(v).is_ok());
     }
 
     #[test]

@@ -116,3 +116,22 @@ def test_unknown_prompt(client):
     with pytest.raises(openai.NotFoundError) as err:
         client.chat.completions.create(model="formaops::no-such-prompt", messages=[])
     assert "no-such-prompt" in str(err.value)
+
+
+def test_response_format(client, essay):
+    # The mock provider answers whatever the format; the SDK's typed forms are accepted.
+    for fmt in (
+        {"type": "text"},
+        {"type": "json_object"},
+        {"type": "json_schema", "json_schema": {"name": "essay", "schema": {"type": "object"}, "strict": False}},
+    ):
+        c = client.chat.completions.create(
+            model=essay, messages=[], response_format=fmt, extra_body={"inputs": {"topic": "tides"}}
+        )
+        assert "tides" in c.choices[0].message.content
+    with pytest.raises(openai.BadRequestError) as err:
+        client.chat.completions.create(
+            model=essay, messages=[], response_format={"type": "xml"}, extra_body={"inputs": {"topic": "a"}}
+        )
+    assert err.value.param == "response_format.type"
+    assert "xml" in str(err.value)

@@ -44,7 +44,9 @@ pub struct Message {
     pub content: String,
 }
 
-/// Structured-output request: the JSON Schema the reply must follow.
+/// Structured-output request: the JSON Schema the reply must follow, or, with a `null`
+/// schema ([`ResponseSchema::json_object`]), JSON mode: any JSON object, no schema
+/// (`response_format: {type: "json_object"}` on OpenAI-compatible servers).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResponseSchema {
     /// The schema's name as the provider API wants one (the engine sends `output` for a
@@ -55,6 +57,18 @@ pub struct ResponseSchema {
     /// Asks the provider to follow the schema exactly (the engine sets it for a version's
     /// rule).
     pub strict: bool,
+}
+
+impl ResponseSchema {
+    /// JSON mode: the reply must be a JSON object, of no particular schema.
+    pub fn json_object() -> Self {
+        Self { name: "json_object".to_string(), schema: Value::Null, strict: false }
+    }
+
+    /// Whether this asks for JSON mode rather than a schema (see [`Self::json_object`]).
+    pub fn is_json_object(&self) -> bool {
+        self.schema.is_null()
+    }
 }
 
 /// Which structured-output form a provider accepts, for versions whose rules give a JSON

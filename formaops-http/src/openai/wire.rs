@@ -23,7 +23,8 @@ pub struct ChatCompletionRequest {
     pub max_tokens: Option<u32>,
     pub stop: Option<Stop>,
     pub seed: Option<i64>,
-    pub response_format: Option<ResponseFormat>,
+    /// Read by [`response_format`], which names the wrong field in its errors.
+    pub response_format: Option<Value>,
     pub n: Option<u32>,
     #[serde(default)]
     pub stream: bool,
@@ -41,20 +42,83 @@ pub enum Stop {
     Many(Vec<String>),
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ResponseFormat {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub json_schema: Option<JsonSchemaFormat>,
-}
+/// Longest `response_format.json_schema.name` (OpenAI's limit).
+pub const MAX_SCHEMA_NAME_CHARS: usize = 64;
 
-#[derive(Debug, Deserialize)]
-pub struct JsonSchemaFormat {
-    pub name: String,
-    #[serde(default)]
-    pub schema: Value,
-    #[serde(default)]
-    pub strict: Option<bool>,
+/// Translates `response_format`: `{"type": "text"}` (or `null`) asks for nothing,
+/// `{"type": "json_object"}` for JSON mode, `{"type": "json_schema", "json_schema": {"name",
+/// "schema", "strict"}}` for a schema; the provider's `structured_output` setting decides what
+/// is sent. Anything else is a 400 naming the field.
+pub fn response_format(value: Value) -> Result<Option<ResponseSchema>, OpenAiError> {
+    const PARAM: &str = "response_format";
+    let bad = |param: &str, message: String| Err(OpenAiError::bad_request(Some(param), message));
+    let mut format = match value {
+        Value::Null => return Ok(None),
+        Value::Object(o) => o,
+        _ => return bad(PARAM, format!("{PARAM}: expected an object such as {{\"type\": \"json_object\"}}")),
+    };
+    let kind = match format.remove("type") {
+        Some(Value::String(k)) => k,
+        Some(_) => return bad("response_format.type", "response_format.type: expected a string".into()),
+        None => return bad("response_format.type", "response_format.type is required".into()),
+    };
+    match kind.as_str() {
+        "text" => Ok(None),
+        "json_object" => Ok(Some(ResponseSchema::json_object())),
+        "json_schema" => {
+            const FIELD: &str = "response_format.json_schema";
+            let Some(Value::Object(mut spec)) = format.remove("json_schema") else {
+                return bad(FIELD, format!("{FIELD}: an object with `name` and `schema` is required"));
+            };
+            let name = match spec.remove("name") {
+                Some(Value::String(n))
+                    if !n.is_empty()
+                        && n.chars().count() <= MAX_SCHEMA_NAME_CHARS
+                        && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                {
+                    n
+                }
+                _ => {
+                    return bad(
+                        "response_format.json_schema.name",
+                        format!(
+                            "{FIELD}.name: 1 to {MAX_SCHEMA_NAME_CHARS} letters, digits, `_` or `-` is required"
+                        ),
+                    );
+                }
+            };
+            let schema = match spec.remove("schema") {
+                Some(s @ Value::Object(_)) => s,
+                _ => {
+                    return bad(
+                        "response_format.json_schema.schema",
+                        format!("{FIELD}.schema: a JSON Schema object is required"),
+                    );
+                }
+            };
+            let strict = match spec.remove("strict") {
+                None | Some(Value::Null) => false,
+                Some(Value::Bool(b)) => b,
+                Some(_) => {
+                    return bad(
+                        "response_format.json_schema.strict",
+                        format!("{FIELD}.strict: expected a boolean"),
+                    );
+                }
+            };
+            Ok(Some(ResponseSchema { name, schema, strict }))
+        }
+        other => {
+            // Echoed bounded: the body limit is the only bound on a caller's string.
+            let shown: String = other.chars().take(MAX_SCHEMA_NAME_CHARS).collect();
+            bad(
+                "response_format.type",
+                format!(
+                    "response_format.type: {shown:?} is not supported (text, json_object or json_schema)"
+                ),
+            )
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,24 +184,7 @@ impl ChatCompletionRequest {
             self.messages.into_iter().enumerate().map(|(i, m)| message(i, m)).collect::<Result<_, _>>()?;
         let response_schema = match self.response_format {
             None => None,
-            Some(f) => match (f.kind.as_str(), f.json_schema) {
-                ("text", _) => None,
-                ("json_schema", Some(s)) => {
-                    Some(ResponseSchema { name: s.name, schema: s.schema, strict: s.strict.unwrap_or(false) })
-                }
-                ("json_schema", None) => {
-                    return Err(OpenAiError::bad_request(
-                        Some("response_format"),
-                        "`json_schema` needs `response_format.json_schema`",
-                    ));
-                }
-                (other, _) => {
-                    return Err(OpenAiError::bad_request(
-                        Some("response_format"),
-                        format!("type {other:?} is not supported (text or json_schema)"),
-                    ));
-                }
-            },
+            Some(v) => response_format(v)?,
         };
         let priority = match self.priority.as_deref() {
             None => None,

@@ -44,6 +44,7 @@ impl<'a> ChatRequest<'a> {
             stop: &p.stop,
             seed: p.seed,
             response_format: request.response_schema.as_ref().and_then(|schema| match structured {
+                StructuredOutput::JsonSchema if schema.is_json_object() => Some(ResponseFormat::JSON_OBJECT),
                 StructuredOutput::JsonSchema => Some(ResponseFormat::json_schema(schema)),
                 StructuredOutput::JsonObject => Some(ResponseFormat::JSON_OBJECT),
                 StructuredOutput::None => None,
@@ -437,5 +438,43 @@ impl ErrorBody {
         } else {
             ProviderErrorKind::ServerError
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::prompt::ModelParameters;
+
+    fn sent(schema: ResponseSchema, structured: StructuredOutput) -> Value {
+        let request = CompletionRequest {
+            model: "m".to_string(),
+            messages: Vec::new(),
+            parameters: ModelParameters::default(),
+            response_schema: Some(schema),
+            deadline: tokio::time::Instant::now() + Duration::from_secs(1),
+        };
+        serde_json::to_value(ChatRequest::new(&request, false, structured))
+            .map(|v| v.get("response_format").cloned().unwrap_or(Value::Null))
+            .unwrap_or(Value::Null)
+    }
+
+    #[test]
+    fn json_mode_is_sent_as_json_object() {
+        let mode = ResponseSchema::json_object();
+        assert!(mode.is_json_object());
+        assert_eq!(sent(mode.clone(), StructuredOutput::JsonSchema), json!({"type": "json_object"}));
+        assert_eq!(sent(mode.clone(), StructuredOutput::JsonObject), json!({"type": "json_object"}));
+        assert_eq!(sent(mode, StructuredOutput::None), Value::Null);
+        let schema = ResponseSchema { name: "out".into(), schema: json!({"type": "object"}), strict: true };
+        assert!(!schema.is_json_object());
+        assert_eq!(
+            sent(schema, StructuredOutput::JsonSchema),
+            json!({"type": "json_schema", "json_schema": {"name": "out", "schema": {"type": "object"}, "strict": true}})
+        );
     }
 }
