@@ -5,6 +5,8 @@
 
 use serde_json::Value;
 
+pub mod strict;
+
 /// Compiled-size limit of a regex (also of `pattern` keywords in JSON Schemas), in bytes.
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Deepest nesting of arrays/objects accepted in a `json` value (and in a user schema).

@@ -26,6 +26,8 @@ use serde_json::Value;
 
 use crate::error::{Error, Problem, ProblemCode, Result};
 pub use crate::schema::{MAX_SCHEMA_BYTES, REGEX_SIZE_LIMIT};
+use crate::provider::ResponseSchema;
+use crate::schema::strict::strict_unfit;
 use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
@@ -40,6 +42,11 @@ pub enum ValidationRule {
     JsonSchema {
         /// The JSON Schema document.
         schema: Value,
+        /// Whether the schema is sent to the provider in strict mode: `"auto"` (the default;
+        /// strict when the schema fits, see [`crate::schema::strict`]), `true` (always; a
+        /// schema that does not fit is refused when the version is saved) or `false` (never).
+        #[serde(default, skip_serializing_if = "StrictMode::is_auto")]
+        strict: StrictMode,
     },
     /// The output matches `pattern` (Rust `regex` syntax, unanchored unless the pattern
     /// anchors itself).
@@ -67,6 +74,50 @@ pub enum ValidationRule {
         /// The text that must be absent; not empty.
         value: String,
     },
+}
+
+/// How a `json_schema` rule's schema is sent as structured output (`strict` in the rule's
+/// JSON: `"auto"`, `true` or `false`; absent means `"auto"`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StrictMode {
+    /// `strict: true` when the schema fits OpenAI's strict mode, else `strict: false`.
+    #[default]
+    Auto,
+    /// Always `strict: true`; a version whose schema does not fit is refused when saved.
+    Always,
+    /// Always `strict: false`.
+    Never,
+}
+
+impl StrictMode {
+    /// Whether this is the default, `"auto"`.
+    pub fn is_auto(&self) -> bool {
+        *self == Self::Auto
+    }
+}
+
+impl Serialize for StrictMode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Self::Auto => s.serialize_str("auto"),
+            Self::Always => s.serialize_bool(true),
+            Self::Never => s.serialize_bool(false),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for StrictMode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Bool(true) => Ok(Self::Always),
+            Value::Bool(false) => Ok(Self::Never),
+            Value::String(s) if s == "auto" => Ok(Self::Auto),
+            other => Err(serde::de::Error::custom(format!(
+                "strict must be \"auto\", true or false, not {}",
+                crate::schema::truncate(&other.to_string(), 100)
+            ))),
+        }
+    }
 }
 
 impl ValidationRule {
@@ -130,7 +181,7 @@ const MAX_REASON_ERRORS: usize = 5;
 #[derive(Debug)]
 enum Compiled {
     Json,
-    JsonSchema { schema: Value, validator: Box<jsonschema::Validator> },
+    JsonSchema { schema: Value, strict: bool, validator: Box<jsonschema::Validator> },
     Regex(regex::Regex),
     MinLength(usize),
     MaxLength(usize),
@@ -195,10 +246,13 @@ impl CompiledRules {
         self.rules.iter().any(|r| matches!(r, Compiled::Json | Compiled::JsonSchema { .. }))
     }
 
-    /// The JSON Schema of the first `json_schema` rule, for structured-output requests.
-    pub fn response_schema(&self) -> Option<&Value> {
+    /// The structured-output request of the first `json_schema` rule (named `output`): its
+    /// schema, strict as the rule's `strict` decided when it was compiled.
+    pub fn response_schema(&self) -> Option<ResponseSchema> {
         self.rules.iter().find_map(|r| match r {
-            Compiled::JsonSchema { schema, .. } => Some(schema),
+            Compiled::JsonSchema { schema, strict, .. } => {
+                Some(ResponseSchema { name: "output".to_string(), schema: schema.clone(), strict: *strict })
+            }
             _ => None,
         })
     }
@@ -261,9 +315,28 @@ type RuleProblem = (&'static str, ProblemCode, String);
 fn compile_rule(rule: &ValidationRule) -> std::result::Result<Compiled, RuleProblem> {
     Ok(match rule {
         ValidationRule::Json => Compiled::Json,
-        ValidationRule::JsonSchema { schema } => {
+        ValidationRule::JsonSchema { schema, strict } => {
             let validator = build_schema(schema).map_err(|m| ("schema", ProblemCode::Schema, m))?;
-            Compiled::JsonSchema { schema: schema.clone(), validator: Box::new(validator) }
+            let unfit = match strict {
+                StrictMode::Never => None,
+                StrictMode::Auto | StrictMode::Always => strict_unfit(schema),
+            };
+            let strict = match (strict, unfit) {
+                (StrictMode::Always, Some(u)) => {
+                    return Err((
+                        "schema",
+                        ProblemCode::Schema,
+                        format!(
+                            "the schema does not fit the provider's strict structured-output mode, \
+                             which `strict: true` asks for ({u}); fix it, or set `strict` to \
+                             \"auto\" or false"
+                        ),
+                    ));
+                }
+                (StrictMode::Never, _) => false,
+                (_, unfit) => unfit.is_none(),
+            };
+            Compiled::JsonSchema { schema: schema.clone(), strict, validator: Box::new(validator) }
         }
         ValidationRule::Regex { pattern } => {
             if pattern.len() > MAX_PATTERN_BYTES {
@@ -335,7 +408,7 @@ mod tests {
     fn kind_is_the_serialised_type() {
         for rule in [
             ValidationRule::Json,
-            ValidationRule::JsonSchema { schema: json!({}) },
+            ValidationRule::JsonSchema { schema: json!({}), strict: Default::default() },
             ValidationRule::Regex { pattern: "a".into() },
             ValidationRule::MinLength { value: 1 },
             ValidationRule::MaxLength { value: 1 },
@@ -391,6 +464,7 @@ mod tests {
     fn json_schema_checks_and_still_returns_parsed_value() {
         let rules = compile(vec![ValidationRule::JsonSchema {
             schema: json!({"type": "object", "required": ["score"], "properties": {"score": {"type": "number"}}}),
+            strict: StrictMode::Auto,
         }]);
         let (verdict, parsed) = rules.check("{\"score\": 0.5}");
         assert!(verdict.passed);
@@ -401,7 +475,10 @@ mod tests {
         let reason = verdict.results[0].reason.as_deref().expect("reason");
         assert!(reason.contains("/score"), "{reason}");
         assert!(rules.wants_json());
-        assert_eq!(rules.response_schema().and_then(|s| s.get("required")), Some(&json!(["score"])));
+        let sent = rules.response_schema().expect("a schema to send");
+        assert_eq!(sent.schema.get("required"), Some(&json!(["score"])));
+        // No `additionalProperties: false`: not fit for strict mode, so sent non-strict.
+        assert!(!sent.strict);
     }
 
     #[test]
@@ -413,7 +490,7 @@ mod tests {
             json!({"properties": {"a": {"$ref": "https://192.0.2.1/defs.json#/a"}}}),
             json!({"$ref": "file:///etc/passwd"}),
         ] {
-            let rules = vec![ValidationRule::Json, ValidationRule::JsonSchema { schema }];
+            let rules = vec![ValidationRule::Json, ValidationRule::JsonSchema { schema, strict: Default::default() }];
             let Err(Error::InvalidPrompt { problems }) = CompiledRules::compile(&rules) else {
                 panic!("a remote $ref must be rejected")
             };
@@ -431,9 +508,77 @@ mod tests {
                 "definitions": {"n": {"type": "integer"}},
                 "properties": {"n": {"$ref": "#/definitions/n"}}
             }),
+            strict: StrictMode::Auto,
         }]);
         assert!(rules.check("{\"n\": 1}").0.passed);
         assert!(!rules.check("{\"n\": 1.5}").0.passed);
+    }
+
+    fn strict_rule(schema: Value, strict: StrictMode) -> ValidationRule {
+        ValidationRule::JsonSchema { schema, strict }
+    }
+
+    #[test]
+    fn strict_is_decided_by_the_rule_and_the_schema_fitness() {
+        let fit = json!({"type": "object", "additionalProperties": false, "required": ["city", "zip"],
+                         "properties": {"city": {"type": "string"}, "zip": {"type": ["string", "null"]}}});
+        let optional = json!({"type": "object", "required": ["city"],
+                              "properties": {"city": {"type": "string"}, "zip": {"type": "string"}}});
+        let array_root = json!({"type": "array", "items": {"type": "string"}});
+        let sent = |schema: &Value, mode| {
+            let rules = compile(vec![strict_rule(schema.clone(), mode)]);
+            let sent = rules.response_schema().expect("a schema to send");
+            assert_eq!((&sent.name, &sent.schema), (&"output".to_string(), schema));
+            sent.strict
+        };
+        assert!(sent(&fit, StrictMode::Auto));
+        assert!(sent(&fit, StrictMode::Always));
+        assert!(!sent(&fit, StrictMode::Never));
+        for unfit in [&optional, &array_root] {
+            assert!(!sent(unfit, StrictMode::Auto), "{unfit}");
+            assert!(!sent(unfit, StrictMode::Never), "{unfit}");
+        }
+        // `strict: true` with an unfit schema is refused, naming the rule, the path and why.
+        let got = problems(vec![
+            ValidationRule::Json,
+            strict_rule(optional.clone(), StrictMode::Always),
+            strict_rule(array_root.clone(), StrictMode::Always),
+        ]);
+        assert_eq!(got, vec![p("validations[1].schema", "schema"), p("validations[2].schema", "schema")]);
+        let Err(Error::InvalidPrompt { problems }) =
+            CompiledRules::compile(&[strict_rule(optional.clone(), StrictMode::Always)])
+        else {
+            panic!("strict: true with an optional property must be refused")
+        };
+        let message = &problems[0].message;
+        assert!(message.contains("at the root") && message.contains("`zip` is not in `required`"), "{message}");
+        // The rule is still checked on the output, whatever is sent.
+        let rules = compile(vec![strict_rule(optional, StrictMode::Auto)]);
+        assert!(rules.check(r#"{"city": "Paris"}"#).0.passed);
+        assert!(!rules.check(r#"{"zip": "75001"}"#).0.passed);
+    }
+
+    #[test]
+    fn strict_serialises_as_auto_true_or_false() {
+        let read = |v: Value| serde_json::from_value::<ValidationRule>(v);
+        let schema = json!({"type": "object"});
+        // Stored rules without the field read as auto; auto is not written back.
+        let old = json!({"type": "json_schema", "schema": schema});
+        assert_eq!(read(old.clone()).ok(), Some(strict_rule(schema.clone(), StrictMode::Auto)));
+        assert_eq!(serde_json::to_value(strict_rule(schema.clone(), StrictMode::Auto)).ok(), Some(old));
+        for (word, mode) in [(json!("auto"), StrictMode::Auto), (json!(true), StrictMode::Always), (json!(false), StrictMode::Never)] {
+            let v = json!({"type": "json_schema", "schema": schema, "strict": word});
+            assert_eq!(read(v).ok(), Some(strict_rule(schema.clone(), mode)));
+        }
+        let v = json!({"type": "json_schema", "schema": schema, "strict": true});
+        assert_eq!(serde_json::to_value(strict_rule(schema.clone(), StrictMode::Always)).ok(), Some(v));
+        for bad in [json!("yes"), json!(1), json!(null)] {
+            let err = read(json!({"type": "json_schema", "schema": schema, "strict": bad}))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(err.contains("strict must be \"auto\", true or false"), "{err}");
+        }
     }
 
     #[test]
@@ -443,7 +588,7 @@ mod tests {
             ValidationRule::Regex { pattern: "(unclosed".into() },
             ValidationRule::Regex { pattern: "\\w{1000}{1000}".into() },
             ValidationRule::Regex { pattern: "a".repeat(MAX_PATTERN_BYTES + 1) },
-            ValidationRule::JsonSchema { schema: json!({"type": 12}) },
+            ValidationRule::JsonSchema { schema: json!({"type": 12}), strict: Default::default() },
             ValidationRule::Contains { value: String::new() },
         ]);
         assert_eq!(

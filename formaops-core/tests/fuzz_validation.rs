@@ -118,8 +118,8 @@ fn arb_schema() -> impl Strategy<Value = Value> {
 fn arb_rule() -> impl Strategy<Value = ValidationRule> {
     prop_oneof![
         Just(ValidationRule::Json),
-        arb_schema().prop_map(|schema| ValidationRule::JsonSchema { schema }),
-        arb_json(4).prop_map(|schema| ValidationRule::JsonSchema { schema }),
+        arb_schema().prop_map(|schema| ValidationRule::JsonSchema { schema, strict: Default::default() }),
+        arb_json(4).prop_map(|schema| ValidationRule::JsonSchema { schema, strict: Default::default() }),
         arb_pattern().prop_map(|pattern| ValidationRule::Regex { pattern }),
         prop_oneof![any::<usize>(), 0usize..100].prop_map(|value| ValidationRule::MinLength { value }),
         prop_oneof![any::<usize>(), 0usize..100].prop_map(|value| ValidationRule::MaxLength { value }),
@@ -195,7 +195,7 @@ fn remote_refs_are_never_fetched() {
         json!({"$dynamicRef": format!("http://127.0.0.1:{port}/d.json")}),
     ];
     for schema in schemas {
-        compile_and_check(vec![ValidationRule::JsonSchema { schema }], r#"{"a": 1}"#.to_string());
+        compile_and_check(vec![ValidationRule::JsonSchema { schema, strict: Default::default() }], r#"{"a": 1}"#.to_string());
     }
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -223,7 +223,7 @@ fn huge_and_deep_outputs_are_bounded() {
         compile_and_check(
             vec![
                 ValidationRule::Json,
-                ValidationRule::JsonSchema { schema: json!({"items": {"$ref": "#"}}) },
+                ValidationRule::JsonSchema { schema: json!({"items": {"$ref": "#"}}), strict: Default::default() },
             ],
             output,
         );

@@ -23,7 +23,7 @@ use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
     TokenUsage,
 };
-use crate::provider::{CompletionRequest, ProviderError, ResponseSchema};
+use crate::provider::{CompletionRequest, ProviderError};
 use crate::store::{ClaimParams, ExtendLeasesParams};
 
 /// How often an idle claim loop looks at the store without being woken.
@@ -269,11 +269,7 @@ async fn attempt_outcome_inner(
     let deadline_utc = (now + chrono_dur(inner.config.attempt_timeout)).min(exec.deadline_at);
     let deadline = inner.clock.instant_at(deadline_utc);
     let response_schema = if exec.validate_output {
-        compiled.rules.response_schema().map(|schema| ResponseSchema {
-            name: "output".to_string(),
-            schema: schema.clone(),
-            strict: true,
-        })
+        compiled.rules.response_schema()
     } else {
         None
     };

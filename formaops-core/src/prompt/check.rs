@@ -126,7 +126,7 @@ fn unstorable_problems(version: &PromptVersion) -> Vec<Problem> {
         }
     }
     for (i, rule) in version.validations.iter().enumerate() {
-        if let ValidationRule::JsonSchema { schema } = rule {
+        if let ValidationRule::JsonSchema { schema, .. } = rule {
             problems.extend(crate::text::value_problem(format_args!("validations[{i}].schema"), schema));
         }
     }
