@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Problem, ProblemCode, Result};
-pub use crate::schema::{MAX_SCHEMA_BYTES, REGEX_SIZE_LIMIT};
 use crate::provider::ResponseSchema;
 use crate::schema::strict::strict_unfit;
+pub use crate::schema::{MAX_SCHEMA_BYTES, REGEX_SIZE_LIMIT};
 use crate::schema::{build_schema, schema_error_text, truncate};
 
 /// One output validation rule. A closed set: each has a precise, documented meaning.
@@ -490,7 +490,8 @@ mod tests {
             json!({"properties": {"a": {"$ref": "https://192.0.2.1/defs.json#/a"}}}),
             json!({"$ref": "file:///etc/passwd"}),
         ] {
-            let rules = vec![ValidationRule::Json, ValidationRule::JsonSchema { schema, strict: Default::default() }];
+            let rules =
+                vec![ValidationRule::Json, ValidationRule::JsonSchema { schema, strict: Default::default() }];
             let Err(Error::InvalidPrompt { problems }) = CompiledRules::compile(&rules) else {
                 panic!("a remote $ref must be rejected")
             };
@@ -551,7 +552,10 @@ mod tests {
             panic!("strict: true with an optional property must be refused")
         };
         let message = &problems[0].message;
-        assert!(message.contains("at the root") && message.contains("`zip` is not in `required`"), "{message}");
+        assert!(
+            message.contains("at the root") && message.contains("`zip` is not in `required`"),
+            "{message}"
+        );
         // The rule is still checked on the output, whatever is sent.
         let rules = compile(vec![strict_rule(optional, StrictMode::Auto)]);
         assert!(rules.check(r#"{"city": "Paris"}"#).0.passed);
@@ -566,7 +570,11 @@ mod tests {
         let old = json!({"type": "json_schema", "schema": schema});
         assert_eq!(read(old.clone()).ok(), Some(strict_rule(schema.clone(), StrictMode::Auto)));
         assert_eq!(serde_json::to_value(strict_rule(schema.clone(), StrictMode::Auto)).ok(), Some(old));
-        for (word, mode) in [(json!("auto"), StrictMode::Auto), (json!(true), StrictMode::Always), (json!(false), StrictMode::Never)] {
+        for (word, mode) in [
+            (json!("auto"), StrictMode::Auto),
+            (json!(true), StrictMode::Always),
+            (json!(false), StrictMode::Never),
+        ] {
             let v = json!({"type": "json_schema", "schema": schema, "strict": word});
             assert_eq!(read(v).ok(), Some(strict_rule(schema.clone(), mode)));
         }

@@ -286,7 +286,10 @@ fn deep_schemas_are_refused_before_compiling() {
                 let mut def = var("j", VariableType::Json);
                 def.schema = Some(schema.clone());
                 let as_variable = check_definitions(&[def], &InputLimits::default());
-                let as_rule = CompiledRules::compile(&[ValidationRule::JsonSchema { schema, strict: Default::default() }]);
+                let as_rule = CompiledRules::compile(&[ValidationRule::JsonSchema {
+                    schema,
+                    strict: Default::default(),
+                }]);
                 (as_variable.map_err(|e| e.to_string()), as_rule.map(|_| ()).map_err(|e| e.to_string()))
             });
             // `properties` nests two JSON levels per schema level.
@@ -307,7 +310,9 @@ fn deep_outputs_under_a_recursive_schema_are_checked_cleanly() {
     // recursive schema: validation recurses with the output.
     let verdicts = small_stack(|| {
         let schema = json!({"anyOf": [{"type": "integer"}, {"type": "array", "items": {"$ref": "#"}}]});
-        let rules = CompiledRules::compile(&[ValidationRule::JsonSchema { schema, strict: Default::default() }]).expect("compiles");
+        let rules =
+            CompiledRules::compile(&[ValidationRule::JsonSchema { schema, strict: Default::default() }])
+                .expect("compiles");
         [10, 64, 126, 100_000].map(|n| rules.check(&deep_json(n, false)).0.passed)
     });
     assert!(verdicts[0] && verdicts[1] && verdicts[2], "{verdicts:?}");

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use engine_common::{config, inputs};
 use formaops_core::engine::{ExecuteRequest, FormaOps};
+use formaops_core::error::Error;
 use formaops_core::execution::{Execution, ExecutionStatus};
 use formaops_core::ids::UserId;
 use formaops_core::prompt::PromptSpec;
@@ -143,4 +144,113 @@ async fn an_off_spec_reply_is_read_and_an_unreadable_one_is_paid_once() {
     let error = done.error.unwrap();
     assert_eq!(error.code, "malformed_response");
     assert!(error.message.contains("<html>oops</html>"), "{}", error.message);
+}
+
+// ----- a json_schema rule's schema is sent strict only where strict mode accepts it -----
+
+/// Runs one validated execution of a version with `rules` against a server answering
+/// `{"city": "Paris"}`; returns the `response_format` the server received and the execution.
+async fn sent_for(rules: Value) -> (Option<Value>, Execution) {
+    let server = MockServer::start().await;
+    let answer = ResponseTemplate::new(200).set_body_json(reply("{\"city\": \"Paris\"}", None));
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(answer).mount(&server).await;
+    let provider =
+        OpenAiProvider::new(openai_support::config(&format!("{}/v1", server.uri()), Some(KEY))).unwrap();
+    let engine = FormaOps::builder(Arc::new(MemoryStore::new()))
+        .provider("fake", Arc::new(provider))
+        .config(config())
+        .start()
+        .await
+        .unwrap();
+    let user = UserId::new();
+    let spec: PromptSpec = serde_json::from_value(json!({
+        "name": "city",
+        "template": "Where is {{ word }}?",
+        "variables": [{"name": "word", "type": "string", "required": true}],
+        "validations": rules,
+        "model": {"model": "gpt-4o-mini", "provider": "fake"}
+    }))
+    .unwrap();
+    let (prompt, _) = engine.create_prompt(user, spec).await.unwrap();
+    let request = ExecuteRequest {
+        prompt_id: prompt.id,
+        inputs: inputs("Louvre"),
+        validate_output: true,
+        ..Default::default()
+    };
+    let done = engine.execute(user, request).await.unwrap();
+    engine.shutdown().await;
+    let body: Value = server.received_requests().await.unwrap()[0].body_json().unwrap();
+    (body.get("response_format").cloned(), done)
+}
+
+fn optional_zip() -> Value {
+    json!({"type": "object", "required": ["city"],
+           "properties": {"city": {"type": "string"}, "zip": {"type": "string"}}})
+}
+
+fn closed_city() -> Value {
+    json!({"type": "object", "additionalProperties": false, "required": ["city"],
+           "properties": {"city": {"type": "string"}}})
+}
+
+#[tokio::test]
+async fn strict_is_sent_only_for_schemas_that_fit_strict_mode() {
+    let cases = [
+        // (rule, strict sent): the inputs (optional property, array root) are sent
+        // non-strict by default; a fitting schema strict unless the rule says false.
+        (json!({"type": "json_schema", "schema": optional_zip()}), false),
+        (json!({"type": "json_schema", "schema": {"type": "array", "items": {"type": "string"}}}), false),
+        (json!({"type": "json_schema", "schema": closed_city()}), true),
+        (json!({"type": "json_schema", "schema": closed_city(), "strict": "auto"}), true),
+        (json!({"type": "json_schema", "schema": closed_city(), "strict": true}), true),
+        (json!({"type": "json_schema", "schema": closed_city(), "strict": false}), false),
+        (json!({"type": "json_schema", "schema": optional_zip(), "strict": false}), false),
+    ];
+    for (rule, strict) in cases {
+        let (sent, done) = sent_for(json!([rule])).await;
+        let sent = sent.unwrap();
+        assert_eq!(sent["type"], "json_schema", "{rule}");
+        assert_eq!(sent["json_schema"]["schema"], rule["schema"], "the schema is sent unchanged");
+        assert_eq!(sent["json_schema"]["strict"], json!(strict), "{rule}");
+        // The rule is checked on the output whatever was sent.
+        let verdict = done.validation.unwrap();
+        assert_eq!(verdict.results[0].rule, "json_schema");
+        let is_array = rule["schema"]["type"] == "array";
+        assert_eq!(verdict.passed, !is_array, "{rule}");
+    }
+}
+
+#[tokio::test]
+async fn strict_true_with_a_schema_strict_mode_refuses_is_refused_when_saved() {
+    let engine = FormaOps::builder(Arc::new(MemoryStore::new())).config(config()).start().await.unwrap();
+    let user = UserId::new();
+    let nested = json!({"type": "object", "additionalProperties": false, "required": ["address"],
+        "properties": {"address": {"type": "object", "additionalProperties": false,
+                                   "properties": {"street": {"type": "string"}}}}});
+    for (schema, path) in [(optional_zip(), "at the root"), (nested, "at /properties/address")] {
+        let spec: PromptSpec = serde_json::from_value(json!({
+            "name": "strict",
+            "template": "hi",
+            "validations": [{"type": "json"}, {"type": "json_schema", "schema": schema, "strict": true}]
+        }))
+        .unwrap();
+        let Err(Error::InvalidPrompt { problems }) = engine.create_prompt(user, spec).await else {
+            panic!("strict: true with an unfit schema must be refused")
+        };
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            (problems[0].field.as_str(), problems[0].code.as_str()),
+            ("validations[1].schema", "schema")
+        );
+        let message = &problems[0].message;
+        assert!(message.contains(path) && message.contains("not in `required`"), "{message}");
+    }
+    // The same schema with the default (auto) saves.
+    let spec: PromptSpec = serde_json::from_value(json!({
+        "name": "auto", "template": "hi", "validations": [{"type": "json_schema", "schema": optional_zip()}]
+    }))
+    .unwrap();
+    assert!(engine.create_prompt(user, spec).await.is_ok());
+    engine.shutdown().await;
 }

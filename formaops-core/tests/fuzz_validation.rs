@@ -195,7 +195,10 @@ fn remote_refs_are_never_fetched() {
         json!({"$dynamicRef": format!("http://127.0.0.1:{port}/d.json")}),
     ];
     for schema in schemas {
-        compile_and_check(vec![ValidationRule::JsonSchema { schema, strict: Default::default() }], r#"{"a": 1}"#.to_string());
+        compile_and_check(
+            vec![ValidationRule::JsonSchema { schema, strict: Default::default() }],
+            r#"{"a": 1}"#.to_string(),
+        );
     }
     match listener.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
@@ -223,7 +226,10 @@ fn huge_and_deep_outputs_are_bounded() {
         compile_and_check(
             vec![
                 ValidationRule::Json,
-                ValidationRule::JsonSchema { schema: json!({"items": {"$ref": "#"}}), strict: Default::default() },
+                ValidationRule::JsonSchema {
+                    schema: json!({"items": {"$ref": "#"}}),
+                    strict: Default::default(),
+                },
             ],
             output,
         );

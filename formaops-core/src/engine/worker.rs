@@ -268,11 +268,7 @@ async fn attempt_outcome_inner(
     }
     let deadline_utc = (now + chrono_dur(inner.config.attempt_timeout)).min(exec.deadline_at);
     let deadline = inner.clock.instant_at(deadline_utc);
-    let response_schema = if exec.validate_output {
-        compiled.rules.response_schema()
-    } else {
-        None
-    };
+    let response_schema = if exec.validate_output { compiled.rules.response_schema() } else { None };
     let response_schema = response_schema.or(chat_schema);
     let request =
         CompletionRequest { model: exec.model.clone(), messages, parameters, response_schema, deadline };

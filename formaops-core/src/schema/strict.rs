@@ -313,7 +313,8 @@ mod tests {
         assert!(why.contains("`q/r`"), "{why}");
 
         // Unsupported keywords, anywhere.
-        for (kw, v) in [("allOf", json!([{}])), ("oneOf", json!([{}])), ("not", json!({})), ("if", json!({}))] {
+        for (kw, v) in [("allOf", json!([{}])), ("oneOf", json!([{}])), ("not", json!({})), ("if", json!({}))]
+        {
             let mut s = json!({"type": "object", "additionalProperties": false, "required": ["a"],
                                "properties": {"a": {"type": "string"}}});
             s["properties"]["a"][kw] = v;
@@ -392,7 +393,8 @@ mod tests {
         assert!(why.contains("enum values"), "{why}");
 
         let names: Vec<String> = (0..=MAX_STRICT_PROPERTIES).map(|i| format!("p{i}")).collect();
-        let props: Map<String, Value> = names.iter().map(|n| (n.clone(), json!({"type": "string"}))).collect();
+        let props: Map<String, Value> =
+            names.iter().map(|n| (n.clone(), json!({"type": "string"}))).collect();
         let (_, why) = reason(json!({"type": "object", "additionalProperties": false,
                                      "required": names, "properties": props}));
         assert!(why.contains("object properties"), "{why}");
