@@ -307,6 +307,49 @@ async fn prompt_validation_errors() {
 }
 
 #[tokio::test]
+async fn strict_json_schema_rules_that_strict_mode_refuses_are_422() {
+    let app = TestApp::new().await;
+    // An optional property: strict mode needs every property in `required`.
+    let schema = json!({"type": "object", "required": ["city"],
+                        "properties": {"city": {"type": "string"}, "zip": {"type": "string"}}});
+    let rule = |strict: Value| json!({"type": "json_schema", "schema": schema, "strict": strict});
+    let r = app
+        .post(
+            "/api/prompts",
+            &app.alice,
+            json!({"name": "s", "template": "hi", "validations": [rule(json!(true))]}),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_prompt");
+    let problem = &r.body["error"]["details"]["problems"][0];
+    assert_eq!(problem["field"], "validations[0].schema", "{}", r.text);
+    assert!(problem["message"].as_str().unwrap().contains("`zip` is not in `required`"), "{}", r.text);
+    // `strict` is "auto", true or false only.
+    let r = app
+        .post(
+            "/api/prompts",
+            &app.alice,
+            json!({"name": "s", "template": "hi", "validations": [rule(json!("yes"))]}),
+        )
+        .await
+        .expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(r.code(), "invalid_body");
+    // Auto (the default) and false save, and read back as given.
+    for (name, strict) in [("auto", json!("auto")), ("never", json!(false))] {
+        let r = app
+            .post(
+                "/api/prompts",
+                &app.alice,
+                json!({"name": name, "template": "hi", "validations": [rule(strict)]}),
+            )
+            .await;
+        assert!(r.status.is_success(), "{}", r.text);
+        assert!(r.text.contains("\"strict\":false") == (name == "never"), "{}", r.text);
+    }
+}
+
+#[tokio::test]
 async fn deep_templates_and_schemas_are_422_not_a_crash() {
     // Issue 12 item 1: each of these overflowed the worker's stack and aborted the server.
     let app = TestApp::new().await;
