@@ -602,7 +602,9 @@ class Engine:
         ``variables``: dicts ``{"name", "type", "required", "default_value", "description",
         "values", "schema", "max_length"}`` (``type``: string, number, integer, boolean,
         enum, json). ``validations``: dicts such as ``{"type": "json"}``,
-        ``{"type": "regex", "pattern": ...}``, ``{"type": "max_length", "value": 200}``.
+        ``{"type": "regex", "pattern": ...}``, ``{"type": "max_length", "value": 200}``,
+        ``{"type": "json_schema", "schema": {...}, "strict": "auto"}`` (``strict``: ``"auto"``,
+        the default, ``True`` or ``False``; see the README's "Strict structured output").
         ``model``: a model name or ``{"model", "provider", "parameters"}``; ``parameters``:
         ``{"temperature", "top_p", "max_completion_tokens", "stop", "seed"}``.
         Raises :class:`ValidationError` listing every problem, :class:`ConflictError` when an
