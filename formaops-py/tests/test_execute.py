@@ -99,6 +99,32 @@ def test_validated_output_is_parsed_json() -> None:
         assert p.version.validations[0]["schema"] == {"type": "object", "required": ["score"]}
 
 
+def test_json_schema_rule_strict_is_validated_when_saved() -> None:
+    optional_zip = {
+        "type": "object",
+        "required": ["city"],
+        "properties": {"city": {"type": "string"}, "zip": {"type": "string"}},
+    }
+    with formaops.Engine.open(mock_reply='{"city": "Paris"}') as e:
+        with pytest.raises(formaops.ValidationError) as info:
+            e.create_prompt(
+                name=unique(),
+                template="where?",
+                validations=[{"type": "json_schema", "schema": optional_zip, "strict": True}],
+            )
+        problem = info.value.problems[0]
+        assert problem["field"] == "validations[0].schema"
+        assert "`zip` is not in `required`" in problem["message"]
+        for strict in ("auto", False):
+            p = e.create_prompt(
+                name=unique(),
+                template="where?",
+                validations=[{"type": "json_schema", "schema": optional_zip, "strict": strict}],
+            )
+            r = e.execute(p.id, validate_output=True)
+            assert r.validation is not None and r.validation.passed
+
+
 def test_list_executions_filters_and_pages(engine: formaops.Engine, greet: formaops.Prompt) -> None:
     other = engine.create_prompt(name=unique(), template="y")
     ids = [engine.execute(greet.id, {"who": str(i)}).id for i in range(5)]
