@@ -25,7 +25,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{Error, Problem, ProblemCode, Result};
-use crate::provider::ResponseSchema;
 use crate::schema::strict::strict_unfit;
 pub use crate::schema::{MAX_SCHEMA_BYTES, REGEX_SIZE_LIMIT};
 use crate::schema::{build_schema, schema_error_text, truncate};
@@ -246,13 +245,12 @@ impl CompiledRules {
         self.rules.iter().any(|r| matches!(r, Compiled::Json | Compiled::JsonSchema { .. }))
     }
 
-    /// The structured-output request of the first `json_schema` rule (named `output`): its
-    /// schema, strict as the rule's `strict` decided when it was compiled.
-    pub fn response_schema(&self) -> Option<ResponseSchema> {
+    /// What the first `json_schema` rule asks of the provider's structured output: its
+    /// schema, and whether to send it in strict mode (the rule's `strict`, decided when it was
+    /// compiled). The engine turns it into the provider request.
+    pub fn structured_output(&self) -> Option<(&Value, bool)> {
         self.rules.iter().find_map(|r| match r {
-            Compiled::JsonSchema { schema, strict, .. } => {
-                Some(ResponseSchema { name: "output".to_string(), schema: schema.clone(), strict: *strict })
-            }
+            Compiled::JsonSchema { schema, strict, .. } => Some((schema, *strict)),
             _ => None,
         })
     }
@@ -475,10 +473,10 @@ mod tests {
         let reason = verdict.results[0].reason.as_deref().expect("reason");
         assert!(reason.contains("/score"), "{reason}");
         assert!(rules.wants_json());
-        let sent = rules.response_schema().expect("a schema to send");
-        assert_eq!(sent.schema.get("required"), Some(&json!(["score"])));
+        let (schema, strict) = rules.structured_output().expect("a schema to send");
+        assert_eq!(schema.get("required"), Some(&json!(["score"])));
         // No `additionalProperties: false`: not fit for strict mode, so sent non-strict.
-        assert!(!sent.strict);
+        assert!(!strict);
     }
 
     #[test]
@@ -528,9 +526,9 @@ mod tests {
         let array_root = json!({"type": "array", "items": {"type": "string"}});
         let sent = |schema: &Value, mode| {
             let rules = compile(vec![strict_rule(schema.clone(), mode)]);
-            let sent = rules.response_schema().expect("a schema to send");
-            assert_eq!((&sent.name, &sent.schema), (&"output".to_string(), schema));
-            sent.strict
+            let (sent, strict) = rules.structured_output().expect("a schema to send");
+            assert_eq!(sent, schema);
+            strict
         };
         assert!(sent(&fit, StrictMode::Auto));
         assert!(sent(&fit, StrictMode::Always));
@@ -650,6 +648,6 @@ mod tests {
         let rules = compile(Vec::new());
         let (verdict, parsed) = rules.check("anything");
         assert!(verdict.passed && verdict.results.is_empty() && parsed.is_none());
-        assert!(!rules.wants_json() && rules.response_schema().is_none() && rules.is_empty());
+        assert!(!rules.wants_json() && rules.structured_output().is_none() && rules.is_empty());
     }
 }

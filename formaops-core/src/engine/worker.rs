@@ -23,7 +23,7 @@ use crate::execution::{
     AttemptOutcome, AttemptResult, Execution, ExecutionError, ExecutionErrorCode, ExecutionMetrics,
     TokenUsage,
 };
-use crate::provider::{CompletionRequest, ProviderError};
+use crate::provider::{CompletionRequest, ProviderError, ResponseSchema};
 use crate::store::{ClaimParams, ExtendLeasesParams};
 
 /// How often an idle claim loop looks at the store without being woken.
@@ -268,7 +268,12 @@ async fn attempt_outcome_inner(
     }
     let deadline_utc = (now + chrono_dur(inner.config.attempt_timeout)).min(exec.deadline_at);
     let deadline = inner.clock.instant_at(deadline_utc);
-    let response_schema = if exec.validate_output { compiled.rules.response_schema() } else { None };
+    let response_schema = match compiled.rules.structured_output() {
+        Some((schema, strict)) if exec.validate_output => {
+            Some(ResponseSchema { name: "output".to_string(), schema: schema.clone(), strict })
+        }
+        _ => None,
+    };
     let response_schema = response_schema.or(chat_schema);
     let request =
         CompletionRequest { model: exec.model.clone(), messages, parameters, response_schema, deadline };
