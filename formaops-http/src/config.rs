@@ -5,6 +5,7 @@
 //! |---|---|---|---|---|
 //! | config file | `--config` | `FORMAOPS_CONFIG` | | none |
 //! | database | `--database-url` | `DATABASE_URL` | `database_url` | `sqlite:///formaops.db` (in the working directory, created if missing) |
+//! | durability | `--durability` | `FORMAOPS_DURABILITY` | `durability` | `strict` (`relaxed`: execution writes answered before their flush; `formaops_store::options`) |
 //! | listen address | `--bind` | `FORMAOPS_BIND` | `bind` | `127.0.0.1:8080` |
 //! | body limit (bytes) | `--body-limit` | `FORMAOPS_BODY_LIMIT` | `body_limit` | 1 MiB |
 //! | request timeout (s) | `--request-timeout` | `FORMAOPS_REQUEST_TIMEOUT` | `request_timeout` | 60 |
@@ -51,6 +52,7 @@ use clap::{Args, ValueEnum};
 use formaops_core::pricing::PriceTable;
 use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
 use formaops_core::user::jwt::{IssuerConfig, JwtSettings};
+use formaops_store::{Durability, StoreOptions};
 use serde::Deserialize;
 
 /// Default database: an SQLite file in the working directory.
@@ -126,6 +128,16 @@ pub struct ServeArgs {
     /// built-in price table.
     #[arg(long, env = "FORMAOPS_PRICES_FILE")]
     pub prices_file: Option<PathBuf>,
+    /// When an execution is answered: `strict` (after its final state is flushed to disk) or
+    /// `relaxed` (once committed; a database crash can lose the last moments of execution
+    /// records) (default: strict).
+    #[arg(long, env = "FORMAOPS_DURABILITY", value_parser = parse_durability)]
+    pub durability: Option<Durability>,
+}
+
+/// clap's parser for `--durability` / `FORMAOPS_DURABILITY` (the grammar is formaops-store's).
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    Durability::parse(s).map_err(|e| e.to_string())
 }
 
 /// The TOML file: every key optional.
@@ -133,6 +145,8 @@ pub struct ServeArgs {
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub database_url: Option<String>,
+    /// `strict` or `relaxed` (`formaops_store::Durability`).
+    pub durability: Option<Durability>,
     pub bind: Option<SocketAddr>,
     pub body_limit: Option<usize>,
     pub request_timeout: Option<u64>,
@@ -186,6 +200,8 @@ impl FileConfig {
 #[derive(Clone)]
 pub struct Config {
     pub database_url: String,
+    /// When execution writes are answered (strict: after their flush).
+    pub durability: Durability,
     pub bind: SocketAddr,
     pub body_limit: usize,
     pub request_timeout: Duration,
@@ -210,6 +226,7 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("database_url", &formaops_store::redact(&self.database_url))
+            .field("durability", &self.durability)
             .field("bind", &self.bind)
             .field("body_limit", &self.body_limit)
             .field("request_timeout", &self.request_timeout)
@@ -287,6 +304,7 @@ impl Config {
         };
         Ok(Self {
             database_url,
+            durability: serve.durability.or(file.durability).unwrap_or_default(),
             bind,
             body_limit,
             request_timeout: Duration::from_secs(timeout),
@@ -301,6 +319,11 @@ impl Config {
             jwt_issuers,
             prices,
         })
+    }
+
+    /// The store's settings.
+    pub fn store_options(&self) -> StoreOptions {
+        StoreOptions::with_durability(self.durability)
     }
 
     /// How long a synchronous execute waits before answering 202: a little under the
@@ -335,6 +358,34 @@ mod tests {
         assert!(c.cors_origins.is_empty());
         assert_eq!(c.sync_wait(), Duration::from_secs(58));
         assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.durability, Durability::Strict);
+    }
+
+    #[test]
+    fn durability_from_the_file_and_the_flag() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.toml");
+        std::fs::write(&path, "durability = \"relaxed\"\n").unwrap();
+        let db = DbArgs { config: Some(path.clone()), ..Default::default() };
+        let c = Config::resolve(&db, &ServeArgs::default()).unwrap();
+        assert_eq!(c.durability, Durability::Relaxed);
+        assert_eq!(c.store_options().durability, Durability::Relaxed);
+        assert!(format!("{c:?}").contains("durability: Relaxed"), "{c:?}");
+        // The flag wins over the file.
+        let serve = Cli::try_parse_from(["x", "--durability", "strict"]).unwrap().serve;
+        assert_eq!(Config::resolve(&db, &serve).unwrap().durability, Durability::Strict);
+        // A bad value names the setting and the accepted values: flag and file alike.
+        let err = Cli::try_parse_from(["x", "--durability", "fast"]).err().unwrap().to_string();
+        assert!(err.contains("--durability") && err.contains("\"relaxed\""), "{err}");
+        std::fs::write(&path, "durability = \"fast\"\n").unwrap();
+        let err = format!("{:#}", Config::resolve(&db, &ServeArgs::default()).unwrap_err());
+        assert!(err.contains("durability") && err.contains("\"strict\""), "{err}");
     }
 
     /// Every ```toml block of the README, each loaded by the server's own loader.

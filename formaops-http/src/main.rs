@@ -95,7 +95,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Users(UsersCommand::Create { email, password_stdin, password_env, admin })) => {
             let config = Config::resolve(&cli.db, &ServeArgs::default())?;
             let password = read_password(password_stdin, password_env.as_deref())?;
-            let store = server::open_store(&config.database_url).await?;
+            let store = server::open_store(&config.database_url, config.store_options()).await?;
             let user =
                 formaops_core::user::account::create_user(store.as_ref(), &email, &password, admin).await?;
             println!("{}", user.id);

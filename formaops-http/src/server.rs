@@ -11,7 +11,7 @@ use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
 use formaops_core::provider::mock::MockSpec;
 use formaops_core::store::Store;
 use formaops_core::user::jwt::JwtVerifier;
-use formaops_store::describe;
+use formaops_store::{StoreOptions, describe};
 
 use crate::config::Config;
 use crate::state::{AppState, HttpSettings};
@@ -20,9 +20,11 @@ use formaops_core::user::{Accounts, LoginThrottle, account};
 /// Email of the generated admin when `FORMAOPS_ADMIN_EMAIL` is not set.
 pub const DEFAULT_ADMIN_EMAIL: &str = "admin@localhost";
 
-/// Opens the store named by the URL (migrations applied).
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
-    formaops_store::connect(url).await.with_context(|| format!("opening the database {}", describe(url)))
+/// Opens the store named by the URL with `options` (migrations applied).
+pub async fn open_store(url: &str, options: StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
+    formaops_store::connect_with(url, options)
+        .await
+        .with_context(|| format!("opening the database {}", describe(url)))
 }
 
 /// Creates or upgrades the schema of the database named by the URL.
@@ -160,8 +162,14 @@ async fn shutdown_signal() {
 /// in-flight requests finish (bounded by the request timeout), then shuts the engine down
 /// (running executions finish within its grace period; queued ones stay queued).
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    tracing::info!(database = %describe(&config.database_url), bind = %config.bind, workers = config.workers, "starting");
-    let store = open_store(&config.database_url).await?;
+    tracing::info!(
+        database = %describe(&config.database_url),
+        durability = %config.durability,
+        bind = %config.bind,
+        workers = config.workers,
+        "starting"
+    );
+    let store = open_store(&config.database_url, config.store_options()).await?;
     bootstrap_admin(store.as_ref()).await?;
     let engine = start_engine(store, &config).await?;
     let authenticator = Arc::new(Accounts::new(LoginThrottle::default()).await?);

@@ -45,6 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         execution_timeout: None,
         concurrency: None,
         prices_file: None,
+        durability: None,
     }))?;
     let engine = opened.engine;
     let user = opened.user;

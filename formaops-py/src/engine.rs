@@ -315,6 +315,7 @@ impl NativeEngine {
         execution_timeout = None,
         concurrency = None,
         prices_file = None,
+        durability = None,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn open(
@@ -331,6 +332,7 @@ impl NativeEngine {
         execution_timeout: Arg<'_>,
         concurrency: Arg<'_>,
         prices_file: Arg<'_>,
+        durability: Arg<'_>,
     ) -> PyResult<Self> {
         let options = OpenOptions {
             url: opt_str(url.as_ref(), "url")?.unwrap_or_else(|| "memory://".to_owned()),
@@ -349,6 +351,7 @@ impl NativeEngine {
             execution_timeout: timeout_arg(py, execution_timeout.as_ref(), "execution_timeout")?,
             concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
             prices_file: opt_str(prices_file.as_ref(), "prices_file")?.map(PathBuf::from),
+            durability: opt_str(durability.as_ref(), "durability")?,
         };
         let opened = block_on(py, open_engine(options))?.py_err(py)?;
         Ok(Self {

@@ -15,6 +15,7 @@ use formaops_core::ids::UserId;
 use formaops_core::pricing::PriceTable;
 use formaops_core::user::account;
 use formaops_core::{Error, Result};
+use formaops_store::{Durability, StoreOptions};
 
 /// The local user's email when `user=` is not given.
 pub const DEFAULT_USER_EMAIL: &str = "local@formaops.localhost";
@@ -30,6 +31,8 @@ pub struct OpenOptions {
     pub concurrency: Option<usize>,
     /// A prices file extending the built-in price table.
     pub prices_file: Option<PathBuf>,
+    /// `strict` or `relaxed` (`formaops_store::Durability`; default strict).
+    pub durability: Option<String>,
 }
 
 impl std::fmt::Debug for OpenOptions {
@@ -42,6 +45,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("execution_timeout", &self.execution_timeout)
             .field("concurrency", &self.concurrency)
             .field("prices_file", &self.prices_file)
+            .field("durability", &self.durability)
             .finish()
     }
 }
@@ -69,10 +73,12 @@ pub async fn open_engine(options: OpenOptions) -> Result<Opened> {
     if let Some(0) = options.concurrency {
         return Err(Error::invalid_argument("concurrency", "must be at least 1"));
     }
+    // The grammar (and the field name of its error, `durability`) is formaops-store's.
+    let durability = options.durability.as_deref().map(Durability::parse).transpose()?.unwrap_or_default();
     let prices = options.prices_file.as_deref().map(PriceTable::load).transpose()?;
     let providers = providers::build(&options.providers)?;
     // The URL grammar (memory://, SQLite paths, Postgres) is formaops-store's.
-    let store = formaops_store::connect(&options.url).await?;
+    let store = formaops_store::connect_with(&options.url, StoreOptions::with_durability(durability)).await?;
     let user = account::ensure_user(store.as_ref(), &email).await?;
 
     let mut config =
@@ -121,6 +127,7 @@ mod tests {
             execution_timeout: None,
             concurrency: None,
             prices_file: None,
+            durability: Some("relaxed".into()),
         };
         let shown = format!("{options:?}");
         assert!(shown.contains("postgres://u:***@h:5432/db") && !shown.contains("secret"), "{shown}");

@@ -49,6 +49,7 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
         "execution_timeout": "seconds",
         "concurrency": "int",
         "prices_file": "path",
+        "durability": "str",
     },
     "close": {"grace": "seconds"},
     "create_prompt": {

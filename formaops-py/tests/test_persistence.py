@@ -77,3 +77,24 @@ def test_postgres(postgres_url: str) -> None:
 def test_unreachable_database_is_unavailable() -> None:
     with pytest.raises(formaops.FormaOpsError):
         formaops.Engine.open("postgres://nobody@127.0.0.1:1/none")
+
+
+def test_open_with_relaxed_durability_keeps_what_it_answered(tmp_path: "os.PathLike[str]") -> None:
+    url = f"sqlite:///{os.path.join(str(tmp_path), 'relaxed.db')}"
+    _roundtrip(url, "rex@example.com")
+    with formaops.Engine.open(url, user="rex@example.com", durability="relaxed") as relaxed:
+        p = relaxed.create_prompt(name=unique(), template=GREET, variables=GREET_VARIABLES)
+        done = relaxed.execute(p.id, {"who": "Ada"})
+    # A clean close loses nothing: reopened strict, the execution is there.
+    with formaops.Engine.open(url, user="rex@example.com", durability="strict") as strict:
+        assert strict.get_execution(done.id).status == "COMPLETED"
+
+
+def test_open_refuses_an_unknown_durability() -> None:
+    for bad in ("fast", "Strict", ""):
+        with pytest.raises(formaops.ValidationError) as info:
+            formaops.Engine.open(durability=bad)
+        assert [p["field"] for p in info.value.problems] == ["durability"], info.value
+        assert "relaxed" in str(info.value)
+    with pytest.raises(TypeError, match=r"^durability must be"):
+        formaops.Engine.open(durability=True)  # type: ignore[arg-type]

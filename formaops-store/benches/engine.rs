@@ -4,7 +4,8 @@
 //!
 //! Knobs (env): `FORMAOPS_BENCH_EXECUTIONS` (default 20,000), `FORMAOPS_BENCH_CLIENTS`
 //! (concurrent callers, default 256), `FORMAOPS_BENCH_BACKENDS` (`postgres,sqlite`),
-//! `DATABASE_URL` (server to create a throwaway database on).
+//! `FORMAOPS_BENCH_DURABILITY` (`strict`, `relaxed` or `strict,relaxed`: one run per store
+//! durability, default `strict`), `DATABASE_URL` (server to create a throwaway database on).
 //!
 //! ```text
 //! cargo bench -p formaops-store --bench engine
@@ -79,7 +80,7 @@ async fn run(label: &str, store: Arc<dyn Store>) {
     let report = engine.metrics(user, Default::default()).await.unwrap();
     assert_eq!(report.summary.counts.completed, total);
     println!(
-        "{label:<9} {total} executions in {secs:.2} s = {:.0} executions/s ({clients} clients); \
+        "{label:<16} {total} executions in {secs:.2} s = {:.0} executions/s ({clients} clients); \
          execute latency p50 {:.2} ms, p99 {:.2} ms",
         total as f64 / secs,
         pct(&latencies, 0.5),

@@ -16,7 +16,9 @@
 //!
 //! Every batch handed to `enqueue` or `finish` is one transaction, committed before the call
 //! returns: callers that batch concurrent work get group commit without giving up
-//! durability. Database outages surface as [`formaops_core::Error::Unavailable`]: the first
+//! durability. [`connect_with`] takes [`StoreOptions`]: with [`Durability::Relaxed`],
+//! execution writes are answered once committed rather than once flushed (what each mode
+//! guarantees and what a crash can lose: [`options`]). Database outages surface as [`formaops_core::Error::Unavailable`]: the first
 //! calls after the database goes away wait at most the pools' acquire timeout; once a probe
 //! confirms the outage, Postgres calls fail at once until the database answers again
 //! ([`health`]), and the pools reconnect by themselves.
@@ -25,6 +27,7 @@
 //!
 //! - [`postgres`]: [`PgStore`], the Postgres backend and the cross-process event relay.
 //! - [`sqlite`]: [`SqliteStore`], the SQLite backend.
+//! - [`options`]: [`StoreOptions`] and [`Durability`], chosen at connect time.
 //! - [`url`]: the database URL grammar ([`DatabaseUrl`]), [`redact`] and [`describe`] for logs.
 //! - `sql`: the queries both backends share, each written once, with `FromRow` row types;
 //! - `rows`: domain -> column values shared by both (metrics aggregate in
@@ -53,12 +56,14 @@ use formaops_core::store::{MemoryStore, Store};
 
 mod error;
 pub mod health;
+pub mod options;
 pub mod postgres;
 mod rows;
 mod sql;
 pub mod sqlite;
 pub mod url;
 
+pub use options::{Durability, StoreOptions};
 pub use postgres::PgStore;
 #[doc(hidden)]
 pub use postgres::hot_statements;
@@ -74,17 +79,25 @@ pub const MAX_RESCUE: u32 = 1_000;
 /// Most credentials of one kind listed for a user.
 pub(crate) const MAX_CREDENTIALS: i64 = 1_000;
 
-/// Connects to the database named by `url` (see [`url`] for the forms), applies pending
-/// migrations, and returns the store.
+/// Connects to the database named by `url` (see [`url`] for the forms) with the default
+/// [`StoreOptions`] (strict durability), applies pending migrations, and returns the store.
 ///
 /// # Errors
 /// [`formaops_core::Error::InvalidArgument`] for a URL outside the grammar; the backend's errors otherwise.
 pub async fn connect(url: &str) -> Result<Arc<dyn Store>> {
+    connect_with(url, StoreOptions::default()).await
+}
+
+/// [`connect`] with `options` (for `memory://` they change nothing: nothing is persisted).
+///
+/// # Errors
+/// As [`connect`].
+pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Arc<dyn Store>> {
     let url = url.trim();
     Ok(match DatabaseUrl::parse(url)? {
         DatabaseUrl::Memory => Arc::new(MemoryStore::new()),
-        DatabaseUrl::Postgres(_) => Arc::new(PgStore::connect(url).await?),
-        DatabaseUrl::Sqlite(_) => Arc::new(SqliteStore::connect(url).await?),
+        DatabaseUrl::Postgres(_) => Arc::new(PgStore::connect_with(url, options).await?),
+        DatabaseUrl::Sqlite(_) => Arc::new(SqliteStore::connect_with(url, options).await?),
     })
 }
 

@@ -3,6 +3,9 @@
 //!
 //! - Batches are single statements over arrays (`INSERT ... SELECT FROM UNNEST(...)`,
 //!   `UPDATE ... FROM UNNEST(...)`), one transaction per batch, committed before returning.
+//! - With [`Durability::Relaxed`], execution writes (enqueue, claim, finish, rescue, lease
+//!   extensions) use a second pool whose sessions run with `synchronous_commit = off`; users,
+//!   credentials, prompts, labels and cancellations always wait for the flush.
 //! - Claims lock candidate rows with `FOR UPDATE SKIP LOCKED`, so concurrent claimers in any
 //!   number of processes never receive the same execution and never wait on each other.
 //! - `finish` only updates a row that is RUNNING under the reporting worker's lease: the
@@ -36,6 +39,7 @@ use uuid::Uuid;
 use crate::MAX_BATCH;
 use crate::error::DbResultExt;
 use crate::health::FailFastPool;
+use crate::options::{Durability, StoreOptions};
 use crate::rows::{ExecutionColumns, FinishColumns};
 use crate::sql::{corrupt, executions, impl_store};
 
@@ -67,18 +71,34 @@ struct Envelope {
 pub struct PgStore {
     /// Fails at once while the database is known to be down (see `health`).
     pool: FailFastPool,
+    /// Execution writes (enqueue, claim, finish, rescue, lease extensions): `pool` itself
+    /// with strict durability; with relaxed, a second pool of the same size whose sessions
+    /// run with `synchronous_commit = off`.
+    executions: FailFastPool,
+    /// When execution writes are answered.
+    durability: Durability,
     /// Tags this store's relayed events so its own listener skips them.
     node: Uuid,
 }
 
 impl PgStore {
-    /// Connects with a pool of the default size and applies migrations.
+    /// Connects with a pool of the default size and strict durability, and applies
+    /// migrations.
     pub async fn connect(url: &str) -> Result<Self> {
-        Self::connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// Connects with a pool of the default size and `options`, and applies migrations.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self> {
+        Self::connect_sized(url, DEFAULT_POOL_SIZE, options).await
     }
 
     /// Connects with a pool of `size` connections and applies migrations.
     pub async fn connect_with_pool_size(url: &str, size: u32) -> Result<Self> {
+        Self::connect_sized(url, size, StoreOptions::default()).await
+    }
+
+    async fn connect_sized(url: &str, size: u32, store_options: StoreOptions) -> Result<Self> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| Error::invalid_argument("database url", format!("not a Postgres URL: {e}")))?
             .application_name("formaops");
@@ -88,16 +108,43 @@ impl PgStore {
             .connect_with(options)
             .await
             .db("connect to postgres")?;
-        Self::from_pool(pool).await
+        Self::from_pool_with(pool, store_options).await
     }
 
-    /// Uses an existing pool (its options are the caller's) and applies migrations.
+    /// Uses an existing pool (its options are the caller's) with strict durability and
+    /// applies migrations.
     pub async fn from_pool(pool: PgPool) -> Result<Self> {
+        Self::from_pool_with(pool, StoreOptions::default()).await
+    }
+
+    /// Uses an existing pool with `options` and applies migrations. With relaxed durability,
+    /// execution writes get a second pool with the same connect options and size, plus
+    /// `synchronous_commit = off` (opened lazily).
+    pub async fn from_pool_with(pool: PgPool, options: StoreOptions) -> Result<Self> {
         sqlx::migrate!("./migrations/postgres").run(&pool).await.map_err(|e| {
             tracing::error!(error = %e, "postgres migration failed");
             Error::internal(format!("applying Postgres migrations failed: {e}"))
         })?;
-        Ok(Self { pool: FailFastPool::new(pool), node: Uuid::now_v7() })
+        let executions = match options.durability {
+            Durability::Strict => None,
+            Durability::Relaxed => {
+                let connect = (*pool.connect_options()).clone().options([("synchronous_commit", "off")]);
+                Some(
+                    PgPoolOptions::new()
+                        .max_connections(pool.options().get_max_connections())
+                        .acquire_timeout(pool.options().get_acquire_timeout())
+                        .connect_lazy_with(connect),
+                )
+            }
+        };
+        let pool = FailFastPool::new(pool);
+        let executions = executions.map_or_else(|| pool.clone(), FailFastPool::new);
+        Ok(Self { pool, executions, durability: options.durability, node: Uuid::now_v7() })
+    }
+
+    /// When this store's execution writes are answered.
+    pub fn durability(&self) -> Durability {
+        self.durability
     }
 
     /// The pool, for tools (benchmarks, data generators) that need raw access.
@@ -110,8 +157,9 @@ impl PgStore {
         self.node
     }
 
-    /// Closes the pool, waiting for connections to be returned.
+    /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
+        self.executions.close().await;
         self.pool.close().await;
     }
 }
@@ -401,7 +449,7 @@ fn decode_notifications(payload: &str, own_node: Uuid) -> Vec<ExecutionEvent> {
 
 // The methods whose SQL both backends share are written once, in `sql::impl_store!`.
 impl_store! {
-    PgStore, pg, reader: pool, writer: pool, claim: executions::CLAIM_PG, keyset: KEYSET;
+    PgStore, pg, reader: pool, writer: pool, executions: executions, claim: executions::CLAIM_PG, keyset: KEYSET;
 
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
         if executions.is_empty() {
@@ -414,7 +462,7 @@ impl_store! {
         for e in executions {
             a.push(e)?;
         }
-        let mut tx = self.pool.begin().await.db("begin")?;
+        let mut tx = self.executions.begin().await.db("begin")?;
         let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_EXECUTIONS)
             .bind(a.id)
             .bind(a.user_id)
@@ -491,7 +539,7 @@ impl_store! {
         .bind(lease_until)
         .bind(raw)
         .bind(worker)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.executions)
         .await
         .db("extend leases")?;
         let held: HashSet<Uuid> = held.into_iter().collect();
@@ -507,7 +555,7 @@ impl_store! {
         }
         let mut ids = HashSet::with_capacity(results.len());
         let distinct = results.iter().all(|r| ids.insert(r.id.0));
-        let mut tx = self.pool.begin().await.db("begin")?;
+        let mut tx = self.executions.begin().await.db("begin")?;
         let flags = if distinct {
             // The common case: one statement for the whole batch.
             let applied = finish_rows(&mut tx, results).await?;

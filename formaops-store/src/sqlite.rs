@@ -9,8 +9,10 @@
 //! separate pool of connections (WAL mode lets them proceed while the writer commits). An
 //! in-memory database (`sqlite::memory:`) is a single connection for both.
 //!
-//! Durability: WAL with `synchronous = FULL`: every committed batch is on disk before
-//! `enqueue`/`finish` return.
+//! Durability: WAL with `synchronous = FULL` ([`Durability::Strict`]): every committed batch
+//! is on disk before `enqueue`/`finish` return. [`Durability::Relaxed`] sets the writer's
+//! `synchronous = NORMAL`: commits do not wait for the WAL to reach the disk, and an
+//! operating-system crash can roll back the last transactions (never corrupt the file).
 
 use std::time::Duration;
 
@@ -29,6 +31,7 @@ use sqlx::{Arguments, AssertSqlSafe};
 
 use crate::MAX_BATCH;
 use crate::error::{DbResultExt, sqlite_open_err};
+use crate::options::{Durability, StoreOptions};
 use crate::rows::{self, FinishColumns};
 use crate::sql::{executions, impl_store};
 
@@ -68,9 +71,15 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if missing) the database at `url` (`sqlite:///relative.db`,
-    /// `sqlite:////absolute.db` or `sqlite://` in memory: see [`crate::url`]) and applies
-    /// migrations.
+    /// `sqlite:////absolute.db` or `sqlite://` in memory: see [`crate::url`]) with strict
+    /// durability and applies migrations.
     pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`SqliteStore::connect`] with `store_options` (relaxed durability: the writer runs
+    /// with `synchronous = NORMAL`).
+    pub async fn connect_with(url: &str, store_options: StoreOptions) -> Result<Self> {
         let url = crate::url::SqliteUrl::parse(url)?.in_working_dir()?;
         let options = url
             .connect_options()?
@@ -81,13 +90,17 @@ impl SqliteStore {
             .busy_timeout(BUSY_TIMEOUT);
         let in_memory = url.is_memory();
         let path = options.get_filename().to_owned();
+        let writer_sync = match store_options.durability {
+            Durability::Strict => SqliteSynchronous::Full,
+            Durability::Relaxed => SqliteSynchronous::Normal,
+        };
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .acquire_timeout(BUSY_TIMEOUT)
             .idle_timeout(None)
             .max_lifetime(None)
-            .connect_with(options.clone())
+            .connect_with(options.clone().synchronous(writer_sync))
             .await
             .map_err(|e| sqlite_open_err(&path, e))?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await.map_err(|e| {
@@ -105,6 +118,15 @@ impl SqliteStore {
                 .map_err(|e| sqlite_open_err(&path, e))?
         };
         Ok(Self { writer, reader })
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (1 NORMAL, 2 FULL), for tests and health
+    /// reports.
+    ///
+    /// # Errors
+    /// The database's, as `Unavailable`.
+    pub async fn writer_synchronous(&self) -> Result<i64> {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(&self.writer).await.db("read PRAGMA synchronous")
     }
 
     /// Closes both pools, waiting for connections to be returned.
@@ -173,7 +195,7 @@ const INSERT_EXECUTION: &str = "INSERT INTO executions (id, user_id, prompt_id, 
 
 // The methods whose SQL both backends share are written once, in `sql::impl_store!`.
 impl_store! {
-    SqliteStore, lite, reader: reader, writer: writer, claim: executions::CLAIM_SQLITE, keyset: KEYSET;
+    SqliteStore, lite, reader: reader, writer: writer, executions: writer, claim: executions::CLAIM_SQLITE, keyset: KEYSET;
 
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>> {
         if executions.len() > MAX_BATCH {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use formaops_store::{Durability, StoreOptions};
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_passes_the_conformance_suite() {
     let db = common::SqliteTestDb::new();
@@ -15,6 +17,22 @@ async fn sqlite_passes_the_conformance_suite() {
 async fn postgres_passes_the_conformance_suite() {
     let Some(db) = common::PgTestDb::create().await else { return };
     let store = db.store().await;
+    formaops_core::conformance::run_all(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_sqlite_passes_the_conformance_suite() {
+    let db = common::SqliteTestDb::new();
+    let store = db.store_with(StoreOptions::with_durability(Durability::Relaxed)).await;
+    formaops_core::conformance::run_all(&store).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relaxed_postgres_passes_the_conformance_suite() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = db.store_with(10, StoreOptions::with_durability(Durability::Relaxed)).await;
     formaops_core::conformance::run_all(&store).await;
     store.close().await;
 }

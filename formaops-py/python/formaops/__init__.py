@@ -462,6 +462,7 @@ class Engine:
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
         prices_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        durability: str = "strict",
     ) -> Engine:
         """Opens an engine.
 
@@ -484,6 +485,12 @@ class Engine:
         ``prices_file``: a TOML file of model prices (USD per 1M tokens, with effective
         dates; the README's "Model prices") extending the built-in price table; a bad file
         raises ``ValidationError`` naming the file, the line and the fault.
+        ``durability``: ``"strict"`` (default: an execution is answered only after its final
+        state is flushed to disk) or ``"relaxed"`` (answered once committed: Postgres commits
+        execution writes with ``synchronous_commit = off``, SQLite runs its writer with
+        ``synchronous = NORMAL``; a crash of the database server or the machine can lose the
+        last moments of execution records, never corrupt or duplicate them; the README's
+        "Durability"). Another string raises ``ValidationError`` naming ``durability``.
         """
         return cls(
             _formaops.NativeEngine.open(
@@ -499,6 +506,7 @@ class Engine:
                 execution_timeout=execution_timeout,
                 concurrency=concurrency,
                 prices_file=_path_arg(prices_file, "prices_file"),
+                durability=durability,
             )
         )
 
@@ -518,6 +526,7 @@ class Engine:
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
         prices_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+        durability: str = "strict",
     ) -> Engine:
         """:meth:`open` without blocking the event loop (it runs in the default executor);
         the same options."""
@@ -536,6 +545,7 @@ class Engine:
             execution_timeout=execution_timeout,
             concurrency=concurrency,
             prices_file=prices_file,
+            durability=durability,
         )
         return await loop.run_in_executor(None, opener)
 

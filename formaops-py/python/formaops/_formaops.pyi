@@ -62,6 +62,7 @@ class NativeEngine:
         execution_timeout: Optional[float] = None,
         concurrency: Optional[int] = None,
         prices_file: Optional[str] = None,
+        durability: Optional[str] = None,
     ) -> NativeEngine: ...
     @property
     def user_id(self) -> str: ...

@@ -1,13 +1,15 @@
 //! Shared by the store benches: runs a workload once per backend named in
-//! `FORMAOPS_BENCH_BACKENDS` (default `postgres,sqlite`), each on a fresh database that is
-//! dropped afterwards. Postgres comes from `DATABASE_URL` (default: the local server).
+//! `FORMAOPS_BENCH_BACKENDS` (default `postgres,sqlite`) and per durability named in
+//! `FORMAOPS_BENCH_DURABILITY` (default `strict`; `strict,relaxed` runs both), each on a fresh
+//! database that is dropped afterwards. Postgres comes from `DATABASE_URL` (default: the local
+//! server).
 
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 
 use formaops_core::store::Store;
-use formaops_store::{PgStore, SqliteStore};
+use formaops_store::{Durability, PgStore, SqliteStore, StoreOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor};
 
@@ -17,28 +19,52 @@ where
     Fut: Future<Output = ()>,
 {
     let backends = std::env::var("FORMAOPS_BENCH_BACKENDS").unwrap_or_else(|_| "postgres,sqlite".into());
-    if backends.contains("postgres") {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
-        let name = format!("{db_prefix}_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = admin.connect().await.expect("connect to Postgres (set DATABASE_URL)");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .connect_with(admin.clone().database(&name))
-            .await
-            .unwrap();
-        let store = Arc::new(PgStore::from_pool(pool).await.unwrap());
-        run("postgres", store.clone()).await;
-        store.close().await;
-        conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
+    let durabilities: Vec<Durability> = std::env::var("FORMAOPS_BENCH_DURABILITY")
+        .unwrap_or_else(|_| "strict".into())
+        .split(',')
+        .map(|d| Durability::parse(d).expect("FORMAOPS_BENCH_DURABILITY: strict, relaxed or both"))
+        .collect();
+    for durability in durabilities {
+        let options = StoreOptions::with_durability(durability);
+        if backends.contains("postgres") {
+            let label = match durability {
+                Durability::Strict => "postgres strict",
+                Durability::Relaxed => "postgres relaxed",
+            };
+            postgres(db_prefix, max_connections, options, |store| run(label, store)).await;
+        }
+        if backends.contains("sqlite") {
+            let label = match durability {
+                Durability::Strict => "sqlite strict",
+                Durability::Relaxed => "sqlite relaxed",
+            };
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite:///{}", dir.path().join("bench.db").display());
+            let store = Arc::new(SqliteStore::connect_with(&url, options).await.unwrap());
+            run(label, store.clone()).await;
+            store.close().await;
+        }
     }
-    if backends.contains("sqlite") {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:///{}", dir.path().join("bench.db").display());
-        let store = Arc::new(SqliteStore::connect(&url).await.unwrap());
-        run("sqlite", store.clone()).await;
-        store.close().await;
-    }
+}
+
+async fn postgres<F, Fut>(db_prefix: &str, max_connections: u32, options: StoreOptions, run: F)
+where
+    F: FnOnce(Arc<dyn Store>) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = PgConnectOptions::from_str(&url).expect("DATABASE_URL");
+    let name = format!("{db_prefix}_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = admin.connect().await.expect("connect to Postgres (set DATABASE_URL)");
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .connect_with(admin.clone().database(&name))
+        .await
+        .unwrap();
+    let store = Arc::new(PgStore::from_pool_with(pool, options).await.unwrap());
+    run(store.clone()).await;
+    store.close().await;
+    conn.execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).await.unwrap();
 }

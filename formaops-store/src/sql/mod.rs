@@ -61,10 +61,13 @@ macro_rules! for_each_backend {
 }
 /// Implements `Store` for a backend: every method whose SQL both backends share delegates to
 /// the backend's instance (`pg` or `lite`) of the shared queries, reading on `self.$reader`
-/// and writing on `self.$writer`; the backend writes the methods that differ after the `;`.
+/// and writing on `self.$writer` (execution writes, claim and rescue, on `self.$executions`,
+/// which a relaxed store commits without waiting for the flush: see `crate::Durability`); the
+/// backend writes the methods that differ after the `;`.
 macro_rules! impl_store {
     (
-        $store:ty, $db:ident, reader: $reader:ident, writer: $writer:ident, claim: $claim:expr,
+        $store:ty, $db:ident, reader: $reader:ident, writer: $writer:ident,
+        executions: $executions:ident, claim: $claim:expr,
         keyset: $keyset:expr; $($own:tt)*
     ) => {
         #[async_trait::async_trait]
@@ -256,7 +259,7 @@ macro_rules! impl_store {
                 &self,
                 params: formaops_core::store::ClaimParams<'_>,
             ) -> formaops_core::Result<Vec<formaops_core::execution::Execution>> {
-                $crate::sql::executions::$db::claim(&self.$writer, $claim, params).await
+                $crate::sql::executions::$db::claim(&self.$executions, $claim, params).await
             }
 
             async fn expired_leases(
@@ -271,7 +274,7 @@ macro_rules! impl_store {
                 &self,
                 decisions: &[formaops_core::store::RescueDecision],
             ) -> formaops_core::Result<Vec<bool>> {
-                $crate::sql::executions::$db::rescue(&self.$writer, decisions).await
+                $crate::sql::executions::$db::rescue(&self.$executions, decisions).await
             }
 
             async fn cancel(

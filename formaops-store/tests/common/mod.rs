@@ -10,7 +10,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use formaops_store::{PgStore, SqliteStore};
+use formaops_store::{PgStore, SqliteStore, StoreOptions};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor};
 
@@ -31,6 +31,10 @@ impl SqliteTestDb {
 
     pub async fn store(&self) -> SqliteStore {
         SqliteStore::connect(&self.url).await.expect("open sqlite store")
+    }
+
+    pub async fn store_with(&self, options: StoreOptions) -> SqliteStore {
+        SqliteStore::connect_with(&self.url, options).await.expect("open sqlite store")
     }
 }
 
@@ -78,13 +82,17 @@ impl PgTestDb {
     }
 
     pub async fn store_with_pool(&self, size: u32) -> PgStore {
+        self.store_with(size, StoreOptions::default()).await
+    }
+
+    pub async fn store_with(&self, size: u32, options: StoreOptions) -> PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(size)
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(self.options.clone())
             .await
             .expect("connect to the test database");
-        PgStore::from_pool(pool).await.expect("migrate the test database")
+        PgStore::from_pool_with(pool, options).await.expect("migrate the test database")
     }
 }
 
