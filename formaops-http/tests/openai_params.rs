@@ -1,5 +1,6 @@
 //! The OpenAI-compatible endpoint's parameters: `response_format` (what reaches the
-//! provider, and the 400s naming the wrong field), `n`, and unknown fields.
+//! provider, and the 400s naming the wrong field), `n`, and unknown fields; and the
+//! `finish_reason` it reports for an output cut at the token limit.
 //!
 //! The provider here is a mock that answers with the structured-output request it was given
 //! (`ResponseSchema` as JSON, `null` for none), so each reply shows what the engine sent on.
@@ -9,10 +10,13 @@
 mod support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use formaops_core::engine::{EngineConfig, FormaOps};
+use formaops_core::execution::TokenUsage;
 use formaops_core::provider::mock::MockProvider;
+use formaops_core::provider::{Completion, CompletionRequest, LlmProvider, ProviderError};
 use formaops_core::store::{MemoryStore, Store};
 use formaops_core::user::{Accounts, LoginThrottle, account};
 use formaops_http::AppState;
@@ -30,6 +34,7 @@ async fn app() -> TestApp {
         .with_reply_fn(|req| serde_json::to_string(&req.response_schema).unwrap_or_default());
     let engine = FormaOps::builder(store.clone())
         .provider("rec", Arc::new(rec))
+        .provider("cut", Arc::new(CutAtTheLimit))
         .config(EngineConfig { default_provider: "rec".into(), ..EngineConfig::default() })
         .start()
         .await
@@ -41,6 +46,24 @@ async fn app() -> TestApp {
     app.alice = app.login("alice@example.com").await;
     app.bob = app.login("bob@example.com").await;
     app
+}
+
+/// Answers every call with an output cut at the token limit (`finish_reason: "length"`).
+#[derive(Debug)]
+struct CutAtTheLimit;
+
+#[async_trait::async_trait]
+impl LlmProvider for CutAtTheLimit {
+    fn name(&self) -> &str {
+        "cut"
+    }
+
+    async fn complete(&self, _request: CompletionRequest) -> Result<Completion, ProviderError> {
+        let usage = TokenUsage { input: 5, output: 6, total: 11, ..TokenUsage::default() };
+        let mut reply = Completion::new("The capital of France is", usage, Duration::ZERO, Some("m".into()));
+        reply.finish_reason = Some("length".into());
+        Ok(reply)
+    }
 }
 
 fn call(response_format: Value) -> Value {
@@ -177,4 +200,30 @@ async fn n_must_be_one_and_unknown_fields_are_ignored() {
     body["user"] = json!("u-1");
     body["some_future_field"] = json!({"x": 1});
     assert_eq!(sent(&app, body).await, Value::Null);
+}
+
+#[tokio::test]
+async fn an_output_cut_at_the_token_limit_finishes_with_length() {
+    let app = app().await;
+    let body = json!({"model": "cut/m", "messages": [{"role": "user", "content": "capital?"}]});
+    let r = app.post(CHAT, &app.alice, body.clone()).await.expect(StatusCode::OK);
+    assert_eq!(r.body["choices"][0]["finish_reason"], "length");
+    assert_eq!(r.body["choices"][0]["message"]["content"], "The capital of France is");
+
+    let mut streamed = body;
+    streamed["stream"] = json!(true);
+    let r = app.post(CHAT, &app.alice, streamed).await.expect(StatusCode::OK);
+    let finishes: Vec<Value> = r
+        .text
+        .split("\n\n")
+        .filter_map(|e| e.strip_prefix("data: "))
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .filter_map(|chunk| chunk["choices"][0].get("finish_reason").cloned())
+        .filter(|reason| !reason.is_null())
+        .collect();
+    assert_eq!(finishes, vec![json!("length")], "{}", r.text);
+
+    // A normal reply still finishes with `stop`.
+    let r = app.post(CHAT, &app.alice, call(Value::Null)).await.expect(StatusCode::OK);
+    assert_eq!(r.body["choices"][0]["finish_reason"], "stop");
 }

@@ -171,7 +171,8 @@ impl Chunks {
 
     /// The finish chunk, the usage chunk when asked for, and `[DONE]`.
     fn end(&self, e: &Execution) -> String {
-        let mut out = self.chunk(json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]), None);
+        let mut out =
+            self.chunk(json!([{"index": 0, "delta": {}, "finish_reason": wire::finish_reason(e)}]), None);
         if self.include_usage {
             let usage = e.metrics.as_ref().map(|m| Usage::from(&m.token_usage));
             out.push_str(&self.chunk(json!([]), usage.as_ref()));

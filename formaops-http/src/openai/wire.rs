@@ -224,6 +224,20 @@ pub struct ChatCompletion {
     pub usage: Usage,
 }
 
+/// OpenAI's `finish_reason` for a completed execution: the provider's own word when it is one
+/// of OpenAI's (`length` for an output cut at the token limit, `content_filter`, `tool_calls`,
+/// `function_call`), else `stop` (including executions whose provider reported none, such as
+/// the mock's).
+pub fn finish_reason(e: &Execution) -> &'static str {
+    match e.finish_reason.as_deref() {
+        Some("length") => "length",
+        Some("content_filter") => "content_filter",
+        Some("tool_calls") => "tool_calls",
+        Some("function_call") => "function_call",
+        _ => "stop",
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Choice {
     pub index: u32,
@@ -294,7 +308,7 @@ impl ChatCompletion {
                     content: e.output.clone().unwrap_or_default(),
                     refusal: None,
                 },
-                finish_reason: "stop",
+                finish_reason: finish_reason(e),
                 logprobs: None,
             }],
             usage,
