@@ -64,7 +64,9 @@ async fn errors_have_openai_shape_and_status() {
     let r = app.post(CHAT, &app.alice, json!({"model": "formaops::essay", "inputs": {}})).await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.text);
     assert_eq!(r.body["error"]["type"], "invalid_request_error");
-    assert!(r.body["error"]["message"].as_str().unwrap().contains("inputs.topic"), "{}", r.text);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    // Named once: the core message already lists the problem.
+    assert_eq!(message.matches("inputs.topic").count(), 1, "{}", r.text);
     let r = app.post(CHAT, "fos_wrong", json!({"model": "formaops::essay"})).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.body["error"]["type"], "authentication_error");
@@ -82,6 +84,8 @@ async fn errors_have_openai_shape_and_status() {
         .post(CHAT, &app.alice, json!({"model": "formaops::essay@staging", "inputs": {"topic": "a"}}))
         .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let message = r.body["error"]["message"].as_str().unwrap();
+    assert!(message.starts_with("label \"staging\" of prompt "), "{message}");
     let r = app.post(CHAT, &app.alice, json!({"model": "formaops::essay@Not A Label"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
     let r = app

@@ -85,7 +85,7 @@ impl FormaOps {
         loop {
             attempt += 1;
             let Some(from) = store.get_label(user, id, name).await? else {
-                return Err(Error::not_found("label", format!("{id} {name}")));
+                return Err(Error::not_found("label", format!("{name:?} of prompt {id}")));
             };
             let m = LabelMove {
                 prompt_id: id,
@@ -192,7 +192,7 @@ impl FormaOps {
             .store
             .get_label(user, id, name)
             .await?
-            .ok_or_else(|| Error::not_found("label", format!("{id} {name}")))
+            .ok_or_else(|| Error::not_found("label", format!("{name:?} of prompt {id}")))
     }
 
     async fn resolve_ref(&self, user: UserId, id: PromptId, r: &VersionRef) -> Result<u32> {

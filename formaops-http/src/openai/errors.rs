@@ -51,7 +51,8 @@ impl OpenAiError {
 
 impl From<ApiError> for OpenAiError {
     fn from(e: ApiError) -> Self {
-        // Validation problems are listed in the message: SDK users mostly see only that.
+        // Validation problems are listed in the message (SDK users mostly see only that),
+        // unless the message already lists each of them.
         let mut message = e.message;
         if let Some(problems) = e.details.get("problems").and_then(Value::as_array) {
             let listed: Vec<String> = problems
@@ -62,7 +63,7 @@ impl From<ApiError> for OpenAiError {
                     format!("{field}: {msg}")
                 })
                 .collect();
-            if !listed.is_empty() {
+            if !listed.is_empty() && !listed.iter().all(|p| message.contains(p.as_str())) {
                 message = format!("{message} ({})", listed.join("; "));
             }
         }
