@@ -24,16 +24,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 /// Runs one validated execution (a `json` rule) against a server answering `body`; returns
 /// it and the number of provider calls made.
 async fn run(body: ResponseTemplate) -> (Execution, usize) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(body).mount(&server).await;
-    let provider =
-        OpenAiProvider::new(openai_support::config(&format!("{}/v1", server.uri()), Some(KEY))).unwrap();
-    let engine = FormaOps::builder(Arc::new(MemoryStore::new()))
-        .provider("fake", Arc::new(provider))
-        .config(config())
-        .start()
-        .await
-        .unwrap();
+    let (server, engine) = openai_support::engine_on_fake(body, config()).await;
     let user = UserId::new();
     let spec: PromptSpec = serde_json::from_value(json!({
         "name": "capital",

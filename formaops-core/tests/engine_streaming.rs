@@ -10,20 +10,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use engine_common::{config, inputs, prompt, request};
-use formaops_core::engine::{ExecuteRequest, FormaOps};
+use formaops_core::engine::ExecuteRequest;
 use formaops_core::events::{EventKind, ExecutionEvent};
 use formaops_core::execution::{Execution, ExecutionStatus};
 use formaops_core::ids::UserId;
 use formaops_core::prompt::PromptSpec;
 use formaops_core::provider::mock::{MockFault, MockProvider};
-use formaops_core::provider::openai::OpenAiProvider;
-use formaops_core::store::MemoryStore;
 use futures::StreamExt;
 use futures::stream::BoxStream;
-use openai_support::{KEY, delta_chunk, finish_chunk, full_usage, sse, usage_chunk};
+use openai_support::{delta_chunk, finish_chunk, full_usage, sse, usage_chunk};
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::ResponseTemplate;
 
 /// The events of one execution up to its final one.
 async fn until_final(events: &mut BoxStream<'static, ExecutionEvent>) -> Vec<ExecutionEvent> {
@@ -132,16 +129,7 @@ async fn a_provider_that_does_not_stream_publishes_no_partial_events() {
 
 /// An execution of `model` against a loopback server answering `body`.
 async fn run_openai(body: ResponseTemplate, model: &str) -> (Execution, Vec<ExecutionEvent>, Value) {
-    let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(body).mount(&server).await;
-    let provider =
-        OpenAiProvider::new(openai_support::config(&format!("{}/v1", server.uri()), Some(KEY))).unwrap();
-    let engine = FormaOps::builder(Arc::new(MemoryStore::new()))
-        .provider("fake", Arc::new(provider))
-        .config(config())
-        .start()
-        .await
-        .unwrap();
+    let (server, engine) = openai_support::engine_on_fake(body, config()).await;
     let user = UserId::new();
     let spec: PromptSpec = serde_json::from_value(json!({
         "name": "greet",

@@ -3,16 +3,21 @@
 //! cut mid-body).
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::prompt::ModelParameters;
 use formaops_core::provider::config::Secret;
 use formaops_core::provider::openai::{OpenAiConfig, OpenAiProvider};
 use formaops_core::provider::{CompletionRequest, Message, Role};
+use formaops_core::store::MemoryStore;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::time::Instant;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 pub const KEY: &str = "sk-test-0123456789abcdef";
 
@@ -37,6 +42,22 @@ pub fn config(base_url: &str, key: Option<&str>) -> OpenAiConfig {
 
 pub fn provider(base_url: &str) -> OpenAiProvider {
     OpenAiProvider::new(config(base_url, Some(KEY))).unwrap()
+}
+
+/// A loopback OpenAI-compatible server answering every chat completion with `body`, and an
+/// engine (memory store, `config`) with the OpenAI provider on it registered as `fake`. The
+/// server is returned so a test can read the requests it received.
+pub async fn engine_on_fake(body: ResponseTemplate, config: EngineConfig) -> (MockServer, FormaOps) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST")).and(path("/v1/chat/completions")).respond_with(body).mount(&server).await;
+    let provider = OpenAiProvider::new(self::config(&format!("{}/v1", server.uri()), Some(KEY))).unwrap();
+    let engine = FormaOps::builder(Arc::new(MemoryStore::new()))
+        .provider("fake", Arc::new(provider))
+        .config(config)
+        .start()
+        .await
+        .unwrap();
+    (server, engine)
 }
 
 pub fn reply(text: &str, usage: Option<Value>) -> Value {
