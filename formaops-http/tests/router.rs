@@ -1054,18 +1054,24 @@ async fn sse_of_a_pending_execution_ends_right_after_its_final_event() {
     assert_eq!(last.1["executionId"], exec.as_str());
 }
 
-#[tokio::test]
-async fn sse_of_all_executions_carries_only_the_callers_events() {
+/// `GET /api/executions/events` (all of the caller's executions) as `token`: the open stream.
+async fn open_events(app: &TestApp, token: &str) -> axum::body::BodyDataStream {
     use tower::ServiceExt as _;
-    let app = TestApp::with(false, support::settings()).await;
-    let mine = app.prompt(&app.alice, "mine").await;
-    let theirs = app.prompt(&app.bob, "theirs").await;
     let req = Request::get("/api/executions/events")
-        .header("authorization", format!("Bearer {}", app.alice))
+        .header("authorization", format!("Bearer {token}"))
         .body(Body::empty())
         .unwrap();
     let response = app.router.clone().oneshot(req).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
+    response.into_body().into_data_stream()
+}
+
+#[tokio::test]
+async fn sse_of_all_executions_carries_only_the_callers_events() {
+    let app = TestApp::with(false, support::settings()).await;
+    let mine = app.prompt(&app.alice, "mine").await;
+    let theirs = app.prompt(&app.bob, "theirs").await;
+    let mut body = open_events(&app, &app.alice).await;
     let bob_exec = app
         .post(
             &format!("/api/prompts/{theirs}/execute?mode=async"),
@@ -1083,7 +1089,6 @@ async fn sse_of_all_executions_carries_only_the_callers_events() {
         .await
         .expect(StatusCode::ACCEPTED);
     // Read frames until Alice's queued event shows up.
-    let mut body = response.into_body().into_data_stream();
     let mut text = String::new();
     let alice_id = alice_exec.body["id"].as_str().unwrap().to_string();
     let read = async {
@@ -1103,7 +1108,6 @@ async fn sse_of_all_executions_carries_only_the_callers_events() {
 
 #[tokio::test]
 async fn sse_carries_the_partial_output_of_a_streaming_provider() {
-    use tower::ServiceExt as _;
     let app = TestApp::new().await;
     let prompt = app
         .prompt_with(
@@ -1116,12 +1120,7 @@ async fn sse_carries_the_partial_output_of_a_streaming_provider() {
             }),
         )
         .await;
-    let req = Request::get("/api/executions/events")
-        .header("authorization", format!("Bearer {}", app.alice))
-        .body(Body::empty())
-        .unwrap();
-    let response = app.router.clone().oneshot(req).await.unwrap();
-    assert_eq!(response.status(), StatusCode::OK);
+    let mut body = open_events(&app, &app.alice).await;
     let r = app
         .post(
             &format!("/api/prompts/{prompt}/execute?mode=async"),
@@ -1131,7 +1130,6 @@ async fn sse_carries_the_partial_output_of_a_streaming_provider() {
         .await
         .expect(StatusCode::ACCEPTED);
     let exec = r.body["id"].as_str().unwrap().to_string();
-    let mut body = response.into_body().into_data_stream();
     let mut text = String::new();
     let read = async {
         use futures::StreamExt as _;
