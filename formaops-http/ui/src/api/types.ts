@@ -127,6 +127,32 @@ export interface MetricsReport extends MetricsSummary {
   until: string | null;
   queueDepth: number;
   byPrompt: (MetricsSummary & { promptId: string })[];
+  /** With a prompt filter: each version's share of the prompt's executions and its figures. */
+  byVersion?: (MetricsSummary & { version: number; share: number })[];
+  /** With a prompt filter: per label the executions were resolved through (`null`: by number or current). */
+  byLabel?: (MetricsSummary & { label: string | null; share: number })[];
+}
+
+export type Bucket = 'minute' | 'hour' | 'day';
+
+/** One bucket of `GET /api/metrics/series`: the executions created in it. */
+export interface SeriesPoint {
+  start: string;
+  counts: MetricsSummary['counts'];
+  latencyMs: Percentiles;
+  providerLatencyMs: Percentiles;
+  tokens: MetricsSummary['tokens'];
+  costUsd: number | null;
+  unpricedExecutions: number;
+  validationPassRate: number | null;
+}
+
+/** `GET /api/metrics/series`: points oldest first; buckets without executions are left out. */
+export interface MetricsSeries {
+  bucket: Bucket | null;
+  since: string | null;
+  until: string | null;
+  points: SeriesPoint[];
 }
 
 export type Label = Schemas['LabelDto'];
