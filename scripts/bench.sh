@@ -356,7 +356,8 @@ general_settings:
   disable_spend_logs: true
 YAML
   # LITELLM_LOCAL_MODEL_COST_MAP: use the bundled price map (no fetch from GitHub at start).
-  (cd "$WORK" && exec env LITELLM_MASTER_KEY="$key" LITELLM_LOCAL_MODEL_COST_MAP=True \
+  # No DATABASE_URL: LiteLLM would use it for its own tables (it needs none to proxy).
+  (cd "$WORK" && exec env -u DATABASE_URL LITELLM_MASTER_KEY="$key" LITELLM_LOCAL_MODEL_COST_MAP=True \
     setsid "$venv/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 --port "$port" \
     --num_workers 2 >"$WORK/litellm.log" 2>&1) &
   lpid=$!; PIDS+=("$lpid")
