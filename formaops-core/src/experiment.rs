@@ -173,6 +173,81 @@ impl Experiment {
     }
 }
 
+/// A version as a caller names it: a number (`3`, or `"3"`) or a label (`"production"`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum TargetRef {
+    /// A version number.
+    Number(u32),
+    /// A version number as text, or a label name.
+    Name(String),
+}
+
+impl TargetRef {
+    /// As text (`"3"`, `"production"`): what [`ExperimentTarget::requested`] records.
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Number(n) => n.to_string(),
+            Self::Name(s) => s.clone(),
+        }
+    }
+}
+
+/// What starting an experiment takes.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// The prompt whose versions run (ACTIVE).
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub prompt_id: PromptId,
+    /// The dataset whose rows are the inputs.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
+    pub dataset_id: DatasetId,
+    /// 1 to [`MAX_TARGETS`] versions or labels, resolved when the experiment starts; two
+    /// naming the same version run it once.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
+    pub versions: Vec<TargetRef>,
+    /// Queue priority of its executions; LOW when omitted.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    /// Most executions in flight, 1 to [`MAX_CONCURRENCY`]; [`DEFAULT_CONCURRENCY`] when
+    /// omitted.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
+    /// Match outputs against the rows' expected outputs with this rule.
+    #[serde(default, rename = "match")]
+    pub match_rule: Option<MatchRule>,
+    /// Check outputs against each version's validation rules; false when omitted.
+    #[serde(default)]
+    pub validate_output: bool,
+}
+
+impl ExperimentSpec {
+    /// Checks the counts and the cap; returns the concurrency to use.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on `versions` (none, or over [`MAX_TARGETS`]) or
+    /// `concurrency` (0 or over [`MAX_CONCURRENCY`]).
+    pub fn check(&self) -> Result<u32> {
+        if self.versions.is_empty() || self.versions.len() > MAX_TARGETS {
+            return Err(Error::invalid_argument(
+                "versions",
+                format!("give 1 to {MAX_TARGETS} versions or labels"),
+            ));
+        }
+        let c = self.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
+        if c == 0 || c > MAX_CONCURRENCY {
+            return Err(Error::invalid_argument(
+                "concurrency",
+                format!("must be between 1 and {MAX_CONCURRENCY}"),
+            ));
+        }
+        Ok(c)
+    }
+}
+
 /// One (row, version) pair of an experiment and the execution that runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
