@@ -70,6 +70,8 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/auth", routes::auth::router())
         .nest("/api/prompts", routes::prompts::router().merge(routes::labels::router()))
+        .nest("/api/datasets", routes::lab::datasets_router())
+        .nest("/api/experiments", routes::lab::experiments_router())
         .nest("/api", rest)
 }
 
