@@ -25,6 +25,12 @@ async fn upload(app: &TestApp, token: &str, path: &str, kind: &str, body: &str) 
     app.request(req).await
 }
 
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    k.sort();
+    k
+}
+
 async fn wait_done(app: &TestApp, token: &str, id: &str) -> Value {
     for _ in 0..500 {
         let r = app.get(&format!("/api/experiments/{id}"), token).await.expect(StatusCode::OK);
@@ -187,6 +193,7 @@ async fn experiment_from_past_executions_compared_and_exported() {
     assert_eq!(done["progress"]["done"], 4);
 
     let r = app.get(&format!("/api/experiments/{x}/results"), t).await.expect(StatusCode::OK);
+    let results = r.body.clone();
     assert_eq!(r.body["versions"][0]["matchRate"], 1.0);
     assert_eq!(r.body["versions"][1]["matchRate"], 0.0);
     assert_eq!(r.body["versions"][1]["summary"]["counts"]["completed"], 2);
@@ -200,6 +207,20 @@ async fn experiment_from_past_executions_compared_and_exported() {
     let r = app.get(&format!("/api/experiments/{x}/export"), t).await.expect(StatusCode::OK);
     assert_eq!(r.text.lines().count(), 4);
     app.get(&format!("/api/experiments/{x}/export?format=xml"), t).await.expect(StatusCode::BAD_REQUEST);
+
+    // The OpenAPI document describes exactly what is sent.
+    let doc = app.call(Method::GET, "/api/openapi.json", None, None).await.expect(StatusCode::OK).body;
+    let schema = |name: &str| keys(&doc["components"]["schemas"][name]["properties"]);
+    let listed = app.get("/api/experiments", t).await.body["items"][0].clone();
+    assert_eq!(schema("Experiment"), keys(&listed));
+    assert_eq!(schema("ExperimentProgress"), keys(&done["progress"]));
+    assert_eq!(schema("Comparison"), keys(&results));
+    assert_eq!(schema("VersionComparison"), keys(&results["versions"][0]));
+    assert_eq!(schema("RowComparison"), keys(&results["rows"][0]));
+    assert_eq!(schema("RowResult"), keys(&results["rows"][0]["results"][0]));
+    let d = app.get(&format!("/api/datasets/{dataset}"), t).await.body;
+    assert_eq!(schema("Dataset"), keys(&d));
+    assert!(doc["paths"]["/api/experiments/{id}/events"]["get"].is_object());
 
     // Completed: cancel refused; listed; Bob sees nothing.
     app.call(Method::POST, &format!("/api/experiments/{x}/cancel"), Some(t), None)
