@@ -185,7 +185,7 @@ async fn experiment_from_past_executions_compared_and_exported() {
         .lines()
         .filter_map(|l| l.strip_prefix("data:"))
         .map(|d| serde_json::from_str(d.trim()).unwrap())
-        .last()
+        .next_back()
         .unwrap();
     assert_eq!((last["status"].as_str(), last["done"].as_u64()), (Some("COMPLETED"), Some(4)));
     assert!(sse.text.contains("event: progress"));

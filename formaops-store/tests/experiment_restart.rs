@@ -63,7 +63,7 @@ async fn sqlite_restart_mid_experiment_runs_each_row_once() {
         .filter(|(_, e)| e.status == ExecutionStatus::Completed)
         .map(|(_, e)| e)
         .collect();
-    assert!(finished.len() >= 6 && finished.len() < 24, "stopped mid-way: {}", finished.len());
+    assert!((6..24).contains(&finished.len()), "stopped mid-way: {}", finished.len());
     store.close().await;
 
     // A new process: a new store on the same file, a new engine.
