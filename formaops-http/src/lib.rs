@@ -10,6 +10,7 @@
 //! - [`error`]: [`error::ApiError`], the one error body, and the core-error mapping;
 //!   [`error::AppJson`] / [`error::AppQuery`] extractors that answer in that shape.
 //! - [`limits`]: URI, header and declared-body limits answered in our error shape.
+//! - [`cli`]: `formaops experiment run`, a REST client with a progress bar.
 //! - [`auth`]: bearer token and session cookie, the [`auth::AuthUser`] and
 //!   [`auth::ClientAddr`] extractors (account rules are in `formaops_core::user`).
 //! - [`state`]: [`state::AppState`] shared by handlers.
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
