@@ -25,6 +25,16 @@ async fn upload(app: &TestApp, token: &str, path: &str, kind: &str, body: &str) 
     app.request(req).await
 }
 
+/// The `field` of each problem of an error answer.
+fn problem_fields(r: &Reply) -> Vec<&str> {
+    r.body["error"]["details"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["field"].as_str().unwrap())
+        .collect()
+}
+
 fn keys(v: &Value) -> Vec<String> {
     let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
     k.sort();
@@ -76,22 +86,12 @@ async fn uploads_list_rows_and_refusals() {
     )
     .await
     .expect(StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = r.body["error"]["details"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&r);
     assert_eq!(fields, vec!["line 2", "line 3"]);
     let r = upload(&app, t, "/api/datasets?name=bad", "text/csv", "topic\na\nb,c\n\nd\ne,f,g\n")
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = r.body["error"]["details"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&r);
     assert_eq!(fields, vec!["line 3", "line 6"]);
     app.get("/api/datasets", t).await.body["items"]
         .as_array()
@@ -259,12 +259,7 @@ async fn experiment_refusals_name_rows_and_fields() {
         .post("/api/experiments", t, json!({"promptId": id, "datasetId": d, "versions": [1]}))
         .await
         .expect(StatusCode::UNPROCESSABLE_ENTITY);
-    let fields: Vec<&str> = r.body["error"]["details"]["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["field"].as_str().unwrap())
-        .collect();
+    let fields = problem_fields(&r);
     assert_eq!(fields, vec!["rows[1].inputs.other", "rows[1].inputs.topic"]);
     let r = app
         .post("/api/experiments", t, json!({"promptId": id, "datasetId": d, "versions": []}))

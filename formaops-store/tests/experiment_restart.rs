@@ -1,5 +1,5 @@
-//! An experiment survives a restart on SQLite: the first engine (and its store) stops
-//! mid-experiment, a new one opened on the same file resumes it, finished rows are not run
+//! An experiment survives a restart on SQLite and Postgres: the first engine (and its store) stops
+//! mid-experiment, a new one opened on the same database resumes it, finished rows are not run
 //! again and the rest complete. Provider calls are counted with the recording mock.
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
@@ -24,8 +24,28 @@ async fn engine(store: Arc<dyn Store>, mock: Arc<MockProvider>) -> FormaOps {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_restart_mid_experiment_runs_each_row_once() {
     let db = common::SqliteTestDb::new();
+    let first = Arc::new(db.store().await);
+    restart_mid_experiment(first.clone(), || async { Arc::new(db.store().await) }).await;
+    first.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restart_mid_experiment_runs_each_row_once() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let first = Arc::new(db.store().await);
+    restart_mid_experiment(first.clone(), || async { Arc::new(db.store().await) }).await;
+    first.close().await;
+}
+
+/// Runs an experiment on `store`, stops its engine mid-way, then resumes it with a new
+/// engine on the store `reopen` opens on the same database.
+async fn restart_mid_experiment<S, F, Fut>(store: Arc<S>, reopen: F)
+where
+    S: Store,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Arc<S>>,
+{
     let mock = Arc::new(MockProvider::new().recording().with_latency(Duration::from_millis(30)));
-    let store = Arc::new(db.store().await);
     let first = engine(store.clone(), mock.clone()).await;
     let user = UserId::new();
     let spec = serde_json::from_value(serde_json::json!({
@@ -64,10 +84,9 @@ async fn sqlite_restart_mid_experiment_runs_each_row_once() {
         .map(|(_, e)| e)
         .collect();
     assert!((6..24).contains(&finished.len()), "stopped mid-way: {}", finished.len());
-    store.close().await;
 
-    // A new process: a new store on the same file, a new engine.
-    let reopened = Arc::new(db.store().await);
+    // A new process: a new store on the same database, a new engine.
+    let reopened = reopen().await;
     let second = engine(reopened.clone(), mock.clone()).await;
     let mut follow = second.follow_experiment(user, x.id).await.unwrap();
     let mut last = None;
@@ -86,5 +105,4 @@ async fn sqlite_restart_mid_experiment_runs_each_row_once() {
         assert_eq!((now.attempts, now.output), (e.attempts, e.output), "a finished row is untouched");
     }
     second.shutdown().await;
-    reopened.close().await;
 }

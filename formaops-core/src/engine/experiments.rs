@@ -87,14 +87,16 @@ impl FormaOps {
             let compiled = inner.compiled(user, prompt.id, t.version).await?;
             inner.provider_for(&compiled.version.model)?;
             let validator = compiled.prompt.input_validator();
-            if let Err(Error::InvalidInputs { problems }) =
-                validate_rows(validator, &rows, &inner.config.input_limits)
-            {
-                let problems = problems
-                    .into_iter()
-                    .map(|p| Problem { message: format!("version {}: {}", t.version, p.message), ..p })
-                    .collect();
-                return Err(Error::InvalidInputs { problems });
+            match validate_rows(validator, &rows, &inner.config.input_limits) {
+                Ok(_) => {}
+                Err(Error::InvalidInputs { problems }) => {
+                    let problems = problems
+                        .into_iter()
+                        .map(|p| Problem { message: format!("version {}: {}", t.version, p.message), ..p })
+                        .collect();
+                    return Err(Error::InvalidInputs { problems });
+                }
+                Err(e) => return Err(e),
             }
         }
         let x = Experiment {
