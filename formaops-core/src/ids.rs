@@ -63,3 +63,11 @@ id_type!(
     /// A session or API-key credential.
     CredentialId
 );
+id_type!(
+    /// A dataset: a named list of input rows.
+    DatasetId
+);
+id_type!(
+    /// An experiment: versions of a prompt run over a dataset.
+    ExperimentId
+);

@@ -17,6 +17,8 @@
 //! - [`text`]: text every store can hold (no NUL), checked where input is validated.
 //! - [`execution`]: executions, statuses, priorities, token usage, per-execution metrics.
 //! - [`provider`]: the `LlmProvider` trait, the mock provider, the OpenAI-compatible one.
+//! - [`dataset`]: datasets of input rows, their limits and parsers (JSONL, CSV).
+//! - [`experiment`]: experiments over datasets, progress, comparisons and exports.
 //! - [`store`]: the `Store` trait and the in-memory store.
 //! - [`engine`]: the `FormaOps` engine: scheduler, workers, retries, events.
 //! - [`pricing`]: the model price table and cost computation.
@@ -86,10 +88,12 @@
 
 #![warn(missing_docs)]
 
+pub mod dataset;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod execution;
+pub mod experiment;
 pub mod ids;
 pub mod metrics;
 pub mod page;

@@ -10,6 +10,7 @@
 //! - [`error`]: [`error::ApiError`], the one error body, and the core-error mapping;
 //!   [`error::AppJson`] / [`error::AppQuery`] extractors that answer in that shape.
 //! - [`limits`]: URI, header and declared-body limits answered in our error shape.
+//! - [`cli`]: `formaops experiment run`, a REST client with a progress bar.
 //! - [`auth`]: bearer token and session cookie, the [`auth::AuthUser`] and
 //!   [`auth::ClientAddr`] extractors (account rules are in `formaops_core::user`).
 //! - [`state`]: [`state::AppState`] shared by handlers.
@@ -30,6 +31,7 @@
 //! ```
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
@@ -70,6 +72,8 @@ fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .nest("/api/auth", routes::auth::router())
         .nest("/api/prompts", routes::prompts::router().merge(routes::labels::router()))
+        .nest("/api/datasets", routes::lab::datasets_router())
+        .nest("/api/experiments", routes::lab::experiments_router())
         .nest("/api", rest)
 }
 

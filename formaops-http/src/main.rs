@@ -1,4 +1,4 @@
-//! The `formaops` binary: `serve` (default), `migrate`, `users create`.
+//! The `formaops` binary: `serve` (default), `migrate`, `users create`, `experiment run`.
 
 use std::io::Read as _;
 use std::process::ExitCode;
@@ -31,6 +31,16 @@ enum Command {
     /// Manage users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Run experiments on a FormaOps server (a client of its REST API).
+    #[command(subcommand)]
+    Experiment(ExperimentCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExperimentCommand {
+    /// Run versions (or labels) of a prompt over a dataset with a live progress bar, then
+    /// print the comparison (`--json` for scripts). Ctrl-C cancels the experiment.
+    Run(formaops_http::cli::ExperimentRunArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,6 +101,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             server::migrate(&config.database_url).await?;
             eprintln!("database schema is up to date");
             Ok(())
+        }
+        Some(Command::Experiment(ExperimentCommand::Run(args))) => {
+            formaops_http::cli::run_experiment(args).await
         }
         Some(Command::Users(UsersCommand::Create { email, password_stdin, password_env, admin })) => {
             let config = Config::resolve(&cli.db, &ServeArgs::default())?;

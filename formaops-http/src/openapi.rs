@@ -23,6 +23,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
         (name = "auth", description = "Login, logout, the caller, API keys"),
         (name = "prompts", description = "Prompts and their immutable versions"),
         (name = "executions", description = "Executing prompts and reading executions"),
+        (name = "datasets", description = "Datasets of input rows (JSON, JSONL, CSV, past executions)"),
+        (name = "experiments", description = "Versions compared over a dataset: progress, results, exports"),
         (name = "events", description = "Real-time execution events (SSE, WebSocket)"),
         (name = "system", description = "Health and metrics"),
     )

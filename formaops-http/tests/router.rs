@@ -472,6 +472,25 @@ async fn prompt_list_paginates_and_validates_arguments() {
     assert!(r.body["items"].as_array().unwrap().is_empty());
 }
 
+#[tokio::test]
+async fn prompt_list_finds_one_prompt_by_name() {
+    let app = TestApp::new().await;
+    let id = app.prompt(&app.alice, "two words").await;
+    app.prompt(&app.alice, "other").await;
+    let r = app.get("/api/prompts?name=two%20words", &app.alice).await.expect(StatusCode::OK);
+    let ids: Vec<&str> =
+        r.body["items"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()]);
+    assert!(r.body["nextCursor"].is_null());
+    // An exact name: no prefix match, and nobody else's prompt.
+    for (path, who) in [("/api/prompts?name=two", &app.alice), ("/api/prompts?name=two%20words", &app.bob)] {
+        let r = app.get(path, who).await.expect(StatusCode::OK);
+        assert!(r.body["items"].as_array().unwrap().is_empty(), "{path}: {}", r.text);
+    }
+    let r = app.get("/api/prompts?name=x&status=ACTIVE", &app.alice).await.expect(StatusCode::BAD_REQUEST);
+    assert!(r.text.contains("name"), "{}", r.text);
+}
+
 // ----- executions -----
 
 #[tokio::test]

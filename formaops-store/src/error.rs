@@ -22,6 +22,7 @@ const UNIQUE_CONFLICTS: &[(&str, &str, &str)] = &[
         "prompts.user_id, prompts.name",
         "an active prompt with this name already exists",
     ),
+    ("datasets_name_key", "datasets.user_id, datasets.name", "a dataset with this name already exists"),
     ("prompts_pkey", "prompts.id", "a prompt with this id already exists"),
     ("prompt_versions_pkey", "prompt_versions.prompt_id", "this prompt version already exists"),
     ("executions_pkey", "executions.id", "an execution with this id already exists"),

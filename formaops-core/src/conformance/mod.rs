@@ -6,7 +6,7 @@
 //! broken rule (this is test code).
 //!
 //! One file per area: `users`, `prompts`, `executions`, `queue`, `leases`, `metrics`,
-//! `engine`, `labels`; the builders they share are in `fixtures`.
+//! `engine`, `labels`, `lab` (datasets and experiments); the builders they share are in `fixtures`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::store::Store;
@@ -14,6 +14,7 @@ use crate::store::Store;
 mod engine;
 mod executions;
 mod fixtures;
+pub mod lab;
 pub mod labels;
 mod leases;
 mod metrics;
@@ -55,4 +56,6 @@ pub async fn run_all(store: &dyn Store) {
     metrics(store).await;
     labels::labels(store).await;
     labels::label_moves_are_atomic(store).await;
+    lab::datasets(store).await;
+    lab::experiments(store).await;
 }

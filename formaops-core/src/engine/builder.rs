@@ -190,7 +190,11 @@ impl FormaOpsBuilder {
         if let Ok(mut b) = inner.background.lock() {
             b.extend(background);
         }
-        Ok(FormaOps { inner })
+        let engine = FormaOps { inner };
+        if engine.inner.config.run_workers {
+            engine.resume_experiments();
+        }
+        Ok(engine)
     }
 }
 

@@ -22,7 +22,8 @@
 //! - [`partial`]: streamed provider calls and their coalesced `partial` events;
 //! - [`rescue`]: expired leases, decided through [`retry`] and written by the store;
 //! - `events`: the event bus and per-execution waiters;
-//! - `batch`: group commit of enqueues and of attempt results.
+//! - `batch`: group commit of enqueues and of attempt results;
+//! - `datasets`, `experiments`: datasets, and experiments run through the queue.
 //!
 //! # Example
 //!
@@ -77,7 +78,9 @@ mod cache;
 pub mod chat;
 mod clock;
 mod config;
+mod datasets;
 mod events;
+mod experiments;
 mod follow;
 mod health;
 mod labels;
@@ -97,7 +100,9 @@ pub use config::{
     BackoffPolicy, COMPILED_CACHE_SIZE, EngineConfig, MAX_ATTEMPTS_LIMIT, MAX_DESCRIPTION_CHARS,
     MAX_IDEMPOTENCY_KEY_BYTES, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_idempotency_key,
 };
+pub use datasets::MAX_EXECUTIONS_SCANNED;
 pub use events::{BUS_CAPACITY, RELAY_CAPACITY};
+pub use experiments::PROGRESS_INTERVAL;
 pub use follow::Follow;
 pub use health::{HealthReport, ProviderHealth};
 pub use state::FormaOps;

@@ -12,13 +12,16 @@ use std::sync::{Mutex, MutexGuard};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::memory_lab::LabState;
 use super::{
     ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, RescueDecision,
     RescueFate, Store, VersionPageRequest,
 };
+use crate::dataset::{Dataset, DatasetRow};
 use crate::error::{Error, Result};
 use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
-use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use crate::experiment::{Experiment, ExperimentRun, ExperimentStatus};
+use crate::ids::{CredentialId, DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
 use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
@@ -28,6 +31,7 @@ use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPa
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    lab: Mutex<LabState>,
 }
 
 #[derive(Debug, Default)]
@@ -65,6 +69,10 @@ impl MemoryStore {
 
     fn lock(&self) -> Result<MutexGuard<'_, State>> {
         self.state.lock().map_err(|_| Error::internal("memory store lock poisoned"))
+    }
+
+    fn lab(&self) -> Result<MutexGuard<'_, LabState>> {
+        self.lab.lock().map_err(|_| Error::internal("memory store lock poisoned"))
     }
 }
 
@@ -692,6 +700,77 @@ impl Store for MemoryStore {
         let queue_depth = s.queued_by_user.get(&user).copied().unwrap_or(0);
         drop(s);
         Ok(aggregator.finish(query, queue_depth))
+    }
+
+    // ----- datasets and experiments -----
+
+    async fn insert_dataset(&self, dataset: &Dataset, rows: &[DatasetRow]) -> Result<()> {
+        self.lab()?.insert_dataset(dataset, rows)
+    }
+
+    async fn get_dataset(&self, user: UserId, id: DatasetId) -> Result<Dataset> {
+        self.lab()?.get_dataset(user, id)
+    }
+
+    async fn list_datasets(&self, user: UserId, page: PageRequest) -> Result<Page<Dataset>> {
+        Ok(self.lab()?.list_datasets(user, page))
+    }
+
+    async fn delete_dataset(&self, user: UserId, id: DatasetId) -> Result<()> {
+        self.lab()?.delete_dataset(user, id)
+    }
+
+    async fn dataset_rows(
+        &self,
+        user: UserId,
+        id: DatasetId,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<DatasetRow>> {
+        self.lab()?.dataset_rows(user, id, after, limit)
+    }
+
+    async fn insert_experiment(&self, experiment: &Experiment) -> Result<()> {
+        self.lab()?.insert_experiment(experiment)
+    }
+
+    async fn get_experiment(&self, user: UserId, id: ExperimentId) -> Result<Experiment> {
+        self.lab()?.get_experiment(user, id)
+    }
+
+    async fn list_experiments(&self, user: UserId, page: PageRequest) -> Result<Page<Experiment>> {
+        Ok(self.lab()?.list_experiments(user, page))
+    }
+
+    async fn finish_experiment(
+        &self,
+        user: UserId,
+        id: ExperimentId,
+        status: ExperimentStatus,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        self.lab()?.finish_experiment(user, id, status, at)
+    }
+
+    async fn record_experiment_runs(&self, user: UserId, runs: &[ExperimentRun]) -> Result<()> {
+        self.lab()?.record_runs(user, runs)
+    }
+
+    async fn experiment_runs(
+        &self,
+        user: UserId,
+        id: ExperimentId,
+    ) -> Result<Vec<(ExperimentRun, Execution)>> {
+        let s = self.lock()?;
+        let runs = self.lab()?.runs(user, id)?;
+        Ok(runs
+            .into_iter()
+            .filter_map(|r| s.executions.get(&r.execution_id).map(|e| (r, e.clone())))
+            .collect())
+    }
+
+    async fn running_experiments(&self, limit: u32) -> Result<Vec<Experiment>> {
+        Ok(self.lab()?.running_experiments(limit))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -15,16 +15,19 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures::stream::BoxStream;
 
+use crate::dataset::{Dataset, DatasetRow};
 use crate::error::Result;
 use crate::events::ExecutionEvent;
 use crate::execution::{AttemptResult, Execution, ExecutionError, ExecutionStatus};
-use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
+use crate::experiment::{Experiment, ExperimentRun, ExperimentStatus};
+use crate::ids::{CredentialId, DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
 use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
 
 pub mod memory;
+mod memory_lab;
 
 pub use memory::MemoryStore;
 
@@ -302,6 +305,67 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     /// Cheap reachability check, for health endpoints.
     async fn ping(&self) -> Result<()>;
+
+    // ----- datasets and experiments -----
+
+    /// Inserts a dataset with its rows (indexed `0..row_count`), atomically. Another dataset
+    /// of the user with the same name: `Conflict`.
+    async fn insert_dataset(&self, dataset: &Dataset, rows: &[DatasetRow]) -> Result<()>;
+
+    /// One of the user's datasets. Missing or another user's: `NotFound`.
+    async fn get_dataset(&self, user: UserId, id: DatasetId) -> Result<Dataset>;
+
+    /// The user's datasets, newest first by (`created_at`, `id`), keyset paginated.
+    async fn list_datasets(&self, user: UserId, page: PageRequest) -> Result<Page<Dataset>>;
+
+    /// Deletes a dataset and its rows. Missing or another user's: `NotFound`; used by an
+    /// experiment: `Conflict` (nothing deleted).
+    async fn delete_dataset(&self, user: UserId, id: DatasetId) -> Result<()>;
+
+    /// Up to `limit` rows of the user's dataset with index above `after` (from 0 when `None`),
+    /// by index. Missing or another user's dataset: `NotFound`.
+    async fn dataset_rows(
+        &self,
+        user: UserId,
+        id: DatasetId,
+        after: Option<u32>,
+        limit: u32,
+    ) -> Result<Vec<DatasetRow>>;
+
+    /// Inserts an experiment. Its dataset missing or another user's: `NotFound`.
+    async fn insert_experiment(&self, experiment: &Experiment) -> Result<()>;
+
+    /// One of the user's experiments. Missing or another user's: `NotFound`.
+    async fn get_experiment(&self, user: UserId, id: ExperimentId) -> Result<Experiment>;
+
+    /// The user's experiments, newest first by (`created_at`, `id`), keyset paginated.
+    async fn list_experiments(&self, user: UserId, page: PageRequest) -> Result<Page<Experiment>>;
+
+    /// Sets a RUNNING experiment's final `status` and `finished_at`; `false` (nothing
+    /// written) when it is no longer RUNNING. Missing or another user's: `NotFound`.
+    async fn finish_experiment(
+        &self,
+        user: UserId,
+        id: ExperimentId,
+        status: ExperimentStatus,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// Records runs of the user's experiments; a run whose (experiment, row, version) is
+    /// already recorded is kept as it was.
+    async fn record_experiment_runs(&self, user: UserId, runs: &[ExperimentRun]) -> Result<()>;
+
+    /// The experiment's recorded runs with their executions as stored now, by (row, version).
+    /// Missing or another user's experiment: `NotFound`.
+    async fn experiment_runs(
+        &self,
+        user: UserId,
+        id: ExperimentId,
+    ) -> Result<Vec<(ExperimentRun, Execution)>>;
+
+    /// Up to `limit` RUNNING experiments of every user, oldest first (for the engine to
+    /// resume at start).
+    async fn running_experiments(&self, limit: u32) -> Result<Vec<Experiment>>;
 
     // ----- cross-process events -----
 

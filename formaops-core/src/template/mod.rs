@@ -239,6 +239,11 @@ impl CompiledPrompt {
         self.inputs.validate(inputs, limits)
     }
 
+    /// The version's input validator (its `json` schemas compiled once).
+    pub fn input_validator(&self) -> &InputValidator {
+        &self.inputs
+    }
+
     /// Renders the messages (system first when present, then user) from validated inputs.
     /// Errors: [`crate::Error::Render`].
     pub fn render(&self, inputs: &Map<String, Value>) -> Result<Vec<Message>> {

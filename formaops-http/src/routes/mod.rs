@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod events;
 pub mod executions;
+pub mod lab;
 pub mod labels;
 pub mod prompts;
 pub mod system;

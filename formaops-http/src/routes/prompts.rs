@@ -165,6 +165,9 @@ pub struct ListPromptsQuery {
     pub cursor: Option<String>,
     /// `ACTIVE` (default) or `ARCHIVED`.
     pub status: Option<String>,
+    /// Only the ACTIVE prompt of exactly this name (trimmed): a page of 0 or 1 item. Not with
+    /// `status` or `cursor`.
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -200,6 +203,17 @@ async fn list_prompts(
             PromptStatus::parse(s).ok_or_else(|| ApiError::bad_request("status", "ACTIVE or ARCHIVED"))?,
         ),
     };
+    if let Some(name) = q.name.as_deref() {
+        if q.status.is_some() || q.cursor.is_some() {
+            return Err(ApiError::bad_request("name", "a name lookup takes no status or cursor"));
+        }
+        let items = match state.engine().find_prompt_by_name(auth.id(), name).await {
+            Ok(p) => vec![p],
+            Err(formaops_core::Error::NotFound { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        return Ok(AppJson(PromptPage { items, next_cursor: None }));
+    }
     let page = PageRequest::new(q.limit, q.cursor.as_deref())?;
     let Page { items, next_cursor } =
         state.engine().list_prompts(auth.id(), PromptFilter { status }, page).await?;

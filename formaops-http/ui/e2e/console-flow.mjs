@@ -5,7 +5,9 @@
 //
 // A newcomer logs in, creates a prompt with three typed variables, runs it and watches the
 // live status reach COMPLETED, edits it to v2 (first seeing a server-side problem next to the
-// field it names), reads the metrics chart, creates and revokes an API key, and logs out.
+// field it names), moves a label and diffs v1/v2, builds a dataset from past executions and
+// runs an experiment v1 vs v2 to COMPLETED, reads the metrics charts, creates and revokes an
+// API key, and logs out.
 // A screenshot of each step goes to artifacts/ (gitignored). Any console error or CSP
 // violation in the page fails the run.
 import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
@@ -175,9 +177,28 @@ async function main() {
     await page.getByTestId('execution-output').filter({ hasText: 'lighthouses' }).waitFor();
     await shot(page, 'execution-page');
 
+    // 5b. An experiment: a dataset from the story prompt's completed executions, then v1 and v2
+    // over it through the queue; the page follows its progress to COMPLETED and compares them.
+    await page.getByRole('link', { name: 'Experiments', exact: true }).click();
+    await page.getByRole('link', { name: 'Datasets', exact: true }).click();
+    await page.getByTestId('from-prompt').selectOption({ label: 'story' });
+    await page.getByTestId('from-name').fill('story traffic');
+    await page.getByTestId('from-create').click();
+    await page.getByTestId('dataset-created').filter({ hasText: 'with 1 rows' }).waitFor();
+    await page.getByTestId('dataset-created').getByRole('link').click();
+    await page.getByTestId('experiment-prompt').selectOption({ label: 'story' });
+    await page.getByTestId('experiment-versions').fill('1, 2');
+    await page.getByTestId('experiment-start').click();
+    await page.getByTestId('experiment-status').filter({ hasText: 'COMPLETED' }).waitFor();
+    await page.getByTestId('experiment-versions').getByText('v1').waitFor();
+    await page.getByTestId('experiment-versions').getByText('v2').waitFor();
+    await page.getByTestId('experiment-rows').getByText('lighthouses').first().waitFor();
+    await shot(page, 'experiment');
+
     // 6. Metrics: the chart is drawn from the report.
     await page.getByRole('link', { name: 'Metrics' }).click();
-    await page.getByTestId('metric-total').filter({ hasText: '1' }).waitFor();
+    // One run, then one row of each of the experiment's two versions.
+    await page.getByTestId('metric-total').filter({ hasText: '3' }).waitFor();
     await page.locator('[data-testid="chart-status"][data-drawn="true"] canvas').waitFor();
     await page.getByTestId('metrics-by-prompt').getByText('story').waitFor();
     await shot(page, 'metrics');

@@ -14,6 +14,10 @@ import { KeysPage } from './pages/keys/KeysPage';
 const PromptEditor = lazy(() => import('./pages/prompts/PromptEditor').then((m) => ({ default: m.PromptEditor })));
 const RunPage = lazy(() => import('./pages/prompts/RunPage').then((m) => ({ default: m.RunPage })));
 const DiffPage = lazy(() => import('./pages/prompts/DiffPage').then((m) => ({ default: m.DiffPage })));
+const DatasetsPage = lazy(() => import('./pages/experiments/DatasetsPage').then((m) => ({ default: m.DatasetsPage })));
+const ExperimentsList = lazy(() => import('./pages/experiments/ExperimentsList').then((m) => ({ default: m.ExperimentsList })));
+const NewExperiment = lazy(() => import('./pages/experiments/ExperimentsList').then((m) => ({ default: m.NewExperiment })));
+const ExperimentPage = lazy(() => import('./pages/experiments/ExperimentPage').then((m) => ({ default: m.ExperimentPage })));
 const MetricsPage = lazy(() => import('./pages/metrics/MetricsPage').then((m) => ({ default: m.MetricsPage })));
 
 export function App() {
@@ -30,6 +34,10 @@ export function App() {
         <Route path="/prompts/:id/diff" element={<DiffPage />} />
         <Route path="/executions" element={<ExecutionsList />} />
         <Route path="/executions/:id" element={<ExecutionPage />} />
+        <Route path="/datasets" element={<DatasetsPage />} />
+        <Route path="/experiments" element={<ExperimentsList />} />
+        <Route path="/experiments/new" element={<NewExperiment />} />
+        <Route path="/experiments/:id" element={<ExperimentPage />} />
         {/* `/metrics` is the server's Prometheus endpoint; the console's page is /stats. */}
         <Route path="/stats" element={<MetricsPage />} />
         <Route path="/keys" element={<KeysPage />} />
@@ -67,6 +75,7 @@ function Shell() {
         <nav aria-label="Main">
           <NavLink to="/prompts">Prompts</NavLink>
           <NavLink to="/executions">Executions</NavLink>
+          <NavLink to="/experiments">Experiments</NavLink>
           <NavLink to="/stats">Metrics</NavLink>
           <NavLink to="/keys">API keys</NavLink>
         </nav>

@@ -11,7 +11,8 @@
 //! - `users`: users and credentials;
 //! - `prompts`: prompts and versions;
 //! - `executions`: the execution row and the queue's shared statements;
-//! - `labels`: label pointers, their moves and settings.
+//! - `labels`: label pointers, their moves and settings;
+//! - `lab`: datasets with their rows, experiments with their runs.
 //!
 //! # Plans that do not depend on statistics
 //!
@@ -307,6 +308,106 @@ macro_rules! impl_store {
                 $crate::sql::executions::$db::queue_depth(&self.$reader, user).await
             }
 
+            // datasets and experiments
+
+            async fn insert_dataset(
+                &self,
+                dataset: &formaops_core::dataset::Dataset,
+                rows: &[formaops_core::dataset::DatasetRow],
+            ) -> formaops_core::Result<()> {
+                $crate::sql::lab::$db::insert_dataset(&self.$writer, dataset, rows).await
+            }
+
+            async fn get_dataset(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::DatasetId,
+            ) -> formaops_core::Result<formaops_core::dataset::Dataset> {
+                $crate::sql::lab::$db::get_dataset(&self.$reader, user, id).await
+            }
+
+            async fn list_datasets(
+                &self,
+                user: formaops_core::ids::UserId,
+                page: formaops_core::page::PageRequest,
+            ) -> formaops_core::Result<formaops_core::page::Page<formaops_core::dataset::Dataset>> {
+                $crate::sql::lab::$db::list_datasets(&self.$reader, $keyset, user, page).await
+            }
+
+            async fn delete_dataset(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::DatasetId,
+            ) -> formaops_core::Result<()> {
+                $crate::sql::lab::$db::delete_dataset(&self.$writer, user, id).await
+            }
+
+            async fn dataset_rows(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::DatasetId,
+                after: Option<u32>,
+                limit: u32,
+            ) -> formaops_core::Result<Vec<formaops_core::dataset::DatasetRow>> {
+                $crate::sql::lab::$db::dataset_rows(&self.$reader, user, id, after, limit).await
+            }
+
+            async fn insert_experiment(
+                &self,
+                experiment: &formaops_core::experiment::Experiment,
+            ) -> formaops_core::Result<()> {
+                $crate::sql::lab::$db::insert_experiment(&self.$writer, experiment).await
+            }
+
+            async fn get_experiment(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::ExperimentId,
+            ) -> formaops_core::Result<formaops_core::experiment::Experiment> {
+                $crate::sql::lab::$db::get_experiment(&self.$reader, user, id).await
+            }
+
+            async fn list_experiments(
+                &self,
+                user: formaops_core::ids::UserId,
+                page: formaops_core::page::PageRequest,
+            ) -> formaops_core::Result<formaops_core::page::Page<formaops_core::experiment::Experiment>> {
+                $crate::sql::lab::$db::list_experiments(&self.$reader, $keyset, user, page).await
+            }
+
+            async fn finish_experiment(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::ExperimentId,
+                status: formaops_core::experiment::ExperimentStatus,
+                at: chrono::DateTime<chrono::Utc>,
+            ) -> formaops_core::Result<bool> {
+                $crate::sql::lab::$db::finish_experiment(&self.$writer, user, id, status, at).await
+            }
+
+            async fn record_experiment_runs(
+                &self,
+                user: formaops_core::ids::UserId,
+                runs: &[formaops_core::experiment::ExperimentRun],
+            ) -> formaops_core::Result<()> {
+                $crate::sql::lab::$db::record_runs(&self.$writer, user, runs).await
+            }
+
+            async fn experiment_runs(
+                &self,
+                user: formaops_core::ids::UserId,
+                id: formaops_core::ids::ExperimentId,
+            ) -> formaops_core::Result<Vec<(formaops_core::experiment::ExperimentRun, formaops_core::execution::Execution)>> {
+                $crate::sql::lab::$db::runs(&self.$reader, user, id).await
+            }
+
+            async fn running_experiments(
+                &self,
+                limit: u32,
+            ) -> formaops_core::Result<Vec<formaops_core::experiment::Experiment>> {
+                $crate::sql::lab::$db::running(&self.$reader, limit).await
+            }
+
             $($own)*
         }
     };
@@ -314,6 +415,7 @@ macro_rules! impl_store {
 pub(crate) use impl_store;
 
 pub(crate) mod executions;
+pub(crate) mod lab;
 pub(crate) mod labels;
 pub(crate) mod prompts;
 pub(crate) mod users;

@@ -52,10 +52,19 @@ export function withQuery(path: string, query?: Query): string {
 }
 
 export async function api<T>(method: string, path: string, body?: unknown, query?: Query): Promise<T> {
+  return request<T>(method, path, body === undefined ? undefined : { text: JSON.stringify(body), contentType: 'application/json' }, query);
+}
+
+/** Sends `body.text` as it is, with its content type (a JSONL or CSV upload). */
+export function upload<T>(path: string, text: string, contentType: string, query?: Query): Promise<T> {
+  return request<T>('POST', path, { text, contentType }, query);
+}
+
+async function request<T>(method: string, path: string, body: { text: string; contentType: string } | undefined, query?: Query): Promise<T> {
   const init: RequestInit = { method, credentials: 'same-origin', headers: { accept: 'application/json' } };
   if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers = { ...init.headers, 'content-type': 'application/json' };
+    init.body = body.text;
+    init.headers = { ...init.headers, 'content-type': body.contentType };
   }
   const res = await fetch(withQuery(path, query), init);
   const text = await res.text();

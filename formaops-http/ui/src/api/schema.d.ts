@@ -93,6 +93,86 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/datasets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's datasets, newest first. */
+        get: operations["list_datasets"];
+        put?: never;
+        /**
+         * Creates a dataset. The body is JSON (`{"name", "rows": [{"inputs", "expected"?}]}`), JSONL
+         *     (`Content-Type: application/jsonl` or `application/x-ndjson`, one `{"inputs", "expected"?}`
+         *     per line) or CSV (`text/csv`: a header of variable names, an `expected` column for the
+         *     expected output); JSONL and CSV take the name from `?name=`. Every bad line or row is
+         *     listed (422, `details.problems`, fields `line N` or `rows[i]`); nothing is stored on error.
+         */
+        post: operations["create_dataset"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/from-executions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Creates a dataset from past executions of a prompt (newest first), filtered as the
+         *     executions list is (`status`, `since`, `until`) and by `version`, at most `limit` rows;
+         *     with `expectedFromOutput`, completed executions' outputs become expected outputs.
+         */
+        post: operations["from_executions"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One dataset (its rows: `/rows`). */
+        get: operations["get_dataset"];
+        put?: never;
+        post?: never;
+        /** Deletes a dataset and its rows; refused (409) while an experiment uses it. */
+        delete: operations["delete_dataset"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/datasets/{id}/rows": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A dataset's rows by index; `nextCursor` is the last index returned. */
+        get: operations["dataset_rows"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/executions": {
         parameters: {
             query?: never;
@@ -175,6 +255,121 @@ export interface paths {
          *     version; answers 202 with the new QUEUED execution.
          */
         post: operations["retry_execution"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's experiments, newest first. */
+        get: operations["list_experiments"];
+        put?: never;
+        /**
+         * Starts an experiment: `versions` (numbers or labels, resolved now and recorded) run over
+         *     the dataset's rows through the queue (LOW priority unless `priority`), at most
+         *     `concurrency` at once (default 8), idempotent per row and version. Rows that a version
+         *     would refuse are listed (422, fields `rows[i].inputs.<variable>`).
+         */
+        post: operations["start_experiment"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One experiment with its progress (done, failed, in flight, total, cost so far). */
+        get: operations["get_experiment"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancels an experiment: queued rows are cancelled, finished ones kept (409 once completed). */
+        post: operations["cancel"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments/{id}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Server-Sent Events of the experiment's progress: a `progress` event now and on every
+         *     change, the stream ending after the experiment is completed or cancelled with nothing in
+         *     flight.
+         */
+        get: operations["events"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments/{id}/export": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The comparison as JSONL (one object per row and version) or CSV (the same columns). */
+        get: operations["export"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/experiments/{id}/results": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The side-by-side comparison: per version pass rate, match rate, latency percentiles (ms),
+         *     tokens and cost; per row each version's output, validation verdict and match.
+         */
+        get: operations["results"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -431,6 +626,24 @@ export interface components {
         ApiKeyList: {
             items: components["schemas"]["ApiKeyDto"][];
         };
+        /** @description The side-by-side result of an experiment. */
+        Comparison: {
+            /** @description The experiment, as stored. */
+            experiment: components["schemas"]["Experiment"];
+            /** @description Progress when the comparison was built. */
+            progress: components["schemas"]["ExperimentProgress"];
+            /** @description Per row, by index. */
+            rows: components["schemas"]["RowComparison"][];
+            /** @description Per version, in target order. */
+            versions: components["schemas"]["VersionComparison"][];
+        };
+        /** @description A JSON dataset body. */
+        CreateDatasetRequest: {
+            /** @description Unique among the caller's datasets. */
+            name: string;
+            /** @description The rows, numbered from 0 in this order; `index` is ignored. */
+            rows: components["schemas"]["DatasetRow"][];
+        };
         CreateKeyRequest: {
             /**
              * Format: int32
@@ -455,6 +668,47 @@ export interface components {
             validations?: Record<string, never>[];
             /** @description `[{name, type: string|number|integer|boolean|enum|json, required, description?, defaultValue?}]` */
             variables?: Record<string, never>[];
+        };
+        /** @description A dataset (its rows are read separately, in pages). */
+        Dataset: {
+            /**
+             * Format: date-time
+             * @description When it was created.
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description The dataset's id.
+             */
+            id: string;
+            /** @description Unique among the owner's datasets; trimmed, 1 to [`MAX_DATASET_NAME_CHARS`] characters. */
+            name: string;
+            /**
+             * Format: int32
+             * @description How many rows it has (rows are indexed `0..row_count`).
+             */
+            rowCount: number;
+            /**
+             * Format: uuid
+             * @description The owner.
+             */
+            userId: string;
+        };
+        DatasetPage: {
+            items: components["schemas"]["Dataset"][];
+            nextCursor?: string | null;
+        };
+        /** @description One row: the inputs of one execution, and optionally what its output should be. */
+        DatasetRow: {
+            /** @description The expected output or a reference (a string, or any JSON value); `None` when absent. */
+            expected?: unknown;
+            /**
+             * Format: int32
+             * @description Position in the dataset, from 0 (assigned when the dataset is created).
+             */
+            index?: number;
+            /** @description Variable values by name. */
+            inputs: Record<string, never>;
         };
         /** @description What changed between two versions. */
         DiffDto: {
@@ -664,6 +918,177 @@ export interface components {
          * @enum {string}
          */
         ExecutionStatus: "QUEUED" | "RUNNING" | "COMPLETED" | "FAILED" | "CANCELLED";
+        /** @description An experiment. */
+        Experiment: {
+            /**
+             * Format: int32
+             * @description Most of its executions in flight at once, 1 to [`MAX_CONCURRENCY`].
+             */
+            concurrency: number;
+            /**
+             * Format: date-time
+             * @description When it started.
+             */
+            createdAt: string;
+            /**
+             * Format: uuid
+             * @description The rows.
+             */
+            datasetId: string;
+            /**
+             * Format: date-time
+             * @description When it completed or was cancelled.
+             */
+            finishedAt?: string | null;
+            /**
+             * Format: uuid
+             * @description The experiment's id.
+             */
+            id: string;
+            matchRule?: components["schemas"]["MatchRule"] | null;
+            /** @description Queue priority of its executions (LOW by default). */
+            priority: components["schemas"]["Priority"];
+            /**
+             * Format: uuid
+             * @description The prompt whose versions run.
+             */
+            promptId: string;
+            /**
+             * Format: int32
+             * @description Rows in the dataset when it started.
+             */
+            rowCount: number;
+            /** @description Where it is. */
+            status: components["schemas"]["ExperimentStatus"];
+            /** @description The versions, in the order given (distinct versions). */
+            targets: components["schemas"]["ExperimentTarget"][];
+            /**
+             * Format: uuid
+             * @description The owner.
+             */
+            userId: string;
+            /** @description Whether outputs are checked against each version's validation rules. */
+            validateOutput: boolean;
+        };
+        ExperimentPage: {
+            items: components["schemas"]["Experiment"][];
+            nextCursor?: string | null;
+        };
+        /** @description How far an experiment is. */
+        ExperimentProgress: {
+            /**
+             * Format: double
+             * @description Cost so far in USD, over priced executions; `None` when none is priced.
+             */
+            costUsd?: number | null;
+            /**
+             * Format: int64
+             * @description COMPLETED executions.
+             */
+            done: number;
+            /**
+             * Format: uuid
+             * @description The experiment.
+             */
+            experimentId: string;
+            /**
+             * Format: int64
+             * @description FAILED or CANCELLED executions.
+             */
+            failed: number;
+            /**
+             * Format: int64
+             * @description Submitted and not final yet.
+             */
+            inFlight: number;
+            /** @description Its status. */
+            status: components["schemas"]["ExperimentStatus"];
+            /**
+             * Format: int64
+             * @description Executions in all (rows times versions).
+             */
+            total: number;
+        };
+        /** @description What starting an experiment takes. */
+        ExperimentSpec: {
+            /**
+             * Format: int32
+             * @description Most executions in flight, 1 to [`MAX_CONCURRENCY`]; [`DEFAULT_CONCURRENCY`] when
+             *     omitted.
+             */
+            concurrency?: number | null;
+            /**
+             * Format: uuid
+             * @description The dataset whose rows are the inputs.
+             */
+            datasetId: string;
+            match?: components["schemas"]["MatchRule"] | null;
+            priority?: components["schemas"]["Priority"] | null;
+            /**
+             * Format: uuid
+             * @description The prompt whose versions run (ACTIVE).
+             */
+            promptId: string;
+            /** @description Check outputs against each version's validation rules; false when omitted. */
+            validateOutput?: boolean;
+            /**
+             * @description 1 to [`MAX_TARGETS`] versions or labels, resolved when the experiment starts; two
+             *     naming the same version run it once.
+             */
+            versions: Record<string, never>[];
+        };
+        /**
+         * @description Where an experiment is.
+         * @enum {string}
+         */
+        ExperimentStatus: "RUNNING" | "COMPLETED" | "CANCELLED";
+        /** @description A version the experiment runs: as asked (a number or a label) and as resolved at start. */
+        ExperimentTarget: {
+            /** @description What the caller gave: a version number (`"3"`) or a label (`"production"`). */
+            requested: string;
+            /**
+             * Format: int32
+             * @description The version it resolved to when the experiment started.
+             */
+            version: number;
+        };
+        /** @description An experiment with its progress. */
+        ExperimentView: components["schemas"]["Experiment"] & {
+            progress: components["schemas"]["ExperimentProgress"];
+        };
+        /** @description Which past executions of a prompt become rows: the filters of the executions list. */
+        FromExecutions: {
+            /** @description Use each COMPLETED execution's output as the row's expected output. */
+            expectedFromOutput?: boolean;
+            /**
+             * Format: int32
+             * @description Most rows (newest executions first); [`MAX_DATASET_ROWS`] when omitted.
+             */
+            limit?: number | null;
+            /** @description The new dataset's name. */
+            name: string;
+            /**
+             * Format: uuid
+             * @description The prompt whose executions are replayed.
+             */
+            promptId: string;
+            /**
+             * Format: date-time
+             * @description Created at or after.
+             */
+            since?: string | null;
+            status?: components["schemas"]["ExecutionStatus"] | null;
+            /**
+             * Format: date-time
+             * @description Created strictly before.
+             */
+            until?: string | null;
+            /**
+             * Format: int32
+             * @description Only executions of this version.
+             */
+            version?: number | null;
+        };
         /** @description Readiness of this server. */
         HealthResponse: {
             /** @description Whether the database answered. */
@@ -738,6 +1163,11 @@ export interface components {
             token: string;
             user: components["schemas"]["UserDto"];
         };
+        /**
+         * @description How a row's output is matched against its expected output.
+         * @enum {string}
+         */
+        MatchRule: "exact" | "json_equal" | "contains" | "regex";
         /** @description What `metrics` answers. */
         MetricsReport: components["schemas"]["MetricsSummary"] & {
             /** @description Per prompt, most executions first (at most [`MAX_PROMPTS_IN_REPORT`] prompts). */
@@ -926,6 +1356,68 @@ export interface components {
             inFlight: number;
             name: string;
         };
+        /** @description One row, every version side by side. */
+        RowComparison: {
+            /** @description The row's expected output. */
+            expected?: unknown;
+            /**
+             * Format: int32
+             * @description The row's index.
+             */
+            index: number;
+            /** @description The row's inputs. */
+            inputs: Record<string, never>;
+            /** @description One result per version, in target order. */
+            results: components["schemas"]["RowResult"][];
+        };
+        RowPage: {
+            /** @description By index. */
+            items: components["schemas"]["DatasetRow"][];
+            /** @description The last index returned, when more rows may follow. */
+            nextCursor?: string | null;
+        };
+        /** @description One version's result on one row. */
+        RowResult: {
+            /**
+             * Format: double
+             * @description Cost in USD; `None` when unpriced or not run.
+             */
+            costUsd?: number | null;
+            /** @description The execution's error, when it failed. */
+            error?: Record<string, never> | null;
+            /**
+             * Format: uuid
+             * @description The execution; `None` when it was not submitted (cancelled experiment).
+             */
+            executionId?: string | null;
+            /**
+             * Format: int64
+             * @description Total latency in ms.
+             */
+            latencyMs?: number | null;
+            /** @description Why the match could not be decided (a bad regular expression). */
+            matchError?: string | null;
+            /**
+             * @description Whether the output matched the expected output; `None` without a match rule, an
+             *     expected output or an output.
+             */
+            matched?: boolean | null;
+            /** @description The model's output. */
+            output?: string | null;
+            status?: components["schemas"]["ExecutionStatus"] | null;
+            /**
+             * Format: int64
+             * @description Input plus output tokens.
+             */
+            totalTokens?: number | null;
+            /** @description The validation verdict, when validated. */
+            validation?: Record<string, never> | null;
+            /**
+             * Format: int32
+             * @description The version.
+             */
+            version: number;
+        };
         SetLabelRequest: {
             /**
              * Format: int32
@@ -1046,6 +1538,33 @@ export interface components {
             /** Format: uuid */
             id: string;
             isAdmin: boolean;
+        };
+        /** @description One version's aggregates over the experiment. */
+        VersionComparison: {
+            /**
+             * Format: int64
+             * @description Rows whose match was decided.
+             */
+            matchChecked: number;
+            /**
+             * Format: double
+             * @description `matched / match_checked`; `None` when nothing was checked.
+             */
+            matchRate?: number | null;
+            /**
+             * Format: int64
+             * @description Of those, how many matched.
+             */
+            matched: number;
+            /** @description As requested (a number or a label). */
+            requested: string;
+            /** @description Counts, latency percentiles (ms), tokens, cost and validation pass rate, as in metrics. */
+            summary: components["schemas"]["MetricsSummary"];
+            /**
+             * Format: int32
+             * @description The version.
+             */
+            version: number;
         };
         VersionPage: {
             items: components["schemas"]["PromptVersion"][];
@@ -1527,6 +2046,528 @@ export interface operations {
             };
         };
     };
+    list_datasets: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Page size, 1 to 200 (default 50). */
+                limit: number | null;
+                /** @description `nextCursor` of the previous page. */
+                cursor: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DatasetPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    create_dataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description The dataset's name, for JSONL and CSV bodies. */
+                name: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["CreateDatasetRequest"];
+                "application/jsonl": string;
+                "text/csv": string;
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dataset"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description A dataset of this name exists */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Every bad line or row */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    from_executions: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["FromExecutions"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dataset"];
+                };
+            };
+            /** @description Bad filters, or nothing matches */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is JSON but not of the documented shape (`invalid_body`) */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_dataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Dataset id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Dataset"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    delete_dataset: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Dataset id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Used by an experiment */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    dataset_rows: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Dataset id */
+                id: string;
+                /** @description Page size, 1 to 200 (default 50). */
+                limit: number | null;
+                /** @description `nextCursor` of the previous page. */
+                cursor: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RowPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     list_executions: {
         parameters: {
             query?: never;
@@ -1915,6 +2956,572 @@ export interface operations {
             };
         };
     };
+    list_experiments: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Page size, 1 to 200 (default 50). */
+                limit: number | null;
+                /** @description `nextCursor` of the previous page. */
+                cursor: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentPage"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    start_experiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExperimentSpec"];
+            };
+        };
+        responses: {
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentView"];
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description No such prompt, dataset, version or label */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The prompt is archived */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body larger than the configured limit */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Body is not `application/json` */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Rows a version refuses */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    get_experiment: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Experiment id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    cancel: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Experiment id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExperimentView"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Already completed */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    events: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Experiment id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description `progress` events (ExperimentProgress) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": unknown;
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    export: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Experiment id */
+                id: string;
+                /** @description `jsonl` (default) or `csv`. */
+                format: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/jsonl": string;
+                };
+            };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    results: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Experiment id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Comparison"];
+                };
+            };
+            /** @description Malformed request: bad JSON, query parameters, path ids or headers */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Missing, unknown, expired or revoked credential */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
     health: {
         parameters: {
             query?: never;
@@ -2051,6 +3658,11 @@ export interface operations {
                 cursor: string | null;
                 /** @description `ACTIVE` (default) or `ARCHIVED`. */
                 status: string | null;
+                /**
+                 * @description Only the ACTIVE prompt of exactly this name (trimmed): a page of 0 or 1 item. Not with
+                 *     `status` or `cursor`.
+                 */
+                name: string | null;
             };
             cookie?: never;
         };

@@ -155,6 +155,17 @@ export interface MetricsSeries {
   points: SeriesPoint[];
 }
 
+export type Dataset = Schemas['Dataset'];
+export type DatasetPage = Schemas['DatasetPage'];
+export type DatasetRow = Schemas['DatasetRow'];
+export type RowPage = Schemas['RowPage'];
+export type Experiment = Schemas['Experiment'];
+export type ExperimentPage = Schemas['ExperimentPage'];
+export type ExperimentView = Schemas['ExperimentView'];
+export type ExperimentProgress = Schemas['ExperimentProgress'];
+export type Comparison = Schemas['Comparison'];
+export type MatchRule = Schemas['MatchRule'];
+export const MATCH_RULES: readonly MatchRule[] = ['exact', 'json_equal', 'contains', 'regex'];
 export type Label = Schemas['LabelDto'];
 export type LabelList = Schemas['LabelList'];
 export type LabelHistory = Schemas['LabelHistory'];

@@ -1,5 +1,5 @@
 import type { ProblemMap } from '../lib/problems';
-import { messagesFor, messagesUnder } from '../lib/problems';
+import { messagesFor, messagesUnder, problemsFromError } from '../lib/problems';
 
 /** The messages for one field, shown right under it. */
 export function FieldProblems({ map, field, under }: { map: ProblemMap; field: string; under?: boolean }) {
@@ -33,4 +33,13 @@ export function ErrorNote({ error }: { error: unknown }) {
       {error instanceof Error ? error.message : String(error)}
     </p>
   );
+}
+
+/** Every problem an error carries, each with the field (a line, a row) it names: for forms
+ * whose problems are not next to one input (a dataset upload lists every bad line). */
+export function Problems({ error }: { error: unknown }) {
+  if (!error) return null;
+  const map = problemsFromError(error);
+  const messages = [...map.general, ...[...map.byField].flatMap(([field, ms]) => ms.map((m) => `${field}: ${m}`))];
+  return <FormProblems messages={messages} />;
 }
