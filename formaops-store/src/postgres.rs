@@ -675,8 +675,14 @@ impl_store! {
         // (listener, whether messages may have been lost since the last one delivered)
         let stream = futures::stream::unfold((listener, false), |(mut listener, gap)| async move {
             loop {
-                match listener.recv().await {
-                    Ok(n) => match serde_json::from_str::<Invalidation>(n.payload()) {
+                // `try_recv`, not `recv`: `recv` reconnects silently, hiding the gap.
+                match listener.try_recv().await {
+                    Ok(None) => {
+                        // The connection was lost; the next call reconnects and re-listens.
+                        tracing::warn!("invalidation listener lost its connection; reconnecting");
+                        return Some((Invalidation::All, (listener, true)));
+                    }
+                    Ok(Some(n)) => match serde_json::from_str::<Invalidation>(n.payload()) {
                         // The first message after a gap is replaced by `All`, which covers
                         // any invalidation (and a heartbeat comes again shortly).
                         Ok(_) if gap => return Some((Invalidation::All, (listener, false))),
@@ -684,9 +690,9 @@ impl_store! {
                         Err(e) => tracing::warn!(error = %e, "ignoring an undecodable invalidation"),
                     },
                     Err(e) => {
-                        // The listener reconnects (and re-listens) on the next recv: `All`
-                        // now, and again when the first message after the gap arrives.
-                        tracing::warn!(error = %e, "invalidation listener lost its connection; retrying");
+                        // Reconnecting failed; the next call tries again: `All` now, and
+                        // again when the first message after the gap arrives.
+                        tracing::warn!(error = %e, "invalidation listener cannot reconnect; retrying");
                         tokio::time::sleep(LISTENER_RETRY).await;
                         return Some((Invalidation::All, (listener, true)));
                     }
