@@ -28,7 +28,10 @@ where
         if check().await {
             return since.elapsed();
         }
-        assert!(since.elapsed() < STALE_BOUND + Duration::from_millis(250), "{what}: not seen within the bound");
+        assert!(
+            since.elapsed() < STALE_BOUND + Duration::from_millis(250),
+            "{what}: not seen within the bound"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

@@ -83,7 +83,10 @@ pub async fn engine_pointer_cache(store: std::sync::Arc<dyn Store>) {
     let request = ExecuteRequest { prompt_id: prompt.id, inputs: inputs.clone(), ..Default::default() };
     assert_eq!(engine.submit(user, request.clone()).await.unwrap().prompt_version, 1);
     assert!(
-        matches!(engine.submit(new_user(store.as_ref()).await.id, request.clone()).await, Err(Error::NotFound { .. })),
+        matches!(
+            engine.submit(new_user(store.as_ref()).await.id, request.clone()).await,
+            Err(Error::NotFound { .. })
+        ),
         "the cache is per owner"
     );
     let update = PromptUpdate { template: Some("two {{ x }}".into()), ..Default::default() };
@@ -97,7 +100,10 @@ pub async fn engine_pointer_cache(store: std::sync::Arc<dyn Store>) {
     engine.set_label(user, prompt.id, "staging", 1).await.unwrap();
     assert_eq!(engine.submit_label(user, request.clone(), "staging").await.unwrap().prompt_version, 1);
     engine.delete_label(user, prompt.id, "staging").await.unwrap();
-    assert!(matches!(engine.submit_label(user, request.clone(), "staging").await, Err(Error::NotFound { .. })));
+    assert!(matches!(
+        engine.submit_label(user, request.clone(), "staging").await,
+        Err(Error::NotFound { .. })
+    ));
     assert_eq!(engine.submit_label(user, request.clone(), "latest").await.unwrap().prompt_version, 2);
 
     // A version written behind the engine's back: pinning it reads the pointer again.

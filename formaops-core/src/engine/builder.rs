@@ -11,8 +11,8 @@ use super::cache::VersionCache;
 use super::clock::Clock;
 use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH};
 use super::events::{EventBus, RELAY_CAPACITY};
-use super::state::{FormaOps, Inner, ProviderSlot};
 use super::freshness::Caches;
+use super::state::{FormaOps, Inner, ProviderSlot};
 use super::{invalidate, rescue, worker};
 use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
@@ -167,7 +167,11 @@ impl FormaOpsBuilder {
         let mut background = Vec::new();
         if shared {
             let weak = Arc::downgrade(&inner);
-            background.push(tokio::spawn(invalidate::listen_loop(weak.clone(), invalidations, stop_rx.clone())));
+            background.push(tokio::spawn(invalidate::listen_loop(
+                weak.clone(),
+                invalidations,
+                stop_rx.clone(),
+            )));
             background.push(tokio::spawn(invalidate::heartbeat_loop(weak, stop_rx.clone())));
         }
         if let Some(mut remote) = store.remote_events().await? {

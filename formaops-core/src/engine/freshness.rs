@@ -222,7 +222,11 @@ impl Caches {
 
     /// The cached user and credential of a token hash, if still valid at `now` (expiry is
     /// checked on every hit).
-    pub(crate) fn credential(&self, hash: &[u8], now: chrono::DateTime<chrono::Utc>) -> Option<(User, Credential)> {
+    pub(crate) fn credential(
+        &self,
+        hash: &[u8],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<(User, Credential)> {
         let key = hash.to_vec();
         let hit = self.credentials.get(&key, &self.fresh)?;
         if hit.1.revoked_at.is_some() || hit.1.expires_at.is_some_and(|e| e <= now) {
@@ -343,7 +347,8 @@ mod tests {
 
         caches.put_prompt(u, p, ACTIVE_V1, caches.read_start());
         tokio::time::advance(Duration::from_millis(1_500)).await;
-        caches.apply(&Invalidation::Heartbeat { node: caches.fresh.node ^ 1, sent_us: caches.fresh.now_us() });
+        caches
+            .apply(&Invalidation::Heartbeat { node: caches.fresh.node ^ 1, sent_us: caches.fresh.now_us() });
         assert_eq!(caches.prompt(u, p), None, "another node's heartbeat proves nothing");
     }
 

@@ -5,12 +5,12 @@
 use crate::error::{Error, Result};
 use crate::execution::Execution;
 use crate::ids::{PromptId, UserId};
-use crate::store::Invalidation;
 use crate::prompt::label::{LATEST, PRODUCTION, check_label_name, check_settable_label, guard_problems};
 use crate::prompt::{
     Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion, VersionDiff, VersionRef,
     diff_versions,
 };
+use crate::store::Invalidation;
 
 use super::{ExecuteRequest, FormaOps};
 

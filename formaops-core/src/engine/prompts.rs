@@ -5,16 +5,16 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::config::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_page};
 use super::cache::CompiledVersion;
+use super::config::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_page};
 use super::state::Inner;
 use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::ids::{PromptId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
 use crate::provider::Message;
-use crate::store::{PromptFilter, VersionPageRequest};
 use crate::store::Invalidation;
+use crate::store::{PromptFilter, VersionPageRequest};
 
 pub(super) async fn create_prompt(
     inner: &Inner,

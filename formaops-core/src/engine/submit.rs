@@ -201,7 +201,10 @@ pub(super) async fn retry(inner: &Inner, user: UserId, id: ExecutionId) -> Resul
     }
     let prompt = inner.prompt_pointer(user, original.prompt_id).await?;
     if prompt.status != PromptStatus::Active {
-        return Err(Error::conflict(format!("prompt {} is archived and cannot be executed", original.prompt_id)));
+        return Err(Error::conflict(format!(
+            "prompt {} is archived and cannot be executed",
+            original.prompt_id
+        )));
     }
     let compiled = inner.compiled(user, original.prompt_id, original.prompt_version).await?;
     let slot = inner.provider_for(&compiled.version.model)?;
