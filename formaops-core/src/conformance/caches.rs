@@ -51,13 +51,13 @@ pub async fn engine_credential_cache(store: std::sync::Arc<dyn Store>) {
         name: Some("late".into()),
         token_hash: token::hash(&chosen),
         created_at: created,
-        expires_at: Some(created + Duration::milliseconds(300)),
+        expires_at: Some(created + Duration::milliseconds(1_000)),
         revoked_at: None,
     };
     store.create_credential(&credential).await.unwrap();
     assert_eq!(engine.authenticate(&chosen).await.unwrap().1.id, credential.id);
     // Expiry is checked on every hit, cached or not.
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert!(matches!(engine.authenticate(&chosen).await, Err(Error::Unauthenticated)), "expired");
     for bad in ["", &"x".repeat(token::MAX_TOKEN_BYTES + 1)] {
         assert!(matches!(engine.authenticate(bad).await, Err(Error::Unauthenticated)));
