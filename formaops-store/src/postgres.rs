@@ -13,6 +13,10 @@
 //! - Events are relayed with `pg_notify` on channel [`EVENTS_CHANNEL`], tagged with this
 //!   store's node id so a process skips its own; [`Store::remote_events`](formaops_core::store::Store::remote_events) listens with a
 //!   [`PgListener`] that reconnects by itself after a connection loss.
+//! - Cache invalidations (revoked credentials, moved prompt pointers, engine heartbeats)
+//!   travel on their own channel, [`INVALIDATIONS_CHANNEL`], to every process including the
+//!   sender; after a listener's connection loss the stream yields `Invalidation::All` at the
+//!   loss and again in place of the first message after it (the gap's messages are lost).
 
 use std::collections::{HashSet, VecDeque};
 use std::str::FromStr;
@@ -26,7 +30,7 @@ use formaops_core::metrics::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
     aggregate,
 };
-use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams};
+use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams, Invalidation};
 use formaops_core::{Error, Result};
 use futures::stream::BoxStream;
 use rust_decimal::Decimal;
@@ -45,6 +49,8 @@ use crate::sql::{corrupt, executions, impl_store};
 
 /// The NOTIFY channel execution events travel on.
 pub const EVENTS_CHANNEL: &str = "formaops_events";
+/// The NOTIFY channel cache invalidations travel on.
+pub const INVALIDATIONS_CHANNEL: &str = "formaops_invalidations";
 /// Postgres refuses NOTIFY payloads of 8000 bytes or more; we stay well below.
 const MAX_NOTIFY_BYTES: usize = 7_000;
 /// Longest error message relayed in an event; longer ones are cut (clients re-read state).
@@ -644,6 +650,51 @@ impl_store! {
                         // The listener reconnects (and re-listens) on the next recv.
                         tracing::warn!(error = %e, "event listener lost its connection; retrying");
                         tokio::time::sleep(LISTENER_RETRY).await;
+                    }
+                }
+            }
+        });
+        Ok(Some(Box::pin(stream)))
+    }
+
+    async fn publish_invalidation(&self, invalidation: &Invalidation) -> Result<()> {
+        let payload = serde_json::to_string(invalidation)
+            .map_err(|e| Error::internal(format!("encoding an invalidation failed: {e}")))?;
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(INVALIDATIONS_CHANNEL)
+            .bind(payload)
+            .execute(&self.pool)
+            .await
+            .db("publish invalidation")?;
+        Ok(())
+    }
+
+    async fn remote_invalidations(&self) -> Result<Option<BoxStream<'static, Invalidation>>> {
+        let mut listener = PgListener::connect_with(&self.pool).await.db("listen for invalidations")?;
+        listener.listen(INVALIDATIONS_CHANNEL).await.db("listen for invalidations")?;
+        // (listener, whether messages may have been lost since the last one delivered)
+        let stream = futures::stream::unfold((listener, false), |(mut listener, gap)| async move {
+            loop {
+                // `try_recv`, not `recv`: `recv` reconnects silently, hiding the gap.
+                match listener.try_recv().await {
+                    Ok(None) => {
+                        // The connection was lost; the next call reconnects and re-listens.
+                        tracing::warn!("invalidation listener lost its connection; reconnecting");
+                        return Some((Invalidation::All, (listener, true)));
+                    }
+                    Ok(Some(n)) => match serde_json::from_str::<Invalidation>(n.payload()) {
+                        // The first message after a gap is replaced by `All`, which covers
+                        // any invalidation (and a heartbeat comes again shortly).
+                        Ok(_) if gap => return Some((Invalidation::All, (listener, false))),
+                        Ok(inv) => return Some((inv, (listener, false))),
+                        Err(e) => tracing::warn!(error = %e, "ignoring an undecodable invalidation"),
+                    },
+                    Err(e) => {
+                        // Reconnecting failed; the next call tries again: `All` now, and
+                        // again when the first message after the gap arrives.
+                        tracing::warn!(error = %e, "invalidation listener cannot reconnect; retrying");
+                        tokio::time::sleep(LISTENER_RETRY).await;
+                        return Some((Invalidation::All, (listener, true)));
                     }
                 }
             }

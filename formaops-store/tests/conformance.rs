@@ -68,3 +68,35 @@ async fn postgres_engine_applies_concurrent_updates() {
     formaops_core::conformance::engine_applies_concurrent_updates(store.clone()).await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engine_credential_cache() {
+    let db = common::SqliteTestDb::new();
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_credential_cache(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_engine_credential_cache() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_credential_cache(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engine_pointer_cache() {
+    let db = common::SqliteTestDb::new();
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_pointer_cache(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_engine_pointer_cache() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_pointer_cache(store.clone()).await;
+    store.close().await;
+}

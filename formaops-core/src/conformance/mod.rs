@@ -6,11 +6,12 @@
 //! broken rule (this is test code).
 //!
 //! One file per area: `users`, `prompts`, `executions`, `queue`, `leases`, `metrics`,
-//! `engine`, `labels`, `lab` (datasets and experiments); the builders they share are in `fixtures`.
+//! `engine`, `caches`, `labels`, `lab` (datasets and experiments); the builders they share are in `fixtures`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::store::Store;
 
+mod caches;
 mod engine;
 mod executions;
 mod fixtures;
@@ -22,6 +23,7 @@ mod prompts;
 mod queue;
 mod users;
 
+pub use caches::{engine_credential_cache, engine_pointer_cache};
 pub use engine::{engine_applies_concurrent_updates, engine_refuses_unstorable_text};
 pub use executions::{cancel_rules, execution_pagination_and_filters, finish_rules};
 pub use fixtures::{execution, new_user, now, rescue_now};

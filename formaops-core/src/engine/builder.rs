@@ -11,8 +11,9 @@ use super::cache::VersionCache;
 use super::clock::Clock;
 use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH};
 use super::events::{EventBus, RELAY_CAPACITY};
+use super::freshness::Caches;
 use super::state::{FormaOps, Inner, ProviderSlot};
-use super::{rescue, worker};
+use super::{invalidate, rescue, worker};
 use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::{AttemptResult, Execution};
@@ -144,6 +145,9 @@ impl FormaOpsBuilder {
                 Box::pin(async move { s.finish(batch).await })
             });
         let (stop, stop_rx) = watch::channel(false);
+        // A store other processes share has an invalidation channel (see `freshness`).
+        let invalidations = store.remote_invalidations().await;
+        let shared = !matches!(invalidations, Ok(None));
         let inner = Arc::new(Inner {
             store: store.clone(),
             config,
@@ -155,11 +159,21 @@ impl FormaOpsBuilder {
             held: Mutex::new(HashSet::new()),
             tasks: Mutex::new(HashMap::new()),
             cache: VersionCache::default(),
+            caches: Caches::new(shared),
             stop,
             background: Mutex::new(vec![relay_task]),
         });
 
         let mut background = Vec::new();
+        if shared {
+            let weak = Arc::downgrade(&inner);
+            background.push(tokio::spawn(invalidate::listen_loop(
+                weak.clone(),
+                invalidations,
+                stop_rx.clone(),
+            )));
+            background.push(tokio::spawn(invalidate::heartbeat_loop(weak, stop_rx.clone())));
+        }
         if let Some(mut remote) = store.remote_events().await? {
             let weak = Arc::downgrade(&inner);
             background.push(tokio::spawn(async move {

@@ -18,6 +18,17 @@ pub(crate) struct CompiledVersion {
     pub(crate) rules: CompiledRules,
 }
 
+impl CompiledVersion {
+    /// Compiles `version`'s templates, input validator and output rules.
+    pub(crate) fn compile(version: &PromptVersion, limits: &TemplateLimits) -> Result<Self> {
+        Ok(Self {
+            prompt: CompiledPrompt::compile(version, limits)?,
+            rules: CompiledRules::compile(&version.validations)?,
+            version: version.clone(),
+        })
+    }
+}
+
 /// Compiled versions by prompt and version number, at most [`COMPILED_CACHE_SIZE`].
 #[derive(Debug, Default)]
 pub(crate) struct VersionCache {
@@ -39,11 +50,7 @@ impl VersionCache {
         if let Some(hit) = self.get(key) {
             return Ok(hit);
         }
-        let compiled = Arc::new(CompiledVersion {
-            prompt: CompiledPrompt::compile(version, limits)?,
-            rules: CompiledRules::compile(&version.validations)?,
-            version: version.clone(),
-        });
+        let compiled = Arc::new(CompiledVersion::compile(version, limits)?);
         if let Ok(mut cache) = self.entries.lock() {
             if cache.len() >= COMPILED_CACHE_SIZE {
                 // Versions are immutable, so any entry may go; drop an arbitrary one.

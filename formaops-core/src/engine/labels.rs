@@ -10,6 +10,7 @@ use crate::prompt::{
     Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion, VersionDiff, VersionRef,
     diff_versions,
 };
+use crate::store::Invalidation;
 
 use super::{ExecuteRequest, FormaOps};
 
@@ -64,6 +65,7 @@ impl FormaOps {
                 LabelMove { prompt_id: id, name: name.to_string(), from, to: Some(version), actor: user, at };
             match store.move_label(user, &m).await {
                 Ok(()) => {
+                    self.inner.invalidate(Invalidation::Prompt { user_id: user, id }).await?;
                     return Ok(Label { name: m.name, version, updated_at: at, updated_by: Some(user) });
                 }
                 Err(Error::Conflict { .. }) if attempt < MOVE_ATTEMPTS => continue,
@@ -96,7 +98,7 @@ impl FormaOps {
                 at: self.inner.clock.now(),
             };
             match store.move_label(user, &m).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return self.inner.invalidate(Invalidation::Prompt { user_id: user, id }).await,
                 Err(Error::Conflict { .. }) if attempt < MOVE_ATTEMPTS => continue,
                 Err(e) => return Err(e),
             }
@@ -178,19 +180,20 @@ impl FormaOps {
                 Err(Error::invalid_argument("version, label", "give either `version` or `label`, not both"))
             }
             (Some(v), None) => Ok(v),
-            (None, None) => Ok(self.inner.store.get_prompt(user, id).await?.current_version),
+            (None, None) => Ok(self.inner.prompt_pointer(user, id).await?.current_version),
             (None, Some(name)) => self.resolve_label(user, id, name).await,
         }
     }
 
     async fn resolve_label(&self, user: UserId, id: PromptId, name: &str) -> Result<u32> {
         check_label_name("label", name)?;
+        // Both from the per-node caches (see `freshness`): a moved label is seen elsewhere
+        // within its bound.
         if name == LATEST {
-            return Ok(self.inner.store.get_prompt(user, id).await?.current_version);
+            return Ok(self.inner.prompt_pointer(user, id).await?.current_version);
         }
         self.inner
-            .store
-            .get_label(user, id, name)
+            .label_version(user, id, name)
             .await?
             .ok_or_else(|| Error::not_found("label", format!("{name:?} of prompt {id}")))
     }

@@ -11,7 +11,9 @@
 //! - `builder`: [`FormaOpsBuilder`] and `start`, which wires everything together;
 //! - `state`: the state all clones of an engine share, and the provider slots;
 //! - `clock`: wall-clock time that follows tokio's (paused-time tests);
-//! - `cache`: versions compiled once;
+//! - `cache`: versions compiled once; [`freshness`]: the per-node caches of credentials,
+//!   prompt pointers and labels, and their staleness bound; `invalidate`: keeping them true
+//!   across nodes; `credentials`: authentication from the cache, revocation;
 //! - `prompts`: prompt CRUD and the checks a version must pass;
 //! - `submit`: submit, execute, wait, retry, cancel and idempotency;
 //! - `follow`: one execution until it is final ([`Follow`]);
@@ -78,11 +80,14 @@ mod cache;
 pub mod chat;
 mod clock;
 mod config;
+mod credentials;
 mod datasets;
 mod events;
 mod experiments;
 mod follow;
+pub mod freshness;
 mod health;
+mod invalidate;
 mod labels;
 pub mod partial;
 mod prompts;

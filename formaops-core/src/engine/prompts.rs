@@ -1,8 +1,11 @@
 //! Prompt CRUD: create, update (a new version), read, list, archive; and the checks a
 //! prompt's name, description and versions must pass before they are stored.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
+use super::cache::CompiledVersion;
 use super::config::{MAX_DESCRIPTION_CHARS, MAX_PROMPT_NAME_CHARS, MAX_UPDATE_ATTEMPTS, check_page};
 use super::state::Inner;
 use crate::error::{Error, Problem, ProblemCode, Result};
@@ -10,8 +13,8 @@ use crate::ids::{PromptId, UserId};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Prompt, PromptSpec, PromptStatus, PromptUpdate, PromptVersion};
 use crate::provider::Message;
+use crate::store::Invalidation;
 use crate::store::{PromptFilter, VersionPageRequest};
-use crate::variables;
 
 pub(super) async fn create_prompt(
     inner: &Inner,
@@ -122,7 +125,10 @@ async fn try_update_prompt(
         ..current
     };
     match inner.store.insert_version(&prompt, &version).await {
-        Ok(()) => Ok(Some((prompt, version))),
+        Ok(()) => {
+            inner.invalidate(Invalidation::Prompt { user_id: user, id }).await?;
+            Ok(Some((prompt, version)))
+        }
         Err(e @ Error::Conflict { .. }) if retry => {
             // Lost the race when the prompt is still active and has moved on.
             let now = inner.store.get_prompt(user, id).await?;
@@ -164,15 +170,18 @@ pub(super) async fn list_versions(
 }
 
 pub(super) async fn archive_prompt(inner: &Inner, user: UserId, id: PromptId) -> Result<Prompt> {
-    inner.store.set_prompt_status(user, id, PromptStatus::Archived, inner.clock.now()).await
+    let archived = inner.store.set_prompt_status(user, id, PromptStatus::Archived, inner.clock.now()).await?;
+    inner.invalidate(Invalidation::Prompt { user_id: user, id }).await?;
+    Ok(archived)
 }
 
+/// Validates with the version's compiled validator (JSON Schemas compiled once per version).
 pub(super) fn validate_inputs(
     inner: &Inner,
     version: &PromptVersion,
     inputs: &Map<String, Value>,
 ) -> Result<Map<String, Value>> {
-    variables::validate_inputs(&version.variables, inputs, &inner.config.input_limits)
+    compiled(inner, version)?.prompt.validate_inputs(inputs, &inner.config.input_limits)
 }
 
 pub(super) fn render(
@@ -180,8 +189,19 @@ pub(super) fn render(
     version: &PromptVersion,
     inputs: &Map<String, Value>,
 ) -> Result<Vec<Message>> {
-    let inputs = validate_inputs(inner, version, inputs)?;
-    inner.compile_and_cache(version)?.prompt.render(&inputs)
+    let compiled = compiled(inner, version)?;
+    let inputs = compiled.prompt.validate_inputs(inputs, &inner.config.input_limits)?;
+    compiled.prompt.render(&inputs)
+}
+
+/// `version` compiled: from the cache when the cached compilation is of this very version,
+/// else compiled afresh and not cached (a caller may pass a version it edited in memory,
+/// which must never stand in for the stored one that executions use).
+fn compiled(inner: &Inner, version: &PromptVersion) -> Result<Arc<CompiledVersion>> {
+    match inner.cache.get((version.prompt_id, version.version)) {
+        Some(hit) if hit.version == *version => Ok(hit),
+        _ => CompiledVersion::compile(version, &inner.config.template_limits).map(Arc::new),
+    }
 }
 
 /// Every check a version must pass before it is stored: the core rules'

@@ -15,6 +15,7 @@ use super::cache::{CompiledVersion, VersionCache};
 use super::clock::{Clock, chrono_dur};
 use super::config::EngineConfig;
 use super::events::EventBus;
+use super::freshness::Caches;
 use super::scheduler;
 use crate::error::{Error, Problem, ProblemCode, Result};
 use crate::events::{EventKind, ExecutionEvent};
@@ -60,6 +61,8 @@ pub(crate) struct Inner {
     /// Running attempt tasks, aborted when the shutdown grace runs out.
     pub(crate) tasks: Mutex<HashMap<ExecutionId, AbortHandle>>,
     pub(crate) cache: VersionCache,
+    /// Credentials, prompt pointers and labels (see `freshness`).
+    pub(crate) caches: Caches,
     pub(crate) stop: watch::Sender<bool>,
     pub(crate) background: Mutex<Vec<JoinHandle<()>>>,
 }

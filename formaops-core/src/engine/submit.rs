@@ -16,7 +16,6 @@ use crate::execution::{Execution, ExecutionStatus, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::prompt::PromptStatus;
 use crate::store::EnqueueOutcome;
-use crate::variables;
 
 /// Reserved input key carrying a chat call's messages and parameters (see `engine::chat`);
 /// never a valid variable name, so no caller's input can set it.
@@ -82,17 +81,23 @@ async fn submit_inner(
     if request.idempotency_key.as_deref().is_some_and(|k| !crate::text::is_storable(k)) {
         return Err(Error::invalid_argument("idempotencyKey", crate::text::MESSAGE));
     }
-    let prompt = inner.store.get_prompt(user, request.prompt_id).await?;
+    let id = request.prompt_id;
+    // Owner, status and current version from the per-node cache (see `freshness`).
+    let mut prompt = inner.prompt_pointer(user, id).await?;
+    if request.version.is_some_and(|v| v > prompt.current_version) {
+        // Maybe a version made a moment ago on another node: the cached pointer may lag.
+        prompt = inner.read_prompt_pointer(user, id).await?;
+    }
     if prompt.status != PromptStatus::Active {
-        return Err(Error::conflict(format!("prompt {} is archived and cannot be executed", prompt.id)));
+        return Err(Error::conflict(format!("prompt {id} is archived and cannot be executed")));
     }
     let pinned = request.version.unwrap_or(prompt.current_version);
     if pinned == 0 || pinned > prompt.current_version {
-        return Err(Error::not_found("prompt version", format!("{} v{pinned}", prompt.id)));
+        return Err(Error::not_found("prompt version", format!("{id} v{pinned}")));
     }
-    let compiled = inner.compiled(user, prompt.id, pinned).await?;
-    let mut inputs =
-        variables::validate_inputs(&compiled.version.variables, &request.inputs, &inner.config.input_limits)?;
+    // The owner was checked above, so the compiled version may come from the shared cache.
+    let compiled = inner.compiled(user, id, pinned).await?;
+    let mut inputs = compiled.prompt.validate_inputs(&request.inputs, &inner.config.input_limits)?;
     if let Some(chat) = chat {
         inputs.insert(CHAT_INPUT.to_string(), chat);
     }
@@ -194,9 +199,12 @@ pub(super) async fn retry(inner: &Inner, user: UserId, id: ExecutionId) -> Resul
             original.status.as_str()
         )));
     }
-    let prompt = inner.store.get_prompt(user, original.prompt_id).await?;
+    let prompt = inner.prompt_pointer(user, original.prompt_id).await?;
     if prompt.status != PromptStatus::Active {
-        return Err(Error::conflict(format!("prompt {} is archived and cannot be executed", prompt.id)));
+        return Err(Error::conflict(format!(
+            "prompt {} is archived and cannot be executed",
+            original.prompt_id
+        )));
     }
     let compiled = inner.compiled(user, original.prompt_id, original.prompt_version).await?;
     let slot = inner.provider_for(&compiled.version.model)?;

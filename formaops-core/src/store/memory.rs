@@ -793,6 +793,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn engine_credential_cache() {
+        crate::conformance::engine_credential_cache(std::sync::Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
+    async fn engine_pointer_cache() {
+        crate::conformance::engine_pointer_cache(std::sync::Arc::new(MemoryStore::new())).await;
+    }
+
+    #[tokio::test]
     async fn engine_refuses_unstorable_text() {
         crate::conformance::engine_refuses_unstorable_text(std::sync::Arc::new(MemoryStore::new())).await;
     }

@@ -25,6 +25,7 @@ use crate::metrics::{MetricsQuery, MetricsReport};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
+use serde::{Deserialize, Serialize};
 
 pub mod memory;
 mod memory_lab;
@@ -117,6 +118,42 @@ pub enum RescueFate {
         /// The recorded end time.
         finished_at: DateTime<Utc>,
     },
+}
+
+/// A message to the per-node caches of every process sharing a store (see
+/// [`Store::publish_invalidation`] and `engine::freshness` for the bound it keeps).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+#[non_exhaustive]
+pub enum Invalidation {
+    /// A credential (session or API key) was revoked: no node may accept it any more.
+    #[serde(rename_all = "camelCase")]
+    Credential {
+        /// The credential's owner.
+        user_id: UserId,
+        /// The revoked credential.
+        id: CredentialId,
+    },
+    /// A prompt's pointers changed (a new current version, its status, a label moved).
+    #[serde(rename_all = "camelCase")]
+    Prompt {
+        /// The prompt's owner.
+        user_id: UserId,
+        /// The prompt.
+        id: PromptId,
+    },
+    /// A listener heartbeat: an engine publishes its own and, hearing it back, knows every
+    /// invalidation committed before it was sent has been delivered.
+    #[serde(rename_all = "camelCase")]
+    Heartbeat {
+        /// The sending engine's random node number.
+        node: u64,
+        /// When it was sent: microseconds on the sending engine's own clock.
+        sent_us: u64,
+    },
+    /// Drop everything: the channel lost messages (a listener reconnected). Produced by the
+    /// store's listener, never published.
+    All,
 }
 
 /// A page of versions, newest first: `before` is the version number to continue below.
@@ -379,6 +416,32 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// Events published by *other* processes through [`Store::relay_events`]. Default: none.
     /// Delivery is best effort: subscribers re-read state after a gap.
     async fn remote_events(&self) -> Result<Option<BoxStream<'static, ExecutionEvent>>> {
+        Ok(None)
+    }
+
+    // caches
+
+    /// Announces `invalidation` to every process sharing this store, this one included
+    /// (Postgres: NOTIFY). Delivered in commit order with every other invalidation. Default:
+    /// nothing to do (a store no other process shares).
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable) when it could not be sent.
+    async fn publish_invalidation(&self, invalidation: &Invalidation) -> Result<()> {
+        let _ = invalidation;
+        Ok(())
+    }
+
+    /// Every invalidation published through [`Store::publish_invalidation`] by any process
+    /// (this one included), in commit order. After the listener lost its connection the stream
+    /// yields [`Invalidation::All`] (at the loss, and again in place of the first message after
+    /// it), since messages of the gap are lost. `None`: this store is not shared by other
+    /// processes (memory, SQLite), so local invalidation is complete.
+    ///
+    /// # Errors
+    /// [`Error::Unavailable`](crate::Error::Unavailable) when the listener could not connect
+    /// (the store *is* shared).
+    async fn remote_invalidations(&self) -> Result<Option<BoxStream<'static, Invalidation>>> {
         Ok(None)
     }
 }

@@ -123,16 +123,27 @@ pub async fn create_api_key(
     issue(store, user, CredentialKind::ApiKey, Some(name.to_string()), ttl).await
 }
 
-/// Looks a token up: the user and credential it belongs to.
+/// Looks a token up in the store: the user and credential it belongs to. A server
+/// authenticates through [`FormaOps::authenticate`](crate::engine::FormaOps::authenticate),
+/// which caches the answer.
 ///
 /// # Errors
 /// [`Error::Unauthenticated`] for an empty, oversized, unknown, expired or revoked token;
 /// store errors.
 pub async fn authenticate(store: &dyn Store, token: &str) -> Result<(User, Credential)> {
+    store.authenticate(&checked_hash(token)?, Utc::now()).await?.ok_or(Error::Unauthenticated)
+}
+
+/// The hash a token is looked up by, after the checks every lookup makes first (not empty,
+/// at most [`MAX_TOKEN_BYTES`]).
+///
+/// # Errors
+/// [`Error::Unauthenticated`] for an empty or oversized token.
+pub fn checked_hash(token: &str) -> Result<Vec<u8>> {
     if token.is_empty() || token.len() > MAX_TOKEN_BYTES {
         return Err(Error::Unauthenticated);
     }
-    store.authenticate(&hash(token), Utc::now()).await?.ok_or(Error::Unauthenticated)
+    Ok(hash(token))
 }
 
 #[cfg(test)]

@@ -97,7 +97,7 @@ async fn login(
 async fn logout(State(state): State<AppState>, auth: AuthUser) -> ApiResult<Response> {
     // A JWT has no stored credential: it ends at its expiry (sign out at its issuer).
     if let Some(credential) = &auth.credential {
-        state.store().revoke_credential(auth.id(), credential.id, Utc::now()).await?;
+        state.engine().revoke_credential(auth.id(), credential.id).await?;
     }
     let mut response = StatusCode::NO_CONTENT.into_response();
     response.headers_mut().insert(SET_COOKIE, clear_cookie(state.settings().cookie_secure));
@@ -196,6 +196,6 @@ async fn revoke_key(
     if !keys.iter().any(|k| k.id == id) {
         return Err(ApiError::not_found("api key", &id.to_string()));
     }
-    state.store().revoke_credential(auth.id(), id, Utc::now()).await?;
+    state.engine().revoke_credential(auth.id(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
