@@ -32,41 +32,62 @@ const PHASE_TIMEOUT: Duration = Duration::from_secs(900);
 /// Everything the server sent, per connection.
 type Replies = Arc<Mutex<Vec<Arc<Mutex<Vec<u8>>>>>>;
 
-/// A TCP tee in front of `upstream`: forwards bytes both ways and records what the server sent.
-async fn tee(upstream: String) -> (String, Replies) {
+/// Copies `from` to `to`, recording every byte in `buf`.
+async fn pipe(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    buf: Arc<Mutex<Vec<u8>>>,
+) {
+    let mut chunk = vec![0u8; 16 * 1024];
+    loop {
+        match from.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                buf.lock().unwrap().extend_from_slice(&chunk[..n]);
+                if to.write_all(&chunk[..n]).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    let _ = to.shutdown().await;
+}
+
+/// A TCP tee in front of `upstream`: forwards bytes both ways and records what each side sent
+/// (requests, replies).
+async fn tee(upstream: String) -> (String, Replies, Replies) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let replies: Replies = Arc::default();
-    let all = replies.clone();
+    let (requests, replies): (Replies, Replies) = (Arc::default(), Arc::default());
+    let (all_requests, all_replies) = (requests.clone(), replies.clone());
     tokio::spawn(async move {
         while let Ok((client, _)) = listener.accept().await {
             let Ok(server) = TcpStream::connect(&upstream).await else { continue };
-            let buf = Arc::new(Mutex::new(Vec::new()));
-            all.lock().unwrap().push(buf.clone());
-            let (mut cr, mut cw) = client.into_split();
-            let (mut sr, mut sw) = server.into_split();
-            tokio::spawn(async move {
-                let _ = tokio::io::copy(&mut cr, &mut sw).await;
-                let _ = sw.shutdown().await;
-            });
-            tokio::spawn(async move {
-                let mut chunk = vec![0u8; 16 * 1024];
-                loop {
-                    match sr.read(&mut chunk).await {
-                        Ok(0) | Err(_) => break,
-                        Ok(n) => {
-                            buf.lock().unwrap().extend_from_slice(&chunk[..n]);
-                            if cw.write_all(&chunk[..n]).await.is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-                let _ = cw.shutdown().await;
-            });
+            let (sent, got) = (Arc::new(Mutex::new(Vec::new())), Arc::new(Mutex::new(Vec::new())));
+            all_requests.lock().unwrap().push(sent.clone());
+            all_replies.lock().unwrap().push(got.clone());
+            let (cr, cw) = client.into_split();
+            let (sr, sw) = server.into_split();
+            tokio::spawn(pipe(cr, sw, sent));
+            tokio::spawn(pipe(sr, cw, got));
         }
     });
-    (format!("http://{addr}/v1"), replies)
+    (format!("http://{addr}/v1"), requests, replies)
+}
+
+/// Bytes recorded so far, per connection.
+fn sizes(bufs: &Replies) -> Vec<usize> {
+    bufs.lock().unwrap().iter().map(|b| b.lock().unwrap().len()).collect()
+}
+
+/// Everything recorded after the `before` snapshot of [`sizes`], as text.
+fn text_since(bufs: &Replies, before: &[usize]) -> String {
+    let mut out = String::new();
+    for (i, b) in bufs.lock().unwrap().iter().enumerate() {
+        let b = b.lock().unwrap();
+        out.push_str(&String::from_utf8_lossy(&b[before.get(i).copied().unwrap_or(0)..]));
+    }
+    out
 }
 
 /// Every `usage` object the server has sent so far, as (prompt_tokens, completion_tokens,
@@ -223,7 +244,7 @@ async fn real_model() {
     let upstream = std::env::var("REAL_MODEL_URL")
         .expect("REAL_MODEL_URL (host:port of llama-server) is set by scripts/real-model.sh");
     let upstream = upstream.trim_start_matches("http://").trim_end_matches('/').to_string();
-    let (base_url, replies) = tee(upstream).await;
+    let (base_url, requests, replies) = tee(upstream).await;
     let app = app(&base_url).await;
     let params = json!({"temperature": 0, "seed": 7, "maxCompletionTokens": 24});
     let t0 = Instant::now();
@@ -240,7 +261,10 @@ async fn real_model() {
             }),
         )
         .await;
+    let sent = sizes(&requests);
     let exec = single(&app, &replies, "plain", &plain, json!({"country": "France"})).await;
+    let body = text_since(&requests, &sent);
+    assert!(body.contains("/chat/completions") && !body.contains("\"stream\""), "{body}");
     assert!(!exec["output"].as_str().unwrap().trim().is_empty());
 
     // 2. A json_schema prompt: sent as response_format (strict fits this schema), and the rule
@@ -264,7 +288,15 @@ async fn real_model() {
             }),
         )
         .await;
+    let sent = sizes(&requests);
     let exec = single(&app, &replies, "json_schema", &structured, json!({"country": "France"})).await;
+    let body = text_since(&requests, &sent);
+    let sent_format = body.contains("\"response_format\"") && body.contains("\"json_schema\"");
+    println!(
+        "[json_schema] request carried response_format json_schema: {sent_format}, strict: {}",
+        body.contains("\"strict\":true")
+    );
+    assert!(sent_format && body.contains("\"strict\":true"), "{body}");
     let out: Value = serde_json::from_str(exec["output"].as_str().unwrap()).expect("JSON output");
     assert!(out["city"].is_string(), "{out}");
     assert_eq!(exec["validation"]["passed"], true, "{exec}");
@@ -292,6 +324,7 @@ async fn real_model() {
         app.router.clone().oneshot(req).await.unwrap().into_body().into_data_stream()
     };
     let before = server_usage(&replies);
+    let sent = sizes(&requests);
     let id = submit(&app, &streamed, json!({"topic": "the sea"}), "HIGH").await;
     let mut text = String::new();
     let mut events = events;
@@ -320,6 +353,8 @@ async fn real_model() {
         deltas == exec["output"].as_str().unwrap()
     );
     assert!(partials.len() >= 2, "partial events observed: {frames:?}");
+    let body = text_since(&requests, &sent);
+    assert!(body.contains("\"stream\":true") && body.contains("\"include_usage\":true"), "{body}");
     assert_eq!(deltas, exec["output"].as_str().unwrap());
     let seen = usage_since(&replies, &before);
     assert_eq!(seen.len(), 1, "{seen:?}");
