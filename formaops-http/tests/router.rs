@@ -645,7 +645,7 @@ async fn nul_characters_are_refused_naming_the_field() {
             &app.alice,
             json!({
                 "name": "nul",
-                "template": "{{ v }} {{ data }}",
+                "template": "{{ v | default('') }} {{ data | default('') }}",
                 "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
             }),
         )

@@ -315,6 +315,16 @@ impl CompiledPrompt {
                 let mut absent: Vec<String> =
                     t.undeclared_variables(false).into_iter().filter(|v| !inputs.contains_key(v)).collect();
                 absent.sort();
+                // Of those, the ones read without a guard (a version saved before the
+                // save-time check); all of them if the check finds none.
+                let names: std::collections::HashSet<&str> = absent.iter().map(String::as_str).collect();
+                let mut unguarded: Vec<String> =
+                    guard::check(t.source(), &names).into_iter().map(|u| u.name).collect();
+                unguarded.sort();
+                unguarded.dedup();
+                if !unguarded.is_empty() {
+                    absent = unguarded;
+                }
                 if !absent.is_empty() {
                     let names = absent.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
                     message.push_str(&format!(
@@ -580,6 +590,17 @@ mod tests {
                 assert_eq!(back, value);
             }
         }
+    }
+
+    /// Of the omitted variables, the render error names the ones read without a guard.
+    #[test]
+    fn only_the_unguarded_omitted_variable_is_named() {
+        let mut v = version("{% if a %}{{ a }}{% endif %}\n{{ b }}", None, &["a", "b"]);
+        v.variables[0].required = false;
+        v.variables[1].required = false;
+        let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+        let msg = c.render(&Map::new()).expect_err("undefined").to_string();
+        assert!(msg.contains("line 2") && msg.contains("not given: `b`;"), "{msg}");
     }
 
     /// A missing optional variable is named in the render error, wherever it is used.
