@@ -19,8 +19,7 @@ use axum::http::StatusCode;
 use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::provider::config::{ProviderEntry, ProviderSettings};
 use formaops_core::store::{MemoryStore, Store};
-use formaops_core::user::{Accounts, LoginThrottle, account};
-use formaops_http::AppState;
+use formaops_core::user::account;
 use serde_json::{Value, json};
 use support::{PASSWORD, TestApp};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -151,13 +150,7 @@ async fn app(base_url: &str) -> TestApp {
             .start()
             .await
             .expect("engine starts");
-    let auth = Arc::new(Accounts::new(LoginThrottle::default()).await.unwrap());
-    let state = AppState::new(engine, auth, support::settings());
-    let router = formaops_http::router(state.clone());
-    let mut app = TestApp { router, state, store, alice: String::new(), bob: String::new() };
-    app.alice = app.login("alice@example.com").await;
-    app.bob = app.login("bob@example.com").await;
-    app
+    TestApp::with_engine(store, engine, support::settings()).await
 }
 
 async fn wait_terminal(app: &TestApp, id: &str) -> Value {
@@ -219,25 +212,6 @@ async fn single(app: &TestApp, replies: &Replies, phase: &str, prompt: &str, inp
     exec
 }
 
-fn parse_sse(text: &str) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for block in text.split("\n\n") {
-        let mut event = String::from("message");
-        let mut data = String::new();
-        for line in block.lines() {
-            if let Some(e) = line.strip_prefix("event:") {
-                event = e.trim().to_string();
-            } else if let Some(d) = line.strip_prefix("data:") {
-                data.push_str(d.trim());
-            }
-        }
-        if let Ok(v) = serde_json::from_str(&data) {
-            out.push((event, v));
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "LONG MODE: needs a running llama-server (REAL_MODEL_URL); run scripts/real-model.sh"]
 async fn real_model() {
@@ -271,7 +245,8 @@ async fn real_model() {
     //    is checked on the output.
     let schema = json!({
         "type": "object",
-        "properties": {"city": {"type": "string", "maxLength": 40}},
+        // Only strict-mode keywords (no `maxLength`): sent with `strict: true`.
+        "properties": {"city": {"type": "string", "description": "the city's name"}},
         "required": ["city"],
         "additionalProperties": false,
     });
@@ -341,8 +316,10 @@ async fn real_model() {
     let exec = wait_terminal(&app, &id).await;
     report("stream", &exec);
     assert_eq!(exec["status"], "COMPLETED", "{exec}");
-    let frames: Vec<(String, Value)> =
-        parse_sse(&text).into_iter().filter(|(_, v)| v["executionId"] == id.as_str()).collect();
+    let frames: Vec<(String, Value)> = formaops_e2e::client::parse_sse(&text)
+        .into_iter()
+        .filter(|(_, v)| v["executionId"] == id.as_str())
+        .collect();
     let partials: Vec<&Value> = frames.iter().filter(|(n, _)| n == "partial").map(|(_, v)| v).collect();
     let deltas: String = partials.iter().map(|v| v["delta"].as_str().unwrap()).collect();
     println!(
