@@ -347,34 +347,15 @@ mod tests {
     use serde_json::{Map, Value, json};
 
     use crate::error::Error;
-    use crate::ids::{PromptId, UserId};
-    use crate::prompt::{ModelConfig, PromptVersion, check_version};
+    use crate::prompt::{PromptVersion, check_version};
     use crate::template::{CompiledPrompt, TemplateLimits};
-    use crate::variables::{InputLimits, VariableDefinition, VariableType};
+    use crate::variables::InputLimits;
 
     /// `name` is required, `note` optional without a default.
     fn version(template: &str, system: Option<&str>) -> PromptVersion {
-        let var = |name: &str, required: bool| VariableDefinition {
-            name: name.to_string(),
-            kind: VariableType::String,
-            required,
-            description: None,
-            default_value: None,
-            values: None,
-            schema: None,
-            max_length: None,
-        };
-        PromptVersion {
-            prompt_id: PromptId::new(),
-            version: 1,
-            template: template.to_string(),
-            system_template: system.map(str::to_string),
-            variables: vec![var("name", true), var("note", false)],
-            validations: Vec::new(),
-            model: ModelConfig::default(),
-            created_at: chrono::Utc::now(),
-            author: UserId::new(),
-        }
+        let mut v = crate::template::tests::version(template, system, &["name", "note"]);
+        v.variables[1].required = false;
+        v
     }
 
     /// (field, message) of every problem `check_version` reports.

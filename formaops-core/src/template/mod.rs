@@ -350,7 +350,7 @@ impl CompiledPrompt {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -371,7 +371,8 @@ mod tests {
         }
     }
 
-    fn version(template: &str, system: Option<&str>, vars: &[&str]) -> PromptVersion {
+    /// A version whose variables are required strings named `vars`.
+    pub(super) fn version(template: &str, system: Option<&str>, vars: &[&str]) -> PromptVersion {
         PromptVersion {
             prompt_id: PromptId::new(),
             version: 1,
