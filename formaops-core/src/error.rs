@@ -55,6 +55,8 @@ pub enum ProblemCode {
     Syntax,
     /// The template's output can grow without bound.
     Unbounded,
+    /// The template reads an optional variable without a default and without a guard.
+    Unguarded,
     /// A value is not acceptable (control characters, an empty needle, ...).
     Invalid,
     /// A variable name breaks the naming rules.

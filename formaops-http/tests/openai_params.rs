@@ -18,8 +18,7 @@ use formaops_core::execution::TokenUsage;
 use formaops_core::provider::mock::MockProvider;
 use formaops_core::provider::{Completion, CompletionRequest, LlmProvider, ProviderError};
 use formaops_core::store::{MemoryStore, Store};
-use formaops_core::user::{Accounts, LoginThrottle, account};
-use formaops_http::AppState;
+use formaops_core::user::account;
 use serde_json::{Value, json};
 use support::{PASSWORD, TestApp};
 
@@ -39,13 +38,7 @@ async fn app() -> TestApp {
         .start()
         .await
         .unwrap();
-    let auth = Arc::new(Accounts::new(LoginThrottle::default()).await.unwrap());
-    let state = AppState::new(engine, auth, support::settings());
-    let router = formaops_http::router(state.clone());
-    let mut app = TestApp { router, state, store, alice: String::new(), bob: String::new() };
-    app.alice = app.login("alice@example.com").await;
-    app.bob = app.login("bob@example.com").await;
-    app
+    TestApp::with_engine(store, engine, support::settings()).await
 }
 
 /// Answers every call with an output cut at the token limit (`finish_reason: "length"`).

@@ -306,6 +306,58 @@ async fn prompt_validation_errors() {
     assert_eq!(r.code(), "invalid_body");
 }
 
+/// Issue 14 item 7: an optional variable without a default read without a guard is refused
+/// when the version is saved (create and update), naming the variable, the template and the
+/// line; guarded, the omitted variable renders at execution time.
+#[tokio::test]
+async fn unguarded_optional_variables_are_refused_when_saved() {
+    let app = TestApp::new().await;
+    let variables = json!([{"name": "topic", "type": "string", "required": true},
+                           {"name": "note", "type": "string"}]);
+    let refused = |r: support::Reply, field: &str, line: u32| {
+        let r = r.expect(StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(r.code(), "invalid_prompt");
+        let problems = r.body["error"]["details"]["problems"].as_array().unwrap();
+        assert_eq!(problems.len(), 1, "{}", r.text);
+        assert_eq!(problems[0]["field"], field, "{}", r.text);
+        assert_eq!(problems[0]["code"], "unguarded", "{}", r.text);
+        let message = problems[0]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("line {line}: optional variable `note`")), "{message}");
+    };
+    for (template, system, field, line) in [
+        ("Write about {{ topic }}.\nNote: {{ note }}", None, "template", 2),
+        ("{{ topic }}{% if note is defined %}{% endif %} {{ note | upper }}", None, "template", 1),
+        (
+            "{{ topic }}",
+            Some("You are terse.\n\n{% for w in note %}{{ w }}{% endfor %}"),
+            "systemTemplate",
+            3,
+        ),
+    ] {
+        let body =
+            json!({"name": "n", "template": template, "systemTemplate": system, "variables": variables});
+        refused(app.post("/api/prompts", &app.alice, body).await, field, line);
+    }
+    let guarded = "Write about {{ topic }}.{% if note %} Note: {{ note }}.{% endif %}";
+    let id =
+        app.prompt_with(&app.alice, json!({"name": "g", "template": guarded, "variables": variables})).await;
+    let update = json!({"template": "{{ topic }}\n{{ note }}"});
+    let r = app.call(Method::PUT, &format!("/api/prompts/{id}"), Some(&app.alice), Some(update)).await;
+    refused(r, "template", 2);
+    // Omitted and given: the guarded template renders both ways (the mock echoes the prompt).
+    for (inputs, expected) in [
+        (json!({"topic": "tides"}), "Write about tides."),
+        (json!({"topic": "tides", "note": "short"}), "Write about tides. Note: short."),
+    ] {
+        let r = app
+            .post(&format!("/api/prompts/{id}/execute"), &app.alice, json!({"inputs": inputs}))
+            .await
+            .expect(StatusCode::OK);
+        assert_eq!(r.body["status"], "COMPLETED", "{}", r.text);
+        assert_eq!(r.body["output"], expected, "{}", r.text);
+    }
+}
+
 #[tokio::test]
 async fn strict_json_schema_rules_that_strict_mode_refuses_are_422() {
     let app = TestApp::new().await;
@@ -612,7 +664,7 @@ async fn nul_characters_are_refused_naming_the_field() {
             &app.alice,
             json!({
                 "name": "nul",
-                "template": "{{ v }} {{ data }}",
+                "template": "{{ v | default('') }} {{ data | default('') }}",
                 "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
             }),
         )

@@ -68,7 +68,7 @@ def _fields(cls: type) -> set:
 
 def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
     native = engine._native
-    p = native.create_prompt(unique(), "Hi {{ a }}", variables=[{"name": "a", "type": "string"}])
+    p = native.create_prompt(unique(), "Hi {{ a }}", variables=[{"name": "a", "type": "string", "required": True}])
     assert set(p) == _fields(formaops.Prompt)
     assert set(p["version"]) == _fields(formaops.PromptVersion)
     ex = native.execute(p["id"], {"a": "x"})

@@ -14,7 +14,7 @@ def test_execute_async_and_wait_async() -> None:
     async def main() -> None:
         engine = await formaops.Engine.open_async(mock_latency_ms=300, concurrency=8)
         try:
-            p = engine.create_prompt(name=unique(), template="Hi {{ n }}", variables=[{"name": "n", "type": "integer"}])
+            p = engine.create_prompt(name=unique(), template="Hi {{ n }}", variables=[{"name": "n", "type": "integer", "required": True}])
             ticks = 0
 
             async def ticker() -> None:

@@ -48,12 +48,12 @@ def test_promotion_guard_and_no_initial_label(engine: formaops.Engine) -> None:
     bare = engine.create_prompt(unique(), "hi", labels=[])
     assert [l["name"] for l in engine.labels(bare)] == ["latest"]
 
-    p = engine.create_prompt(unique(), "hi {{ a }}", variables=[{"name": "a", "type": "string"}])
+    p = engine.create_prompt(unique(), "hi {{ a }}", variables=[{"name": "a", "type": "string", "required": True}])
     engine.set_promotion_guard(p, True)
     engine.update_prompt(
         p,
         template="hi {{ a }} {{ b }}",
-        variables=[{"name": "a", "type": "string"}, {"name": "b", "type": "string", "required": True}],
+        variables=[{"name": "a", "type": "string", "required": True}, {"name": "b", "type": "string", "required": True}],
     )
     with pytest.raises(formaops.ValidationError) as refused:
         engine.set_label(p, "production", 2)

@@ -104,7 +104,7 @@ def fake_openai() -> Iterator[str]:
 def test_openai_compatible_base_url(fake_openai: str) -> None:
     with formaops.Engine.open(provider="openai", base_url=fake_openai, api_key="sk-test-secret") as e:
         assert "sk-test-secret" not in repr(e)
-        p = e.create_prompt(name=unique(), template="Say hello in {{ lang }}", variables=[{"name": "lang", "type": "string"}])
+        p = e.create_prompt(name=unique(), template="Say hello in {{ lang }}", variables=[{"name": "lang", "type": "string", "required": True}])
         r = e.execute(p.id, {"lang": "French"})
         assert r.status == "COMPLETED", r.error
         assert r.output == "Bonjour" and r.provider == "openai"

@@ -256,7 +256,7 @@ pub async fn bad_input_fails_no_one_else(
     let bad = Api::new(base).login(attacker.0, attacker.1).await;
     let good = Api::new(base).login(victim.0, victim.1).await;
     let prompt = json!({
-        "name": "isolation", "template": "{{ v }} {{ data }}",
+        "name": "isolation", "template": "{{ v | default('') }} {{ data | default('') }}",
         "variables": [{"name": "v", "type": "string"}, {"name": "data", "type": "json"}],
     });
     let bad_pid =

@@ -118,7 +118,7 @@ pub async fn engine_refuses_unstorable_text(store: std::sync::Arc<dyn Store>) {
         .create_prompt(
             user,
             spec(json!({
-                "name": "inputs", "template": "{{ v }} {{ data }}",
+                "name": "inputs", "template": "{{ v | default('') }} {{ data | default('') }}",
                 "variables": [
                     {"name": "v", "type": "string"},
                     {"name": "data", "type": "json"},

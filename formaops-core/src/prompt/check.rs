@@ -7,7 +7,8 @@ use crate::validation::{CompiledRules, ValidationRule};
 use crate::variables::{InputLimits, definition_problems};
 
 /// Fully validates a version before it is saved: template sizes and syntax, variables used but
-/// not declared, variable definitions (see [`crate::variables::check_definitions`]) and
+/// not declared, optional variables without a default read without a guard (code
+/// `unguarded`), variable definitions (see [`crate::variables::check_definitions`]) and
 /// output validation rules (see [`CompiledRules::compile`]).
 ///
 /// # Errors
@@ -19,6 +20,7 @@ pub fn check_version(
     input_limits: &InputLimits,
 ) -> Result<()> {
     let (_, mut problems) = CompiledPrompt::compile_all(version, template_limits);
+    problems.extend(crate::template::unguarded_problems(version, template_limits));
     problems.extend(definition_problems(&version.variables, input_limits));
     let (_, rule_problems) = CompiledRules::compile_all(&version.validations);
     problems.extend(rule_problems);

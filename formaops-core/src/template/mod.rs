@@ -46,9 +46,13 @@
 //!   inputs, macro output and string filters are unaffected; `items + more` of two `json`
 //!   inputs is allowed once (its result is unknown).
 //!
-//! Undefined variables are errors ([`minijinja::UndefinedBehavior::Strict`]): an optional
-//! variable that was not supplied must be guarded with `{% if name is defined %}` or
-//! `name | default(...)`.
+//! Undefined variables are errors ([`minijinja::UndefinedBehavior::SemiStrict`]): printing,
+//! iterating, comparing or filtering one fails, testing it (`is defined`) or taking its truth
+//! (`{% if note %}`) does not. An optional variable without a default is absent when omitted,
+//! so every read of it must be guarded (`{% if note %}`, `{% if note is defined %}`,
+//! `note | default("")`, ...): [`check_version`] refuses a version with an unguarded read
+//! (code `unguarded`, naming the variable and the line; the rules are in `guard.rs`), and a
+//! render that still meets an undefined value names the variables that were not given.
 //!
 //! # Declared variables
 //!
@@ -69,6 +73,7 @@ use crate::variables::{InputLimits, InputValidator, VariableType};
 
 mod depth;
 mod growth;
+mod guard;
 mod sandbox;
 mod value;
 
@@ -125,6 +130,44 @@ fn render_error(which: &str, e: &minijinja::Error) -> Error {
     }
 }
 
+/// Reads of optional variables without a default that are not guarded (see `guard.rs`), one
+/// problem per variable and line: field `template` / `systemTemplate`, code `unguarded`.
+/// Templates too large, too deep or unparsable are skipped (the compiler reports them).
+pub(crate) fn unguarded_problems(version: &PromptVersion, limits: &TemplateLimits) -> Vec<Problem> {
+    let optional: std::collections::HashSet<&str> = version
+        .variables
+        .iter()
+        .filter(|d| !d.required && d.default_value.is_none())
+        .map(|d| d.name.as_str())
+        .collect();
+    let mut problems = Vec::new();
+    if optional.is_empty() {
+        return problems;
+    }
+    let sources =
+        [("template", Some(&version.template)), ("systemTemplate", version.system_template.as_ref())];
+    for (field, source) in sources {
+        let Some(source) = source else { continue };
+        if source.len() > limits.max_source_bytes || depth::check(source).is_err() {
+            continue;
+        }
+        for u in guard::check(source, &optional) {
+            problems.push(Problem::new(
+                field,
+                ProblemCode::Unguarded,
+                format!(
+                    "line {}: optional variable `{1}` has no default and is read without a guard; \
+                     when it is omitted the render fails. Guard it (`{{% if {1} %}}`, \
+                     `{{% if {1} is defined %}}`, `{1} | default(\"\")`), give it a defaultValue \
+                     or make it required",
+                    u.line, u.name
+                ),
+            ));
+        }
+    }
+    problems
+}
+
 impl CompiledPrompt {
     /// Compiles a version's templates and checks them against its declared variables.
     /// Errors: [`crate::Error::InvalidPrompt`] naming each problem.
@@ -142,7 +185,7 @@ impl CompiledPrompt {
         limits: &TemplateLimits,
     ) -> (Option<Self>, Vec<Problem>) {
         let mut env = minijinja::Environment::new();
-        env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+        env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
         env.set_fuel(Some(limits.fuel));
         env.set_recursion_limit(limits.max_recursion);
         sandbox::harden(&mut env, limits.max_output_bytes);
@@ -277,6 +320,16 @@ impl CompiledPrompt {
                 let mut absent: Vec<String> =
                     t.undeclared_variables(false).into_iter().filter(|v| !inputs.contains_key(v)).collect();
                 absent.sort();
+                // Of those, the ones read without a guard (a version saved before the
+                // save-time check); all of them if the check finds none.
+                let names: std::collections::HashSet<&str> = absent.iter().map(String::as_str).collect();
+                let mut unguarded: Vec<String> =
+                    guard::check(t.source(), &names).into_iter().map(|u| u.name).collect();
+                unguarded.sort();
+                unguarded.dedup();
+                if !unguarded.is_empty() {
+                    absent = unguarded;
+                }
                 if !absent.is_empty() {
                     let names = absent.iter().map(|v| format!("`{v}`")).collect::<Vec<_>>().join(", ");
                     message.push_str(&format!(
@@ -302,7 +355,7 @@ impl CompiledPrompt {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use serde_json::json;
 
     use super::*;
@@ -323,7 +376,8 @@ mod tests {
         }
     }
 
-    fn version(template: &str, system: Option<&str>, vars: &[&str]) -> PromptVersion {
+    /// A version whose variables are required strings named `vars`.
+    pub(super) fn version(template: &str, system: Option<&str>, vars: &[&str]) -> PromptVersion {
         PromptVersion {
             prompt_id: PromptId::new(),
             version: 1,
@@ -542,6 +596,17 @@ mod tests {
                 assert_eq!(back, value);
             }
         }
+    }
+
+    /// Of the omitted variables, the render error names the ones read without a guard.
+    #[test]
+    fn only_the_unguarded_omitted_variable_is_named() {
+        let mut v = version("{% if a %}{{ a }}{% endif %}\n{{ b }}", None, &["a", "b"]);
+        v.variables[0].required = false;
+        v.variables[1].required = false;
+        let c = CompiledPrompt::compile(&v, &TemplateLimits::default()).expect("compiles");
+        let msg = c.render(&Map::new()).expect_err("undefined").to_string();
+        assert!(msg.contains("line 2") && msg.contains("not given: `b`;"), "{msg}");
     }
 
     /// A missing optional variable is named in the render error, wherever it is used.

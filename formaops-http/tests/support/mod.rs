@@ -81,6 +81,11 @@ impl TestApp {
         account::create_user(store.as_ref(), "alice@example.com", PASSWORD, false).await.unwrap();
         account::create_user(store.as_ref(), "bob@example.com", PASSWORD, false).await.unwrap();
         let engine = engine(store.clone(), workers).await;
+        Self::with_engine(store, engine, settings).await
+    }
+
+    /// The router over `engine` (built on `store`, which holds alice and bob), both logged in.
+    pub async fn with_engine(store: Arc<dyn Store>, engine: FormaOps, settings: HttpSettings) -> Self {
         let auth = Arc::new(Accounts::new(LoginThrottle::default()).await.unwrap());
         let state = AppState::new(engine, auth, settings);
         let router = formaops_http::router(state.clone());

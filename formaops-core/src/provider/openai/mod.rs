@@ -63,6 +63,13 @@ use wire::{ChatRequest, ChatResponse, ContentText, ErrorBody, ErrorEnvelope, Usa
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Default bound on establishing a connection.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle connection is kept for reuse: less than the 5-second keep-alive of
+/// llama.cpp's `llama-server` (cpp-httplib) and of uvicorn (vLLM, llama-cpp-python's server).
+/// A connection kept longer may be closed by the server just as a request is written on it,
+/// which fails that attempt with "connection closed before message completed" (seen against
+/// `llama-server` in the real-model run; see RELIABILITY.md). Busy connections never idle
+/// this long; an idle one costs a new connection (and TLS handshake) on the next call.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Default cap on the bytes read from one reply (streamed or not).
 pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 8 * 1024 * 1024;
 /// Cap on the bytes read from an error reply.
@@ -227,7 +234,7 @@ impl OpenAiProvider {
             .user_agent(concat!("formaops/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(config.connect_timeout)
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             .map_err(|e| err("client", format!("cannot build the HTTP client: {e}")))?;
