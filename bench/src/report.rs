@@ -432,7 +432,8 @@ fn targets(
             .chain(fixed.get(store).copied())
             .fold(None, |acc: Option<f64>, r| Some(acc.map_or(r, |a| a.max(r))))
     };
-    for (store, goal) in [("postgres", 5000.0)] {
+    {
+        let (store, goal) = ("postgres", 5000.0);
         let searched =
             sustainable.iter().any(|s| s.store == store && s.path == "via") || fixed.contains_key(store);
         let b = best(store);
