@@ -110,8 +110,11 @@ def test_cancel_and_async_progress(slow_engine: formaops.Engine) -> None:
     reports = asyncio.run(follow())
     last = reports[-1]
     assert (last["status"], last["in_flight"]) == ("CANCELLED", 0)
-    assert last["done"] + last["failed"] == last["total"] == 6
-    assert last["failed"] >= 1
+    # Rows not run by the cancel stay unrun (no execution); the slow mock finished at most one.
+    assert last["total"] == 6 and last["done"] <= 1
+    results = [r for row in engine.experiment_results(x)["rows"] for r in row["results"]]
+    assert len(results) == 6
+    assert sum(r["status"] in (None, "CANCELLED") for r in results) >= 5
 
 
 def test_bad_rows_are_all_listed(engine: formaops.Engine) -> None:
