@@ -110,54 +110,38 @@ impl ProgressStream {
     }
 }
 
-#[pymethods]
-impl ProgressStream {
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
+/// The iterator and async-iterator protocol of a stream class holding an `inner: Inner<T>`:
+/// items as dicts, the GIL released while waiting, `StopIteration` / `StopAsyncIteration` at
+/// the end, `close()` to end early.
+macro_rules! stream_protocol {
+    ($class:ident) => {
+        #[pymethods]
+        impl $class {
+            fn __iter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
 
-    /// The next progress report with the GIL released; `StopIteration` at the end.
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.next_blocking(py)
-    }
+            /// The next item with the GIL released; `StopIteration` at the end.
+            fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
+                self.inner.next_blocking(py)
+            }
 
-    fn __aiter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
+            fn __aiter__(slf: Py<Self>) -> Py<Self> {
+                slf
+            }
 
-    /// An awaitable of the next progress report; `StopAsyncIteration` at the end.
-    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.next_async(py)
-    }
+            /// An awaitable of the next item; `StopAsyncIteration` at the end.
+            fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+                self.inner.next_async(py)
+            }
 
-    /// Ends the iteration; later calls to `next` stop at once.
-    fn close(&self) {
-        self.inner.done.store(true, Ordering::SeqCst);
-    }
+            /// Ends the iteration; later calls to `next` stop at once.
+            fn close(&self) {
+                self.inner.done.store(true, Ordering::SeqCst);
+            }
+        }
+    };
 }
 
-#[pymethods]
-impl EventStream {
-    fn __iter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    /// The next event with the GIL released; `StopIteration` at the end.
-    fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        self.inner.next_blocking(py)
-    }
-
-    fn __aiter__(slf: Py<Self>) -> Py<Self> {
-        slf
-    }
-
-    /// An awaitable of the next event; `StopAsyncIteration` at the end.
-    fn __anext__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.inner.next_async(py)
-    }
-
-    /// Ends the iteration; later calls to `next` stop at once.
-    fn close(&self) {
-        self.inner.done.store(true, Ordering::SeqCst);
-    }
-}
+stream_protocol!(EventStream);
+stream_protocol!(ProgressStream);
