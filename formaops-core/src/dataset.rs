@@ -198,6 +198,40 @@ pub fn check_rows(mut rows: Vec<DatasetRow>) -> Result<Vec<DatasetRow>> {
     problems.into_result(rows)
 }
 
+/// Reads rows given as JSON values (one `{"inputs": {...}, "expected": ...}` object each, as
+/// from a language binding), numbering them `0..` and checking them as [`check_rows`] does. Problems are named
+/// `rows[i]`; every bad row is listed at once.
+///
+/// # Errors
+/// [`Error::InvalidArgument`] when there are no rows or more than [`MAX_DATASET_ROWS`];
+/// [`Error::InvalidInputs`] listing every value that is not a row object, and every row over
+/// [`MAX_ROW_BYTES`] or with a NUL character.
+pub fn rows_from_values(values: Vec<Value>) -> Result<Vec<DatasetRow>> {
+    if values.len() > MAX_DATASET_ROWS {
+        return Err(too_many_rows(values.len()));
+    }
+    let mut rows = Vec::with_capacity(values.len());
+    let mut problems = Problems::default();
+    for (i, value) in values.into_iter().enumerate() {
+        match serde_json::from_value::<DatasetRow>(value) {
+            Ok(mut row) => {
+                row.index = u32::try_from(i).unwrap_or(u32::MAX);
+                row_problems(&format!("rows[{i}]"), &row, &mut problems);
+                rows.push(row);
+            }
+            Err(e) => problems.push(Problem::new(
+                format!("rows[{i}]"),
+                ProblemCode::Invalid,
+                format!("is not a row object {{\"inputs\": {{...}}, \"expected\": ...}}: {e}"),
+            )),
+        }
+    }
+    if rows.is_empty() && problems.list.is_empty() {
+        return Err(Error::invalid_argument("rows", "a dataset needs at least one row"));
+    }
+    problems.into_result(rows)
+}
+
 /// Parses JSONL (see the module docs). Problems are named `line N` (1-based).
 ///
 /// # Errors
@@ -380,6 +414,32 @@ mod tests {
             ]
         );
         assert!(matches!(parse_jsonl("\n\n"), Err(Error::InvalidArgument { .. })));
+    }
+
+    #[test]
+    fn rows_from_values_lists_every_bad_row() {
+        let rows = rows_from_values(vec![
+            json!({"inputs": {"a": "x"}, "expected": {"k": 1}}),
+            json!({"inputs": {}}),
+        ])
+        .unwrap();
+        assert_eq!((rows[1].index, rows[0].expected.clone()), (1, Some(json!({"k": 1}))));
+        let err = rows_from_values(vec![
+            json!({"inputs": {}}),
+            json!({"input": {}}),
+            json!("text"),
+            json!({"inputs": {"a": "\u{0}"}}),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            problems(err),
+            vec![
+                ("rows[1]".to_string(), ProblemCode::Invalid),
+                ("rows[2]".to_string(), ProblemCode::Invalid),
+                ("rows[3].inputs.a".to_string(), ProblemCode::InvalidCharacter),
+            ]
+        );
+        assert!(matches!(rows_from_values(Vec::new()), Err(Error::InvalidArgument { .. })));
     }
 
     #[test]

@@ -12,9 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use formaops_core::Error;
+use formaops_core::dataset::FromExecutions;
 use formaops_core::engine::{ExecuteRequest, FormaOps};
 use formaops_core::execution::{Execution, ExecutionStatus, Priority};
-use formaops_core::ids::{ExecutionId, PromptId, UserId};
+use formaops_core::experiment::{Experiment, ExperimentProgress, ExperimentSpec};
+use formaops_core::ids::{DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
 use formaops_core::metrics::MetricsQuery;
 use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
 use formaops_core::prompt::{
@@ -33,7 +35,8 @@ use crate::convert::{
     opt_mapping_list, opt_seconds, opt_str, py_to_json, str_arg, to_py, type_error,
 };
 use crate::error::{IntoPyResult, UnavailableError, invalid_argument, to_py_err};
-use crate::events::EventStream;
+use crate::events::{EventStream, ProgressStream};
+use crate::lab::{match_arg, rows_arg, versions_arg};
 use crate::open::{OpenOptions, open_engine};
 use crate::providers::ProviderOptions;
 use crate::runtime::{block_on, runtime};
@@ -95,9 +98,48 @@ fn timeout_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> P
 
 /// `priority`, NORMAL when not given.
 fn priority_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Priority> {
-    let Some(value) = opt_str(obj, "priority")? else { return Ok(Priority::Normal) };
+    Ok(opt_priority(py, obj)?.unwrap_or(Priority::Normal))
+}
+
+/// An optional `priority`.
+fn opt_priority(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Priority>> {
+    let Some(value) = opt_str(obj, "priority")? else { return Ok(None) };
     Priority::parse(&value.to_ascii_uppercase())
+        .map(Some)
         .ok_or_else(|| invalid_argument(py, "priority", format!("{value:?} is not one of LOW, NORMAL, HIGH")))
+}
+
+/// An optional execution `status`.
+fn status_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<ExecutionStatus>> {
+    let Some(s) = opt_str(obj, "status")? else { return Ok(None) };
+    ExecutionStatus::parse(&s.to_ascii_uppercase()).map(Some).ok_or_else(|| {
+        invalid_argument(
+            py,
+            "status",
+            format!("{s:?} is not one of QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED"),
+        )
+    })
+}
+
+/// `limit` and `cursor` of a list as a page request.
+fn page_arg(
+    py: Python<'_>,
+    limit: Option<&Bound<'_, PyAny>>,
+    cursor: Option<&Bound<'_, PyAny>>,
+) -> PyResult<PageRequest> {
+    let limit = limit_arg(py, limit)?;
+    let cursor = opt_str(cursor, "cursor")?;
+    PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)
+}
+
+/// An experiment with its progress under `progress`.
+fn experiment_to_py<'py>(
+    py: Python<'py>,
+    (experiment, progress): &(Experiment, ExperimentProgress),
+) -> PyResult<Bound<'py, PyAny>> {
+    let dict = to_py(py, experiment)?;
+    dict.set_item("progress", to_py(py, progress)?)?;
+    Ok(dict)
 }
 
 fn limit_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
@@ -842,23 +884,12 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = match opt_str(status.as_ref(), "status")? {
-            None => None,
-            Some(s) => Some(ExecutionStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
-                invalid_argument(
-                    py,
-                    "status",
-                    format!("{s:?} is not one of QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED"),
-                )
-            })?),
-        };
+        let status = status_arg(py, status.as_ref())?;
         let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
         let since = opt_datetime(since.as_ref(), "since")?;
         let until = opt_datetime(until.as_ref(), "until")?;
         let filter = ExecutionFilter { status, prompt_id, since, until };
-        let limit = limit_arg(py, limit.as_ref())?;
-        let cursor = opt_str(cursor.as_ref(), "cursor")?;
-        let page = PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)?;
+        let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
         self.run_to_py(py, move |e, user| async move { e.list_executions(user, filter, page).await })
     }
 
@@ -893,6 +924,199 @@ impl NativeEngine {
             None => self.engine()?.subscribe(self.user, None),
         };
         Ok(EventStream::new(stream, timeout))
+    }
+
+    // ----- datasets -----
+
+    /// Stores a dataset of `rows` (`[{"inputs": {...}, "expected"?: ...}]`, numbered from 0);
+    /// every bad row is listed at once as `rows[i]`.
+    fn create_dataset<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        rows: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let name = str_arg(name, "name")?;
+        let rows = rows_arg(py, rows)?;
+        self.run_to_py(py, move |e, user| async move { e.create_dataset(user, &name, rows).await })
+    }
+
+    /// Stores a dataset of the inputs of past executions of a prompt, newest first.
+    #[pyo3(signature = (
+        name, prompt_id, *, status = None, version = None, since = None, until = None, limit = None,
+        expected_from_output = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_dataset_from_executions<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        prompt_id: &Bound<'py, PyAny>,
+        status: Arg<'py>,
+        version: Arg<'py>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        limit: Arg<'py>,
+        expected_from_output: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let req = FromExecutions {
+            name: str_arg(name, "name")?,
+            prompt_id: id_arg(py, prompt_id, "prompt_id")?,
+            status: status_arg(py, status.as_ref())?,
+            version: version_arg(py, version.as_ref(), "version")?,
+            since: opt_datetime(since.as_ref(), "since")?,
+            until: opt_datetime(until.as_ref(), "until")?,
+            limit: opt_count(limit.as_ref(), "limit")?,
+            expected_from_output: bool_arg(expected_from_output.as_ref(), "expected_from_output", false)?,
+        };
+        self.run_to_py(py, move |e, user| async move { e.create_dataset_from_executions(user, req).await })
+    }
+
+    /// The user's datasets, newest first.
+    #[pyo3(signature = (*, limit = None, cursor = None))]
+    fn datasets<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
+        self.run_to_py(py, move |e, user| async move { e.list_datasets(user, page).await })
+    }
+
+    fn get_dataset<'py>(
+        &self,
+        py: Python<'py>,
+        dataset_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
+        self.run_to_py(py, move |e, user| async move { e.get_dataset(user, id).await })
+    }
+
+    /// Rows by index; `next_cursor` is the last index returned when the page is full.
+    #[pyo3(signature = (dataset_id, *, limit = None, cursor = None))]
+    fn dataset_rows<'py>(
+        &self,
+        py: Python<'py>,
+        dataset_id: &Bound<'py, PyAny>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
+        let limit = limit_arg(py, limit.as_ref())?;
+        let after = match opt_str(cursor.as_ref(), "cursor")? {
+            None => None,
+            Some(c) => Some(
+                c.parse::<u32>()
+                    .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by dataset_rows()"))?,
+            ),
+        };
+        let rows =
+            self.run(py, move |e, user| async move { e.dataset_rows(user, id, after, limit).await })?;
+        let next_cursor =
+            (rows.len() == limit as usize).then(|| rows.last().map(|r| r.index.to_string())).flatten();
+        let out = PyDict::new(py);
+        out.set_item("items", to_py(py, &rows)?)?;
+        out.set_item("next_cursor", next_cursor)?;
+        Ok(out.into_any())
+    }
+
+    /// Deletes a dataset and its rows (ConflictError while an experiment uses it).
+    fn delete_dataset(&self, py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<()> {
+        let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
+        self.run(py, move |e, user| async move { e.delete_dataset(user, id).await })
+    }
+
+    // ----- experiments -----
+
+    /// Starts an experiment running `versions` (numbers or labels) over a dataset; returns it
+    /// with its progress.
+    #[pyo3(signature = (
+        prompt_id, dataset_id, versions, *, priority = None, concurrency = None, r#match = None,
+        validate_output = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_experiment<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        dataset_id: &Bound<'py, PyAny>,
+        versions: &Bound<'py, PyAny>,
+        priority: Arg<'py>,
+        concurrency: Arg<'py>,
+        r#match: Arg<'py>,
+        validate_output: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let spec = ExperimentSpec {
+            prompt_id: id_arg(py, prompt_id, "prompt_id")?,
+            dataset_id: id_arg(py, dataset_id, "dataset_id")?,
+            versions: versions_arg(py, versions)?,
+            priority: opt_priority(py, priority.as_ref())?,
+            concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
+            match_rule: match_arg(py, r#match.as_ref())?,
+            validate_output: bool_arg(validate_output.as_ref(), "validate_output", false)?,
+        };
+        let x = self.run(py, move |e, user| async move {
+            let x = e.start_experiment(user, spec).await?;
+            e.get_experiment(user, x.id).await
+        })?;
+        experiment_to_py(py, &x)
+    }
+
+    /// One experiment with its `progress` (`total`, `done`, `failed`, `in_flight`, `cost_usd`).
+    fn get_experiment<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+        let x = self.run(py, move |e, user| async move { e.get_experiment(user, id).await })?;
+        experiment_to_py(py, &x)
+    }
+
+    /// The user's experiments, newest first.
+    #[pyo3(signature = (*, limit = None, cursor = None))]
+    fn experiments<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
+        self.run_to_py(py, move |e, user| async move { e.list_experiments(user, page).await })
+    }
+
+    /// The side-by-side comparison as it is now.
+    fn experiment_results<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+        self.run_to_py(py, move |e, user| async move { e.experiment_results(user, id).await })
+    }
+
+    /// Cancels a running experiment (ConflictError once completed); returns it with its progress.
+    fn cancel_experiment<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+        let x = self.run(py, move |e, user| async move { e.cancel_experiment(user, id).await })?;
+        experiment_to_py(py, &x)
+    }
+
+    /// The experiment's progress now and on each change, ending once it is completed or
+    /// cancelled with nothing in flight.
+    fn follow_experiment(
+        &self,
+        py: Python<'_>,
+        experiment_id: &Bound<'_, PyAny>,
+    ) -> PyResult<ProgressStream> {
+        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+        let stream = self.run(py, move |e, user| async move { e.follow_experiment(user, id).await })?;
+        Ok(ProgressStream::new(stream))
     }
 
     /// The engine's health: store reachability, queue depth, providers.

@@ -7,7 +7,7 @@
 //! document), so a new field in core fails a test until it is listed here.
 
 /// Keys whose values are user data (JSON key spelling).
-const RAW_KEYS: &[&str] = &["inputs", "validatedOutput", "schema", "defaultValue"];
+const RAW_KEYS: &[&str] = &["inputs", "validatedOutput", "schema", "defaultValue", "expected"];
 
 /// Keys whose values are RFC 3339 timestamps (JSON key spelling).
 const TIMESTAMP_KEYS: &[&str] =

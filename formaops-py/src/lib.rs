@@ -8,7 +8,9 @@
 //! # Layout
 //!
 //! - [`engine`]: `NativeEngine`, one method per engine operation.
-//! - [`events`]: `EventStream`, events as an iterator and an async iterator.
+//! - [`events`]: `EventStream` and `ProgressStream`, events and experiment progress as
+//!   iterators and async iterators.
+//! - [`lab`]: arguments of the dataset and experiment methods.
 //! - [`open`]: opening a store and engine from Python arguments; the implicit local user.
 //! - [`providers`]: building the `mock` or `openai` provider from Python arguments.
 //! - [`convert`]: Python objects <-> JSON values, timestamps.
@@ -26,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 pub mod keys;
+pub mod lab;
 pub mod open;
 pub mod providers;
 pub mod runtime;
@@ -44,6 +47,7 @@ fn _formaops(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FINAL_STATUSES", pyo3::types::PyTuple::new(m.py(), final_statuses)?)?;
     m.add_class::<engine::NativeEngine>()?;
     m.add_class::<events::EventStream>()?;
+    m.add_class::<events::ProgressStream>()?;
     error::register(m)?;
     Ok(())
 }

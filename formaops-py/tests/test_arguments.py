@@ -32,6 +32,7 @@ WRONG: Dict[str, Tuple[List[Any], str]] = {
     "version or label": ([1.5, b"abc", [1], True], "int"),
     "required int": (["2", 1.5, True, [1], None], "int"),
     "path": ([42, ["prices.toml"], b"prices.toml"], "path"),
+    "versions": (["staging", 42, [1.5], [b"x"], [True], None], "int"),
 }
 
 # method -> {argument: kind}. The valid values of the other arguments come from `base_args`.
@@ -103,6 +104,35 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
     },
     "metrics": {"since": "datetime", "until": "datetime", "prompt_id": "optional id", "version": "int"},
     "events": {"execution_id": "optional id", "timeout": "seconds"},
+    "create_dataset": {"name": "required str", "rows": "list of mappings"},
+    "create_dataset_from_executions": {
+        "name": "required str",
+        "prompt_id": "id",
+        "status": "str",
+        "version": "int",
+        "since": "datetime",
+        "until": "datetime",
+        "limit": "int",
+        "expected_from_output": "bool",
+    },
+    "datasets": {"limit": "int", "cursor": "str"},
+    "get_dataset": {"dataset_id": "id"},
+    "dataset_rows": {"dataset_id": "id", "limit": "int", "cursor": "str"},
+    "delete_dataset": {"dataset_id": "id"},
+    "start_experiment": {
+        "prompt_id": "id",
+        "dataset_id": "id",
+        "versions": "versions",
+        "priority": "str",
+        "concurrency": "int",
+        "match": "str",
+        "validate_output": "bool",
+    },
+    "get_experiment": {"experiment_id": "id"},
+    "experiments": {"limit": "int", "cursor": "str"},
+    "experiment_results": {"experiment_id": "id"},
+    "cancel_experiment": {"experiment_id": "id"},
+    "follow_experiment": {"experiment_id": "id"},
 }
 _EXECUTE = {
     "prompt_id": "id",
@@ -130,6 +160,8 @@ def _cases() -> Iterator[Any]:
 class Ids:
     prompt: str
     execution: str
+    dataset: str
+    experiment: str
 
 
 @pytest.fixture(scope="module")
@@ -139,6 +171,10 @@ def shared() -> Iterator[Tuple[formaops.Engine, Ids]]:
         prompt = engine.create_prompt(name=unique("args"), template=GREET, variables=GREET_VARIABLES)
         ids.prompt = prompt.id
         ids.execution = engine.execute(prompt.id, {"who": "Ada"}).id
+        ids.dataset = engine.create_dataset(unique("args"), [{"inputs": {"who": "Ada"}}])["id"]
+        ids.experiment = engine.start_experiment(prompt.id, ids.dataset, [1])["id"]
+        for _ in engine.follow_experiment(ids.experiment):
+            pass
         yield engine, ids
 
 
@@ -168,6 +204,16 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "retry": {"execution_id": ids.execution},
         "cancel": {"execution_id": ids.execution},
         "get_execution": {"execution_id": ids.execution},
+        "create_dataset": {"name": unique("args"), "rows": [{"inputs": {"who": "Ada"}}]},
+        "create_dataset_from_executions": {"name": unique("args"), "prompt_id": ids.prompt},
+        "get_dataset": {"dataset_id": ids.dataset},
+        "dataset_rows": {"dataset_id": ids.dataset},
+        "delete_dataset": {"dataset_id": ids.dataset},
+        "start_experiment": {"prompt_id": ids.prompt, "dataset_id": ids.dataset, "versions": [1]},
+        "get_experiment": {"experiment_id": ids.experiment},
+        "experiment_results": {"experiment_id": ids.experiment},
+        "cancel_experiment": {"experiment_id": ids.experiment},
+        "follow_experiment": {"experiment_id": ids.experiment},
     }.get(method, {})
 
 

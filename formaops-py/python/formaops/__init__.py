@@ -72,6 +72,7 @@ __all__ = [
     "NotFoundError",
     "Page",
     "Percentiles",
+    "Progress",
     "Prompt",
     "PromptMetrics",
     "PromptVersion",
@@ -423,6 +424,48 @@ class Events:
     def close(self) -> None:
         """Ends the iteration."""
         self._native.close()
+
+
+class Progress:
+    """An experiment's progress reports (dicts ``{"experiment_id", "status", "total",
+    "done", "failed", "in_flight", "cost_usd"}``) as an iterator (GIL released while waiting)
+    and an async iterator: one at once, then one on each change; iteration ends after the
+    experiment is ``COMPLETED`` or ``CANCELLED`` with nothing in flight."""
+
+    def __init__(self, native: _formaops.ProgressStream) -> None:
+        self._native = native
+
+    def __iter__(self) -> Iterator[Dict[str, Any]]:
+        return self
+
+    def __next__(self) -> Dict[str, Any]:
+        return next(self._native)
+
+    def __aiter__(self) -> AsyncIterator[Dict[str, Any]]:
+        return self
+
+    async def __anext__(self) -> Dict[str, Any]:
+        return await self._native.__anext__()
+
+    def close(self) -> None:
+        """Ends the iteration."""
+        self._native.close()
+
+
+DatasetRef = Union[str, Mapping[str, Any]]
+"""A dataset id, or a dataset dict (as returned by :meth:`Engine.create_dataset`)."""
+ExperimentRef = Union[str, Mapping[str, Any]]
+"""An experiment id, or an experiment dict (as returned by :meth:`Engine.start_experiment`)."""
+
+
+def _ref_id(ref: Union[str, Mapping[str, Any]]) -> str:
+    if isinstance(ref, Mapping) and isinstance(ref.get("id"), str):
+        return str(ref["id"])
+    return ref  # type: ignore[return-value]
+
+
+def _dict_page(data: Dict[str, Any]) -> Page[Dict[str, Any]]:
+    return Page(data["items"], data["next_cursor"])
 
 
 def _path_arg(value: Any, name: str) -> Optional[str]:
@@ -892,6 +935,125 @@ class Engine:
             version=version,
         )
         return MetricsReport._from(data)
+
+    # ----- datasets and experiments -----
+
+    def create_dataset(self, name: str, rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+        """Stores a dataset ``{"id", "user_id", "name", "row_count", "created_at"}`` of
+        ``rows`` (``[{"inputs": {...}, "expected": ...}]``, ``expected`` optional: a string or
+        any JSON value), numbered from 0. 1 to 10,000 rows of at most 64 KiB each; names are
+        unique per user (:class:`ConflictError`). A bad row stores nothing:
+        :class:`ValidationError` lists every bad row as ``rows[i]``."""
+        result: Dict[str, Any] = self._native.create_dataset(name, rows)
+        return result
+
+    def create_dataset_from_executions(
+        self,
+        name: str,
+        prompt_id: PromptRef,
+        *,
+        status: Optional[str] = None,
+        version: Optional[int] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        limit: Optional[int] = None,
+        expected_from_output: bool = False,
+    ) -> Dict[str, Any]:
+        """Stores a dataset of the inputs of the prompt's past executions, newest first,
+        filtered as :meth:`list_executions` is and by ``version``, at most ``limit`` rows
+        (10,000 by default); chat calls are skipped. With ``expected_from_output``, a
+        COMPLETED execution's output becomes the row's expected output."""
+        result: Dict[str, Any] = self._native.create_dataset_from_executions(
+            name,
+            _prompt_id(prompt_id),
+            status=status,
+            version=version,
+            since=since,
+            until=until,
+            limit=limit,
+            expected_from_output=expected_from_output,
+        )
+        return result
+
+    def datasets(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Page[Dict[str, Any]]:
+        """The user's datasets, newest first."""
+        return _dict_page(self._native.datasets(limit=limit, cursor=cursor))
+
+    def get_dataset(self, dataset_id: DatasetRef) -> Dict[str, Any]:
+        """One dataset (:class:`NotFoundError` for a missing or another user's)."""
+        result: Dict[str, Any] = self._native.get_dataset(_ref_id(dataset_id))
+        return result
+
+    def dataset_rows(
+        self, dataset_id: DatasetRef, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Dict[str, Any]]:
+        """Rows ``{"index", "inputs", "expected"?}`` by index; ``next_cursor`` (the last index
+        returned) is set when the page is full."""
+        return _dict_page(self._native.dataset_rows(_ref_id(dataset_id), limit=limit, cursor=cursor))
+
+    def delete_dataset(self, dataset_id: DatasetRef) -> None:
+        """Deletes a dataset and its rows (:class:`ConflictError` while an experiment uses it)."""
+        self._native.delete_dataset(_ref_id(dataset_id))
+
+    def start_experiment(
+        self,
+        prompt_id: PromptRef,
+        dataset_id: DatasetRef,
+        versions: Sequence[Union[int, str]],
+        *,
+        priority: Optional[str] = None,
+        concurrency: Optional[int] = None,
+        match: Optional[str] = None,
+        validate_output: bool = False,
+    ) -> Dict[str, Any]:
+        """Runs ``versions`` (1 to 10 version numbers or labels, resolved now and recorded
+        as ``targets [{"requested", "version"}]``) of a prompt over every row of a dataset
+        through the durable queue (``priority`` LOW unless given; at most ``concurrency``
+        executions in flight, 8 by default). ``match`` (``exact``, ``json_equal``,
+        ``contains``, ``regex``) compares outputs with the rows' expected outputs. Every row
+        is checked against every version first (:class:`ValidationError` with
+        ``rows[i].inputs.<variable>`` problems). Returns the experiment with its
+        ``progress``."""
+        result: Dict[str, Any] = self._native.start_experiment(
+            _prompt_id(prompt_id),
+            _ref_id(dataset_id),
+            versions,
+            priority=priority,
+            concurrency=concurrency,
+            match=match,
+            validate_output=validate_output,
+        )
+        return result
+
+    def get_experiment(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
+        """One experiment with its ``progress`` ``{"status", "total", "done", "failed",
+        "in_flight", "cost_usd"}`` (``cost_usd`` None when no execution is priced)."""
+        result: Dict[str, Any] = self._native.get_experiment(_ref_id(experiment_id))
+        return result
+
+    def experiments(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Page[Dict[str, Any]]:
+        """The user's experiments, newest first."""
+        return _dict_page(self._native.experiments(limit=limit, cursor=cursor))
+
+    def experiment_results(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
+        """The side-by-side comparison as it is now: ``experiment``, ``progress``,
+        ``versions`` (per version: ``summary`` of latency, tokens, cost and statuses,
+        ``match_checked``, ``matched``, ``match_rate``) and ``rows`` (per row: ``index``,
+        ``inputs``, ``expected`` and ``results``, one per version, with ``status``,
+        ``output``, ``matched``, ``latency_ms``, ``cost_usd``, ``error``...)."""
+        result: Dict[str, Any] = self._native.experiment_results(_ref_id(experiment_id))
+        return result
+
+    def cancel_experiment(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
+        """Cancels a running experiment: queued rows are cancelled, finished ones kept
+        (:class:`ConflictError` once completed; cancelling twice is not an error)."""
+        result: Dict[str, Any] = self._native.cancel_experiment(_ref_id(experiment_id))
+        return result
+
+    def follow_experiment(self, experiment_id: ExperimentRef) -> Progress:
+        """The experiment's progress now and on each change until it is completed or
+        cancelled with nothing in flight, as an iterator (or ``async for``)."""
+        return Progress(self._native.follow_experiment(_ref_id(experiment_id)))
 
     def events(self, execution_id: Optional[ExecutionRef] = None, *, timeout: Optional[float] = None) -> Events:
         """State-change events of the user's executions (of one, with ``execution_id``) from
