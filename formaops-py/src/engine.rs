@@ -219,6 +219,7 @@ fn execute_args(
     let request = ExecuteRequest {
         prompt_id: id_arg(py, prompt_id, "prompt_id")?,
         version: version_arg(py, version, "version")?,
+        label: None,
         inputs: inputs_arg(inputs, "inputs")?,
         priority: priority_arg(py, priority)?,
         validate_output: bool_arg(validate_output, "validate_output", false)?,

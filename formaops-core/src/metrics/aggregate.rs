@@ -174,6 +174,8 @@ impl MetricsAggregator {
             summary: self.all.finish(),
             queue_depth,
             by_prompt,
+            by_version: Vec::new(),
+            by_label: Vec::new(),
         }
     }
 }
