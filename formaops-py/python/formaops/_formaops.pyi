@@ -178,5 +178,15 @@ class NativeEngine:
         prompt_id: Optional[str] = None,
         version: Optional[int] = None,
     ) -> Dict[str, Any]: ...
+    def metrics_series(
+        self,
+        bucket: str,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[str] = None,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
     def events(self, execution_id: Optional[str] = None, *, timeout: Optional[float] = None) -> EventStream: ...
     def health(self) -> Dict[str, Any]: ...
