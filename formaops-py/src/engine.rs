@@ -888,14 +888,14 @@ impl NativeEngine {
     fn metrics_series<'py>(
         &self,
         py: Python<'py>,
-        bucket: &str,
+        bucket: &Bound<'py, PyAny>,
         since: Arg<'py>,
         until: Arg<'py>,
         prompt_id: Arg<'py>,
         version: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let bucket = bucket
+        let bucket = str_arg(bucket, "bucket")?
             .parse::<Granularity>()
             .map_err(|_| invalid_argument(py, "bucket", "one of minute, hour, day"))?;
         let query = MetricsSeriesQuery {

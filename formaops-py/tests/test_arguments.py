@@ -102,6 +102,14 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
         "cursor": "str",
     },
     "metrics": {"since": "datetime", "until": "datetime", "prompt_id": "optional id", "version": "int"},
+    "metrics_series": {
+        "bucket": "required str",
+        "since": "datetime",
+        "until": "datetime",
+        "prompt_id": "optional id",
+        "version": "int",
+        "label": "str",
+    },
     "events": {"execution_id": "optional id", "timeout": "seconds"},
 }
 _EXECUTE = {
@@ -168,6 +176,7 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "retry": {"execution_id": ids.execution},
         "cancel": {"execution_id": ids.execution},
         "get_execution": {"execution_id": ids.execution},
+        "metrics_series": {"bucket": "hour", "prompt_id": ids.prompt},
     }.get(method, {})
 
 
