@@ -858,7 +858,9 @@ async fn metrics_per_version_and_label_and_the_series() {
     let app = TestApp::new().await;
     let id = app.prompt(&app.alice, "p").await;
     let path = format!("/api/prompts/{id}/execute");
-    app.post(&path, &app.alice, json!({"inputs": {"topic": "t"}, "label": "production"})).await.expect(StatusCode::OK);
+    app.post(&path, &app.alice, json!({"inputs": {"topic": "t"}, "label": "production"}))
+        .await
+        .expect(StatusCode::OK);
     let e = app.post(&path, &app.alice, json!({"inputs": {"topic": "u"}})).await.expect(StatusCode::OK);
     assert_eq!(e.body["label"], Value::Null, "run by the current version: no label");
     let m = app.get(&format!("/api/metrics?promptId={id}"), &app.alice).await.expect(StatusCode::OK);
@@ -890,11 +892,16 @@ async fn metrics_per_version_and_label_and_the_series() {
         ("bucket=hour&label=production", "label"),
         ("bucket=hour&version=2", "version"),
     ] {
-        let r = app.get(&format!("/api/metrics/series?{query}"), &app.alice).await.expect(StatusCode::BAD_REQUEST);
+        let r = app
+            .get(&format!("/api/metrics/series?{query}"), &app.alice)
+            .await
+            .expect(StatusCode::BAD_REQUEST);
         assert_eq!(r.body["error"]["details"]["field"], field, "{query}: {}", r.text);
     }
     app.get("/api/metrics/series", &app.alice).await.expect(StatusCode::BAD_REQUEST);
-    app.call(Method::GET, "/api/metrics/series?bucket=day", None, None).await.expect(StatusCode::UNAUTHORIZED);
+    app.call(Method::GET, "/api/metrics/series?bucket=day", None, None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
 }
 
 #[tokio::test]

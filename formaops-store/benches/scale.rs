@@ -122,13 +122,20 @@ async fn main() {
         }
         sqlx::query("VACUUM ANALYZE executions").execute(&pool).await.unwrap();
         println!("loaded {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
-        for sql in ["DELETE FROM metric_rollups", "DELETE FROM metric_latency", "DELETE FROM metric_rollups_backfill"] {
+        for sql in [
+            "DELETE FROM metric_rollups",
+            "DELETE FROM metric_latency",
+            "DELETE FROM metric_rollups_backfill",
+        ] {
             sqlx::query(sql).execute(&pool).await.unwrap();
         }
         let started = Instant::now();
         store = PgStore::from_pool(pool.clone()).await.unwrap();
         sqlx::query("VACUUM ANALYZE metric_rollups, metric_latency").execute(&pool).await.unwrap();
-        println!("rolled up {rows} executions (one-time backfill) in {:.1} s", started.elapsed().as_secs_f64());
+        println!(
+            "rolled up {rows} executions (one-time backfill) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     } else {
         println!("reusing {name} with {loaded} executions");
     }
@@ -186,15 +193,18 @@ async fn main() {
         assert!(r.summary.latency_ms.p99.is_some());
     }
     summary(&format!("metrics ({user_rows} executions)"), metrics);
-    let rollup_rows: i64 =
-        sqlx::query_scalar("SELECT (SELECT count(*) FROM metric_rollups) + (SELECT count(*) FROM metric_latency)")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
+    let rollup_rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM metric_rollups) + (SELECT count(*) FROM metric_latency)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     println!("rollup rows (all users, all granularities, with histogram buckets): {rollup_rows}");
     // The loaded history starts at 2025-01-01 (one execution per ms over all users).
     let start: chrono::DateTime<chrono::Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
-    for (bucket, span) in [(Granularity::Minute, chrono::Duration::hours(24)), (Granularity::Hour, chrono::Duration::days(60))] {
+    for (bucket, span) in
+        [(Granularity::Minute, chrono::Duration::hours(24)), (Granularity::Hour, chrono::Duration::days(60))]
+    {
         let query = MetricsSeriesQuery {
             bucket,
             since: Some(start),

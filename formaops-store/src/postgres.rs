@@ -693,6 +693,7 @@ mod tests {
     use super::*;
     use formaops_core::events::EventKind;
     use formaops_core::execution::{ExecutionError, ExecutionStatus};
+    use formaops_core::ids::UserId;
 
     fn event(message_len: usize) -> ExecutionEvent {
         ExecutionEvent {

@@ -25,8 +25,8 @@ use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams};
 use formaops_core::{Error, Result};
 use rust_decimal::Decimal;
 use serde_json::Value;
-use sqlx::sqlite::{SqliteArguments, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Arguments;
+use sqlx::sqlite::{SqliteArguments, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::MAX_BATCH;
 use crate::error::{DbResultExt, sqlite_open_err};

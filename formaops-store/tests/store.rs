@@ -599,11 +599,18 @@ async fn some_final_executions(s: &dyn Store) -> (UserId, formaops_core::metrics
     let execs: Vec<Execution> = (0..5).map(|i| execution(user, i)).collect();
     s.enqueue(&execs).await.unwrap();
     let now = t0() + Duration::seconds(1);
-    s.claim(ClaimParams { worker: "w", provider: "mock", limit: 3, now, lease_until: now + Duration::seconds(30) })
-        .await
-        .unwrap();
+    s.claim(ClaimParams {
+        worker: "w",
+        provider: "mock",
+        limit: 3,
+        now,
+        lease_until: now + Duration::seconds(30),
+    })
+    .await
+    .unwrap();
     let cost = Some(Decimal::new(1, 1));
-    let results = [completed(&execs[0], "w", cost), completed(&execs[1], "w", None), completed(&execs[2], "w", cost)];
+    let results =
+        [completed(&execs[0], "w", cost), completed(&execs[1], "w", None), completed(&execs[2], "w", cost)];
     s.finish(&results).await.unwrap();
     s.cancel(user, execs[3].id, now).await.unwrap();
     let r = s.metrics(user, &MetricsQuery::default()).await.unwrap();

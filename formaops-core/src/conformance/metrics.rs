@@ -8,11 +8,14 @@ use super::fixtures::{
 };
 use std::collections::BTreeMap;
 
-use crate::execution::{AttemptOutcome, Execution, ExecutionErrorCode, ExecutionMetrics, ExecutionStatus, TokenUsage};
+use crate::execution::{
+    AttemptOutcome, Execution, ExecutionErrorCode, ExecutionMetrics, ExecutionStatus, TokenUsage,
+};
 use crate::ids::UserId;
 use crate::metrics::rollup::{RELATIVE_ACCURACY, report_window};
 use crate::metrics::{
-    Granularity, MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample, MetricsSeriesQuery, MetricsSummary,
+    Granularity, MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample, MetricsSeriesQuery,
+    MetricsSummary,
 };
 use crate::page::{Cursor, PageRequest};
 use crate::store::{ClaimParams, ExecutionFilter, Store};
@@ -310,13 +313,24 @@ pub async fn rollups(store: &dyn Store) {
             latency_ms: (i * 137) % 900 + i,
             provider_latency_ms: (i * 61) % 400,
             queue_ms: 1,
-            token_usage: TokenUsage { input: i, output: 2 * i, cached: i / 2, reasoning: 0, total: 3 * i, estimated: false },
-            cost_usd: (i % 6 != 0).then(|| Decimal::new(i as i64, 4)),
+            token_usage: TokenUsage {
+                input: i,
+                output: 2 * i,
+                cached: i / 2,
+                reasoning: 0,
+                total: 3 * i,
+                estimated: false,
+            },
+            cost_usd: (!i.is_multiple_of(6)).then(|| Decimal::new(i as i64, 4)),
         };
-        let outcome = if i % 5 == 0 {
+        let outcome = if i.is_multiple_of(5) {
             AttemptOutcome::Failed { error: err(ExecutionErrorCode::Auth), metrics: Some(m) }
         } else {
-            completed(m, (i % 2 == 0).then(|| ValidationVerdict { passed: i % 4 == 0, results: Vec::new() }))
+            completed(
+                m,
+                (i.is_multiple_of(2))
+                    .then(|| ValidationVerdict { passed: i.is_multiple_of(4), results: Vec::new() }),
+            )
         };
         results.push(result(e, "w", outcome));
     }
@@ -384,7 +398,10 @@ pub async fn rollups(store: &dyn Store) {
         }
         let finals = all
             .iter()
-            .filter(|e| e.status.is_final() && label.is_none_or(|l| e.label.as_deref() == Some(l) && e.prompt_id == p.id))
+            .filter(|e| {
+                e.status.is_final()
+                    && label.is_none_or(|l| e.label.as_deref() == Some(l) && e.prompt_id == p.id)
+            })
             .count() as u64;
         assert_eq!(points, finals, "{label:?}: every final execution is in one point");
     }

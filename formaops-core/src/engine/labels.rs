@@ -31,7 +31,11 @@ pub(super) async fn resolve_label(inner: &Inner, user: UserId, id: PromptId, nam
     if name == LATEST {
         return Ok(inner.store.get_prompt(user, id).await?.current_version);
     }
-    inner.store.get_label(user, id, name).await?.ok_or_else(|| Error::not_found("label", format!("{name:?} of prompt {id}")))
+    inner
+        .store
+        .get_label(user, id, name)
+        .await?
+        .ok_or_else(|| Error::not_found("label", format!("{name:?} of prompt {id}")))
 }
 
 /// How often a label move is retried after losing a race with a concurrent move.

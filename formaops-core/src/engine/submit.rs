@@ -93,7 +93,10 @@ async fn submit_inner(
     }
     let pinned = match (request.version, request.label.as_deref()) {
         (Some(_), Some(_)) => {
-            return Err(Error::invalid_argument("version, label", "give either `version` or `label`, not both"));
+            return Err(Error::invalid_argument(
+                "version, label",
+                "give either `version` or `label`, not both",
+            ));
         }
         (None, Some(label)) => super::labels::resolve_label(inner, user, prompt.id, label).await?,
         (version, None) => version.unwrap_or(prompt.current_version),

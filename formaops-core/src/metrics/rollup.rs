@@ -140,7 +140,18 @@ impl LatencyHistogram {
 /// The width of a rollup time bucket.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::Display, strum::EnumString,
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::EnumString,
 )]
 #[serde(rename_all = "lowercase")]
 #[strum(serialize_all = "lowercase")]
@@ -549,7 +560,11 @@ impl RollupReport {
                     .collect(),
                 self.by_label
                     .iter()
-                    .map(|(label, g)| LabelMetrics { label: label.clone(), share: share(g), summary: g.summary() })
+                    .map(|(label, g)| LabelMetrics {
+                        label: label.clone(),
+                        share: share(g),
+                        summary: g.summary(),
+                    })
                     .collect(),
             )
         } else {
@@ -822,7 +837,10 @@ mod tests {
         let minute: Vec<_> = rows.iter().filter(|r| r.key.granularity == Granularity::Minute).collect();
         let first = minute
             .iter()
-            .find(|r| r.key.label.as_deref() == Some("production") && r.key.bucket_start == at("2026-11-30T10:00:00Z"))
+            .find(|r| {
+                r.key.label.as_deref() == Some("production")
+                    && r.key.bucket_start == at("2026-11-30T10:00:00Z")
+            })
             .unwrap();
         assert_eq!((first.delta.completed, first.delta.priced, first.delta.validated), (2, 2, 2));
         assert_eq!(first.delta.cost_usd, Decimal::new(2, 1));

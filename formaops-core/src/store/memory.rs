@@ -20,8 +20,8 @@ use crate::error::{Error, Result};
 use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
 use crate::ids::{CredentialId, ExecutionId, PromptId, UserId};
 use crate::metrics::rollup::{
-    FinalExecution, LiveCount, LiveCounts, RollupDelta, RollupKey, RollupReport, SeriesBuilder, cover, group_deltas,
-    report_window, epoch, far_future,
+    FinalExecution, LiveCount, LiveCounts, RollupDelta, RollupKey, RollupReport, SeriesBuilder, cover, epoch,
+    far_future, group_deltas, report_window,
 };
 use crate::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use crate::page::{Cursor, Page, PageRequest};
@@ -719,7 +719,10 @@ impl Store for MemoryStore {
             }
         }
         // Live counts: the QUEUED and RUNNING executions (not rolled up).
-        let live = s.queues.values().flat_map(|q| q.ready.iter().map(|(_, id)| id).chain(q.delayed.iter().map(|(_, id)| id)));
+        let live = s
+            .queues
+            .values()
+            .flat_map(|q| q.ready.iter().map(|(_, id)| id).chain(q.delayed.iter().map(|(_, id)| id)));
         for id in live.chain(s.running.iter()) {
             let Some(e) = s.executions.get(id) else { continue };
             if e.user_id != user

@@ -6,14 +6,14 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use formaops_core::Result;
 use formaops_core::execution::{AttemptResult, Execution, ExecutionStatus};
 use formaops_core::ids::{PromptId, UserId};
 use formaops_core::metrics::rollup::{
-    FinalExecution, LatencyHistogram, LiveCount, LiveCounts, RollupDelta, RollupReport, RollupRow, SeriesBuilder,
-    cover, epoch, far_future, group_deltas, report_window,
+    FinalExecution, LatencyHistogram, LiveCount, LiveCounts, RollupDelta, RollupReport, RollupRow,
+    SeriesBuilder, cover, epoch, far_future, group_deltas, report_window,
 };
 use formaops_core::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery, TokenTotals};
-use formaops_core::Result;
 use futures::TryStreamExt;
 use uuid::Uuid;
 
@@ -149,7 +149,13 @@ pub(crate) fn collect_finals(
     for r in results {
         if let Some(a) = applied.get(&r.id.0) {
             let version = u32_of("prompt_version", a.prompt_version)?;
-            out.extend(FinalExecution::of_result(r, PromptId(a.prompt_id), version, a.label.clone(), a.created_at.0));
+            out.extend(FinalExecution::of_result(
+                r,
+                PromptId(a.prompt_id),
+                version,
+                a.label.clone(),
+                a.created_at.0,
+            ));
         }
     }
     Ok(())
@@ -398,4 +404,3 @@ for_each_backend! {
         Ok(())
     }
 }
-
