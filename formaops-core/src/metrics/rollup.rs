@@ -361,20 +361,7 @@ impl FinalExecution {
             AttemptOutcome::Failed { metrics, .. } => (ExecutionStatus::Failed, metrics.as_ref(), None),
             AttemptOutcome::Retry { .. } => return None,
         };
-        let sample = MetricsSample {
-            prompt_id,
-            status,
-            latency_ms: metrics.map(|m| m.latency_ms),
-            provider_latency_ms: metrics.map_or(0, |m| m.provider_latency_ms),
-            tokens: metrics.map_or_else(TokenTotals::default, |m| TokenTotals {
-                input: m.token_usage.input,
-                output: m.token_usage.output,
-                cached: m.token_usage.cached,
-                total: m.token_usage.total,
-            }),
-            cost_usd: metrics.and_then(|m| m.cost_usd),
-            validation_passed: validation,
-        };
+        let sample = MetricsSample::from_parts(prompt_id, status, metrics, validation);
         Some(Self { user_id: r.user_id, prompt_version, label, created_at, sample })
     }
 }
