@@ -299,6 +299,10 @@ pub struct Execution {
     pub prompt_id: PromptId,
     /// The version it is pinned to (from 1); later versions do not change it.
     pub prompt_version: u32,
+    /// The label the version was resolved through when the caller executed by label
+    /// (`production`, ...); `None` when it ran by version number or the current version.
+    #[serde(default)]
+    pub label: Option<String>,
     /// The validated inputs, defaults filled in: exactly what was rendered.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub inputs: Map<String, Value>,
@@ -427,6 +431,7 @@ impl Execution {
             user_id,
             prompt_id,
             prompt_version,
+            label: None,
             inputs,
             priority,
             status: ExecutionStatus::Queued,

@@ -925,6 +925,57 @@ async fn websocket_requires_credentials() {
 // ----- system -----
 
 #[tokio::test]
+async fn metrics_per_version_and_label_and_the_series() {
+    let app = TestApp::new().await;
+    let id = app.prompt(&app.alice, "p").await;
+    let path = format!("/api/prompts/{id}/execute");
+    app.post(&path, &app.alice, json!({"inputs": {"topic": "t"}, "label": "production"}))
+        .await
+        .expect(StatusCode::OK);
+    let e = app.post(&path, &app.alice, json!({"inputs": {"topic": "u"}})).await.expect(StatusCode::OK);
+    assert_eq!(e.body["label"], Value::Null, "run by the current version: no label");
+    let m = app.get(&format!("/api/metrics?promptId={id}"), &app.alice).await.expect(StatusCode::OK);
+    assert_eq!(m.body["byVersion"][0]["version"], 1, "{}", m.text);
+    assert_eq!(m.body["byVersion"][0]["share"], 1.0);
+    let labels = m.body["byLabel"].as_array().unwrap();
+    assert_eq!(labels.len(), 2, "{}", m.text);
+    assert_eq!((&labels[0]["label"], &labels[1]["label"]), (&Value::Null, &json!("production")));
+    assert_eq!(labels[1]["share"], 0.5);
+    assert_eq!(labels[1]["counts"]["completed"], 1);
+    assert!(labels[1]["latencyMs"]["p99"].is_number());
+
+    let s = app.get("/api/metrics/series?bucket=minute", &app.alice).await.expect(StatusCode::OK);
+    assert_eq!(s.body["bucket"], "minute");
+    let points = s.body["points"].as_array().unwrap();
+    let total: u64 = points.iter().map(|p| p["counts"]["completed"].as_u64().unwrap()).sum();
+    assert_eq!(total, 2, "{}", s.text);
+    assert!(points[0]["start"].is_string() && points[0]["latencyMs"]["p50"].is_number());
+    let s = app
+        .get(&format!("/api/metrics/series?bucket=hour&promptId={id}&label=production"), &app.alice)
+        .await
+        .expect(StatusCode::OK);
+    assert_eq!(s.body["points"][0]["counts"]["total"], 1, "{}", s.text);
+    let bob = app.get("/api/metrics/series?bucket=day", &app.bob).await.expect(StatusCode::OK);
+    assert_eq!(bob.body["points"], json!([]), "series are per user");
+    for (query, field) in [
+        ("bucket=week", "bucket"),
+        ("bucket=minute&since=2020-01-01T00:00:00Z", "since"),
+        ("bucket=hour&label=production", "label"),
+        ("bucket=hour&version=2", "version"),
+    ] {
+        let r = app
+            .get(&format!("/api/metrics/series?{query}"), &app.alice)
+            .await
+            .expect(StatusCode::BAD_REQUEST);
+        assert_eq!(r.body["error"]["details"]["field"], field, "{query}: {}", r.text);
+    }
+    app.get("/api/metrics/series", &app.alice).await.expect(StatusCode::BAD_REQUEST);
+    app.call(Method::GET, "/api/metrics/series?bucket=day", None, None)
+        .await
+        .expect(StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn health_metrics_prometheus_openapi_docs() {
     let app = TestApp::new().await;
     let h = app.call(Method::GET, "/api/health", None, None).await.expect(StatusCode::OK);
@@ -981,6 +1032,7 @@ async fn health_metrics_prometheus_openapi_docs() {
         "/api/executions/{id}/retry",
         "/api/health",
         "/api/metrics",
+        "/api/metrics/series",
     ] {
         assert!(doc.body["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
     }

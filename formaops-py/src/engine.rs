@@ -17,7 +17,7 @@ use formaops_core::engine::{ExecuteRequest, FormaOps};
 use formaops_core::execution::{Execution, ExecutionStatus, Priority};
 use formaops_core::experiment::{Experiment, ExperimentProgress, ExperimentSpec};
 use formaops_core::ids::{DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
-use formaops_core::metrics::MetricsQuery;
+use formaops_core::metrics::{Granularity, MetricsQuery, MetricsSeriesQuery};
 use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
 use formaops_core::prompt::{
     LabelSettings, ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus, PromptUpdate,
@@ -261,6 +261,7 @@ fn execute_args(
     let request = ExecuteRequest {
         prompt_id: id_arg(py, prompt_id, "prompt_id")?,
         version: version_arg(py, version, "version")?,
+        label: None,
         inputs: inputs_arg(inputs, "inputs")?,
         priority: priority_arg(py, priority)?,
         validate_output: bool_arg(validate_output, "validate_output", false)?,
@@ -909,6 +910,34 @@ impl NativeEngine {
         let prompt_version = version_arg(py, version.as_ref(), "version")?;
         let query = MetricsQuery { since, until, prompt_id, prompt_version };
         self.run_to_py(py, move |e, user| async move { e.metrics(user, query).await })
+    }
+
+    /// A time series of this user's final executions in buckets of `bucket` (`minute`, `hour`,
+    /// `day`), read from the rollups.
+    #[pyo3(signature = (bucket, *, since = None, until = None, prompt_id = None, version = None, label = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn metrics_series<'py>(
+        &self,
+        py: Python<'py>,
+        bucket: &Bound<'py, PyAny>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        prompt_id: Arg<'py>,
+        version: Arg<'py>,
+        label: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let bucket = str_arg(bucket, "bucket")?
+            .parse::<Granularity>()
+            .map_err(|_| invalid_argument(py, "bucket", "one of minute, hour, day"))?;
+        let query = MetricsSeriesQuery {
+            bucket,
+            since: opt_datetime(since.as_ref(), "since")?,
+            until: opt_datetime(until.as_ref(), "until")?,
+            prompt_id: opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?,
+            prompt_version: version_arg(py, version.as_ref(), "version")?,
+            label: opt_str(label.as_ref(), "label")?,
+        };
+        self.run_to_py(py, move |e, user| async move { e.metrics_series(user, query).await })
     }
 
     /// State-change events of this user's executions (of one with `execution_id`), from now

@@ -103,6 +103,14 @@ ARGUMENTS: Dict[str, Dict[str, str]] = {
         "cursor": "str",
     },
     "metrics": {"since": "datetime", "until": "datetime", "prompt_id": "optional id", "version": "int"},
+    "metrics_series": {
+        "bucket": "required str",
+        "since": "datetime",
+        "until": "datetime",
+        "prompt_id": "optional id",
+        "version": "int",
+        "label": "str",
+    },
     "events": {"execution_id": "optional id", "timeout": "seconds"},
     "create_dataset": {"name": "required str", "rows": "list of mappings"},
     "create_dataset_from_executions": {
@@ -214,6 +222,7 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "experiment_results": {"experiment_id": ids.experiment},
         "cancel_experiment": {"experiment_id": ids.experiment},
         "follow_experiment": {"experiment_id": ids.experiment},
+        "metrics_series": {"bucket": "hour", "prompt_id": ids.prompt},
     }.get(method, {})
 
 

@@ -191,3 +191,21 @@ def test_health(engine: formaops.Engine) -> None:
     h = engine.health()
     assert h["store_ok"] is True
     assert [p["name"] for p in h["providers"]] == ["mock"]
+
+
+def test_metrics_per_label_and_series(engine: formaops.Engine, greet: formaops.Prompt) -> None:
+    engine.execute(greet.id, {"who": "a"}, label="production")
+    plain = engine.execute(greet.id, {"who": "b"})
+    assert plain.label is None
+    report = engine.metrics(prompt_id=greet.id)
+    assert [v.version for v in report.by_version] == [1]
+    assert [m.label for m in report.by_label] == [None, "production"]
+    assert report.by_label[1].share == 0.5 and report.by_label[1].counts.completed == 1
+    series = engine.metrics_series("minute")
+    assert isinstance(series, formaops.MetricsSeries) and series.bucket == "minute"
+    assert sum(p.counts.completed for p in series.points) == 2
+    assert series.points[0].latency_ms.p50 is not None
+    labelled = engine.metrics_series("hour", prompt_id=greet.id, label="production")
+    assert sum(p.counts.total for p in labelled.points) == 1
+    with pytest.raises(formaops.ValidationError):
+        engine.metrics_series("week")

@@ -6,7 +6,9 @@
 //! local one). A loaded database is reused by later runs; `FORMAOPS_BENCH_RELOAD=1` reloads it.
 //! Then measures, for one user, over `FORMAOPS_BENCH_QUERIES` (default 200) queries each:
 //! the first page of 50 newest executions, a page of 50 deep in the history (keyset cursor at
-//! 90 % depth), and the metrics report (fewer runs: it aggregates the user's whole history).
+//! 90 % depth), the metrics report and the metrics series (minute and hour buckets), both read
+//! from the rollups. The bulk load bypasses the store, so after it the rollups are rebuilt with
+//! the store's one-time backfill (timed).
 //!
 //! ```text
 //! cargo bench -p formaops-store --bench scale
@@ -18,7 +20,7 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use formaops_core::ids::UserId;
-use formaops_core::metrics::MetricsQuery;
+use formaops_core::metrics::{Granularity, MetricsQuery, MetricsSeriesQuery};
 use formaops_core::page::{Cursor, PageRequest};
 use formaops_core::store::{ExecutionFilter, Store};
 use formaops_store::PgStore;
@@ -72,7 +74,7 @@ async fn main() {
 
     let pool =
         PgPoolOptions::new().max_connections(4).connect_with(admin.clone().database(&name)).await.unwrap();
-    let store = PgStore::from_pool(pool.clone()).await.unwrap();
+    let mut store = PgStore::from_pool(pool.clone()).await.unwrap();
     // User k is the UUID ...-00000000000k; rows go round-robin to users.
     let user = UserId(uuid::Uuid::from_u128(1));
     let loaded: i64 = sqlx::query_scalar("SELECT count(*) FROM executions").fetch_one(&pool).await.unwrap();
@@ -120,6 +122,20 @@ async fn main() {
         }
         sqlx::query("VACUUM ANALYZE executions").execute(&pool).await.unwrap();
         println!("loaded {rows} rows in {:.1} s", started.elapsed().as_secs_f64());
+        for sql in [
+            "DELETE FROM metric_rollups",
+            "DELETE FROM metric_latency",
+            "DELETE FROM metric_rollups_backfill",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        let started = Instant::now();
+        store = PgStore::from_pool(pool.clone()).await.unwrap();
+        sqlx::query("VACUUM ANALYZE metric_rollups, metric_latency").execute(&pool).await.unwrap();
+        println!(
+            "rolled up {rows} executions (one-time backfill) in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
     } else {
         println!("reusing {name} with {loaded} executions");
     }
@@ -167,13 +183,44 @@ async fn main() {
     summary("list first page (50)", first);
     summary("list deep page (50, 90%)", deep_samples);
 
-    let metric_runs = env_u64("FORMAOPS_BENCH_METRIC_RUNS", 10).max(1);
+    let metric_runs = env_u64("FORMAOPS_BENCH_METRIC_RUNS", 200).max(1);
     let mut metrics = Vec::new();
     for _ in 0..metric_runs {
         let t = Instant::now();
         let r = store.metrics(user, &MetricsQuery::default()).await.unwrap();
         metrics.push(t.elapsed());
         assert_eq!(r.summary.counts.total, user_rows as u64);
+        assert!(r.summary.latency_ms.p99.is_some());
     }
     summary(&format!("metrics ({user_rows} executions)"), metrics);
+    let rollup_rows: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM metric_rollups) + (SELECT count(*) FROM metric_latency)",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    println!("rollup rows (all users, all granularities, with histogram buckets): {rollup_rows}");
+    // The loaded history starts at 2025-01-01 (one execution per ms over all users).
+    let start: chrono::DateTime<chrono::Utc> = "2025-01-01T00:00:00Z".parse().unwrap();
+    for (bucket, span) in
+        [(Granularity::Minute, chrono::Duration::hours(24)), (Granularity::Hour, chrono::Duration::days(60))]
+    {
+        let query = MetricsSeriesQuery {
+            bucket,
+            since: Some(start),
+            until: Some(start + span),
+            prompt_id: None,
+            prompt_version: None,
+            label: None,
+        };
+        let mut samples = Vec::new();
+        for _ in 0..queries {
+            let t = Instant::now();
+            let s = store.metrics_series(user, &query).await.unwrap();
+            samples.push(t.elapsed());
+            let total: u64 = s.points.iter().map(|p| p.counts.total).sum();
+            assert!(total > 0 && total <= user_rows as u64);
+        }
+        summary(&format!("series by {bucket}"), samples);
+    }
 }

@@ -49,7 +49,6 @@
 use std::sync::Arc;
 
 use formaops_core::Result;
-use formaops_core::metrics::MetricsQuery;
 use formaops_core::page::Page;
 use formaops_core::prompt::PromptVersion;
 use formaops_core::store::{MemoryStore, Store};
@@ -125,9 +124,4 @@ pub(crate) fn version_page(mut items: Vec<PromptVersion>, limit: u32) -> Page<Pr
         None
     };
     Page { items, next_cursor }
-}
-
-/// The version filter of a metrics query: it applies only together with a prompt.
-pub(crate) fn metrics_version(q: &MetricsQuery) -> Option<u32> {
-    q.prompt_id.and(q.prompt_version)
 }

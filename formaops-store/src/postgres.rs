@@ -18,26 +18,21 @@
 //!   sender; after a listener's connection loss the stream yields `Invalidation::All` at the
 //!   loss and again in place of the first message after it (the gap's messages are lost).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
-use formaops_core::ids::{ExecutionId, PromptId, UserId};
-use formaops_core::metrics::{
-    MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
-    aggregate,
-};
+use formaops_core::ids::ExecutionId;
 use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams, Invalidation};
 use formaops_core::{Error, Result};
 use futures::stream::BoxStream;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use uuid::Uuid;
 
 use crate::MAX_BATCH;
@@ -45,7 +40,7 @@ use crate::error::DbResultExt;
 use crate::health::FailFastPool;
 use crate::options::{Durability, StoreOptions};
 use crate::rows::{ExecutionColumns, FinishColumns};
-use crate::sql::{corrupt, executions, impl_store};
+use crate::sql::{executions, impl_store, rollups};
 
 /// The NOTIFY channel execution events travel on.
 pub const EVENTS_CHANNEL: &str = "formaops_events";
@@ -131,6 +126,7 @@ impl PgStore {
             tracing::error!(error = %e, "postgres migration failed");
             Error::internal(format!("applying Postgres migrations failed: {e}"))
         })?;
+        rollups::pg::backfill(&pool, Utc::now()).await?;
         let executions = match options.durability {
             Durability::Strict => None,
             Durability::Relaxed => {
@@ -214,6 +210,7 @@ struct InsertArrays {
     queue_key: Vec<i64>,
     lease_owner: Vec<Option<String>>,
     lease_expires_at: Vec<Option<DateTime<Utc>>>,
+    label: Vec<Option<String>>,
 }
 
 impl InsertArrays {
@@ -257,6 +254,7 @@ impl InsertArrays {
         self.queue_key.push(e.queue_key);
         self.lease_owner.push(e.lease_owner.clone());
         self.lease_expires_at.push(e.lease_expires_at);
+        self.label.push(e.label.clone());
         Ok(())
     }
 }
@@ -266,25 +264,25 @@ const INSERT_EXECUTIONS: &str = "INSERT INTO executions (id, user_id, prompt_id,
     validation_passed, error, latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, \
     tokens_cached, tokens_reasoning, tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, \
     retry_of, idempotency_key, created_at, run_after, deadline_at, started_at, finished_at, queue_key, \
-    lease_owner, lease_expires_at) \
+    lease_owner, lease_expires_at, label) \
     SELECT id, user_id, prompt_id, prompt_version, inputs::jsonb, priority, status, validate_output, \
     provider, model, output, validated_output::jsonb, validation::jsonb, validation_passed, error::jsonb, \
     latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, \
     tokens_reasoning, tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, retry_of, \
     idempotency_key, created_at, run_after, deadline_at, started_at, finished_at, queue_key, lease_owner, \
-    lease_expires_at \
+    lease_expires_at, label \
     FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::int8[], $5::text[], $6::text[], $7::text[], \
     $8::bool[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::bool[], $15::text[], \
     $16::int8[], $17::int8[], $18::int8[], $19::int8[], $20::int8[], $21::int8[], $22::int8[], $23::int8[], \
     $24::bool[], $25::numeric[], $26::int8[], $27::int8[], $28::uuid[], $29::text[], $30::timestamptz[], \
     $31::timestamptz[], $32::timestamptz[], $33::timestamptz[], $34::timestamptz[], $35::int8[], \
-    $36::text[], $37::timestamptz[]) \
+    $36::text[], $37::timestamptz[], $38::text[]) \
     AS t(id, user_id, prompt_id, prompt_version, inputs, priority, status, validate_output, provider, \
     model, output, validated_output, validation, validation_passed, error, latency_ms, \
     provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, tokens_reasoning, \
     tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, retry_of, idempotency_key, \
     created_at, run_after, deadline_at, started_at, finished_at, queue_key, lease_owner, \
-    lease_expires_at) \
+    lease_expires_at, label) \
     ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING id";
 
 pub(crate) const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.status, output = r.output, \
@@ -304,77 +302,7 @@ pub(crate) const FINISH_EXECUTIONS: &str = "UPDATE executions e SET status = r.s
     latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, tokens_cached, \
     tokens_reasoning, tokens_total, tokens_estimated, cost_usd, run_after, finished_at, finish_reason) \
     WHERE e.id = r.id AND e.user_id IS NOT DISTINCT FROM r.user_id AND e.status = 'RUNNING' AND e.lease_owner = r.worker \
-    RETURNING e.id";
-
-/// Per-prompt (and total, where `prompt_id` is NULL) aggregates: the rules of
-/// `formaops_core::metrics::aggregate`, computed in the database for speed (the conformance
-/// suite checks the result against the core aggregation).
-const METRICS_SELECT: &str = "WITH s AS (SELECT prompt_id, status, latency_ms, provider_latency_ms, \
-    tokens_input, tokens_output, tokens_cached, tokens_total, cost_usd, validation_passed, \
-    (status IN ('COMPLETED', 'FAILED') AND latency_ms IS NOT NULL) AS m FROM executions WHERE user_id = $1 \
-    AND ($2::timestamptz IS NULL OR created_at >= $2) AND ($3::timestamptz IS NULL OR created_at < $3) \
-    AND ($4::uuid IS NULL OR prompt_id = $4) AND ($5::int4 IS NULL OR prompt_version = $5)) \
-    SELECT prompt_id, GROUPING(prompt_id) AS is_total, \
-    count(*) FILTER (WHERE status = 'QUEUED') AS queued, \
-    count(*) FILTER (WHERE status = 'RUNNING') AS running, \
-    count(*) FILTER (WHERE status = 'COMPLETED') AS completed, \
-    count(*) FILTER (WHERE status = 'FAILED') AS failed, \
-    count(*) FILTER (WHERE status = 'CANCELLED') AS cancelled, \
-    count(*) AS total, \
-    percentile_disc(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY latency_ms) FILTER (WHERE m) AS lat, \
-    percentile_disc(ARRAY[0.5, 0.95, 0.99]::float8[]) WITHIN GROUP (ORDER BY COALESCE(provider_latency_ms, 0)) \
-    FILTER (WHERE m) AS plat, \
-    COALESCE(sum(tokens_input) FILTER (WHERE m), 0)::int8 AS t_in, \
-    COALESCE(sum(tokens_output) FILTER (WHERE m), 0)::int8 AS t_out, \
-    COALESCE(sum(tokens_cached) FILTER (WHERE m), 0)::int8 AS t_cached, \
-    COALESCE(sum(tokens_total) FILTER (WHERE m), 0)::int8 AS t_total, \
-    sum(cost_usd) FILTER (WHERE m) AS cost, \
-    count(*) FILTER (WHERE m AND cost_usd IS NULL) AS unpriced, \
-    count(*) FILTER (WHERE status = 'COMPLETED' AND validation_passed IS NOT NULL) AS validated, \
-    count(*) FILTER (WHERE status = 'COMPLETED' AND validation_passed) AS passed \
-    FROM s GROUP BY GROUPING SETS ((prompt_id), ())";
-
-fn count_col(row: &PgRow, col: &str) -> Result<u64> {
-    let v: i64 = row.try_get(col).map_err(|e| corrupt(col, e))?;
-    u64::try_from(v).map_err(|_| corrupt(col, "is negative"))
-}
-
-fn percentiles_col(row: &PgRow, col: &str) -> Result<Percentiles> {
-    let v: Option<Vec<Option<i64>>> = row.try_get(col).map_err(|e| corrupt(col, e))?;
-    let at = |i: usize| v.as_ref().and_then(|v| v.get(i).copied().flatten()).map(|x| x as f64);
-    Ok(Percentiles { p50: at(0), p95: at(1), p99: at(2) })
-}
-
-fn summary_from_row(row: &PgRow) -> Result<MetricsSummary> {
-    let validated = count_col(row, "validated")?;
-    let passed = count_col(row, "passed")?;
-    Ok(MetricsSummary {
-        counts: StatusCounts {
-            queued: count_col(row, "queued")?,
-            running: count_col(row, "running")?,
-            completed: count_col(row, "completed")?,
-            failed: count_col(row, "failed")?,
-            cancelled: count_col(row, "cancelled")?,
-            total: count_col(row, "total")?,
-        },
-        latency_ms: percentiles_col(row, "lat")?,
-        provider_latency_ms: percentiles_col(row, "plat")?,
-        tokens: TokenTotals {
-            input: count_col(row, "t_in")?,
-            output: count_col(row, "t_out")?,
-            cached: count_col(row, "t_cached")?,
-            total: count_col(row, "t_total")?,
-        },
-        cost_usd: row
-            .try_get::<Option<Decimal>, _>("cost")
-            .map_err(|e| corrupt("cost", e))?
-            .map(|c| c.normalize()),
-        unpriced_executions: count_col(row, "unpriced")?,
-        validated,
-        validation_passed: passed,
-        validation_pass_rate: (validated > 0).then(|| passed as f64 / validated as f64),
-    })
-}
+    RETURNING e.id, e.prompt_id, e.prompt_version, e.label, e.created_at";
 
 /// Serialises an event for NOTIFY, dropping what does not fit: `delta` always (clients
 /// re-read state), then a long error message is cut, then the error is dropped.
@@ -507,6 +435,7 @@ impl_store! {
             .bind(a.queue_key)
             .bind(a.lease_owner)
             .bind(a.lease_expires_at)
+            .bind(a.label)
             .fetch_all(&mut *tx)
             .await
             .db("enqueue")?;
@@ -562,54 +491,28 @@ impl_store! {
         let mut ids = HashSet::with_capacity(results.len());
         let distinct = results.iter().all(|r| ids.insert(r.id.0));
         let mut tx = self.executions.begin().await.db("begin")?;
+        let mut finals = Vec::new();
         let flags = if distinct {
             // The common case: one statement for the whole batch.
             let applied = finish_rows(&mut tx, results).await?;
-            results.iter().map(|r| applied.contains(&r.id.0)).collect()
+            let flags = results.iter().map(|r| applied.contains_key(&r.id.0)).collect();
+            rollups::collect_finals(results, &applied, &mut finals)?;
+            flags
         } else {
             // Several results for one execution: apply them in order, so each sees the state
             // the previous one left (a holder's result after an intruder's still applies).
             let mut flags = Vec::with_capacity(results.len());
             for r in results {
-                let applied = finish_rows(&mut tx, std::slice::from_ref(r)).await?;
-                flags.push(applied.contains(&r.id.0));
+                let one = std::slice::from_ref(r);
+                let applied = finish_rows(&mut tx, one).await?;
+                flags.push(applied.contains_key(&r.id.0));
+                rollups::collect_finals(one, &applied, &mut finals)?;
             }
             flags
         };
+        rollups::pg::roll_up(&mut tx, &finals).await?;
         tx.commit().await.db("commit finish")?;
         Ok(flags)
-    }
-
-    async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
-        let version = crate::metrics_version(query)
-            .map(i32::try_from)
-            .transpose()
-            .map_err(|_| Error::invalid_argument("promptVersion", "is too large"))?;
-        let rows = sqlx::query(METRICS_SELECT)
-            .bind(user.0)
-            .bind(query.since)
-            .bind(query.until)
-            .bind(query.prompt_id.map(|p| p.0))
-            .bind(version)
-            .fetch_all(&self.pool)
-            .await
-            .db("metrics")?;
-        let mut summary = MetricsSummary::default();
-        let mut by_prompt = Vec::new();
-        for row in &rows {
-            let is_total: i32 = row.try_get("is_total").map_err(|e| corrupt("is_total", e))?;
-            if is_total == 1 {
-                summary = summary_from_row(row)?;
-            } else {
-                by_prompt.push(PromptMetrics {
-                    prompt_id: PromptId(row.try_get("prompt_id").map_err(|e| corrupt("prompt_id", e))?),
-                    summary: summary_from_row(row)?,
-                });
-            }
-        }
-        aggregate::rank_prompts(&mut by_prompt);
-        let queue_depth = self.queue_depth(Some(user)).await?;
-        Ok(MetricsReport { since: query.since, until: query.until, summary, queue_depth, by_prompt })
     }
 
     async fn ping(&self) -> Result<()> {
@@ -703,11 +606,11 @@ impl_store! {
     }
 }
 
-/// Applies finished attempts with distinct ids in one statement; returns the applied ids.
+/// Applies finished attempts with distinct ids in one statement; returns the applied rows by id.
 async fn finish_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     results: &[AttemptResult],
-) -> Result<HashSet<Uuid>> {
+) -> Result<HashMap<Uuid, rollups::AppliedRow>> {
     let n = results.len();
     let (mut id, mut user, mut worker, mut status) =
         (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
@@ -756,7 +659,7 @@ async fn finish_rows(
         finished_at.push(c.finished_at);
         finish_reason.push(c.finish_reason);
     }
-    let applied: Vec<Uuid> = sqlx::query_scalar(FINISH_EXECUTIONS)
+    let applied: Vec<rollups::AppliedRow> = sqlx::query_as(FINISH_EXECUTIONS)
         .bind(id)
         .bind(user)
         .bind(worker)
@@ -782,7 +685,7 @@ async fn finish_rows(
         .fetch_all(&mut **tx)
         .await
         .db("finish")?;
-    Ok(applied.into_iter().collect())
+    Ok(applied.into_iter().map(|a| (a.id, a)).collect())
 }
 
 /// The statements on an execution's path (submit, claim, finish, read back, cancel, rescue),
@@ -841,6 +744,7 @@ mod tests {
     use super::*;
     use formaops_core::events::EventKind;
     use formaops_core::execution::{ExecutionError, ExecutionStatus};
+    use formaops_core::ids::UserId;
 
     fn event(message_len: usize) -> ExecutionEvent {
         ExecutionEvent {

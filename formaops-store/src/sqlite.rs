@@ -14,26 +14,25 @@
 //! `synchronous = NORMAL`: commits do not wait for the WAL to reach the disk, and an
 //! operating-system crash can roll back the last transactions (never corrupt the file).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use formaops_core::events::ExecutionEvent;
 use formaops_core::execution::{AttemptResult, Execution};
-use formaops_core::ids::{ExecutionId, UserId};
-use formaops_core::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
+use formaops_core::ids::ExecutionId;
 use formaops_core::store::{EnqueueOutcome, ExtendLeasesParams};
 use formaops_core::{Error, Result};
-use futures::TryStreamExt;
 use rust_decimal::Decimal;
 use serde_json::Value;
+use sqlx::Arguments;
 use sqlx::sqlite::{SqliteArguments, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Arguments, AssertSqlSafe};
 
 use crate::MAX_BATCH;
 use crate::error::{DbResultExt, sqlite_open_err};
 use crate::options::{Durability, StoreOptions};
 use crate::rows::{self, FinishColumns};
-use crate::sql::{executions, impl_store};
+use crate::sql::{executions, impl_store, rollups};
 
 /// How long a connection waits on a locked database, and how long callers wait for a
 /// connection, before the operation fails as unavailable.
@@ -107,6 +106,7 @@ impl SqliteStore {
             tracing::error!(error = %e, "sqlite migration failed");
             Error::internal(format!("applying SQLite migrations failed: {e}"))
         })?;
+        rollups::lite::backfill(&writer, Utc::now()).await?;
         let reader = if in_memory {
             writer.clone()
         } else {
@@ -181,6 +181,7 @@ fn insert_args(e: &Execution) -> Result<SqliteArguments> {
     add(a.add(e.queue_key))?;
     add(a.add(e.lease_owner.clone()))?;
     add(a.add(opt_micros(e.lease_expires_at)))?;
+    add(a.add(e.label.clone()))?;
     Ok(a)
 }
 
@@ -189,8 +190,8 @@ const INSERT_EXECUTION: &str = "INSERT INTO executions (id, user_id, prompt_id, 
     validation_passed, error, latency_ms, provider_latency_ms, queue_ms, tokens_input, tokens_output, \
     tokens_cached, tokens_reasoning, tokens_total, tokens_estimated, cost_usd, attempts, max_attempts, \
     retry_of, idempotency_key, created_at, run_after, deadline_at, started_at, finished_at, queue_key, \
-    lease_owner, lease_expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
-    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+    lease_owner, lease_expires_at, label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, \
+    ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
     ON CONFLICT (user_id, idempotency_key) DO NOTHING";
 
 // The methods whose SQL both backends share are written once, in `sql::impl_store!`.
@@ -251,16 +252,18 @@ impl_store! {
         }
         let columns = results.iter().map(FinishColumns::of).collect::<Result<Vec<_>>>()?;
         let mut applied = Vec::with_capacity(results.len());
+        let mut finals = Vec::new();
         let mut tx = self.writer.begin().await.db("begin")?;
         for (r, c) in results.iter().zip(columns) {
             let x = c.result;
-            let done = sqlx::query(
+            let done: Option<rollups::AppliedRow> = sqlx::query_as(
                 "UPDATE executions SET status = $1, output = $2, validated_output = $3, validation = $4, \
                  validation_passed = $5, error = $6, latency_ms = $7, provider_latency_ms = $8, queue_ms = $9, \
                  tokens_input = $10, tokens_output = $11, tokens_cached = $12, tokens_reasoning = $13, \
                  tokens_total = $14, tokens_estimated = $15, cost_usd = $16, run_after = COALESCE($17, run_after), \
                  finished_at = $18, lease_owner = NULL, lease_expires_at = NULL, finish_reason = $22 \
-                 WHERE id = $19 AND user_id IS NOT DISTINCT FROM $20 AND status = 'RUNNING' AND lease_owner = $21",
+                 WHERE id = $19 AND user_id IS NOT DISTINCT FROM $20 AND status = 'RUNNING' AND lease_owner = $21 \
+                 RETURNING id, prompt_id, prompt_version, label, created_at",
             )
             .bind(c.status)
             .bind(x.output)
@@ -284,51 +287,17 @@ impl_store! {
             .bind(r.user_id.0)
             .bind(&r.worker)
             .bind(c.finish_reason)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .db("finish")?;
-            applied.push(done.rows_affected() == 1);
+            applied.push(done.is_some());
+            if let Some(a) = done {
+                rollups::collect_finals(std::slice::from_ref(r), &HashMap::from([(a.id, a)]), &mut finals)?;
+            }
         }
+        rollups::lite::roll_up(&mut tx, &finals).await?;
         tx.commit().await.db("commit finish")?;
         Ok(applied)
-    }
-
-    async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
-        let version = crate::metrics_version(query);
-        let mut sql = format!("{} WHERE user_id = ?", executions::METRICS_COLUMNS);
-        if query.since.is_some() {
-            sql.push_str(" AND created_at >= ?");
-        }
-        if query.until.is_some() {
-            sql.push_str(" AND created_at < ?");
-        }
-        if query.prompt_id.is_some() {
-            sql.push_str(" AND prompt_id = ?");
-        }
-        if version.is_some() {
-            sql.push_str(" AND prompt_version = ?");
-        }
-        let mut q = sqlx::query_as::<_, executions::SampleRow>(AssertSqlSafe(sql)).bind(user.0);
-        if let Some(t) = query.since {
-            q = q.bind(micros(t));
-        }
-        if let Some(t) = query.until {
-            q = q.bind(micros(t));
-        }
-        if let Some(p) = query.prompt_id {
-            q = q.bind(p.0);
-        }
-        if let Some(v) = version {
-            q = q.bind(i64::from(v));
-        }
-        let mut aggregator = MetricsAggregator::new();
-        let mut stream = q.fetch(&self.reader);
-        while let Some(row) = stream.try_next().await.db("metrics")? {
-            aggregator.add(&MetricsSample::try_from(row)?);
-        }
-        drop(stream);
-        let depth = self.queue_depth(Some(user)).await?;
-        Ok(aggregator.finish(query, depth))
     }
 
     async fn ping(&self) -> Result<()> {

@@ -4,11 +4,19 @@ use chrono::Duration;
 use rust_decimal::Decimal;
 
 use super::fixtures::{
-    completed, enqueue_one, err, execution, ms, new_prompt, new_user, now, provider, result,
+    completed, enqueue_one, err, execution, ms, new_prompt, new_user, now, provider, rescue_now, result,
 };
-use crate::execution::{AttemptOutcome, ExecutionErrorCode, ExecutionMetrics, TokenUsage};
+use std::collections::BTreeMap;
+
+use crate::execution::{
+    AttemptOutcome, Execution, ExecutionErrorCode, ExecutionMetrics, ExecutionStatus, TokenUsage,
+};
 use crate::ids::UserId;
-use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
+use crate::metrics::rollup::{RELATIVE_ACCURACY, report_window};
+use crate::metrics::{
+    Granularity, MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample, MetricsSeriesQuery,
+    MetricsSummary,
+};
 use crate::page::{Cursor, PageRequest};
 use crate::store::{ClaimParams, ExecutionFilter, Store};
 use crate::validation::ValidationVerdict;
@@ -96,9 +104,9 @@ pub async fn metrics(store: &dyn Store) {
     assert_eq!(s.unpriced_executions, 2);
     assert_eq!((s.validated, s.validation_passed), (4, 3));
     assert_eq!(s.validation_pass_rate, Some(0.75));
-    // 11 final latencies: 10..=100 and 1000; nearest rank.
-    assert_eq!(s.latency_ms.p50, Some(60.0));
-    assert_eq!(s.latency_ms.p99, Some(1000.0));
+    // 11 final latencies: 10..=100 and 1000; nearest rank, within the rollups' 1 %.
+    assert!(close(s.latency_ms.p50, Some(60.0)), "{:?}", s.latency_ms);
+    assert!(close(s.latency_ms.p99, Some(1000.0)), "{:?}", s.latency_ms);
     assert_eq!(r.queue_depth, 1);
     assert_eq!(r.by_prompt.len(), 2);
     assert_eq!(r.by_prompt[0].prompt_id, pa.id, "most executions first");
@@ -152,37 +160,252 @@ pub async fn metrics(store: &dyn Store) {
         MetricsQuery { prompt_id: Some(pa.id), ..Default::default() },
     ] {
         let report = store.metrics(user.id, &query).await.unwrap();
-        assert_eq!(report, core_report(store, user.id, &query, report.queue_depth).await, "{query:?}");
+        assert_agrees(&report, &exact(store, user.id, &query).await, &format!("{query:?}"));
     }
     assert_eq!(store.metrics(user.id, &MetricsQuery::default()).await.unwrap().summary.counts.total, 16);
 }
 
-/// The core aggregation ([`MetricsAggregator`]) of the user's executions that `query` selects,
-/// read through the store's listing.
-async fn core_report(
-    store: &dyn Store,
-    user: UserId,
-    query: &MetricsQuery,
-    queue_depth: u64,
-) -> MetricsReport {
-    let filter = ExecutionFilter {
-        prompt_id: query.prompt_id,
-        since: query.since,
-        until: query.until,
-        ..Default::default()
-    };
-    let version = query.prompt_id.and(query.prompt_version);
-    let mut aggregator = MetricsAggregator::new();
-    let mut page = PageRequest { limit: 100, after: None };
-    loop {
-        let got = store.list_executions(user, &filter, page).await.unwrap();
-        for e in got.items.iter().filter(|e| version.is_none_or(|v| e.prompt_version == v)) {
-            aggregator.add(&MetricsSample::of(e));
-        }
-        match got.next_cursor {
-            Some(c) => page.after = Some(Cursor::decode(&c).unwrap()),
-            None => break,
+/// Whether a rollup percentile is within the stated error of the exact one.
+fn close(got: Option<f64>, exact: Option<f64>) -> bool {
+    match (got, exact) {
+        (None, None) => true,
+        (Some(g), Some(e)) => (g - e).abs() <= RELATIVE_ACCURACY * e.abs() + 1e-9,
+        _ => false,
+    }
+}
+
+/// A rollup summary agrees with the exact one: everything equal but the percentiles, which
+/// are within 1 %.
+fn assert_summary_agrees(got: &MetricsSummary, exact: &MetricsSummary, what: &str) {
+    assert_eq!(got.counts, exact.counts, "{what}: counts");
+    assert_eq!(got.tokens, exact.tokens, "{what}: tokens");
+    assert_eq!(got.cost_usd, exact.cost_usd, "{what}: cost");
+    assert_eq!(got.unpriced_executions, exact.unpriced_executions, "{what}: unpriced");
+    assert_eq!((got.validated, got.validation_passed), (exact.validated, exact.validation_passed), "{what}");
+    assert_eq!(got.validation_pass_rate, exact.validation_pass_rate, "{what}: pass rate");
+    for (g, e) in [(got.latency_ms, exact.latency_ms), (got.provider_latency_ms, exact.provider_latency_ms)] {
+        for (a, b) in [(g.p50, e.p50), (g.p95, e.p95), (g.p99, e.p99)] {
+            assert!(close(a, b), "{what}: percentile {a:?} vs exact {b:?}");
         }
     }
-    aggregator.finish(query, queue_depth)
+}
+
+/// The exact answers for a query: the core aggregation, and per version and per label.
+struct Exact {
+    report: MetricsReport,
+    /// Whether the query names a prompt (only then are there breakdowns).
+    scoped: bool,
+    by_version: BTreeMap<u32, MetricsSummary>,
+    by_label: BTreeMap<Option<String>, MetricsSummary>,
+}
+
+fn assert_agrees(got: &MetricsReport, exact: &Exact, what: &str) {
+    let e = &exact.report;
+    assert_summary_agrees(&got.summary, &e.summary, what);
+    assert_eq!(got.queue_depth, e.queue_depth, "{what}: queue depth");
+    let ids: Vec<_> = got.by_prompt.iter().map(|p| p.prompt_id).collect();
+    assert_eq!(ids, e.by_prompt.iter().map(|p| p.prompt_id).collect::<Vec<_>>(), "{what}: prompts");
+    for (g, x) in got.by_prompt.iter().zip(&e.by_prompt) {
+        assert_summary_agrees(&g.summary, &x.summary, what);
+    }
+    let total = e.summary.counts.total as f64;
+    if !exact.scoped {
+        assert!(got.by_version.is_empty() && got.by_label.is_empty(), "{what}: breakdowns need a prompt");
+        return;
+    }
+    assert_eq!(got.by_version.len(), exact.by_version.len(), "{what}: versions");
+    for (g, (v, x)) in got.by_version.iter().zip(&exact.by_version) {
+        assert_eq!(g.version, *v, "{what}");
+        assert!((g.share - x.counts.total as f64 / total).abs() < 1e-9, "{what}: share of v{v}");
+        assert_summary_agrees(&g.summary, x, &format!("{what} v{v}"));
+    }
+    assert_eq!(got.by_label.len(), exact.by_label.len(), "{what}: labels");
+    for (g, (l, x)) in got.by_label.iter().zip(&exact.by_label) {
+        assert_eq!(&g.label, l, "{what}");
+        assert!((g.share - x.counts.total as f64 / total).abs() < 1e-9, "{what}: share of {l:?}");
+        assert_summary_agrees(&g.summary, x, &format!("{what} {l:?}"));
+    }
+}
+
+/// Every execution of the user, through the store's listing.
+async fn all_executions(store: &dyn Store, user: UserId) -> Vec<Execution> {
+    let mut out = Vec::new();
+    let mut page = PageRequest { limit: 100, after: None };
+    loop {
+        let got = store.list_executions(user, &ExecutionFilter::default(), page).await.unwrap();
+        out.extend(got.items);
+        match got.next_cursor {
+            Some(c) => page.after = Some(Cursor::decode(&c).unwrap()),
+            None => return out,
+        }
+    }
+}
+
+/// The core aggregation ([`MetricsAggregator`]) of the user's executions that `query` selects
+/// over the window the report reads ([`report_window`]: rounded outward to minutes).
+async fn exact(store: &dyn Store, user: UserId, query: &MetricsQuery) -> Exact {
+    let (since, until) = report_window(query);
+    let version = query.prompt_id.and(query.prompt_version);
+    let mut all = MetricsAggregator::new();
+    let mut by_version: BTreeMap<u32, MetricsAggregator> = BTreeMap::new();
+    let mut by_label: BTreeMap<Option<String>, MetricsAggregator> = BTreeMap::new();
+    for e in all_executions(store, user).await.iter().filter(|e| {
+        e.created_at >= since
+            && e.created_at < until
+            && query.prompt_id.is_none_or(|p| p == e.prompt_id)
+            && version.is_none_or(|v| e.prompt_version == v)
+    }) {
+        let s = MetricsSample::of(e);
+        all.add(&s);
+        by_version.entry(e.prompt_version).or_default().add(&s);
+        by_label.entry(e.label.clone()).or_default().add(&s);
+    }
+    let depth = store.queue_depth(Some(user)).await.unwrap();
+    Exact {
+        report: all.finish(query, depth),
+        scoped: query.prompt_id.is_some(),
+        by_version: by_version.into_iter().map(|(k, a)| (k, a.finish(query, 0).summary)).collect(),
+        by_label: by_label.into_iter().map(|(k, a)| (k, a.finish(query, 0).summary)).collect(),
+    }
+}
+
+/// Rollups agree with the exact aggregation across minutes, hours and days, per version and
+/// label, through finish, cancel and rescue; the series agrees bucket by bucket.
+pub async fn rollups(store: &dyn Store) {
+    let user = new_user(store).await;
+    let p = new_prompt(store, user.id, "rollups").await;
+    let other = new_prompt(store, user.id, "rollups-other").await;
+    let prov = provider();
+    let at = now();
+    let base = at - Duration::hours(31);
+    // 40 executions every 47 minutes over 30.5 hours: versions 1 and 2, labels production,
+    // staging and none; a quarter on another prompt.
+    let mut made = Vec::new();
+    for i in 0..40i64 {
+        let prompt = if i % 4 == 3 { other.id } else { p.id };
+        let mut e = execution(user.id, prompt, &prov, i, base + Duration::minutes(47 * i) + ms(i));
+        e.prompt_version = if i % 3 == 0 { 2 } else { 1 };
+        e.label = match i % 3 {
+            0 => Some("staging".to_string()),
+            1 => Some("production".to_string()),
+            _ => None,
+        };
+        e.max_attempts = 1;
+        made.push(e);
+    }
+    // i % 8 == 5: cancelled; i % 8 == 6: left QUEUED; i % 8 == 7: rescued to FAILED; the rest
+    // finished (every fifth FAILED by the worker).
+    let (claimed_now, later): (Vec<_>, Vec<_>) = made.iter().cloned().partition(|e| {
+        let i = e.queue_key % 8;
+        i != 5 && i != 6
+    });
+    store.enqueue(&claimed_now).await.unwrap();
+    let claimed = store
+        .claim(ClaimParams { worker: "w", provider: &prov, limit: 100, now: at, lease_until: at - ms(1) })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), claimed_now.len());
+    store.enqueue(&later).await.unwrap();
+    let mut results = Vec::new();
+    for e in claimed_now.iter().filter(|e| e.queue_key % 8 != 7) {
+        let i = e.queue_key as u64;
+        let m = ExecutionMetrics {
+            latency_ms: (i * 137) % 900 + i,
+            provider_latency_ms: (i * 61) % 400,
+            queue_ms: 1,
+            token_usage: TokenUsage {
+                input: i,
+                output: 2 * i,
+                cached: i / 2,
+                reasoning: 0,
+                total: 3 * i,
+                estimated: false,
+            },
+            cost_usd: (!i.is_multiple_of(6)).then(|| Decimal::new(i as i64, 4)),
+        };
+        let outcome = if i.is_multiple_of(5) {
+            AttemptOutcome::Failed { error: err(ExecutionErrorCode::Auth), metrics: Some(m) }
+        } else {
+            completed(
+                m,
+                (i.is_multiple_of(2))
+                    .then(|| ValidationVerdict { passed: i.is_multiple_of(4), results: Vec::new() }),
+            )
+        };
+        results.push(result(e, "w", outcome));
+    }
+    assert!(store.finish(&results).await.unwrap().iter().all(|x| *x));
+    for e in made.iter().filter(|e| e.queue_key % 8 == 5) {
+        store.cancel(user.id, e.id, at).await.unwrap();
+    }
+    let rescued = rescue_now(store, at).await;
+    let mine: Vec<_> = rescued.iter().filter(|e| e.user_id == user.id).collect();
+    assert_eq!(mine.len(), 5, "the leases of i % 8 == 7 expired");
+    assert!(mine.iter().all(|e| e.status == ExecutionStatus::Failed));
+
+    let window = MetricsQuery {
+        since: Some(base - Duration::minutes(3) - ms(500)),
+        until: Some(at + Duration::minutes(2)),
+        ..Default::default()
+    };
+    for query in [
+        window,
+        MetricsQuery { since: Some(base + Duration::hours(7) + ms(1)), ..window },
+        MetricsQuery { prompt_id: Some(p.id), ..window },
+        MetricsQuery { prompt_id: Some(p.id), prompt_version: Some(2), ..window },
+        MetricsQuery { prompt_id: Some(p.id), ..Default::default() },
+        MetricsQuery::default(),
+    ] {
+        let got = store.metrics(user.id, &query).await.unwrap();
+        assert_agrees(&got, &exact(store, user.id, &query).await, &format!("{query:?}"));
+    }
+    let r = store.metrics(user.id, &MetricsQuery { prompt_id: Some(p.id), ..window }).await.unwrap();
+    assert_eq!(r.by_version.iter().map(|v| v.version).collect::<Vec<_>>(), vec![1, 2]);
+    let labels: Vec<_> = r.by_label.iter().map(|l| l.label.as_deref()).collect();
+    assert_eq!(labels, vec![None, Some("production"), Some("staging")]);
+    assert!((r.by_version.iter().map(|v| v.share).sum::<f64>() - 1.0).abs() < 1e-9);
+    assert_eq!(r.summary.counts.total, 30);
+
+    // The series: each hour's point is the exact aggregation of the hour's final executions.
+    let all = all_executions(store, user.id).await;
+    for label in [None, Some("staging")] {
+        let q = MetricsSeriesQuery {
+            bucket: Granularity::Hour,
+            since: Some(Granularity::Hour.floor(base)),
+            until: Some(Granularity::Hour.ceil(at)),
+            prompt_id: label.map(|_| p.id),
+            prompt_version: None,
+            label: label.map(str::to_string),
+        };
+        let series = store.metrics_series(user.id, &q).await.unwrap();
+        let mut points = 0;
+        for pt in &series.points {
+            let end = pt.start + Duration::hours(1);
+            let mut a = MetricsAggregator::new();
+            for e in all.iter().filter(|e| {
+                e.created_at >= pt.start
+                    && e.created_at < end
+                    && e.status.is_final()
+                    && label.is_none_or(|l| e.label.as_deref() == Some(l) && e.prompt_id == p.id)
+            }) {
+                a.add(&MetricsSample::of(e));
+            }
+            let x = a.finish(&MetricsQuery::default(), 0).summary;
+            assert_eq!(pt.counts, x.counts, "{label:?} at {}", pt.start);
+            assert_eq!((pt.tokens, pt.cost_usd), (x.tokens, x.cost_usd));
+            assert!(close(pt.latency_ms.p99, x.latency_ms.p99) && close(pt.latency_ms.p50, x.latency_ms.p50));
+            points += pt.counts.total;
+        }
+        let finals = all
+            .iter()
+            .filter(|e| {
+                e.status.is_final()
+                    && label.is_none_or(|l| e.label.as_deref() == Some(l) && e.prompt_id == p.id)
+            })
+            .count() as u64;
+        assert_eq!(points, finals, "{label:?}: every final execution is in one point");
+    }
+    // Another user sees none of it.
+    let stranger = new_user(store).await;
+    assert_eq!(store.metrics(stranger.id, &MetricsQuery::default()).await.unwrap().summary.counts.total, 0);
 }

@@ -28,7 +28,7 @@ pub use engine::{engine_applies_concurrent_updates, engine_refuses_unstorable_te
 pub use executions::{cancel_rules, execution_pagination_and_filters, finish_rules};
 pub use fixtures::{execution, new_user, now, rescue_now};
 pub use leases::{extend_leases, lease_rescue, rescue_decisions_are_guarded};
-pub use metrics::metrics;
+pub use metrics::{metrics, rollups};
 pub use prompts::{owner_isolation, prompt_names, prompt_pagination, prompts_and_versions};
 pub use queue::{
     claim_order_and_filters, enqueue_idempotency, failed_enqueue_commits_nothing, no_double_claim,
@@ -56,6 +56,7 @@ pub async fn run_all(store: &dyn Store) {
     cancel_rules(store).await;
     queue_depth(store).await;
     metrics(store).await;
+    rollups(store).await;
     labels::labels(store).await;
     labels::label_moves_are_atomic(store).await;
     lab::datasets(store).await;

@@ -264,18 +264,19 @@ impl FormaOps {
     pub async fn submit_chat(&self, user: UserId, chat: ChatRequest) -> Result<Execution> {
         chat.parameters.check()?;
         let model = ChatModel::parse(&chat.model)?;
-        let (prompt_id, version, inputs, replace) = match model {
+        // The label is resolved (and recorded on the execution) at submission.
+        let (prompt_id, version, label, inputs, replace) = match model {
             ChatModel::Managed { name, version, label } => {
                 let prompt = self.find_prompt_by_name(user, &name).await?;
-                let version = match (version, label) {
-                    (Some(v), _) => v,
-                    (None, Some(label)) => self.resolve_version(user, prompt.id, None, Some(&label)).await?,
+                let (version, label) = match (version, label) {
+                    (Some(v), _) => (Some(v), None),
+                    (None, Some(label)) => (None, Some(label)),
                     (None, None) => match self.inner.store.get_label(user, prompt.id, PRODUCTION).await? {
-                        Some(v) => v,
-                        None => prompt.current_version,
+                        Some(_) => (None, Some(PRODUCTION.to_string())),
+                        None => (Some(prompt.current_version), None),
                     },
                 };
-                (prompt.id, Some(version), chat.inputs, false)
+                (prompt.id, version, label, chat.inputs, false)
             }
             ChatModel::PassThrough { provider, model } => {
                 if chat.messages.is_empty() {
@@ -288,12 +289,13 @@ impl FormaOps {
                     return Err(Error::invalid_argument("inputs", "a pass-through model has no variables"));
                 }
                 let id = self.passthrough_prompt(user, &provider, &model).await?;
-                (id, None, Map::new(), true)
+                (id, None, None, Map::new(), true)
             }
         };
         let request = ExecuteRequest {
             prompt_id,
             version,
+            label,
             inputs,
             priority: chat.priority.unwrap_or_default(),
             validate_output: chat.validate_output.unwrap_or(false),

@@ -12,6 +12,7 @@ use crate::prompt::{
 };
 use crate::store::Invalidation;
 
+use super::state::Inner;
 use super::{ExecuteRequest, FormaOps};
 
 /// Checks the labels a new prompt asks for, before anything is written.
@@ -20,6 +21,23 @@ pub(super) fn check_initial_labels(labels: Option<&[String]>) -> Result<()> {
         check_settable_label(&format!("labels[{i}]"), name)?;
     }
     Ok(())
+}
+
+/// The version label `name` of the prompt points at (`latest`: the current version).
+///
+/// # Errors
+/// [`Error::InvalidArgument`] on a bad name; [`Error::NotFound`] for a missing prompt or label.
+pub(super) async fn resolve_label(inner: &Inner, user: UserId, id: PromptId, name: &str) -> Result<u32> {
+    check_label_name("label", name)?;
+    // Both from the per-node caches (see `freshness`): a moved label is seen elsewhere within
+    // its bound.
+    if name == LATEST {
+        return Ok(inner.prompt_pointer(user, id).await?.current_version);
+    }
+    inner
+        .label_version(user, id, name)
+        .await?
+        .ok_or_else(|| Error::not_found("label", format!("{name:?} of prompt {id}")))
 }
 
 /// How often a label move is retried after losing a race with a concurrent move.
@@ -186,16 +204,7 @@ impl FormaOps {
     }
 
     async fn resolve_label(&self, user: UserId, id: PromptId, name: &str) -> Result<u32> {
-        check_label_name("label", name)?;
-        // Both from the per-node caches (see `freshness`): a moved label is seen elsewhere
-        // within its bound.
-        if name == LATEST {
-            return Ok(self.inner.prompt_pointer(user, id).await?.current_version);
-        }
-        self.inner
-            .label_version(user, id, name)
-            .await?
-            .ok_or_else(|| Error::not_found("label", format!("{name:?} of prompt {id}")))
+        resolve_label(&self.inner, user, id, name).await
     }
 
     async fn resolve_ref(&self, user: UserId, id: PromptId, r: &VersionRef) -> Result<u32> {
@@ -222,7 +231,7 @@ impl FormaOps {
     }
 
     /// `submit` of the version `label` points at (resolved once; the execution records that
-    /// version). `request.version` must be unset.
+    /// version and the label). `request.version` must be unset.
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] when `request.version` is set or on a bad label name;
@@ -234,8 +243,7 @@ impl FormaOps {
         mut request: ExecuteRequest,
         label: &str,
     ) -> Result<Execution> {
-        request.version =
-            Some(self.resolve_version(user, request.prompt_id, request.version, Some(label)).await?);
+        request.label = Some(label.to_string());
         self.submit(user, request).await
     }
 
@@ -249,8 +257,7 @@ impl FormaOps {
         mut request: ExecuteRequest,
         label: &str,
     ) -> Result<Execution> {
-        request.version =
-            Some(self.resolve_version(user, request.prompt_id, request.version, Some(label)).await?);
+        request.label = Some(label.to_string());
         self.execute(user, request).await
     }
 

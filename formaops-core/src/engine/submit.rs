@@ -30,6 +30,11 @@ pub struct ExecuteRequest {
     /// Pin a version; the current one when `None`.
     #[serde(default)]
     pub version: Option<u32>,
+    /// Run the version this label points at (`production`, `latest`, ...), resolved once at
+    /// submission; the execution records both the version and the label. Exclusive with
+    /// `version`.
+    #[serde(default)]
+    pub label: Option<String>,
     /// Variable values by name, validated against the version's variables (defaults filled
     /// in for what is omitted).
     #[serde(default)]
@@ -91,7 +96,16 @@ async fn submit_inner(
     if prompt.status != PromptStatus::Active {
         return Err(Error::conflict(format!("prompt {id} is archived and cannot be executed")));
     }
-    let pinned = request.version.unwrap_or(prompt.current_version);
+    let pinned = match (request.version, request.label.as_deref()) {
+        (Some(_), Some(_)) => {
+            return Err(Error::invalid_argument(
+                "version, label",
+                "give either `version` or `label`, not both",
+            ));
+        }
+        (None, Some(label)) => super::labels::resolve_label(inner, user, prompt.id, label).await?,
+        (version, None) => version.unwrap_or(prompt.current_version),
+    };
     if pinned == 0 || pinned > prompt.current_version {
         return Err(Error::not_found("prompt version", format!("{id} v{pinned}")));
     }
@@ -102,7 +116,7 @@ async fn submit_inner(
         inputs.insert(CHAT_INPUT.to_string(), chat);
     }
     let slot = inner.provider_for(&compiled.version.model)?;
-    let exec = inner.new_execution(
+    let mut exec = inner.new_execution(
         user,
         &compiled.version,
         &slot.name,
@@ -112,6 +126,7 @@ async fn submit_inner(
         request.idempotency_key.clone(),
         None,
     );
+    exec.label = request.label.clone();
     let returned = exec.clone();
     let woken = wake.then(|| inner.events.waiter(returned.id));
     let outcome = match inner.enqueue(exec).await {
@@ -208,7 +223,7 @@ pub(super) async fn retry(inner: &Inner, user: UserId, id: ExecutionId) -> Resul
     }
     let compiled = inner.compiled(user, original.prompt_id, original.prompt_version).await?;
     let slot = inner.provider_for(&compiled.version.model)?;
-    let exec = inner.new_execution(
+    let mut exec = inner.new_execution(
         user,
         &compiled.version,
         &slot.name,
@@ -218,6 +233,7 @@ pub(super) async fn retry(inner: &Inner, user: UserId, id: ExecutionId) -> Resul
         None,
         Some(id),
     );
+    exec.label = original.label;
     let returned = exec.clone();
     inner.enqueue(exec).await?;
     Ok(returned)

@@ -22,7 +22,7 @@ use super::{
     MetricsQuery, MetricsReport, MetricsSummary, Percentiles, PromptMetrics, StatusCounts, TokenTotals,
     percentile_sorted,
 };
-use crate::execution::{Execution, ExecutionStatus};
+use crate::execution::{Execution, ExecutionMetrics, ExecutionStatus};
 use crate::ids::PromptId;
 
 /// Most prompts listed in a report's `byPrompt`.
@@ -50,10 +50,19 @@ pub struct MetricsSample {
 impl MetricsSample {
     /// The sample of an execution.
     pub fn of(e: &Execution) -> Self {
-        let m = e.metrics.as_ref();
+        Self::from_parts(e.prompt_id, e.status, e.metrics.as_ref(), e.validation.as_ref().map(|v| v.passed))
+    }
+
+    /// The sample of an execution of `prompt_id` in `status` with these metrics and verdict.
+    pub fn from_parts(
+        prompt_id: PromptId,
+        status: ExecutionStatus,
+        m: Option<&ExecutionMetrics>,
+        validation_passed: Option<bool>,
+    ) -> Self {
         Self {
-            prompt_id: e.prompt_id,
-            status: e.status,
+            prompt_id,
+            status,
             latency_ms: m.map(|m| m.latency_ms),
             provider_latency_ms: m.map_or(0, |m| m.provider_latency_ms),
             tokens: m.map_or_else(TokenTotals::default, |m| TokenTotals {
@@ -63,7 +72,7 @@ impl MetricsSample {
                 total: m.token_usage.total,
             }),
             cost_usd: m.and_then(|m| m.cost_usd),
-            validation_passed: e.validation.as_ref().map(|v| v.passed),
+            validation_passed,
         }
     }
 }
@@ -174,6 +183,8 @@ impl MetricsAggregator {
             summary: self.all.finish(),
             queue_depth,
             by_prompt,
+            by_version: Vec::new(),
+            by_label: Vec::new(),
         }
     }
 }

@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::ids::PromptId;
 
 pub mod aggregate;
+pub mod rollup;
 
 pub use aggregate::{MAX_PROMPTS_IN_REPORT, MetricsAggregator, MetricsSample};
+pub use rollup::{Granularity, MetricsSeries, MetricsSeriesQuery, SeriesPoint};
 /// The one rule for a `[since, until)` window, for every query that takes one (metrics,
 /// execution lists): when both ends are given, `since` is before `until`.
 ///
@@ -161,6 +163,42 @@ pub struct MetricsReport {
     pub queue_depth: u64,
     /// Per prompt, most executions first (at most [`MAX_PROMPTS_IN_REPORT`] prompts).
     pub by_prompt: Vec<PromptMetrics>,
+    /// With a prompt filter: per version of the prompt, ascending (empty otherwise).
+    #[serde(default)]
+    pub by_version: Vec<VersionMetrics>,
+    /// With a prompt filter: per label the executions were resolved through (`label: null`
+    /// for executions run by version number or the current version), by name (empty
+    /// otherwise).
+    #[serde(default)]
+    pub by_label: Vec<LabelMetrics>,
+}
+
+/// One version's aggregates within a prompt's report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VersionMetrics {
+    /// The version.
+    pub version: u32,
+    /// Its share of the prompt's executions in the window, `0.0..=1.0`.
+    pub share: f64,
+    /// Its aggregates (flattened into this object in JSON).
+    #[serde(flatten)]
+    pub summary: MetricsSummary,
+}
+
+/// One label's aggregates within a prompt's report.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LabelMetrics {
+    /// The label the executions were resolved through; `null`: none (by version or current).
+    pub label: Option<String>,
+    /// Its share of the prompt's executions in the window, `0.0..=1.0`.
+    pub share: f64,
+    /// Its aggregates (flattened into this object in JSON).
+    #[serde(flatten)]
+    pub summary: MetricsSummary,
 }
 
 /// Nearest-rank percentile of an ascending-sorted slice (`q` in `0.0..=1.0`).

@@ -6,7 +6,7 @@
 //! (`queue_key`, id), and executions waiting for their `run_after` in another ordered by
 //! (`run_after`, id), moved to the ready set when due.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
@@ -22,7 +22,11 @@ use crate::error::{Error, Result};
 use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
 use crate::experiment::{Experiment, ExperimentRun, ExperimentStatus};
 use crate::ids::{CredentialId, DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
-use crate::metrics::{MetricsAggregator, MetricsQuery, MetricsReport, MetricsSample};
+use crate::metrics::rollup::{
+    FinalExecution, LiveCount, LiveCounts, RollupDelta, RollupKey, RollupReport, SeriesBuilder, cover, epoch,
+    far_future, group_deltas, report_window,
+};
+use crate::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
@@ -59,6 +63,7 @@ struct State {
     labels: HashMap<PromptId, Vec<Label>>,
     label_moves: HashMap<PromptId, Vec<LabelMove>>,
     label_settings: HashMap<PromptId, LabelSettings>,
+    rollups: BTreeMap<RollupKey, RollupDelta>,
 }
 
 impl MemoryStore {
@@ -92,6 +97,14 @@ impl State {
     }
 
     /// Puts a QUEUED execution into its provider's ready or delayed index.
+    /// Adds executions that just became final to the rollups (under the same lock as the
+    /// write: the memory store's transaction).
+    fn roll_up(&mut self, finals: &[FinalExecution]) {
+        for row in group_deltas(finals) {
+            self.rollups.entry(row.key).or_default().merge(&row.delta);
+        }
+    }
+
     fn index_queued(&mut self, e: &Execution) {
         let q = self.queues.entry(e.provider.clone()).or_default();
         q.delayed.insert((e.run_after, e.id));
@@ -513,6 +526,7 @@ impl Store for MemoryStore {
         let mut guard = self.lock()?;
         let s = &mut *guard;
         let mut applied = Vec::with_capacity(results.len());
+        let mut finals = Vec::new();
         for r in results {
             let Some(e) = s.executions.get_mut(&r.id) else {
                 applied.push(false);
@@ -551,10 +565,14 @@ impl Store for MemoryStore {
                     e.run_after = *run_after;
                     let e = e.clone();
                     s.index_queued(&e);
+                    applied.push(true);
+                    continue;
                 }
             }
+            finals.push(FinalExecution::of(e));
             applied.push(true);
         }
+        s.roll_up(&finals);
         Ok(applied)
     }
 
@@ -574,6 +592,7 @@ impl Store for MemoryStore {
         let mut guard = self.lock()?;
         let s = &mut *guard;
         let mut applied = Vec::with_capacity(decisions.len());
+        let mut finals = Vec::new();
         for d in decisions {
             let Some(e) = s.executions.get_mut(&d.id).filter(|e| {
                 e.status == ExecutionStatus::Running
@@ -597,10 +616,12 @@ impl Store for MemoryStore {
                 RescueFate::Fail { finished_at } => {
                     e.status = ExecutionStatus::Failed;
                     e.finished_at = Some(finished_at);
+                    finals.push(FinalExecution::of(e));
                 }
             }
             applied.push(true);
         }
+        s.roll_up(&finals);
         Ok(applied)
     }
 
@@ -622,7 +643,9 @@ impl Store for MemoryStore {
         let e = s.executions.get_mut(&id).ok_or_else(|| Error::not_found("execution", id))?;
         e.status = ExecutionStatus::Cancelled;
         e.finished_at = Some(now);
-        Ok(e.clone())
+        let e = e.clone();
+        s.roll_up(&[FinalExecution::of(&e)]);
+        Ok(e)
     }
 
     async fn get_execution(&self, user: UserId, id: ExecutionId) -> Result<Execution> {
@@ -679,27 +702,85 @@ impl Store for MemoryStore {
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
         let s = self.lock()?;
-        let mut aggregator = MetricsAggregator::new();
-        if let Some(set) = s.executions_by_user.get(&user) {
-            for (created, id) in set {
-                if query.since.is_some_and(|since| *created < since)
-                    || query.until.is_some_and(|u| *created >= u)
-                {
-                    continue;
+        let in_scope = |prompt: PromptId, version: u32| {
+            query.prompt_id.is_none_or(|p| p == prompt)
+                && (query.prompt_id.is_none() || query.prompt_version.is_none_or(|v| v == version))
+        };
+        let (since, until) = report_window(query);
+        let mut report = RollupReport::new();
+        for r in cover(since, until) {
+            let lo = RollupKey {
+                user_id: user,
+                granularity: r.granularity,
+                bucket_start: r.start,
+                prompt_id: PromptId(uuid::Uuid::nil()),
+                prompt_version: 0,
+                label: None,
+            };
+            for (k, d) in s.rollups.range(lo..) {
+                if k.user_id != user || k.granularity != r.granularity || k.bucket_start >= r.end {
+                    break;
                 }
-                let Some(e) = s.executions.get(id) else { continue };
-                if query.prompt_id.is_some_and(|p| p != e.prompt_id)
-                    || (query.prompt_id.is_some()
-                        && query.prompt_version.is_some_and(|v| v != e.prompt_version))
-                {
-                    continue;
+                if in_scope(k.prompt_id, k.prompt_version) {
+                    report.add(k.prompt_id, k.prompt_version, k.label.clone(), d);
                 }
-                aggregator.add(&MetricsSample::of(e));
             }
+        }
+        // Live counts: the QUEUED and RUNNING executions (not rolled up).
+        let live = s
+            .queues
+            .values()
+            .flat_map(|q| q.ready.iter().map(|(_, id)| id).chain(q.delayed.iter().map(|(_, id)| id)));
+        for id in live.chain(s.running.iter()) {
+            let Some(e) = s.executions.get(id) else { continue };
+            if e.user_id != user
+                || e.created_at < since
+                || e.created_at >= until
+                || !in_scope(e.prompt_id, e.prompt_version)
+            {
+                continue;
+            }
+            let counts = match e.status {
+                ExecutionStatus::Queued => LiveCounts { queued: 1, running: 0 },
+                ExecutionStatus::Running => LiveCounts { queued: 0, running: 1 },
+                _ => continue,
+            };
+            report.add_live(&LiveCount {
+                prompt_id: e.prompt_id,
+                prompt_version: e.prompt_version,
+                label: e.label.clone(),
+                counts,
+            });
         }
         let queue_depth = s.queued_by_user.get(&user).copied().unwrap_or(0);
         drop(s);
-        Ok(aggregator.finish(query, queue_depth))
+        Ok(report.finish(query, queue_depth))
+    }
+
+    async fn metrics_series(&self, user: UserId, query: &MetricsSeriesQuery) -> Result<MetricsSeries> {
+        let (since, until) = (query.since.unwrap_or_else(epoch), query.until.unwrap_or_else(far_future));
+        let s = self.lock()?;
+        let lo = RollupKey {
+            user_id: user,
+            granularity: query.bucket,
+            bucket_start: since,
+            prompt_id: PromptId(uuid::Uuid::nil()),
+            prompt_version: 0,
+            label: None,
+        };
+        let mut series = SeriesBuilder::new();
+        for (k, d) in s.rollups.range(lo..) {
+            if k.user_id != user || k.granularity != query.bucket || k.bucket_start >= until {
+                break;
+            }
+            if query.prompt_id.is_none_or(|p| p == k.prompt_id)
+                && query.prompt_version.is_none_or(|v| v == k.prompt_version)
+                && query.label.as_ref().is_none_or(|l| k.label.as_ref() == Some(l))
+            {
+                series.add(k.bucket_start, d);
+            }
+        }
+        Ok(series.finish(query.bucket, since, until))
     }
 
     // ----- datasets and experiments -----

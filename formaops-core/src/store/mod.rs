@@ -21,7 +21,7 @@ use crate::events::ExecutionEvent;
 use crate::execution::{AttemptResult, Execution, ExecutionError, ExecutionStatus};
 use crate::experiment::{Experiment, ExperimentRun, ExperimentStatus};
 use crate::ids::{CredentialId, DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
-use crate::metrics::{MetricsQuery, MetricsReport};
+use crate::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
 use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
@@ -337,8 +337,23 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
     /// QUEUED executions of one user, or of everyone with `None`.
     async fn queue_depth(&self, user: Option<UserId>) -> Result<u64>;
 
-    /// Aggregates of the user's executions (see [`crate::metrics`]).
+    // ----- metrics rollups -----
+
+    /// Aggregates of the user's executions (see [`crate::metrics`]), read from the rollups
+    /// ([`crate::metrics::rollup`]) over [`report_window`](crate::metrics::rollup::report_window)
+    /// — never by scanning final executions — plus the live QUEUED/RUNNING counts of the window.
+    ///
+    /// Every write that makes an execution final (`finish`, `cancel`, `rescue` to FAILED) adds
+    /// it to the rollups in the same transaction, with one grouped upsert of
+    /// [`group_deltas`](crate::metrics::rollup::group_deltas)' rows per batch.
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport>;
+
+    /// A time series of the user's final executions from the rollups of `query.bucket`, over
+    /// `[query.since, query.until)`, which the engine has resolved onto bucket bounds
+    /// ([`MetricsSeriesQuery::window`]); a `None` bound reads without that bound.
+    async fn metrics_series(&self, user: UserId, query: &MetricsSeriesQuery) -> Result<MetricsSeries>;
+
+    // ----- health -----
 
     /// Cheap reachability check, for health endpoints.
     async fn ping(&self) -> Result<()>;

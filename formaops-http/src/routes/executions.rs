@@ -152,13 +152,10 @@ async fn execute(
     let prompt_id = prompt_id(&id)?;
     let is_async = wants_async(&headers, q.mode.as_deref())?;
     let engine = state.engine();
-    let version = match body.label.as_deref() {
-        Some(label) => Some(engine.resolve_version(auth.id(), prompt_id, body.version, Some(label)).await?),
-        None => body.version,
-    };
     let request = ExecuteRequest {
         prompt_id,
-        version,
+        version: body.version,
+        label: body.label,
         inputs: body.inputs,
         priority: body.priority.unwrap_or_default(),
         validate_output: body.validate_output.unwrap_or(false),

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use formaops_core::engine::ProviderHealth;
-use formaops_core::metrics::{MetricsQuery, MetricsReport};
+use formaops_core::ids::PromptId;
+use formaops_core::metrics::{Granularity, MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
@@ -18,7 +19,7 @@ use crate::routes::executions::parse_time;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics))
+    OpenApiRouter::new().routes(routes!(health)).routes(routes!(metrics)).routes(routes!(metrics_series))
 }
 
 /// One provider's state.
@@ -91,8 +92,15 @@ pub struct MetricsParams {
     pub version: Option<u32>,
 }
 
+fn parse_prompt_id(s: Option<&str>) -> ApiResult<Option<PromptId>> {
+    s.map(|s| s.parse().map_err(|_| ApiError::bad_request("promptId", "a prompt id (UUID)"))).transpose()
+}
+
 /// The caller's aggregates: counts by status, latency percentiles, tokens, cost, validation
-/// pass rate, and the same per prompt.
+/// pass rate, and the same per prompt; with `promptId`, also per version (`byVersion`) and per
+/// label (`byLabel`), each with its `share` of the prompt's executions. Read from rollups: the
+/// window is rounded outward to whole minutes (`since` down, `until` up) and percentiles are
+/// within 1 % of the exact nearest-rank ones; QUEUED/RUNNING counts are live.
 #[utoipa::path(get, path = "/metrics", tag = "system", security(("bearer" = [])),
     params(MetricsParams),
     responses((status = 200, body = MetricsReport),
@@ -102,10 +110,7 @@ async fn metrics(
     auth: AuthUser,
     AppQuery(q): AppQuery<MetricsParams>,
 ) -> ApiResult<AppJson<MetricsReport>> {
-    let prompt_id = match q.prompt_id.as_deref() {
-        None => None,
-        Some(s) => Some(s.parse().map_err(|_| ApiError::bad_request("promptId", "a prompt id (UUID)"))?),
-    };
+    let prompt_id = parse_prompt_id(q.prompt_id.as_deref())?;
     let query = MetricsQuery {
         since: parse_time("since", q.since.as_deref())?,
         until: parse_time("until", q.until.as_deref())?,
@@ -141,4 +146,48 @@ pub async fn prometheus(State(state): State<AppState>) -> Response {
                 .into_response()
         }
     }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SeriesParams {
+    /// Bucket width: `minute`, `hour` or `day`.
+    pub bucket: String,
+    /// Executions created at or after (RFC 3339), rounded down to the bucket; default: 60
+    /// buckets before `until`.
+    pub since: Option<String>,
+    /// Executions created before (RFC 3339), rounded up to the bucket; default: now.
+    pub until: Option<String>,
+    /// One prompt only.
+    pub prompt_id: Option<String>,
+    /// One version of that prompt only (needs `promptId`).
+    pub version: Option<u32>,
+    /// Only executions run through this label (needs `promptId`).
+    pub label: Option<String>,
+}
+
+/// A time series of the caller's final executions for charts: one point per bucket with
+/// executions (counts by status, latency p50/p95/p99 within 1 %, tokens, cost), oldest first,
+/// at most 1,500 points per answer (a longer window is refused: use a wider bucket).
+#[utoipa::path(get, path = "/metrics/series", tag = "system", security(("bearer" = [])),
+    params(SeriesParams),
+    responses((status = 200, body = MetricsSeries),
+        (status = 400, body = ErrorBody, description = "A bad `bucket`, window, filter, or too many points"),
+        (status = 401, body = ErrorBody)))]
+async fn metrics_series(
+    State(state): State<AppState>,
+    auth: AuthUser,
+    AppQuery(q): AppQuery<SeriesParams>,
+) -> ApiResult<AppJson<MetricsSeries>> {
+    let bucket: Granularity =
+        q.bucket.parse().map_err(|_| ApiError::bad_request("bucket", "one of minute, hour, day"))?;
+    let query = MetricsSeriesQuery {
+        bucket,
+        since: parse_time("since", q.since.as_deref())?,
+        until: parse_time("until", q.until.as_deref())?,
+        prompt_id: parse_prompt_id(q.prompt_id.as_deref())?,
+        prompt_version: q.version,
+        label: q.label,
+    };
+    Ok(AppJson(state.engine().metrics_series(auth.id(), query).await?))
 }

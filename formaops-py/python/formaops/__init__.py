@@ -68,7 +68,9 @@ __all__ = [
     "ExecutionMetrics",
     "FormaOpsError",
     "Message",
+    "LabelMetrics",
     "MetricsReport",
+    "MetricsSeries",
     "NotFoundError",
     "Page",
     "Percentiles",
@@ -78,12 +80,14 @@ __all__ = [
     "PromptVersion",
     "ProviderError",
     "RuleOutcome",
+    "SeriesPoint",
     "StatusCounts",
     "TokenTotals",
     "TokenUsage",
     "UnavailableError",
     "ValidationError",
     "ValidationVerdict",
+    "VersionMetrics",
     "__version__",
 ]
 
@@ -188,6 +192,9 @@ class Execution(_Result):
     user_id: str
     prompt_id: str
     prompt_version: int
+    label: Optional[str]
+    """The label the version was resolved through (``execute(..., label=)``); None when run
+    by version number or the current version."""
     inputs: Dict[str, Any]
     priority: str
     status: str
@@ -339,6 +346,74 @@ class PromptMetrics(_Result):
 
 
 @dataclass
+class VersionMetrics(_Result):
+    """One version's aggregates within a prompt's report; ``share`` of the prompt's executions."""
+
+    version: int
+    share: float
+    counts: StatusCounts
+    latency_ms: Percentiles
+    provider_latency_ms: Percentiles
+    tokens: TokenTotals
+    cost_usd: Optional[float]
+    unpriced_executions: int
+    validated: int
+    validation_passed: int
+    validation_pass_rate: Optional[float]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+
+
+@dataclass
+class LabelMetrics(_Result):
+    """One label's aggregates within a prompt's report (``label`` None: executions run by
+    version number or the current version)."""
+
+    label: Optional[str]
+    share: float
+    counts: StatusCounts
+    latency_ms: Percentiles
+    provider_latency_ms: Percentiles
+    tokens: TokenTotals
+    cost_usd: Optional[float]
+    unpriced_executions: int
+    validated: int
+    validation_passed: int
+    validation_pass_rate: Optional[float]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+
+
+@dataclass
+class SeriesPoint(_Result):
+    """The final executions created in one bucket starting at ``start``."""
+
+    start: datetime
+    counts: StatusCounts
+    latency_ms: Percentiles
+    provider_latency_ms: Percentiles
+    tokens: TokenTotals
+    cost_usd: Optional[float]
+    unpriced_executions: int
+    validation_pass_rate: Optional[float]
+
+    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+
+
+@dataclass
+class MetricsSeries(_Result):
+    """A time series in buckets of ``bucket`` (minute, hour, day) over ``[since, until)``;
+    buckets without executions are left out."""
+
+    bucket: str
+    since: datetime
+    until: datetime
+    points: List[SeriesPoint]
+
+    _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {"points": SeriesPoint}
+
+
+@dataclass
 class MetricsReport(_Result):
     """Aggregates of the user's executions (optionally of one prompt or version)."""
 
@@ -355,9 +430,17 @@ class MetricsReport(_Result):
     validation_pass_rate: Optional[float]
     queue_depth: int
     by_prompt: List[PromptMetrics]
+    by_version: List[VersionMetrics]
+    """With ``prompt_id``: per version of the prompt (empty otherwise)."""
+    by_label: List[LabelMetrics]
+    """With ``prompt_id``: per label the executions were resolved through (empty otherwise)."""
 
     _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
-    _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {"by_prompt": PromptMetrics}
+    _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {
+        "by_prompt": PromptMetrics,
+        "by_version": VersionMetrics,
+        "by_label": LabelMetrics,
+    }
 
 
 @dataclass
@@ -935,6 +1018,30 @@ class Engine:
             version=version,
         )
         return MetricsReport._from(data)
+
+    def metrics_series(
+        self,
+        bucket: str,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[PromptRef] = None,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> MetricsSeries:
+        """A time series of the user's final executions in buckets of ``bucket`` (``minute``,
+        ``hour`` or ``day``): per bucket the counts by status, latency p50/p95/p99 (within 1 %),
+        tokens and cost. The window is rounded outward to the bucket; ``since`` defaults to 60
+        buckets before ``until`` (default: now); at most 1,500 points (ValidationError beyond)."""
+        data = self._native.metrics_series(
+            bucket,
+            since=since,
+            until=until,
+            prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
+            version=version,
+            label=label,
+        )
+        return MetricsSeries._from(data)
 
     # ----- datasets and experiments -----
 

@@ -187,6 +187,16 @@ class NativeEngine:
         prompt_id: Optional[str] = None,
         version: Optional[int] = None,
     ) -> Dict[str, Any]: ...
+    def metrics_series(
+        self,
+        bucket: str,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[str] = None,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> Dict[str, Any]: ...
     def events(self, execution_id: Optional[str] = None, *, timeout: Optional[float] = None) -> EventStream: ...
     def create_dataset(self, name: str, rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]: ...
     def create_dataset_from_executions(

@@ -5,7 +5,7 @@ use formaops_core::execution::{
     Execution, ExecutionError, ExecutionMetrics, ExecutionStatus, Priority, TokenUsage,
 };
 use formaops_core::ids::{ExecutionId, PromptId, UserId};
-use formaops_core::metrics::{MetricsSample, TokenTotals};
+use formaops_core::metrics::rollup::FinalExecution;
 use formaops_core::page::{Cursor, Page, PageRequest};
 use formaops_core::store::{ClaimParams, ExecutionFilter, RescueDecision};
 use formaops_core::{Error, Result};
@@ -46,11 +46,7 @@ pub(crate) const EXPIRED_LEASES: &str = "SELECT * FROM executions WHERE status =
 /// with the listed lease expiry.
 pub(crate) const RESCUE: &str = "UPDATE executions SET status = $1, run_after = COALESCE($2, run_after), \
     finished_at = $3, error = $4, lease_owner = NULL, lease_expires_at = NULL \
-    WHERE id = $5 AND status = 'RUNNING' AND attempts = $6 AND lease_expires_at = $7";
-/// The columns metrics aggregate (SQLite aggregates them with the core aggregation).
-pub(crate) const METRICS_COLUMNS: &str = "SELECT prompt_id, status, latency_ms, provider_latency_ms, \
-    tokens_input, tokens_output, tokens_cached, tokens_total, cost_usd, validation_passed FROM executions";
-
+    WHERE id = $5 AND status = 'RUNNING' AND attempts = $6 AND lease_expires_at = $7 RETURNING *";
 /// One stored execution.
 #[derive(sqlx::FromRow)]
 pub(crate) struct ExecutionRow {
@@ -58,6 +54,7 @@ pub(crate) struct ExecutionRow {
     user_id: Uuid,
     prompt_id: Uuid,
     prompt_version: i32,
+    label: Option<String>,
     inputs: Doc,
     priority: String,
     status: String,
@@ -91,6 +88,13 @@ pub(crate) struct ExecutionRow {
     queue_key: i64,
     lease_owner: Option<String>,
     lease_expires_at: Option<Ts>,
+}
+
+impl ExecutionRow {
+    /// The execution's id.
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
 }
 
 fn opt_u64(col: &str, v: Option<i64>) -> Result<u64> {
@@ -132,6 +136,7 @@ impl TryFrom<ExecutionRow> for Execution {
             user_id: UserId(r.user_id),
             prompt_id: PromptId(r.prompt_id),
             prompt_version: u32_of("prompt_version", r.prompt_version)?,
+            label: r.label,
             inputs,
             priority: Priority::parse(&r.priority)
                 .ok_or_else(|| corrupt("priority", format!("is unknown: {}", r.priority)))?,
@@ -163,42 +168,6 @@ impl TryFrom<ExecutionRow> for Execution {
 
 fn executions(rows: Vec<ExecutionRow>) -> Result<Vec<Execution>> {
     rows.into_iter().map(Execution::try_from).collect()
-}
-
-/// The columns of [`METRICS_COLUMNS`].
-#[derive(sqlx::FromRow)]
-pub(crate) struct SampleRow {
-    prompt_id: Uuid,
-    status: String,
-    latency_ms: Option<i64>,
-    provider_latency_ms: Option<i64>,
-    tokens_input: Option<i64>,
-    tokens_output: Option<i64>,
-    tokens_cached: Option<i64>,
-    tokens_total: Option<i64>,
-    cost_usd: Option<Money>,
-    validation_passed: Option<bool>,
-}
-
-impl TryFrom<SampleRow> for MetricsSample {
-    type Error = Error;
-
-    fn try_from(r: SampleRow) -> Result<Self> {
-        Ok(MetricsSample {
-            prompt_id: PromptId(r.prompt_id),
-            status: status_of(&r.status)?,
-            latency_ms: r.latency_ms.map(|v| u64_of("latency_ms", v)).transpose()?,
-            provider_latency_ms: opt_u64("provider_latency_ms", r.provider_latency_ms)?,
-            tokens: TokenTotals {
-                input: opt_u64("tokens_input", r.tokens_input)?,
-                output: opt_u64("tokens_output", r.tokens_output)?,
-                cached: opt_u64("tokens_cached", r.tokens_cached)?,
-                total: opt_u64("tokens_total", r.tokens_total)?,
-            },
-            cost_usd: r.cost_usd.map(|m| m.0),
-            validation_passed: r.validation_passed,
-        })
-    }
 }
 
 /// Claimed executions in claim order (`RETURNING` order is unspecified).
@@ -264,17 +233,23 @@ for_each_backend! {
         Execution::try_from(row)
     }
 
+    /// Cancels and rolls the cancellation up, in one transaction.
     pub(crate) async fn cancel(pool: &sqlx::Pool<Db>, user: UserId, id: ExecutionId, now: DateTime<Utc>) -> Result<Execution> {
+        let mut tx = pool.begin().await.db("begin")?;
         let row: Option<ExecutionRow> = sqlx::query_as(CANCEL)
             .bind(Ts(now))
             .bind(id.0)
             .bind(user.0)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *tx)
             .await
             .db("cancel execution")?;
         if let Some(r) = row {
-            return Execution::try_from(r);
+            let e = Execution::try_from(r)?;
+            rollups_db::roll_up(&mut tx, &[FinalExecution::of(&e)]).await?;
+            tx.commit().await.db("commit cancel")?;
+            return Ok(e);
         }
+        drop(tx);
         let status: Option<String> =
             sqlx::query_scalar(STATUS_OF).bind(id.0).bind(user.0).fetch_optional(pool).await.db("cancel execution")?;
         match status {
@@ -330,10 +305,11 @@ for_each_backend! {
             return Err(Error::invalid_argument("decisions", format!("at most {MAX_BATCH} per call")));
         }
         let mut applied = Vec::with_capacity(decisions.len());
+        let mut finals = Vec::new();
         let mut tx = pool.begin().await.db("begin")?;
         for d in decisions {
             let c = RescueColumns::of(d)?;
-            let done = sqlx::query(RESCUE)
+            let done: Option<ExecutionRow> = sqlx::query_as(RESCUE)
                 .bind(c.status)
                 .bind(ts(c.run_after))
                 .bind(ts(c.finished_at))
@@ -341,11 +317,15 @@ for_each_backend! {
                 .bind(d.id.0)
                 .bind(i64::from(d.attempts))
                 .bind(Ts(d.lease_expires_at))
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await
                 .db("rescue expired leases")?;
-            applied.push(done.rows_affected() == 1);
+            applied.push(done.is_some());
+            if let Some(e) = done.map(Execution::try_from).transpose()?.filter(|e| e.status.is_final()) {
+                finals.push(FinalExecution::of(&e));
+            }
         }
+        rollups_db::roll_up(&mut tx, &finals).await?;
         tx.commit().await.db("commit rescue")?;
         Ok(applied)
     }

@@ -13,6 +13,8 @@
 //! - `executions`: the execution row and the queue's shared statements;
 //! - `labels`: label pointers, their moves and settings;
 //! - `lab`: datasets with their rows, experiments with their runs.
+//! - `rollups`: the metrics rollups (grouped upserts with every final-state write, the report
+//!   and the series read from them, the one-time backfill).
 //!
 //! # Plans that do not depend on statistics
 //!
@@ -48,6 +50,9 @@ macro_rules! for_each_backend {
             use super::*;
             #[allow(dead_code)]
             pub(crate) type Db = sqlx::Postgres;
+            /// The rollups on this backend (final-state writes add to them).
+            #[allow(unused_imports)]
+            use crate::sql::rollups::pg as rollups_db;
             $($item)*
         }
         /// The shared queries on SQLite.
@@ -56,6 +61,9 @@ macro_rules! for_each_backend {
             use super::*;
             #[allow(dead_code)]
             pub(crate) type Db = sqlx::Sqlite;
+            /// The rollups on this backend (final-state writes add to them).
+            #[allow(unused_imports)]
+            use crate::sql::rollups::lite as rollups_db;
             $($item)*
         }
     };
@@ -408,6 +416,24 @@ macro_rules! impl_store {
                 $crate::sql::lab::$db::running(&self.$reader, limit).await
             }
 
+            // metrics rollups
+            async fn metrics(
+                &self,
+                user: formaops_core::ids::UserId,
+                query: &formaops_core::metrics::MetricsQuery,
+            ) -> formaops_core::Result<formaops_core::metrics::MetricsReport> {
+                let depth = $crate::sql::executions::$db::queue_depth(&self.$reader, Some(user)).await?;
+                $crate::sql::rollups::$db::report(&self.$reader, user, query, depth).await
+            }
+
+            async fn metrics_series(
+                &self,
+                user: formaops_core::ids::UserId,
+                query: &formaops_core::metrics::MetricsSeriesQuery,
+            ) -> formaops_core::Result<formaops_core::metrics::MetricsSeries> {
+                $crate::sql::rollups::$db::series(&self.$reader, user, query).await
+            }
+
             $($own)*
         }
     };
@@ -418,6 +444,7 @@ pub(crate) mod executions;
 pub(crate) mod lab;
 pub(crate) mod labels;
 pub(crate) mod prompts;
+pub(crate) mod rollups;
 pub(crate) mod users;
 
 /// A stored value that does not decode: a bug or a hand-edited database.
@@ -477,6 +504,21 @@ stored_as!(Doc, Postgres, Json<Value>, |s| Json(s.0.clone()), |r| Ok(Doc(r.0)));
 stored_as!(Doc, Sqlite, String, |s| s.0.to_string(), |r| Ok(Doc(serde_json::from_str(&r)?)));
 stored_as!(Money, Postgres, Decimal, |s| s.0, |r| Ok(Money(r)));
 stored_as!(Money, Sqlite, String, |s| s.0.normalize().to_string(), |r| Ok(Money(Decimal::from_str(&r)?)));
+
+/// A summed money column of the rollups: `numeric` on Postgres; INTEGER pico-USD (1e-12 USD)
+/// on SQLite, whose sums must stay exact (a cost finer than 1e-12 USD is rounded to it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct SumMoney(pub Decimal);
+
+/// Pico-USD of a cost, saturating.
+fn pico(d: Decimal) -> i64 {
+    use rust_decimal::prelude::ToPrimitive;
+    let saturated = if d.is_sign_negative() { i64::MIN } else { i64::MAX };
+    d.checked_mul(Decimal::new(1_000_000_000_000, 0)).and_then(|x| x.round().to_i64()).unwrap_or(saturated)
+}
+
+stored_as!(SumMoney, Postgres, Decimal, |s| s.0, |r| Ok(SumMoney(r)));
+stored_as!(SumMoney, Sqlite, i64, |s| pico(s.0), |r| Ok(SumMoney(Decimal::new(r, 12))));
 
 /// An optional timestamp column value.
 pub(crate) fn ts(t: Option<DateTime<Utc>>) -> Option<Ts> {
