@@ -374,6 +374,8 @@ async fn run_pair(inner: Arc<Inner>, p: Pair) -> Result<()> {
                 priority: p.x.priority,
                 validate_output: p.x.validate_output,
                 idempotency_key: Some(run_key(p.x.id, p.row.index, p.version)),
+                // Pinned to the version its target resolved to when the experiment started.
+                label: None,
             };
             let e = submit::submit(&inner, user, request).await?;
             let run = ExperimentRun {

@@ -103,7 +103,7 @@ async fn submit_inner(
                 "give either `version` or `label`, not both",
             ));
         }
-        (None, Some(label)) => super::labels::resolve_label(inner, user, prompt.id, label).await?,
+        (None, Some(label)) => super::labels::resolve_label(inner, user, id, label).await?,
         (version, None) => version.unwrap_or(prompt.current_version),
     };
     if pinned == 0 || pinned > prompt.current_version {
