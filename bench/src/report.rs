@@ -409,10 +409,9 @@ fn targets(
     for store in ["postgres", "sqlite", "postgres-relaxed", "sqlite-relaxed"] {
         let (p50_bound, p99_bound) = latency_bounds(store);
         let row = added.iter().find(|r| r.store == store && r.mock_ms == "0" && r.rate == 1000.0);
-        for (what, bound, value) in [
-            ("p50", p50_bound, row.map(|r| r.added_p50_us)),
-            ("p99", p99_bound, row.map(|r| r.added_p99_us)),
-        ] {
+        for (what, bound, value) in
+            [("p50", p50_bound, row.map(|r| r.added_p50_us)), ("p99", p99_bound, row.map(|r| r.added_p99_us))]
+        {
             let target = format!("added {what} at 1,000/s, {store} <= {}", fmt_us(bound));
             out.push(match (row, value) {
                 (Some(r), Some(v)) => TargetRow {

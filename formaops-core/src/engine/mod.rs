@@ -68,7 +68,6 @@ use crate::error::Result;
 use crate::events::ExecutionEvent;
 use crate::execution::Execution;
 use crate::ids::{ExecutionId, PromptId, UserId};
-use crate::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use crate::page::{Page, PageRequest};
 use crate::prompt::{Prompt, PromptSpec, PromptUpdate, PromptVersion};
 use crate::provider::Message;
@@ -89,6 +88,7 @@ pub mod freshness;
 mod health;
 mod invalidate;
 mod labels;
+mod metrics;
 pub mod partial;
 mod prompts;
 pub mod rescue;
@@ -345,24 +345,6 @@ impl FormaOps {
         check_page(page.limit)?;
         crate::metrics::check_window(filter.since, filter.until)?;
         self.inner.store.list_executions(user, &filter, page).await
-    }
-
-    /// Aggregates of the user's executions matching `query`, from the rollups (see [`crate::metrics`]).
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) as [`MetricsQuery::check`]; store errors.
-    pub async fn metrics(&self, user: UserId, query: MetricsQuery) -> Result<MetricsReport> {
-        query.check()?;
-        self.inner.store.metrics(user, &query).await
-    }
-
-    /// A series of the user's final executions from the rollups, window by [`MetricsSeriesQuery::window`].
-    ///
-    /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) as `window`; store errors.
-    pub async fn metrics_series(&self, user: UserId, mut query: MetricsSeriesQuery) -> Result<MetricsSeries> {
-        (query.since, query.until) = query.window(self.inner.clock.now()).map(|(s, u)| (Some(s), Some(u)))?;
-        self.inner.store.metrics_series(user, &query).await
     }
 
     /// Every state change of the user's executions (of one execution with `Some`), from now

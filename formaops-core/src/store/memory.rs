@@ -13,6 +13,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::memory_lab::LabState;
+
+mod rollups;
 use super::{
     ClaimParams, EnqueueOutcome, ExecutionFilter, ExtendLeasesParams, PromptFilter, RescueDecision,
     RescueFate, Store, VersionPageRequest,
@@ -22,10 +24,7 @@ use crate::error::{Error, Result};
 use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
 use crate::experiment::{Experiment, ExperimentRun, ExperimentStatus};
 use crate::ids::{CredentialId, DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
-use crate::metrics::rollup::{
-    FinalExecution, LiveCount, LiveCounts, RollupDelta, RollupKey, RollupReport, SeriesBuilder, cover, epoch,
-    far_future, group_deltas, report_window,
-};
+use crate::metrics::rollup::{FinalExecution, RollupDelta, RollupKey};
 use crate::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use crate::page::{Cursor, Page, PageRequest};
 use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, PromptVersion};
@@ -97,14 +96,6 @@ impl State {
     }
 
     /// Puts a QUEUED execution into its provider's ready or delayed index.
-    /// Adds executions that just became final to the rollups (under the same lock as the
-    /// write: the memory store's transaction).
-    fn roll_up(&mut self, finals: &[FinalExecution]) {
-        for row in group_deltas(finals) {
-            self.rollups.entry(row.key).or_default().merge(&row.delta);
-        }
-    }
-
     fn index_queued(&mut self, e: &Execution) {
         let q = self.queues.entry(e.provider.clone()).or_default();
         q.delayed.insert((e.run_after, e.id));
@@ -701,86 +692,11 @@ impl Store for MemoryStore {
     }
 
     async fn metrics(&self, user: UserId, query: &MetricsQuery) -> Result<MetricsReport> {
-        let s = self.lock()?;
-        let in_scope = |prompt: PromptId, version: u32| {
-            query.prompt_id.is_none_or(|p| p == prompt)
-                && (query.prompt_id.is_none() || query.prompt_version.is_none_or(|v| v == version))
-        };
-        let (since, until) = report_window(query);
-        let mut report = RollupReport::new();
-        for r in cover(since, until) {
-            let lo = RollupKey {
-                user_id: user,
-                granularity: r.granularity,
-                bucket_start: r.start,
-                prompt_id: PromptId(uuid::Uuid::nil()),
-                prompt_version: 0,
-                label: None,
-            };
-            for (k, d) in s.rollups.range(lo..) {
-                if k.user_id != user || k.granularity != r.granularity || k.bucket_start >= r.end {
-                    break;
-                }
-                if in_scope(k.prompt_id, k.prompt_version) {
-                    report.add(k.prompt_id, k.prompt_version, k.label.clone(), d);
-                }
-            }
-        }
-        // Live counts: the QUEUED and RUNNING executions (not rolled up).
-        let live = s
-            .queues
-            .values()
-            .flat_map(|q| q.ready.iter().map(|(_, id)| id).chain(q.delayed.iter().map(|(_, id)| id)));
-        for id in live.chain(s.running.iter()) {
-            let Some(e) = s.executions.get(id) else { continue };
-            if e.user_id != user
-                || e.created_at < since
-                || e.created_at >= until
-                || !in_scope(e.prompt_id, e.prompt_version)
-            {
-                continue;
-            }
-            let counts = match e.status {
-                ExecutionStatus::Queued => LiveCounts { queued: 1, running: 0 },
-                ExecutionStatus::Running => LiveCounts { queued: 0, running: 1 },
-                _ => continue,
-            };
-            report.add_live(&LiveCount {
-                prompt_id: e.prompt_id,
-                prompt_version: e.prompt_version,
-                label: e.label.clone(),
-                counts,
-            });
-        }
-        let queue_depth = s.queued_by_user.get(&user).copied().unwrap_or(0);
-        drop(s);
-        Ok(report.finish(query, queue_depth))
+        Ok(self.lock()?.metrics(user, query))
     }
 
     async fn metrics_series(&self, user: UserId, query: &MetricsSeriesQuery) -> Result<MetricsSeries> {
-        let (since, until) = (query.since.unwrap_or_else(epoch), query.until.unwrap_or_else(far_future));
-        let s = self.lock()?;
-        let lo = RollupKey {
-            user_id: user,
-            granularity: query.bucket,
-            bucket_start: since,
-            prompt_id: PromptId(uuid::Uuid::nil()),
-            prompt_version: 0,
-            label: None,
-        };
-        let mut series = SeriesBuilder::new();
-        for (k, d) in s.rollups.range(lo..) {
-            if k.user_id != user || k.granularity != query.bucket || k.bucket_start >= until {
-                break;
-            }
-            if query.prompt_id.is_none_or(|p| p == k.prompt_id)
-                && query.prompt_version.is_none_or(|v| v == k.prompt_version)
-                && query.label.as_ref().is_none_or(|l| k.label.as_ref() == Some(l))
-            {
-                series.add(k.bucket_start, d);
-            }
-        }
-        Ok(series.finish(query.bucket, since, until))
+        Ok(self.lock()?.metrics_series(user, query))
     }
 
     // ----- datasets and experiments -----
