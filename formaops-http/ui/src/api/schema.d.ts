@@ -405,9 +405,33 @@ export interface paths {
         };
         /**
          * The caller's aggregates: counts by status, latency percentiles, tokens, cost, validation
-         *     pass rate, and the same per prompt.
+         *     pass rate, and the same per prompt; with `promptId`, also per version (`byVersion`) and per
+         *     label (`byLabel`), each with its `share` of the prompt's executions. Read from rollups: the
+         *     window is rounded outward to whole minutes (`since` down, `until` up) and percentiles are
+         *     within 1 % of the exact nearest-rank ones; QUEUED/RUNNING counts are live.
          */
         get: operations["metrics"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/metrics/series": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A time series of the caller's final executions for charts: one point per bucket with
+         *     executions (counts by status, latency p50/p95/p99 within 1 %, tokens, cost), oldest first,
+         *     at most 1,500 points per answer (a longer window is refused: use a wider bucket).
+         */
+        get: operations["metrics_series"];
         put?: never;
         post?: never;
         delete?: never;
@@ -804,6 +828,11 @@ export interface components {
             /** @description The validated inputs, defaults filled in: exactly what was rendered. */
             inputs: Record<string, never>;
             /**
+             * @description The label the version was resolved through when the caller executed by label
+             *     (`production`, ...); `None` when it ran by version number or the current version.
+             */
+            label?: string | null;
+            /**
              * Format: int32
              * @description Most attempts this execution may take, first included (from the engine's
              *     [`EngineConfig::max_attempts`](crate::engine::EngineConfig::max_attempts) at
@@ -1089,6 +1118,11 @@ export interface components {
              */
             version?: number | null;
         };
+        /**
+         * @description The width of a rollup time bucket.
+         * @enum {string}
+         */
+        Granularity: "minute" | "hour" | "day";
         /** @description Readiness of this server. */
         HealthResponse: {
             /** @description Whether the database answered. */
@@ -1128,6 +1162,16 @@ export interface components {
         LabelList: {
             /** @description `latest` first, then the prompt's labels by name. */
             items: components["schemas"]["LabelDto"][];
+        };
+        /** @description One label's aggregates within a prompt's report. */
+        LabelMetrics: components["schemas"]["MetricsSummary"] & {
+            /** @description The label the executions were resolved through; `null`: none (by version or current). */
+            label?: string | null;
+            /**
+             * Format: double
+             * @description Its share of the prompt's executions in the window, `0.0..=1.0`.
+             */
+            share: number;
         };
         /** @description One move: created (`from` null), moved, or deleted (`to` null). */
         LabelMoveDto: {
@@ -1170,8 +1214,16 @@ export interface components {
         MatchRule: "exact" | "json_equal" | "contains" | "regex";
         /** @description What `metrics` answers. */
         MetricsReport: components["schemas"]["MetricsSummary"] & {
+            /**
+             * @description With a prompt filter: per label the executions were resolved through (`label: null`
+             *     for executions run by version number or the current version), by name (empty
+             *     otherwise).
+             */
+            byLabel?: components["schemas"]["LabelMetrics"][];
             /** @description Per prompt, most executions first (at most [`MAX_PROMPTS_IN_REPORT`] prompts). */
             byPrompt: components["schemas"]["PromptMetrics"][];
+            /** @description With a prompt filter: per version of the prompt, ascending (empty otherwise). */
+            byVersion?: components["schemas"]["VersionMetrics"][];
             /**
              * Format: int64
              * @description Executions of this user waiting to run now.
@@ -1185,6 +1237,22 @@ export interface components {
             /**
              * Format: date-time
              * @description The query's upper bound, echoed.
+             */
+            until?: string | null;
+        };
+        /** @description What `metrics_series` answers: points in time order, one per bucket that has executions. */
+        MetricsSeries: {
+            bucket?: components["schemas"]["Granularity"] | null;
+            /** @description Points with executions, oldest first (empty buckets are left out). */
+            points: components["schemas"]["SeriesPoint"][];
+            /**
+             * Format: date-time
+             * @description Window start actually read (rounded down to the bucket).
+             */
+            since?: string | null;
+            /**
+             * Format: date-time
+             * @description Window end actually read (rounded up to the bucket).
              */
             until?: string | null;
         };
@@ -1418,6 +1486,40 @@ export interface components {
              */
             version: number;
         };
+        /** @description One point of a series: the executions created in one bucket. */
+        SeriesPoint: {
+            /**
+             * Format: double
+             * @description Sum of the priced costs (USD); `null` when none is priced.
+             */
+            costUsd?: number | null;
+            /**
+             * @description Executions per final status (`queued` and `running` are always 0: live counts are in
+             *     the report).
+             */
+            counts: components["schemas"]["StatusCounts"];
+            /** @description Total latency percentiles (ms, within 1 %). */
+            latencyMs: components["schemas"]["Percentiles"];
+            /** @description Provider latency percentiles (ms, within 1 %). */
+            providerLatencyMs: components["schemas"]["Percentiles"];
+            /**
+             * Format: date-time
+             * @description Bucket start (UTC).
+             */
+            start: string;
+            /** @description Token totals. */
+            tokens: components["schemas"]["TokenTotals"];
+            /**
+             * Format: int64
+             * @description Final executions without a price (missing from `costUsd`).
+             */
+            unpricedExecutions: number;
+            /**
+             * Format: double
+             * @description `validationPassed / validated`, `null` when nothing was validated.
+             */
+            validationPassRate?: number | null;
+        };
         SetLabelRequest: {
             /**
              * Format: int32
@@ -1560,6 +1662,19 @@ export interface components {
             requested: string;
             /** @description Counts, latency percentiles (ms), tokens, cost and validation pass rate, as in metrics. */
             summary: components["schemas"]["MetricsSummary"];
+            /**
+             * Format: int32
+             * @description The version.
+             */
+            version: number;
+        };
+        /** @description One version's aggregates within a prompt's report. */
+        VersionMetrics: components["schemas"]["MetricsSummary"] & {
+            /**
+             * Format: double
+             * @description Its share of the prompt's executions in the window, `0.0..=1.0`.
+             */
+            share: number;
             /**
              * Format: int32
              * @description The version.
@@ -3602,6 +3717,85 @@ export interface operations {
                     "application/json": components["schemas"]["MetricsReport"];
                 };
             };
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description Request URI longer than 8192 bytes */
+            414: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description More than 100 header fields, or more than 32768 bytes of them */
+            431: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+            /** @description The database is unavailable or the server is shutting down */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorBody"];
+                };
+            };
+        };
+    };
+    metrics_series: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Bucket width: `minute`, `hour` or `day`. */
+                bucket: string;
+                /**
+                 * @description Executions created at or after (RFC 3339), rounded down to the bucket; default: 60
+                 *     buckets before `until`.
+                 */
+                since: string | null;
+                /** @description Executions created before (RFC 3339), rounded up to the bucket; default: now. */
+                until: string | null;
+                /** @description One prompt only. */
+                promptId: string | null;
+                /** @description One version of that prompt only (needs `promptId`). */
+                version: number | null;
+                /** @description Only executions run through this label (needs `promptId`). */
+                label: string | null;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["MetricsSeries"];
+                };
+            };
+            /** @description A bad `bucket`, window, filter, or too many points */
             400: {
                 headers: {
                     [name: string]: unknown;

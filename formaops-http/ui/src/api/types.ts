@@ -104,56 +104,15 @@ export type EventFrame =
       delta?: string;
     };
 
-export interface Percentiles {
-  p50: number | null;
-  p95: number | null;
-  p99: number | null;
-}
-
-export interface MetricsSummary {
-  counts: { queued: number; running: number; completed: number; failed: number; cancelled: number; total: number };
-  latencyMs: Percentiles;
-  providerLatencyMs: Percentiles;
-  tokens: { input: number; output: number; cached: number; total: number };
-  costUsd: number | null;
-  unpricedExecutions: number;
-  validated: number;
-  validationPassed: number;
-  validationPassRate: number | null;
-}
-
-export interface MetricsReport extends MetricsSummary {
-  since: string | null;
-  until: string | null;
-  queueDepth: number;
-  byPrompt: (MetricsSummary & { promptId: string })[];
-  /** With a prompt filter: each version's share of the prompt's executions and its figures. */
-  byVersion?: (MetricsSummary & { version: number; share: number })[];
-  /** With a prompt filter: per label the executions were resolved through (`null`: by number or current). */
-  byLabel?: (MetricsSummary & { label: string | null; share: number })[];
-}
-
-export type Bucket = 'minute' | 'hour' | 'day';
-
+export type Percentiles = Schemas['Percentiles'];
+export type MetricsSummary = Schemas['MetricsSummary'];
+/** `GET /api/metrics`; with a prompt filter also `byVersion` (each version's share) and `byLabel`. */
+export type MetricsReport = Schemas['MetricsReport'];
+export type Bucket = Schemas['Granularity'];
 /** One bucket of `GET /api/metrics/series`: the executions created in it. */
-export interface SeriesPoint {
-  start: string;
-  counts: MetricsSummary['counts'];
-  latencyMs: Percentiles;
-  providerLatencyMs: Percentiles;
-  tokens: MetricsSummary['tokens'];
-  costUsd: number | null;
-  unpricedExecutions: number;
-  validationPassRate: number | null;
-}
-
+export type SeriesPoint = Schemas['SeriesPoint'];
 /** `GET /api/metrics/series`: points oldest first; buckets without executions are left out. */
-export interface MetricsSeries {
-  bucket: Bucket | null;
-  since: string | null;
-  until: string | null;
-  points: SeriesPoint[];
-}
+export type MetricsSeries = Schemas['MetricsSeries'];
 
 export type Dataset = Schemas['Dataset'];
 export type DatasetPage = Schemas['DatasetPage'];

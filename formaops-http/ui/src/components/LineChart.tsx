@@ -32,7 +32,8 @@ export function LineChart({ title, times, series, unit, testId, steps }: LineCha
       width: Math.max(Math.min(el.clientWidth, 560), 300),
       height: 240,
       scales: { x: { time: true }, y: { range: (_u, min, max) => [Math.min(0, min), max > 0 ? max * 1.1 : 1] } },
-      axes: [{}, { label: unit, size: 64 }],
+      // Small values (a cost in USD per bucket) keep two significant digits instead of rounding to 0.
+      axes: [{}, { label: unit, size: 64, values: (_u, splits) => splits.map((v) => (v !== 0 && Math.abs(v) < 1 ? v.toPrecision(2) : String(v))) }],
       series: [
         {},
         ...series.map((s) => ({
