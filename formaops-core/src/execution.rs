@@ -458,6 +458,51 @@ impl Execution {
             lease_expires_at: None,
         }
     }
+
+    /// Starts an attempt: RUNNING, one more attempt, leased by `worker` until `lease_until`,
+    /// `started_at` set on the first attempt. What a claim does to a QUEUED execution, and
+    /// what the fast path does before writing a new one.
+    pub fn start_attempt(&mut self, worker: &str, now: DateTime<Utc>, lease_until: DateTime<Utc>) {
+        self.status = ExecutionStatus::Running;
+        self.attempts = self.attempts.saturating_add(1);
+        self.lease_owner = Some(worker.to_string());
+        self.lease_expires_at = Some(lease_until);
+        if self.started_at.is_none() {
+            self.started_at = Some(now);
+        }
+    }
+
+    /// Applies a committed attempt result to this RUNNING execution: the state every store's
+    /// `finish` leaves it in (lease released; output, verdict and metrics of a completion;
+    /// error and metrics of a failure; QUEUED until `run_after` for a retry, keeping the
+    /// error). The caller checks the lease first.
+    pub fn apply_attempt(&mut self, r: &AttemptResult) {
+        self.lease_owner = None;
+        self.lease_expires_at = None;
+        self.finish_reason.clone_from(&r.finish_reason);
+        match &r.outcome {
+            AttemptOutcome::Completed { output, validated_output, validation, metrics } => {
+                self.status = ExecutionStatus::Completed;
+                self.output = Some(output.clone());
+                self.validated_output = validated_output.clone();
+                self.validation = validation.clone();
+                self.metrics = Some(metrics.clone());
+                self.error = None;
+                self.finished_at = Some(r.finished_at);
+            }
+            AttemptOutcome::Failed { error, metrics } => {
+                self.status = ExecutionStatus::Failed;
+                self.error = Some(error.clone());
+                self.metrics = metrics.clone();
+                self.finished_at = Some(r.finished_at);
+            }
+            AttemptOutcome::Retry { error, run_after } => {
+                self.status = ExecutionStatus::Queued;
+                self.error = Some(error.clone());
+                self.run_after = *run_after;
+            }
+        }
+    }
 }
 
 /// What a worker reports when an attempt ends.

@@ -11,12 +11,13 @@ use super::cache::VersionCache;
 use super::clock::Clock;
 use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH};
 use super::events::{EventBus, RELAY_CAPACITY};
+use super::fastpath::Backlog;
 use super::freshness::Caches;
 use super::state::{FormaOps, Inner, ProviderSlot};
 use super::{invalidate, rescue, worker};
 use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
-use crate::execution::{AttemptResult, Execution};
+use crate::execution::{AttemptResult, Execution, ExecutionStatus};
 use crate::provider::LlmProvider;
 use crate::provider::config::{MAX_CONCURRENCY as MAX_PROVIDER_CONCURRENCY, MOCK_PROVIDER, zero_config_mock};
 use crate::store::{EnqueueOutcome, Store};
@@ -97,6 +98,7 @@ impl FormaOpsBuilder {
                 permits: Arc::new(Semaphore::new(concurrency)),
                 concurrency,
                 wake: Notify::new(),
+                backlog: Backlog::default(),
             };
             slots.insert(name, Arc::new(slot));
         }
@@ -123,7 +125,8 @@ impl FormaOpsBuilder {
                 // Announce before anyone can claim: the Queued event precedes Running.
                 let mut woken: Vec<&str> = Vec::new();
                 for (e, o) in batch.iter().zip(&outcomes) {
-                    if *o == EnqueueOutcome::Created {
+                    // A fast-path execution is written RUNNING: it publishes its own events.
+                    if *o == EnqueueOutcome::Created && e.status == ExecutionStatus::Queued {
                         ev.publish(queued_event(e));
                         if !woken.contains(&e.provider.as_str()) {
                             woken.push(&e.provider);
@@ -132,6 +135,7 @@ impl FormaOpsBuilder {
                 }
                 for name in woken {
                     if let Some(slot) = sl.get(name) {
+                        slot.backlog.note_queued();
                         slot.wake.notify_one();
                     }
                 }

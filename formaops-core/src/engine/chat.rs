@@ -16,6 +16,8 @@
 //! reserved key [`CHAT_INPUT`] (never a valid variable name), so every store keeps them
 //! without a schema change, and a retry or a rescue re-sends the same call.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -262,6 +264,23 @@ impl FormaOps {
     /// As [`FormaOps::submit`]; [`Error::InvalidArgument`] for a bad `model`, parameter or
     /// an empty conversation; [`Error::NotFound`] for an unknown prompt or provider.
     pub async fn submit_chat(&self, user: UserId, chat: ChatRequest) -> Result<Execution> {
+        let (request, chat) = self.chat_request(user, chat).await?;
+        super::submit::submit_chat(&self.inner, user, request, chat).await
+    }
+
+    /// [`FormaOps::submit_chat`] run to its end, waiting at most `wait` (see
+    /// [`FormaOps::execute_within`]): the final execution, or its current state.
+    ///
+    /// # Errors
+    /// As [`FormaOps::submit_chat`].
+    pub async fn execute_chat(&self, user: UserId, chat: ChatRequest, wait: Duration) -> Result<Execution> {
+        let (request, chat) = self.chat_request(user, chat).await?;
+        super::submit::execute(&self.inner, user, request, chat, Some(wait)).await
+    }
+
+    /// Translates a chat call into an [`ExecuteRequest`] and the encoded [`ChatExtras`]
+    /// (`None` when it has none); the implicit pass-through prompt is created on first use.
+    async fn chat_request(&self, user: UserId, chat: ChatRequest) -> Result<(ExecuteRequest, Option<Value>)> {
         chat.parameters.check()?;
         let model = ChatModel::parse(&chat.model)?;
         // The label is resolved (and recorded on the execution) at submission.
@@ -312,7 +331,7 @@ impl FormaOps {
         } else {
             Some(serde_json::to_value(&extras).map_err(|e| Error::internal_from("encoding a chat call", e))?)
         };
-        super::submit::submit_chat(&self.inner, user, request, chat).await
+        Ok((request, chat))
     }
 
     /// The caller's implicit prompt for `provider/model`, created on first use.

@@ -16,6 +16,7 @@
 //!   across nodes; `credentials`: authentication from the cache, revocation;
 //! - `prompts`: prompt CRUD and the checks a version must pass;
 //! - `submit`: submit, execute, wait, retry, cancel and idempotency;
+//! - `fastpath`: a synchronous execute run by the receiving process (two writes, no read);
 //! - `follow`: one execution until it is final ([`Follow`]);
 //! - `health`: the engine's [`HealthReport`];
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
@@ -83,6 +84,7 @@ mod credentials;
 mod datasets;
 mod events;
 mod experiments;
+mod fastpath;
 mod follow;
 pub mod freshness;
 mod health;
@@ -282,7 +284,22 @@ impl FormaOps {
     /// As [`submit`](Self::submit); store errors while waiting. A FAILED execution is not an
     /// error: it is returned with its `error`.
     pub async fn execute(&self, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-        submit::execute(&self.inner, user, request).await
+        submit::execute(&self.inner, user, request, None, None).await
+    }
+
+    /// [`FormaOps::execute`], waiting at most `wait`: the final execution, or its current
+    /// state (QUEUED or RUNNING) when the wait ran out; it goes on running (follow it with
+    /// [`FormaOps::wait`]). What `POST /api/prompts/{id}/execute` does without `mode=async`.
+    ///
+    /// # Errors
+    /// As [`FormaOps::execute`].
+    pub async fn execute_within(
+        &self,
+        user: UserId,
+        request: ExecuteRequest,
+        wait: Duration,
+    ) -> Result<Execution> {
+        submit::execute(&self.inner, user, request, None, Some(wait)).await
     }
 
     /// Waits until the execution is final (or `timeout` passes: then its current state).

@@ -126,6 +126,7 @@ pub(crate) async fn rescue_loop(inner: Arc<Inner>, mut stop: watch::Receiver<boo
                 let (slot, due) = (slot.clone(), inner.clock.instant_at(e.run_after));
                 tokio::spawn(async move {
                     tokio::time::sleep_until(due).await;
+                    slot.backlog.note_queued();
                     slot.wake.notify_one();
                 });
             }

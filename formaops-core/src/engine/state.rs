@@ -15,6 +15,7 @@ use super::cache::{CompiledVersion, VersionCache};
 use super::clock::{Clock, chrono_dur};
 use super::config::EngineConfig;
 use super::events::EventBus;
+use super::fastpath::Backlog;
 use super::freshness::Caches;
 use super::scheduler;
 use crate::error::{Error, Problem, ProblemCode, Result};
@@ -39,6 +40,8 @@ pub(crate) struct ProviderSlot {
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) concurrency: usize,
     pub(crate) wake: Notify,
+    /// What this process knows of the provider's queue (the fast path's priority rule).
+    pub(crate) backlog: Backlog,
 }
 
 impl ProviderSlot {

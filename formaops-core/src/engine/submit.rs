@@ -1,6 +1,7 @@
 //! The execution API: submit, execute, wait, retry and cancel, with the idempotency rule
 //! (a repeated key returns the first execution, or `IdempotencyKeyReused`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -9,7 +10,8 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::config::{WAIT_RECHECK, check_idempotency_key};
-use super::state::Inner;
+use super::fastpath::{self, Ran};
+use super::state::{Inner, ProviderSlot};
 use crate::error::{Error, Result};
 use crate::events::EventKind;
 use crate::execution::{Execution, ExecutionStatus, Priority};
@@ -77,6 +79,18 @@ async fn submit_inner(
     chat: Option<serde_json::Value>,
     wake: bool,
 ) -> Result<(Execution, Option<oneshot::Receiver<()>>)> {
+    let (exec, _) = prepare(inner, user, &request, chat).await?;
+    queue(inner, &request, exec, wake).await
+}
+
+/// Checks `request` and builds its new QUEUED execution (inputs validated, version and label
+/// resolved), with the provider slot it will run on. Writes nothing.
+async fn prepare(
+    inner: &Inner,
+    user: UserId,
+    request: &ExecuteRequest,
+    chat: Option<serde_json::Value>,
+) -> Result<(Execution, Arc<ProviderSlot>)> {
     if inner.shutting_down() {
         return Err(Error::ShuttingDown);
     }
@@ -115,7 +129,7 @@ async fn submit_inner(
     if let Some(chat) = chat {
         inputs.insert(CHAT_INPUT.to_string(), chat);
     }
-    let slot = inner.provider_for(&compiled.version.model)?;
+    let slot = inner.provider_for(&compiled.version.model)?.clone();
     let mut exec = inner.new_execution(
         user,
         &compiled.version,
@@ -127,6 +141,16 @@ async fn submit_inner(
         None,
     );
     exec.label = request.label.clone();
+    Ok((exec, slot))
+}
+
+/// Enqueues the prepared `exec` (see `submit_inner` for `wake`).
+async fn queue(
+    inner: &Inner,
+    request: &ExecuteRequest,
+    exec: Execution,
+    wake: bool,
+) -> Result<(Execution, Option<oneshot::Receiver<()>>)> {
     let returned = exec.clone();
     let woken = wake.then(|| inner.events.waiter(returned.id));
     let outcome = match inner.enqueue(exec).await {
@@ -146,32 +170,80 @@ async fn submit_inner(
                 drop(woken);
                 inner.events.forget_waiters(returned.id);
             }
-            let same = first.prompt_id == request.prompt_id
-                && request.version.is_none_or(|v| v == first.prompt_version)
-                && first.inputs == returned.inputs
-                && first.priority == request.priority
-                && first.validate_output == request.validate_output;
-            if same {
-                Ok((*first, None))
-            } else {
-                Err(Error::IdempotencyKeyReused { key: request.idempotency_key.unwrap_or_default() })
-            }
+            Ok((same_request(request, &returned.inputs, *first)?, None))
         }
     }
 }
 
-pub(super) async fn execute(inner: &Inner, user: UserId, request: ExecuteRequest) -> Result<Execution> {
-    let (submitted, woken) = submit_inner(inner, user, request, None, true).await?;
+/// The idempotency rule: `first` (the execution the key already named) when `request` (whose
+/// validated inputs are `inputs`) asks for the same thing, else `IdempotencyKeyReused`.
+fn same_request(
+    request: &ExecuteRequest,
+    inputs: &Map<String, Value>,
+    first: Execution,
+) -> Result<Execution> {
+    let same = first.prompt_id == request.prompt_id
+        && request.version.is_none_or(|v| v == first.prompt_version)
+        && first.inputs == *inputs
+        && first.priority == request.priority
+        && first.validate_output == request.validate_output;
+    if same {
+        Ok(first)
+    } else {
+        Err(Error::IdempotencyKeyReused { key: request.idempotency_key.clone().unwrap_or_default() })
+    }
+}
+
+/// Executes and waits until the execution is final, or until `timeout` passes (then its
+/// current state). Runs on the fast path when this process may (see `fastpath`), else
+/// through the queue.
+pub(super) async fn execute(
+    inner: &Arc<Inner>,
+    user: UserId,
+    request: ExecuteRequest,
+    chat: Option<serde_json::Value>,
+    timeout: Option<Duration>,
+) -> Result<Execution> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let remaining = || deadline.map(|d| d.saturating_duration_since(Instant::now()));
+    let (exec, slot) = prepare(inner, user, &request, chat).await?;
+    if let Some(permit) = fastpath::admit(&slot) {
+        let id = exec.id;
+        let inputs = request.idempotency_key.is_some().then(|| exec.inputs.clone());
+        let run = fastpath::run(inner, &slot, permit, exec);
+        let ran = match deadline {
+            None => run.await?,
+            Some(d) => match tokio::time::timeout_at(d, run).await {
+                Ok(ran) => ran?,
+                // The attempt goes on in its own task; answer its current state.
+                Err(_) => return wait(inner, user, id, Some(Duration::ZERO)).await,
+            },
+        };
+        return match ran {
+            Ran::Done(done) => Ok(done),
+            Ran::Pending(e) => wait(inner, user, e.id, remaining()).await,
+            Ran::Existing(first) => {
+                let first = same_request(&request, &inputs.unwrap_or_default(), *first)?;
+                if first.status.is_final() {
+                    Ok(first)
+                } else {
+                    wait(inner, user, first.id, remaining()).await
+                }
+            }
+        };
+    }
+    let (submitted, woken) = queue(inner, &request, exec, true).await?;
     if submitted.status.is_final() {
         return Ok(submitted);
     }
     if let Some(woken) = woken {
         // Registered before the enqueue: the execution cannot have finished unseen, so the
         // first read happens once it is final (or after the usual recheck interval).
-        let _ = tokio::time::timeout(WAIT_RECHECK, woken).await;
+        let recheck = Instant::now() + WAIT_RECHECK;
+        let _ = tokio::time::timeout_at(deadline.map_or(recheck, |d| d.min(recheck)), woken).await;
         inner.events.forget_waiters(submitted.id);
     }
-    wait(inner, user, submitted.id, None).await
+    wait(inner, user, submitted.id, remaining()).await
 }
 
 pub(super) async fn wait(

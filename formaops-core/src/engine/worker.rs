@@ -64,6 +64,7 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
         let now = inner.clock.now();
         let lease_until = now + chrono_dur(inner.config.lease);
         let wanted = permits.len();
+        let seen = slot.backlog.claim_started();
         let claimed = match inner
             .store
             .claim(ClaimParams {
@@ -86,6 +87,7 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
             }
         };
         let full = claimed.len() == wanted;
+        slot.backlog.claim_ended(seen, full);
         if let Ok(mut held) = inner.held.lock() {
             held.extend(claimed.iter().map(|e| e.id));
         }
@@ -115,19 +117,35 @@ async fn run_attempt(
     exec: Execution,
     permit: OwnedSemaphorePermit,
 ) {
-    let attempt = exec.attempts;
     inner.events.publish(ExecutionEvent::new(
         exec.id,
         exec.user_id,
         EventKind::Running,
-        attempt,
+        exec.attempts,
         inner.clock.now(),
     ));
-    let (outcome, provider_time, finish_reason) = attempt_outcome(&inner, &slot, &exec).await;
+    let attempt = attempt_outcome(&inner, &slot, &exec).await;
+    record_attempt(&inner, &slot, &exec, attempt, permit).await;
+    if let Ok(mut tasks) = inner.tasks.lock() {
+        tasks.remove(&exec.id);
+    }
+}
+
+/// Records an attempt of `exec` (held under this process's lease) through the finish group
+/// commit, releases its lease and provider permit, and publishes its end event. Returns the
+/// result when the store applied it; `None` when the lease was lost or the write failed (the
+/// lease then expires and the rescuer decides).
+pub(super) async fn record_attempt(
+    inner: &Inner,
+    slot: &Arc<ProviderSlot>,
+    exec: &Execution,
+    (outcome, provider_time, finish_reason): (AttemptOutcome, Duration, Option<String>),
+    permit: OwnedSemaphorePermit,
+) -> Option<AttemptResult> {
     // What every store can record: an unstorable output fails here, not in the finish batch.
     let outcome = crate::text::storable_outcome(outcome);
     let finished_at = inner.clock.now();
-    telemetry::record_attempt(&exec, &outcome, provider_time, finished_at);
+    telemetry::record_attempt(exec, &outcome, provider_time, finished_at);
     let (kind, error, run_after) = match &outcome {
         AttemptOutcome::Completed { .. } => (EventKind::Completed, None, None),
         AttemptOutcome::Failed { error, .. } => (EventKind::Failed, Some(error.clone()), None),
@@ -143,7 +161,7 @@ async fn run_attempt(
         finished_at,
         finish_reason,
     };
-    let applied = inner.finisher.call(result).await;
+    let applied = inner.finisher.call(result.clone()).await;
     if let Ok(mut held) = inner.held.lock() {
         held.remove(&exec.id);
     }
@@ -151,7 +169,7 @@ async fn run_attempt(
     match applied {
         Ok(true) => {
             inner.events.publish(
-                ExecutionEvent::new(exec.id, exec.user_id, kind, attempt, finished_at)
+                ExecutionEvent::new(exec.id, exec.user_id, kind, exec.attempts, finished_at)
                     .with_error(error)
                     .with_run_after(run_after),
             );
@@ -160,19 +178,20 @@ async fn run_attempt(
                 let slot = slot.clone();
                 tokio::spawn(async move {
                     tokio::time::sleep_until(deadline).await;
+                    slot.backlog.note_queued();
                     slot.wake.notify_one();
                 });
             }
+            Some(result)
         }
         Ok(false) => {
             tracing::warn!(execution = %exec.id, "attempt result refused: the lease was lost");
+            None
         }
         Err(e) => {
             tracing::warn!(execution = %exec.id, error = %e, "recording an attempt failed; the lease will expire and be rescued");
+            None
         }
-    }
-    if let Ok(mut tasks) = inner.tasks.lock() {
-        tasks.remove(&exec.id);
     }
 }
 
@@ -196,7 +215,7 @@ fn provider_exec_error(e: &ProviderError) -> ExecutionError {
 
 /// Runs one attempt up to (not including) recording it; also returns the precise provider
 /// call time (zero when no call was made) and the reply's finish reason (when one was read).
-async fn attempt_outcome(
+pub(super) async fn attempt_outcome(
     inner: &Inner,
     slot: &ProviderSlot,
     exec: &Execution,

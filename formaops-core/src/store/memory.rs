@@ -21,7 +21,7 @@ use super::{
 };
 use crate::dataset::{Dataset, DatasetRow};
 use crate::error::{Error, Result};
-use crate::execution::{AttemptOutcome, AttemptResult, Execution, ExecutionStatus};
+use crate::execution::{AttemptResult, Execution, ExecutionStatus};
 use crate::experiment::{Experiment, ExperimentRun, ExperimentStatus};
 use crate::ids::{CredentialId, DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
 use crate::metrics::rollup::{FinalExecution, RollupDelta, RollupKey};
@@ -438,8 +438,14 @@ impl Store for MemoryStore {
             if s.executions.contains_key(&e.id) || !seen.insert(e.id) {
                 return Err(Error::conflict(format!("execution {} already exists", e.id)));
             }
-            if e.status != ExecutionStatus::Queued {
-                return Err(Error::internal(format!("enqueue: execution {} is not QUEUED", e.id)));
+            let leased = e.status == ExecutionStatus::Running
+                && e.lease_owner.is_some()
+                && e.lease_expires_at.is_some();
+            if e.status != ExecutionStatus::Queued && !leased {
+                return Err(Error::internal(format!(
+                    "enqueue: execution {} is neither QUEUED nor RUNNING with a lease",
+                    e.id
+                )));
             }
         }
         let mut out = Vec::with_capacity(executions.len());
@@ -452,7 +458,11 @@ impl Store for MemoryStore {
                 }
                 s.idempotency.insert(k, e.id);
             }
-            s.index_queued(e);
+            if e.status == ExecutionStatus::Queued {
+                s.index_queued(e);
+            } else {
+                s.running.insert(e.id);
+            }
             s.executions_by_user.entry(e.user_id).or_default().insert((e.created_at, e.id));
             s.executions.insert(e.id, e.clone());
             out.push(EnqueueOutcome::Created);
@@ -481,13 +491,7 @@ impl Store for MemoryStore {
             let Some(e) = s.executions.get_mut(&id).filter(|e| e.status == ExecutionStatus::Queued) else {
                 continue;
             };
-            e.status = ExecutionStatus::Running;
-            e.attempts = e.attempts.saturating_add(1);
-            e.lease_owner = Some(worker.to_string());
-            e.lease_expires_at = Some(lease_until);
-            if e.started_at.is_none() {
-                e.started_at = Some(now);
-            }
+            e.start_attempt(worker, now, lease_until);
             if let Some(n) = s.queued_by_user.get_mut(&e.user_id) {
                 *n = n.saturating_sub(1);
             }
@@ -530,35 +534,13 @@ impl Store for MemoryStore {
                 applied.push(false);
                 continue;
             }
-            e.lease_owner = None;
-            e.lease_expires_at = None;
-            e.finish_reason.clone_from(&r.finish_reason);
             s.running.remove(&r.id);
-            match &r.outcome {
-                AttemptOutcome::Completed { output, validated_output, validation, metrics } => {
-                    e.status = ExecutionStatus::Completed;
-                    e.output = Some(output.clone());
-                    e.validated_output = validated_output.clone();
-                    e.validation = validation.clone();
-                    e.metrics = Some(metrics.clone());
-                    e.error = None;
-                    e.finished_at = Some(r.finished_at);
-                }
-                AttemptOutcome::Failed { error, metrics } => {
-                    e.status = ExecutionStatus::Failed;
-                    e.error = Some(error.clone());
-                    e.metrics = metrics.clone();
-                    e.finished_at = Some(r.finished_at);
-                }
-                AttemptOutcome::Retry { error, run_after } => {
-                    e.status = ExecutionStatus::Queued;
-                    e.error = Some(error.clone());
-                    e.run_after = *run_after;
-                    let e = e.clone();
-                    s.index_queued(&e);
-                    applied.push(true);
-                    continue;
-                }
+            e.apply_attempt(r);
+            if e.status == ExecutionStatus::Queued {
+                let e = e.clone();
+                s.index_queued(&e);
+                applied.push(true);
+                continue;
             }
             finals.push(FinalExecution::of(e));
             applied.push(true);

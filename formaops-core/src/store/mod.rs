@@ -286,9 +286,11 @@ pub trait Store: Send + Sync + fmt::Debug + 'static {
 
     // ----- executions: the queue -----
 
-    /// Inserts QUEUED executions, all committed before it returns (one transaction for the
-    /// batch where the backend allows). Outcomes are in input order; see [`EnqueueOutcome`]
-    /// for idempotency keys.
+    /// Inserts new executions, all committed before it returns (one transaction for the
+    /// batch where the backend allows). Each is QUEUED, or RUNNING with a lease (the engine's
+    /// fast path: an attempt this process already started, see
+    /// [`Execution::start_attempt`](crate::execution::Execution::start_attempt)), stored as
+    /// given. Outcomes are in input order; see [`EnqueueOutcome`] for idempotency keys.
     async fn enqueue(&self, executions: &[Execution]) -> Result<Vec<EnqueueOutcome>>;
 
     /// Claims up to `params.limit` QUEUED executions of `provider` whose `run_after <= now`, in

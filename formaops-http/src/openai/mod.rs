@@ -80,18 +80,16 @@ async fn chat_completions(
     let include_usage = request.stream_options.as_ref().is_some_and(|o| o.include_usage);
     let chat = request.into_core(idempotency_header(&headers)?)?;
     let engine = state.engine();
-    // Subscribed before submitting, so no partial event falls before the subscription.
-    let events = stream.then(|| engine.subscribe(auth.id(), None));
-    let submitted = engine.submit_chat(auth.id(), chat).await?;
-    if let Some(events) = events
-        && !submitted.status.is_final()
-    {
-        return streamed(&state, auth.id(), submitted, events, model, include_usage).await;
-    }
-    let done = if submitted.status.is_final() {
+    let done = if stream {
+        // Subscribed before submitting, so no partial event falls before the subscription.
+        let events = engine.subscribe(auth.id(), None);
+        let submitted = engine.submit_chat(auth.id(), chat).await?;
+        if !submitted.status.is_final() {
+            return streamed(&state, auth.id(), submitted, events, model, include_usage).await;
+        }
         submitted
     } else {
-        engine.wait(auth.id(), submitted.id, Some(state.settings().sync_wait)).await?
+        engine.execute_chat(auth.id(), chat, state.settings().sync_wait).await?
     };
     let id = done.id.to_string();
     let mut response = match final_error(&done) {

@@ -161,12 +161,12 @@ async fn execute(
         validate_output: body.validate_output.unwrap_or(false),
         idempotency_key: idempotency_key(&headers)?,
     };
-    let submitted = engine.submit(auth.id(), request).await?;
-    if is_async || submitted.status.is_final() {
-        return Ok(execution_reply(submitted));
-    }
-    let done = engine.wait(auth.id(), submitted.id, Some(state.settings().sync_wait)).await?;
-    Ok(execution_reply(done))
+    let execution = if is_async {
+        engine.submit(auth.id(), request).await?
+    } else {
+        engine.execute_within(auth.id(), request, state.settings().sync_wait).await?
+    };
+    Ok(execution_reply(execution))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

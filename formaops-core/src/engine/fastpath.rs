@@ -1,0 +1,195 @@
+//! The fast path of a synchronous execute: when the receiving process has a free slot for the
+//! provider and knows of no queued work waiting for it, the request runs the execution itself
+//! instead of queueing it for a claim loop.
+//!
+//! 1. The execution is built RUNNING, first attempt, leased by this process
+//!    ([`Execution::start_attempt`]) and written by the enqueue group commit: that row is the
+//!    durable acceptance record. The provider call starts at the same moment; with an
+//!    idempotency key it starts only once the write is committed, since a repeated key must
+//!    not call the provider again.
+//! 2. The attempt's result is written by the finish group commit, as a claimed attempt's is
+//!    (`worker::record_attempt`).
+//! 3. The answer is built from memory ([`Execution::apply_attempt`]): nothing is read back.
+//!
+//! So a synchronous execution costs two group-committed writes, no claim and no read. A crash
+//! mid-call leaves a leased RUNNING execution that the rescuer handles like any other
+//! (`rescue`). An attempt that ends in a retry goes back to the queue and the caller waits for
+//! it as on the queue path.
+//!
+//! # Priorities
+//!
+//! The fast path jumps the queue, so it is taken only while [`Backlog`] says this process's
+//! claim loop last found the provider's queue drained and nothing was queued here since (an
+//! enqueue, a retry coming due). Work that other processes queue is seen at their next claim
+//! poll (within [`POLL_INTERVAL`](super::POLL_INTERVAL)); until then the fast path may run
+//! ahead of it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
+
+use super::clock::chrono_dur;
+use super::state::{Inner, ProviderSlot};
+use super::worker;
+use crate::error::{Error, Result};
+use crate::events::{EventKind, ExecutionEvent};
+use crate::execution::Execution;
+use crate::store::EnqueueOutcome;
+
+/// What one process knows about a provider's queue, for the fast path's priority rule.
+#[derive(Debug)]
+pub(crate) struct Backlog {
+    /// Bumped after each commit that made work claimable here (a local enqueue, a retry due).
+    queued: AtomicU64,
+    /// The `queued` count read before the last claim that came back short: the queue held no
+    /// claimable work then.
+    drained: AtomicU64,
+    /// The last claim filled every slot it asked for (more may wait), or none ran yet.
+    full: AtomicBool,
+}
+
+impl Default for Backlog {
+    fn default() -> Self {
+        // Nothing is known before the first claim: work queued before a restart may wait.
+        Self { queued: AtomicU64::new(0), drained: AtomicU64::new(0), full: AtomicBool::new(true) }
+    }
+}
+
+impl Backlog {
+    /// Work became claimable (after its commit).
+    pub(crate) fn note_queued(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Read before a claim; hand the value to [`Backlog::claim_ended`].
+    pub(crate) fn claim_started(&self) -> u64 {
+        self.queued.load(Ordering::SeqCst)
+    }
+
+    /// A claim that started at `seen` returned; `full` when it filled every slot it asked for.
+    pub(crate) fn claim_ended(&self, seen: u64, full: bool) {
+        if !full {
+            self.drained.fetch_max(seen, Ordering::SeqCst);
+        }
+        self.full.store(full, Ordering::SeqCst);
+    }
+
+    /// Whether queued work may be waiting for this provider.
+    pub(crate) fn may_wait(&self) -> bool {
+        self.full.load(Ordering::SeqCst)
+            || self.queued.load(Ordering::SeqCst) > self.drained.load(Ordering::SeqCst)
+    }
+}
+
+/// A provider slot for the fast path, when the rule above allows it and one is free now.
+pub(super) fn admit(slot: &ProviderSlot) -> Option<OwnedSemaphorePermit> {
+    if slot.backlog.may_wait() {
+        return None;
+    }
+    slot.permits.clone().try_acquire_owned().ok()
+}
+
+/// How a fast-path run ended.
+#[derive(Debug)]
+pub(super) enum Ran {
+    /// Final (COMPLETED or FAILED), built from memory.
+    Done(Execution),
+    /// Written but not final (a retry was queued, or the result could not be recorded): the
+    /// caller waits for it through the store.
+    Pending(Execution),
+    /// The idempotency key was already used: the first execution, nothing was called.
+    Existing(Box<Execution>),
+}
+
+/// Runs `exec` (a new QUEUED execution) on this process with `permit`. The attempt runs in its
+/// own task, so a caller that goes away does not abandon a half-written execution.
+pub(super) async fn run(
+    inner: &Arc<Inner>,
+    slot: &Arc<ProviderSlot>,
+    permit: OwnedSemaphorePermit,
+    mut exec: Execution,
+) -> Result<Ran> {
+    let now = inner.clock.now();
+    exec.start_attempt(&inner.config.worker_id, now, now + chrono_dur(inner.config.lease));
+    let id = exec.id;
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn({
+        let (inner, slot) = (inner.clone(), slot.clone());
+        async move {
+            let ran = attempt(&inner, &slot, exec, permit).await;
+            if let Ok(mut tasks) = inner.tasks.lock() {
+                tasks.remove(&id);
+            }
+            let _ = tx.send(ran);
+        }
+    });
+    if !task.is_finished()
+        && let Ok(mut tasks) = inner.tasks.lock()
+    {
+        tasks.insert(id, task.abort_handle());
+    }
+    let ran = rx.await;
+    if let Ok(mut tasks) = inner.tasks.lock() {
+        tasks.remove(&id);
+    }
+    match ran {
+        Ok(ran) => ran,
+        Err(_) if inner.shutting_down() => Err(Error::ShuttingDown),
+        Err(_) => Err(Error::internal("the execution's attempt stopped before answering")),
+    }
+}
+
+async fn attempt(
+    inner: &Arc<Inner>,
+    slot: &Arc<ProviderSlot>,
+    exec: Execution,
+    permit: OwnedSemaphorePermit,
+) -> Result<Ran> {
+    let recorded = {
+        let mut call = std::pin::pin!(worker::attempt_outcome(inner, slot, &exec));
+        let mut early = None;
+        let accepted = {
+            let write = inner.enqueue(exec.clone());
+            if exec.idempotency_key.is_some() {
+                write.await
+            } else {
+                // The acceptance write and the provider call overlap.
+                let mut write = std::pin::pin!(write);
+                loop {
+                    tokio::select! {
+                        biased;
+                        written = &mut write => break written,
+                        outcome = &mut call, if early.is_none() => early = Some(outcome),
+                    }
+                }
+            }
+        };
+        // Dropping `call` here abandons a provider call whose execution was never accepted.
+        match accepted? {
+            EnqueueOutcome::Existing(first) => return Ok(Ran::Existing(first)),
+            EnqueueOutcome::Created => {}
+        }
+        if let Ok(mut held) = inner.held.lock() {
+            held.insert(exec.id);
+        }
+        inner.events.publish(ExecutionEvent::new(
+            exec.id,
+            exec.user_id,
+            EventKind::Running,
+            exec.attempts,
+            inner.clock.now(),
+        ));
+        let outcome = match early {
+            Some(outcome) => outcome,
+            None => call.await,
+        };
+        worker::record_attempt(inner, slot, &exec, outcome, permit).await
+    };
+    let Some(result) = recorded else {
+        return Ok(Ran::Pending(exec));
+    };
+    let mut done = exec;
+    done.apply_attempt(&result);
+    Ok(if done.status.is_final() { Ran::Done(done) } else { Ran::Pending(done) })
+}
