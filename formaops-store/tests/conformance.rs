@@ -100,3 +100,19 @@ async fn postgres_engine_pointer_cache() {
     formaops_core::conformance::engine_pointer_cache(store.clone()).await;
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_engine_fast_path() {
+    let db = common::SqliteTestDb::new();
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_fast_path(store.clone()).await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_engine_fast_path() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = std::sync::Arc::new(db.store().await);
+    formaops_core::conformance::engine_fast_path(store.clone()).await;
+    store.close().await;
+}

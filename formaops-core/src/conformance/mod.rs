@@ -6,7 +6,7 @@
 //! broken rule (this is test code).
 //!
 //! One file per area: `users`, `prompts`, `executions`, `queue`, `leases`, `metrics`,
-//! `engine`, `caches`, `labels`, `lab` (datasets and experiments); the builders they share are in `fixtures`.
+//! `engine`, `fastpath`, `caches`, `labels`, `lab` (datasets and experiments); the builders they share are in `fixtures`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use crate::store::Store;
@@ -14,6 +14,7 @@ use crate::store::Store;
 mod caches;
 mod engine;
 mod executions;
+mod fastpath;
 mod fixtures;
 pub mod lab;
 pub mod labels;
@@ -26,6 +27,7 @@ mod users;
 pub use caches::{engine_credential_cache, engine_pointer_cache};
 pub use engine::{engine_applies_concurrent_updates, engine_refuses_unstorable_text};
 pub use executions::{cancel_rules, execution_pagination_and_filters, finish_rules};
+pub use fastpath::engine_fast_path;
 pub use fixtures::{execution, new_user, now, rescue_now};
 pub use leases::{extend_leases, lease_rescue, rescue_decisions_are_guarded};
 pub use metrics::{metrics, rollups};

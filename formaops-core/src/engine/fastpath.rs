@@ -193,3 +193,30 @@ async fn attempt(
     done.apply_attempt(&result);
     Ok(if done.status.is_final() { Ran::Done(done) } else { Ran::Pending(done) })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backlog_closes_the_fast_path_until_a_claim_finds_the_queue_drained() {
+        let b = Backlog::default();
+        assert!(b.may_wait(), "before the first claim, work queued before a restart may wait");
+        let seen = b.claim_started();
+        b.claim_ended(seen, false);
+        assert!(!b.may_wait(), "a short claim drained the queue");
+        b.note_queued();
+        assert!(b.may_wait(), "work queued since");
+        let seen = b.claim_started();
+        b.claim_ended(seen, true);
+        assert!(b.may_wait(), "a full claim: more may wait");
+        let seen = b.claim_started();
+        // Work queued while that claim ran (after it read the count) may not have been seen.
+        b.note_queued();
+        b.claim_ended(seen, false);
+        assert!(b.may_wait(), "queued during the claim: still waiting");
+        let seen = b.claim_started();
+        b.claim_ended(seen, false);
+        assert!(!b.may_wait());
+    }
+}

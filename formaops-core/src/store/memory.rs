@@ -781,6 +781,11 @@ mod tests {
         crate::conformance::engine_pointer_cache(std::sync::Arc::new(MemoryStore::new())).await;
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn engine_fast_path() {
+        crate::conformance::engine_fast_path(std::sync::Arc::new(MemoryStore::new())).await;
+    }
+
     #[tokio::test]
     async fn engine_refuses_unstorable_text() {
         crate::conformance::engine_refuses_unstorable_text(std::sync::Arc::new(MemoryStore::new())).await;
