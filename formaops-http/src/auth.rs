@@ -102,7 +102,9 @@ pub async fn authenticate(state: &AppState, token: &str) -> Result<AuthUser, Api
     if let Some(verifier) = state.settings().jwt.as_deref()
         && jwt::looks_like_jwt(token)
     {
-        let user = verifier.authenticate(state.store().as_ref(), token).await?;
+        // Verified on every request; the (issuer, subject) -> user mapping comes from the
+        // engine's per-node cache, so a known identity costs no store read.
+        let user = state.engine().jwt_user(verifier, token).await?;
         return Ok(AuthUser { user, credential: None });
     }
     // From the engine's per-node cache; revocations reach it within 1 s on every node.

@@ -12,7 +12,8 @@
 //!   database itself guarantees at most one final result per execution.
 //! - Events are relayed with `pg_notify` on channel [`EVENTS_CHANNEL`], tagged with this
 //!   store's node id so a process skips its own; [`Store::remote_events`](formaops_core::store::Store::remote_events) listens with a
-//!   [`PgListener`] that reconnects by itself after a connection loss.
+//!   [`PgListener`] and reconnects after a connection loss, logging the gap (its events are
+//!   lost: delivery is best effort, and waiters re-read the store on their own).
 //! - Cache invalidations (revoked credentials, moved prompt pointers, engine heartbeats)
 //!   travel on their own channel, [`INVALIDATIONS_CHANNEL`], to every process including the
 //!   sender; after a listener's connection loss the stream yields `Invalidation::All` at the
@@ -547,11 +548,20 @@ impl_store! {
                 if let Some(event) = pending.pop_front() {
                     return Some((event, (listener, pending)));
                 }
-                match listener.recv().await {
-                    Ok(n) => pending.extend(decode_notifications(n.payload(), node)),
+                // `try_recv`, not `recv`: `recv` reconnects silently, hiding the gap.
+                match listener.try_recv().await {
+                    Ok(Some(n)) => pending.extend(decode_notifications(n.payload(), node)),
+                    Ok(None) => {
+                        // The next call reconnects and re-listens. Events other processes
+                        // relayed in between are lost: whoever waits on one of them re-reads
+                        // the store on its own schedule, and workers poll for queued work.
+                        tracing::warn!(
+                            "event listener lost its connection; reconnecting (events relayed \
+                             by other processes until it is back are lost)"
+                        );
+                    }
                     Err(e) => {
-                        // The listener reconnects (and re-listens) on the next recv.
-                        tracing::warn!(error = %e, "event listener lost its connection; retrying");
+                        tracing::warn!(error = %e, "event listener cannot reconnect; retrying");
                         tokio::time::sleep(LISTENER_RETRY).await;
                     }
                 }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use formaops_core::engine::freshness::STALE_BOUND;
-use formaops_core::engine::{ExecuteRequest, FormaOps};
+use formaops_core::engine::{ChatRequest, ExecuteRequest, FormaOps};
 use formaops_core::ids::UserId;
 use formaops_core::prompt::{PromptSpec, PromptUpdate};
 use formaops_core::store::Store;
@@ -109,6 +109,48 @@ async fn a_label_moved_and_a_version_added_on_one_node_are_seen_by_the_other() {
     })
     .await;
     println!("new current version seen by node B after {took:?}");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_production_move_and_a_rename_on_one_node_reach_chat_calls_on_the_other() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let (_store_a, a) = node(&db).await;
+    let (_store_b, b) = node(&db).await;
+    let user = UserId::new();
+    let spec: PromptSpec = serde_json::from_value(serde_json::json!({
+        "name": "greet", "template": "v1", "model": {"model": "mock"}
+    }))
+    .unwrap();
+    let (prompt, _) = a.create_prompt(user, spec).await.unwrap();
+    a.update_prompt(user, prompt.id, PromptUpdate { template: Some("v2".into()), ..Default::default() })
+        .await
+        .unwrap();
+    let on_b = || {
+        let b = b.clone();
+        async move {
+            let chat = ChatRequest { model: "formaops::greet".into(), ..Default::default() };
+            b.submit_chat(user, chat).await.map(|e| e.prompt_version)
+        }
+    };
+    assert_eq!(on_b().await.unwrap(), 1, "production is on version 1");
+    settle().await;
+    assert_eq!(on_b().await.unwrap(), 1, "cached on B");
+
+    let t = Instant::now();
+    a.set_label(user, prompt.id, "production", 2).await.unwrap();
+    let took = within_bound(t, "production move on B", || async { on_b().await.unwrap() == 2 }).await;
+    println!("production move seen by chat calls on node B after {took:?}");
+
+    settle().await;
+    let t = Instant::now();
+    let rename = PromptUpdate { name: Some("hello".into()), ..Default::default() };
+    a.update_prompt(user, prompt.id, rename).await.unwrap();
+    let took =
+        within_bound(t, "rename on B", || async { matches!(on_b().await, Err(Error::NotFound { .. })) })
+            .await;
+    println!("rename seen by chat calls on node B after {took:?}");
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -560,6 +560,40 @@ async fn postgres_events_cross_processes_but_not_back() {
     b.close().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_events_resume_after_the_listener_lost_its_connection() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let (a, b) = (db.store().await, db.store().await);
+    let mut from_a = b.remote_events().await.unwrap().unwrap();
+    let cut: Vec<i32> = sqlx::query_scalar(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() \
+         AND query LIKE '%formaops_events%' AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(a.pool())
+    .await
+    .unwrap();
+    assert_eq!(cut.len(), 1, "one event listener: {cut:?}");
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(cut[0]).execute(a.pool()).await.unwrap();
+    // Events relayed before the listener is back are lost; relay until one arrives.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let sent =
+            ExecutionEvent::new(ExecutionId::new(), UserId::new(), EventKind::Completed, 1, Utc::now());
+        a.relay_events(std::slice::from_ref(&sent)).await.unwrap();
+        match tokio::time::timeout(std::time::Duration::from_millis(300), from_a.next()).await {
+            Ok(Some(got)) => {
+                assert_eq!(got.status, sent.status);
+                break;
+            }
+            Ok(None) => panic!("the event stream ended at the connection loss"),
+            Err(_) => assert!(std::time::Instant::now() < deadline, "no event after the reconnect"),
+        }
+    }
+    drop(from_a);
+    a.close().await;
+    b.close().await;
+}
+
 #[tokio::test]
 async fn unreachable_postgres_is_unavailable() {
     // Nothing listens on port 1.

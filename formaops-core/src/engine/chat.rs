@@ -280,22 +280,28 @@ impl FormaOps {
 
     /// Translates a chat call into an [`ExecuteRequest`] and the encoded [`ChatExtras`]
     /// (`None` when it has none); the implicit pass-through prompt is created on first use.
-    async fn chat_request(&self, user: UserId, chat: ChatRequest) -> Result<(ExecuteRequest, Option<Value>)> {
+    pub(super) async fn chat_request(
+        &self,
+        user: UserId,
+        chat: ChatRequest,
+    ) -> Result<(ExecuteRequest, Option<Value>)> {
         chat.parameters.check()?;
         let model = ChatModel::parse(&chat.model)?;
-        // The label is resolved (and recorded on the execution) at submission.
+        // The label is resolved (and recorded on the execution) at submission. The name, the
+        // prompt's pointer and its `production` label come from the per-node caches (see
+        // `freshness`), so a repeated call makes no store read for them.
         let (prompt_id, version, label, inputs, replace) = match model {
             ChatModel::Managed { name, version, label } => {
-                let prompt = self.find_prompt_by_name(user, &name).await?;
+                let (id, pointer) = self.active_prompt_named(user, &name).await?;
                 let (version, label) = match (version, label) {
                     (Some(v), _) => (Some(v), None),
                     (None, Some(label)) => (None, Some(label)),
-                    (None, None) => match self.inner.store.get_label(user, prompt.id, PRODUCTION).await? {
+                    (None, None) => match self.inner.label_version(user, id, PRODUCTION).await? {
                         Some(_) => (None, Some(PRODUCTION.to_string())),
-                        None => (Some(prompt.current_version), None),
+                        None => (Some(pointer.current_version), None),
                     },
                 };
-                (prompt.id, version, label, chat.inputs, false)
+                (id, version, label, chat.inputs, false)
             }
             ChatModel::PassThrough { provider, model } => {
                 if chat.messages.is_empty() {
@@ -340,8 +346,8 @@ impl FormaOps {
             return Err(Error::not_found("provider", provider));
         }
         let name = ChatModel::passthrough_name(provider, model);
-        match self.find_prompt_by_name(user, &name).await {
-            Ok(p) => return Ok(p.id),
+        match self.active_prompt_named(user, &name).await {
+            Ok((id, _)) => return Ok(id),
             Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }

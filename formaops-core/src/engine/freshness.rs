@@ -1,5 +1,5 @@
-//! The per-node caches of mutable data (credentials, prompt pointers, labels) and the one rule
-//! that bounds how stale they can be.
+//! The per-node caches of mutable data (credentials, prompt pointers, labels, prompt names,
+//! the users of external identities) and the one rule that bounds how stale they can be.
 //!
 //! # The bound
 //!
@@ -46,8 +46,10 @@ pub const MAX_CACHE_AGE: Duration = Duration::from_secs(60);
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_millis(250);
 /// Most credentials cached per engine.
 pub const MAX_CACHED_CREDENTIALS: usize = 10_000;
-/// Most prompt pointers (and, separately, labels) cached per engine.
+/// Most prompt pointers (and, separately, labels and prompt names) cached per engine.
 pub const MAX_CACHED_POINTERS: usize = 10_000;
+/// Most users of external identities (JWT sign-ins) cached per engine.
+pub const MAX_CACHED_IDENTITIES: usize = 10_000;
 
 /// What decides whether a cached entry may be served: the listener's state and the
 /// invalidation generation.
@@ -196,6 +198,15 @@ pub(crate) struct Caches {
     prompts: Bounded<(UserId, PromptId), PromptPointer>,
     /// Stored labels by (owner, prompt, name).
     labels: Bounded<(UserId, PromptId, String), u32>,
+    /// The id of the owner's ACTIVE prompt by its (trimmed) name. Active names are unique per
+    /// owner and a name only becomes free by a rename or an archive, both of which invalidate
+    /// the prompt; every invalidation of a prompt drops all of its owner's names.
+    names: Bounded<(UserId, String), PromptId>,
+    /// The user of an external identity by (issuer, subject). Users cannot be deleted,
+    /// disabled or changed and an identity never moves to another user (the store has no such
+    /// write), so nothing invalidates an entry; it still obeys the freshness rule, so a
+    /// future "disable user" only needs an invalidation that drops it.
+    identities: Bounded<(String, String), User>,
 }
 
 /// A read in progress: when it began and the generation then.
@@ -212,6 +223,8 @@ impl Caches {
             credentials: Bounded::new(MAX_CACHED_CREDENTIALS),
             prompts: Bounded::new(MAX_CACHED_POINTERS),
             labels: Bounded::new(MAX_CACHED_POINTERS),
+            names: Bounded::new(MAX_CACHED_POINTERS),
+            identities: Bounded::new(MAX_CACHED_IDENTITIES),
         }
     }
 
@@ -256,6 +269,30 @@ impl Caches {
         self.labels.insert((user, id, name.to_string()), version, read.at, read.generation, &self.fresh);
     }
 
+    /// The id of the owner's active prompt named `name` (trimmed), if cached.
+    pub(crate) fn prompt_named(&self, user: UserId, name: &str) -> Option<PromptId> {
+        self.names.get(&(user, name.to_string()), &self.fresh)
+    }
+
+    pub(crate) fn put_prompt_named(&self, user: UserId, name: &str, id: PromptId, read: ReadStart) {
+        self.names.insert((user, name.to_string()), id, read.at, read.generation, &self.fresh);
+    }
+
+    /// Drops a cached name that turned out not to name an active prompt any more.
+    pub(crate) fn forget_prompt_named(&self, user: UserId, name: &str) {
+        self.names.retain(|(u, n), _| *u != user || n != name);
+    }
+
+    /// The user of the external identity (issuer, subject), if cached.
+    pub(crate) fn identity(&self, issuer: &str, subject: &str) -> Option<User> {
+        self.identities.get(&(issuer.to_string(), subject.to_string()), &self.fresh)
+    }
+
+    pub(crate) fn put_identity(&self, issuer: &str, subject: &str, user: User, read: ReadStart) {
+        let key = (issuer.to_string(), subject.to_string());
+        self.identities.insert(key, user, read.at, read.generation, &self.fresh);
+    }
+
     /// Applies one invalidation (local or from the listener).
     pub(crate) fn apply(&self, invalidation: &Invalidation) {
         match invalidation {
@@ -267,6 +304,8 @@ impl Caches {
                 self.fresh.bump();
                 self.prompts.retain(|k, _| *k != (*user_id, *id));
                 self.labels.retain(|(u, p, _), _| (*u, *p) != (*user_id, *id));
+                // A rename or an archive frees a name: drop every name of the owner.
+                self.names.retain(|(u, _), _| u != user_id);
             }
             Invalidation::Heartbeat { node, sent_us } => {
                 if *node == self.fresh.node {
@@ -279,6 +318,8 @@ impl Caches {
                 self.credentials.clear();
                 self.prompts.clear();
                 self.labels.clear();
+                self.names.clear();
+                self.identities.clear();
             }
         }
     }
@@ -390,6 +431,31 @@ mod tests {
         caches.apply(&Invalidation::Prompt { user_id: user, id: p });
         assert_eq!(caches.label(user, p, "production"), None);
         assert_eq!(caches.label(user, q, "production"), Some(3));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_invalidation_drops_its_owners_names_and_all_drops_identities() {
+        let caches = Caches::new(false);
+        let (ann, bob, p, q) = (UserId::new(), UserId::new(), PromptId::new(), PromptId::new());
+        caches.put_prompt_named(ann, "a", p, caches.read_start());
+        caches.put_prompt_named(ann, "b", q, caches.read_start());
+        caches.put_prompt_named(bob, "a", q, caches.read_start());
+        assert_eq!(caches.prompt_named(ann, "a"), Some(p));
+        // Any change of one of Ann's prompts may free or take a name: all of hers go.
+        caches.apply(&Invalidation::Prompt { user_id: ann, id: q });
+        assert_eq!((caches.prompt_named(ann, "a"), caches.prompt_named(ann, "b")), (None, None));
+        assert_eq!(caches.prompt_named(bob, "a"), Some(q), "another owner's names stay");
+        caches.forget_prompt_named(bob, "a");
+        assert_eq!(caches.prompt_named(bob, "a"), None);
+
+        let (user, _) = cred(UserId::new(), None);
+        caches.put_identity("iss", "sub", user.clone(), caches.read_start());
+        assert_eq!(caches.identity("iss", "sub"), Some(user));
+        assert_eq!(caches.identity("iss", "other"), None);
+        caches.apply(&Invalidation::Credential { user_id: ann, id: CredentialId::new() });
+        assert!(caches.identity("iss", "sub").is_some(), "revoking a credential leaves identities");
+        caches.apply(&Invalidation::All);
+        assert_eq!(caches.identity("iss", "sub"), None);
     }
 
     #[test]

@@ -90,6 +90,7 @@ pub mod freshness;
 mod health;
 mod invalidate;
 mod labels;
+mod lookups;
 mod metrics;
 pub mod partial;
 mod prompts;

@@ -27,6 +27,8 @@ use crate::prompt::{Label, LabelMove, LabelSettings, Prompt, PromptStatus, Promp
 use crate::user::{Credential, CredentialKind, ExternalIdentity, User, UserWithPassword};
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+pub(crate) mod counting;
 pub mod memory;
 mod memory_lab;
 
