@@ -196,7 +196,82 @@ async fn attempt(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde_json::json;
+
     use super::*;
+    use crate::engine::{ExecuteRequest, FormaOps};
+    use crate::execution::ExecutionStatus;
+    use crate::ids::UserId;
+    use crate::store::counting::CountingStore;
+    use crate::store::{MemoryStore, Store};
+
+    const METHODS: &[&str] = &[
+        "enqueue",
+        "claim",
+        "finish",
+        "get_execution",
+        "extend_leases",
+        "get_prompt",
+        "get_version",
+        "get_label",
+        "list_prompts",
+        "authenticate",
+        "relay_events",
+    ];
+
+    fn counts(store: &CountingStore) -> BTreeMap<&'static str, usize> {
+        METHODS.iter().map(|m| (*m, store.calls(m))).collect()
+    }
+
+    /// Store calls per method made by 20 synchronous executes after a warm-up.
+    async fn calls_per_execute(run_workers_first: bool) -> (BTreeMap<&'static str, usize>, usize) {
+        let store = Arc::new(CountingStore::new(Arc::new(MemoryStore::new())));
+        let engine = FormaOps::builder(store.clone()).start().await.unwrap();
+        let user = UserId::new();
+        let spec = serde_json::from_value(json!({"name": "p", "template": "hi", "model": {"model": "mock"}}))
+            .unwrap();
+        let (prompt, _) = engine.create_prompt(user, spec).await.unwrap();
+        let request = ExecuteRequest { prompt_id: prompt.id, ..Default::default() };
+        let warm = engine.submit(user, request.clone()).await.unwrap();
+        engine.wait(user, warm.id, Some(Duration::from_secs(5))).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if run_workers_first {
+            // Something queued and not yet claimed closes the fast path.
+            for slot in engine.inner.providers.values() {
+                slot.backlog.note_queued();
+            }
+        }
+        let (before, total) = (counts(&store), store.total());
+        for _ in 0..20 {
+            let done = engine.execute(user, request.clone()).await.unwrap();
+            assert_eq!(done.status, ExecutionStatus::Completed);
+        }
+        let after = counts(&store);
+        let per: BTreeMap<_, _> =
+            after.iter().map(|(m, n)| (*m, n - before[m])).filter(|(_, n)| *n > 0).collect();
+        engine.shutdown().await;
+        (per, store.total() - total)
+    }
+
+    #[tokio::test]
+    async fn a_fast_path_execute_is_two_writes_and_no_read() {
+        let (per, total) = calls_per_execute(false).await;
+        // Events are relayed to other processes in batches; the memory store has none to tell.
+        let relayed = per.get("relay_events").copied().unwrap_or(0);
+        assert!(relayed <= 40, "at most one relay per event: {relayed}");
+        let writes: BTreeMap<_, _> = per.into_iter().filter(|(m, _)| *m != "relay_events").collect();
+        assert_eq!(writes, BTreeMap::from([("enqueue", 20), ("finish", 20)]), "store calls of 20 executes");
+        assert_eq!(total - relayed, 40, "nothing else either");
+        // With work possibly waiting, the next execute is queued: a claim and a read-back
+        // besides; that claim finds the queue drained and reopens the fast path for the rest.
+        let (per, _) = calls_per_execute(true).await;
+        let queued: Vec<_> =
+            ["claim", "get_execution", "enqueue", "finish"].iter().map(|m| per.get(m).copied()).collect();
+        assert_eq!(queued, [Some(1), Some(1), Some(20), Some(20)], "{per:?}");
+    }
 
     #[test]
     fn the_backlog_closes_the_fast_path_until_a_claim_finds_the_queue_drained() {
