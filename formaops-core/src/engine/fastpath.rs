@@ -206,7 +206,7 @@ mod tests {
     use crate::execution::ExecutionStatus;
     use crate::ids::UserId;
     use crate::store::counting::CountingStore;
-    use crate::store::{MemoryStore, Store};
+    use crate::store::MemoryStore;
 
     const METHODS: &[&str] = &[
         "enqueue",
