@@ -1,7 +1,8 @@
-"""Python-side cost of `Engine.execute`: in-memory store, mock provider with zero latency.
+"""Python-side cost of `Engine.execute`: mock provider with zero latency, in-memory store unless
+`--url` names another (`sqlite:///path`, `postgres://...`; `--durability strict|relaxed`).
 
     FORMAOPS_PY_RELEASE=1 formaops-py/scripts/test.sh -q   # builds --release into target/py-venv
-    target/py-venv/bin/python formaops-py/bench/bench_execute.py [--iterations N]
+    target/py-venv/bin/python formaops-py/bench/bench_execute.py [--iterations N] [--url URL]
 
 Times each call with perf_counter_ns after a warm-up and prints p50/p90/p99/mean per call for
 `Engine.execute` (what users call: native call + dataclass results), the native method alone
@@ -52,9 +53,13 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=20_000)
     parser.add_argument("--warmup", type=int, default=2_000)
     parser.add_argument("--json", action="store_true", help="print JSON only")
+    parser.add_argument("--url", default="memory://", help="store URL (default memory://)")
+    parser.add_argument("--durability", default="strict", choices=["strict", "relaxed"])
     args = parser.parse_args()
 
-    with formaops.Engine.open("memory://", provider="mock", mock_latency_ms=0) as engine:
+    with formaops.Engine.open(
+        args.url, provider="mock", mock_latency_ms=0, durability=args.durability
+    ) as engine:
         p = engine.create_prompt(
             name="bench",
             template="Summarise {{ text }}",
