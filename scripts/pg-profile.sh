@@ -75,6 +75,8 @@ cleanup() {
   local status=$?
   for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && stop_pid "$pid"; done
   pg_cluster_remove "$PGDIR" || true
+  rmdir "$PGDIR" 2>/dev/null || true # still empty: the cluster never started
+  rmdir "$OUT" 2>/dev/null || true   # nothing measured
   rm -rf "$WORK"
   exit "$status"
 }
@@ -208,7 +210,9 @@ for rate in $RATES; do
     --url "$API/api/prompts/$PROMPT_ID/execute" --body "$EXEC_BODY" --bearer-env BENCH_TOKEN \
     --expect-status 200 --expect-body "$EXPECT_VIA" --server-pid "$SERVER_PID" \
     --tag store=postgres --tag path=via --tag profile=pg --label "pg-profile execute $rate/s" \
-    --rate "$rate" --duration "$DURATION" --json-out "$OUT/load-$rate.json"
+    --rate "$rate" --duration "$DURATION" --json-out "$OUT/load-$rate.json" &
+  load_pid=$!; PIDS+=("$load_pid")
+  wait "$load_pid" || die "the load generator failed at $rate/s" # (in the background: a signal stops the run at once)
   sleep 2 # backends flush their statistics at most once a second
   after=$(snapshot)
   statements >"$OUT/statements-$rate.json"
