@@ -185,7 +185,7 @@ SQL
 }
 
 snapshot() { # -> one JSON object: the profile database's counters and the cluster's WAL counters
-  sql "SELECT row_to_json(s) FROM (SELECT d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read,
+  sql "SELECT row_to_json(s) FROM (SELECT d.xact_commit, d.xact_rollback, d.blks_hit, d.blks_read, d.sessions,
          w.wal_records, w.wal_fpi, w.wal_bytes::int8 AS wal_bytes, w.wal_write, w.wal_sync
        FROM pg_stat_database d, pg_stat_wal w WHERE d.datname = '$PROFILE_DB') s"
 }
@@ -258,8 +258,8 @@ lines = [
     "cluster's (nothing else runs in it). `commits` = `pg_stat_database.xact_commit`: every transaction "
     "that committed, explicit ones and each statement sent outside one.", "",
     "## Per execution", "",
-    "| rate /s | executions (ok / sent, errors) | commits | rollbacks | statements (top level) | of which BEGIN/COMMIT/ROLLBACK | statements incl. nested | WAL records | WAL bytes | WAL full-page images | WAL writes | WAL syncs | buffers hit + read |",
-    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    "| rate /s | executions (ok / sent, errors) | commits | rollbacks | statements (top level) | of which BEGIN/COMMIT/ROLLBACK | statements incl. nested | WAL records | WAL bytes | WAL full-page images | WAL writes | WAL syncs | buffers hit + read | connections opened in the run |",
+    "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
 ]
 per_rate = {}
 for rate in rates:
@@ -276,7 +276,7 @@ for rate in rates:
         f"| {f(d['xact_commit'] / n)} | {f(d['xact_rollback'] / n)} "
         f"| {f(sum(s['calls'] for s in top) / n)} | {f(tx / n)} | {f(sum(s['calls'] for s in st) / n)} "
         f"| {f(d['wal_records'] / n)} | {f(d['wal_bytes'] / n, 0)} | {f(d['wal_fpi'] / n)} "
-        f"| {f(d['wal_write'] / n)} | {f(d['wal_sync'] / n)} | {f((d['blks_hit'] + d['blks_read']) / n, 1)} |")
+        f"| {f(d['wal_write'] / n)} | {f(d['wal_sync'] / n)} | {f((d['blks_hit'] + d['blks_read']) / n, 1)} | {d['sessions']:,} |")
 lines.append("")
 
 for rate in rates:
