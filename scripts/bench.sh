@@ -74,17 +74,8 @@ WORK="$(mktemp -d /tmp/formaops-bench.XXXXXX)"
 PIDS=()
 PG_DBS=()
 
-log() { printf '[bench %s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-stop_pid() {
-  local pid="$1"
-  kill -0 "$pid" 2>/dev/null || return 0
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-  log "process $pid ignored SIGTERM for 5 s; sending SIGKILL"
-  kill -KILL "$pid" 2>/dev/null || true
-}
+# shellcheck source=scripts/lib/bench-common.sh
+source "$ROOT/scripts/lib/bench-common.sh"
 
 cleanup() {
   local status=$?
@@ -111,109 +102,8 @@ fi
 BIN="$ROOT/target/release"
 for b in formaops mock-openai loadgen; do [[ -x "$BIN/$b" ]] || die "missing $BIN/$b"; done
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
-
-wait_alive() { # pid, what, log file
-  kill -0 "$1" 2>/dev/null && return 0
-  log "$2 exited; last log lines:"; tail -n 30 "$3" >&2 || true
-  die "$2 did not start"
-}
-
 # ---------------------------------------------------------------- mock provider
-"$BIN/mock-openai" --port 0 --port-file "$WORK/mock.port" --threads 1 >"$WORK/mock.log" 2>&1 &
-MOCK_PID=$!; PIDS+=("$MOCK_PID")
-for _ in $(seq 1 100); do [[ -s "$WORK/mock.port" ]] && break; wait_alive "$MOCK_PID" mock-openai "$WORK/mock.log"; sleep 0.1; done
-[[ -s "$WORK/mock.port" ]] || die "mock-openai did not report its port within 10 s"
-MOCK="http://127.0.0.1:$(cat "$WORK/mock.port")"
-log "mock-openai at $MOCK (pid $MOCK_PID)"
-mock_requests() { curl -fsS "$MOCK/_bench/stats" | jq -r .requests; }
-set_mock_latency() { curl -fsS -X PUT "$MOCK/_bench/latency?ms=$1" >/dev/null; }
-
-DIRECT_BODY='{"model":"gpt-4o-mini","messages":[{"role":"system","content":"Answer in JSON."},{"role":"user","content":"Classify the sentiment of this review and answer in JSON: Fast delivery, the blender works great."}],"temperature":0}'
-PROMPT_BODY='{
-  "name": "bench-sentiment",
-  "description": "load harness prompt",
-  "systemTemplate": "Answer in JSON.",
-  "template": "Classify the sentiment of this review and answer in JSON: {{ review }}",
-  "variables": [
-    {"name": "review", "type": "string", "required": true},
-    {"name": "language", "type": "string", "required": false, "defaultValue": "English"}
-  ],
-  "validations": [{"type": "json"}, {"type": "max_length", "value": 2000}],
-  "model": {"provider": "openai", "model": "gpt-4o-mini", "parameters": {"temperature": 0}}
-}'
-EXEC_BODY='{"inputs":{"review":"Fast delivery, the blender works great."},"validateOutput":true}'
-EXPECT_VIA='"status":"COMPLETED"'
-# The same prompt and inputs through the OpenAI-compatible endpoint (output validated too).
-# A reply that is not COMPLETED is an error status there (502/504), so 200 + a completion body
-# is the same check.
-OPENAI_BODY='{"model":"formaops::bench-sentiment","inputs":{"review":"Fast delivery, the blender works great."},"validate_output":true}'
-EXPECT_OPENAI='"object":"chat.completion"'
-
-ADMIN_EMAIL="bench@formaops.invalid"
-export BENCH_ADMIN_PASSWORD="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-
-# ---------------------------------------------------------------- per store
-start_server() { # store, database url[, durability] -> sets SERVER_PID, API
-  local store="$1" url="$2" durability="${3:-strict}" port
-  port=$(free_port)
-  API="http://127.0.0.1:$port"
-  # The mock as the `openai` provider, from the environment (OPENAI_BASE_URL / OPENAI_API_KEY)
-  # and, to set its concurrency bound, from a config file (the engine's default is 16 calls in
-  # flight per provider, which caps a 20 ms provider at 800/s).
-  cat >"$WORK/formaops-$store.toml" <<TOML
-[llm]
-default = "openai"
-
-[llm.providers.openai]
-kind = "openai"
-base_url = "$MOCK/v1"
-api_key_env = "OPENAI_API_KEY"
-concurrency = $PROVIDER_CONCURRENCY
-TOML
-  env DATABASE_URL="$url" FORMAOPS_CONFIG="$WORK/formaops-$store.toml" \
-      OPENAI_BASE_URL="$MOCK/v1" OPENAI_API_KEY=bench \
-      FORMAOPS_ADMIN_EMAIL="$ADMIN_EMAIL" FORMAOPS_ADMIN_PASSWORD="$BENCH_ADMIN_PASSWORD" \
-      FORMAOPS_BIND="127.0.0.1:$port" RUST_LOG="${BENCH_RUST_LOG:-warn}" \
-      "$BIN/formaops" serve --bind "127.0.0.1:$port" --durability "$durability" >"$WORK/server-$store.log" 2>&1 &
-  SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  local up=0
-  for _ in $(seq 1 600); do
-    wait_alive "$SERVER_PID" "formaops serve ($store)" "$WORK/server-$store.log"
-    if curl -fsS -o /dev/null "$API/api/health" 2>/dev/null; then up=1; break; fi
-    sleep 0.1
-  done
-  [[ "$up" == 1 ]] || { tail -n 30 "$WORK/server-$store.log" >&2; die "formaops serve ($store) not healthy within 60 s"; }
-  log "formaops serve ($store, durability $durability) at $API (pid $SERVER_PID)"
-}
-
-setup_prompt() { # -> sets TOKEN (exported as BENCH_TOKEN), PROMPT_ID
-  local login
-  login=$(jq -n --arg e "$ADMIN_EMAIL" --arg p "$BENCH_ADMIN_PASSWORD" '{email:$e,password:$p}' |
-    curl -sS -H 'content-type: application/json' --data-binary @- "$API/api/auth/login")
-  TOKEN=$(jq -r '.token // empty' <<<"$login")
-  [[ -n "$TOKEN" ]] || die "login failed: $(jq -c '.error // .' <<<"$login" 2>/dev/null || echo "$login")"
-  export BENCH_TOKEN="$TOKEN"
-  local created
-  created=$(curl -sS -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-    --data-binary "$PROMPT_BODY" "$API/api/prompts")
-  PROMPT_ID=$(jq -r '.id // .prompt.id // empty' <<<"$created")
-  [[ -n "$PROMPT_ID" ]] || die "creating the prompt failed: $created"
-  # One execution end to end, and proof that it reached the mock (not a built-in provider).
-  local before after res
-  before=$(mock_requests)
-  res=$(curl -sS -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-    --data-binary "$EXEC_BODY" "$API/api/prompts/$PROMPT_ID/execute")
-  after=$(mock_requests)
-  grep -qF "$EXPECT_VIA" <<<"$res" || die "a test execution did not complete: $res"
-  [[ "$after" -gt "$before" ]] || die "the execution did not reach mock-openai (provider not configured?): $res"
-  if [[ -n "${OPENAI_RATES// /}" ]]; then
-    res=$(curl -sS -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-      --data-binary "$OPENAI_BODY" "$API/openai/v1/chat/completions")
-    grep -qF "$EXPECT_OPENAI" <<<"$res" || die "a call of /openai/v1/chat/completions did not complete: $res"
-  fi
-  log "prompt $PROMPT_ID ready; one execution completed through the mock"
-}
+start_mock
 
 run_pair() { # store, mock_ms, rate
   local store="$1" ms="$2" rate="$3" common
@@ -301,7 +191,7 @@ for store in $STORES; do
       DB="formaops_bench_$$_$RANDOM"
       psql -q "$DATABASE_URL" -c "CREATE DATABASE \"$DB\"" >/dev/null
       PG_DBS+=("$DB")
-      URL=$(python3 -c 'import sys, urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$DATABASE_URL" "$DB")
+      URL=$(db_url "$DATABASE_URL" "$DB")
       PG_URL="$URL"
       ;;
     memory) URL="memory://" ;;
@@ -464,7 +354,7 @@ scale_step() {
     psql -q "$DATABASE_URL" -c "CREATE DATABASE \"$db\"" >/dev/null
     PG_DBS+=("$db")
   fi
-  url=$(python3 -c 'import sys, urllib.parse as u; p=u.urlsplit(sys.argv[1]); print(u.urlunsplit(p._replace(path="/"+sys.argv[2])))' "$DATABASE_URL" "$db")
+  url=$(db_url "$DATABASE_URL" "$db")
   if [[ "$source" != "generated here" ]]; then
     # The copied rows belong to synthetic users ...0001..; 1 % of them are QUEUED for provider
     # `mock`. Cancel those (the server must not spend the measurement executing them).
