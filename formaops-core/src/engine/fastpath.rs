@@ -205,8 +205,8 @@ mod tests {
     use crate::engine::{ExecuteRequest, FormaOps};
     use crate::execution::ExecutionStatus;
     use crate::ids::UserId;
-    use crate::store::counting::CountingStore;
     use crate::store::MemoryStore;
+    use crate::store::counting::CountingStore;
 
     const METHODS: &[&str] = &[
         "enqueue",

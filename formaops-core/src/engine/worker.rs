@@ -1,9 +1,11 @@
 //! Workers: one claim loop per provider, bounded by a semaphore (the provider's concurrency),
 //! and a lease heartbeat for the executions this process holds (expired leases: `rescue`).
 //!
-//! A claim loop takes one permit (waiting while the provider is saturated), grabs every other
-//! free permit, claims that many executions in one store call and runs each in its own task,
-//! which returns its permit when its result is committed. When the queue is empty the loop
+//! A claim loop takes one permit (waiting while the provider is saturated), claims as many
+//! executions as there are free permits in one store call and runs each in its own task with a
+//! permit of its own, returned when its result is committed. It holds only the first permit
+//! while the claim runs, so the fast path (`fastpath`) is not shut out by a claim in flight; a
+//! claimed execution whose permit was taken meanwhile waits for the next free one. When the queue is empty the loop
 //! sleeps until a submit wakes it, a retry timer fires, or [`POLL_INTERVAL`] passes (the last
 //! picks up work enqueued by other processes).
 
@@ -47,23 +49,18 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
         if *stop.borrow() {
             break;
         }
-        let first = tokio::select! {
+        let mut first = Some(tokio::select! {
             p = slot.permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
             _ = stopped(&mut stop) => break,
-        };
-        let mut permits = vec![first];
-        while permits.len() < MAX_CLAIM_BATCH {
-            match slot.permits.clone().try_acquire_owned() {
-                Ok(p) => permits.push(p),
-                Err(_) => break,
-            }
-        }
+        });
+        // Claim as many as there are free slots, but hold only the first while the claim runs:
+        // the others stay free for synchronous executes on the fast path meanwhile.
+        let wanted = (1 + slot.permits.available_permits()).min(MAX_CLAIM_BATCH);
         let notified = slot.wake.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
         let now = inner.clock.now();
         let lease_until = now + chrono_dur(inner.config.lease);
-        let wanted = permits.len();
         let seen = slot.backlog.claim_started();
         let claimed = match inner
             .store
@@ -79,7 +76,7 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(provider = %slot.name, error = %e, "claim failed");
-                drop(permits);
+                drop(first);
                 tokio::select! {
                     _ = tokio::time::sleep(STORE_ERROR_PAUSE) => continue,
                     _ = stopped(&mut stop) => break,
@@ -92,15 +89,26 @@ pub(crate) async fn claim_loop(inner: Arc<Inner>, slot: Arc<ProviderSlot>, mut s
             held.extend(claimed.iter().map(|e| e.id));
         }
         for exec in claimed {
-            let Some(permit) = permits.pop() else { break };
+            let permit = first.take().or_else(|| slot.permits.clone().try_acquire_owned().ok());
             let (inner2, slot2) = (inner.clone(), slot.clone());
             let id = exec.id;
-            let handle = tokio::spawn(run_attempt(inner2, slot2, exec, permit));
+            let handle = tokio::spawn(async move {
+                // A slot taken by the fast path during the claim: wait for the next free one
+                // (the lease is held and renewed meanwhile).
+                let permit = match permit {
+                    Some(p) => p,
+                    None => match slot2.permits.clone().acquire_owned().await {
+                        Ok(p) => p,
+                        Err(_) => return,
+                    },
+                };
+                run_attempt(inner2, slot2, exec, permit).await;
+            });
             if let Ok(mut tasks) = inner.tasks.lock() {
                 tasks.insert(id, handle.abort_handle());
             }
         }
-        drop(permits);
+        drop(first);
         if !full {
             tokio::select! {
                 _ = notified => {}
