@@ -1,10 +1,10 @@
 //! The key styles of the two sides: Python's `snake_case` and the JSON API's `camelCase`, and
 //! which JSON keys hold user data (never renamed) or timestamps (`datetime` in Python).
 //!
-//! The two key lists mirror the core records' schema: the test below checks them against the
-//! fields the OpenAPI document marks as free-form JSON or `date-time`
-//! (`formaops-py/tests/rest_fields.json`, written by formaops-http's router test from the
-//! document), so a new field in core fails a test until it is listed here.
+//! The two key lists mirror the core records' schema (the fields the OpenAPI document marks as
+//! free-form JSON or `date-time`) and are kept in step with it by hand: no test compares them
+//! with the document (`formaops-py/tests/rest_fields.json` holds field names only, and the test
+//! below checks the key spelling), so a new such field in core must be added here.
 
 /// Keys whose values are user data (JSON key spelling).
 const RAW_KEYS: &[&str] = &["inputs", "validatedOutput", "schema", "defaultValue", "expected"];

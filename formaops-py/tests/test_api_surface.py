@@ -81,12 +81,30 @@ def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
     assert set(report["counts"]) == _fields(formaops.StatusCounts)
     assert set(report["tokens"]) == _fields(formaops.TokenTotals)
     assert set(report["latency_ms"]) == _fields(formaops.Percentiles)
+    per_prompt = native.metrics(prompt_id=p["id"])
+    assert set(per_prompt["by_version"][0]) == _fields(formaops.VersionMetrics)
+    assert set(per_prompt["by_label"][0]) == _fields(formaops.LabelMetrics)
     events = native.events(None, timeout=5)
     native.submit(p["id"], {"a": "y"})
     ev = next(events)
     assert set(ev) <= _fields(formaops.Event)
     assert {f.name for f in dataclasses.fields(formaops.Event) if f.default is dataclasses.MISSING} <= set(ev)
     assert set(native.render(p["id"], {"a": "x"})[0]) == _fields(formaops.Message)
+
+
+def test_metrics_records_lead_with_their_key() -> None:
+    """The records share their summary fields; each keeps its key first (positional order)."""
+
+    def names(cls: type) -> list:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    summary = names(formaops.PromptMetrics)[1:]
+    assert names(formaops.PromptMetrics)[0] == "prompt_id" and "counts" in summary
+    assert names(formaops.VersionMetrics) == ["version", "share", *summary]
+    assert names(formaops.LabelMetrics) == ["label", "share", *summary]
+    assert names(formaops.MetricsReport) == [
+        "since", "until", *summary, "queue_depth", "by_prompt", "by_version", "by_label"
+    ]
 
 
 def _snake(key: str) -> str:

@@ -18,16 +18,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use formaops_core::engine::{EngineConfig, ExecuteRequest, FormaOps};
+use formaops_core::engine::ExecuteRequest;
 use formaops_core::execution::ExecutionStatus;
-use formaops_core::ids::UserId;
-use formaops_core::prompt::PromptSpec;
-use formaops_core::provider::mock::MockProvider;
 use formaops_core::store::Store;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
+use support::{bench_prompt, env_u64, mock_engine};
 
 fn pct(sorted: &[Duration], q: f64) -> f64 {
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
@@ -37,21 +31,8 @@ fn pct(sorted: &[Duration], q: f64) -> f64 {
 async fn run(label: &str, store: Arc<dyn Store>) {
     let total = env_u64("FORMAOPS_BENCH_EXECUTIONS", 20_000);
     let clients = env_u64("FORMAOPS_BENCH_CLIENTS", 256).max(1);
-    let config = EngineConfig { provider_concurrency: 512, ..EngineConfig::default() };
-    let engine = FormaOps::builder(store)
-        .provider("mock", Arc::new(MockProvider::new()))
-        .config(config)
-        .start()
-        .await
-        .unwrap();
-    let user = UserId::new();
-    let spec: PromptSpec = serde_json::from_value(serde_json::json!({
-        "name": "bench", "template": "Summarize: {{ text }}",
-        "variables": [{"name": "text", "type": "string", "required": true}],
-        "model": {"provider": "mock", "model": "gpt-4o-mini"}
-    }))
-    .unwrap();
-    let (prompt, _) = engine.create_prompt(user, spec).await.unwrap();
+    let engine = mock_engine(store).await;
+    let (user, prompt) = bench_prompt(&engine, serde_json::json!([])).await;
     let inputs = serde_json::json!({"text": "FormaOps runs prompts."}).as_object().cloned().unwrap();
     let issued = Arc::new(AtomicU64::new(0));
     let started = Instant::now();

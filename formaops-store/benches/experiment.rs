@@ -19,38 +19,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use formaops_core::dataset::DatasetRow;
-use formaops_core::engine::{EngineConfig, FormaOps};
 use formaops_core::experiment::{ExperimentSpec, ExperimentStatus, TargetRef};
-use formaops_core::ids::UserId;
-use formaops_core::prompt::{PromptSpec, PromptUpdate};
-use formaops_core::provider::mock::MockProvider;
+use formaops_core::prompt::PromptUpdate;
 use formaops_core::store::Store;
 use futures::StreamExt as _;
 use serde_json::json;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
+use support::{bench_prompt, env_u64, mock_engine};
 
 async fn run(label: &str, store: Arc<dyn Store>) {
     let rows = env_u64("FORMAOPS_BENCH_ROWS", 10_000);
     let concurrency = env_u64("FORMAOPS_BENCH_CONCURRENCY", 256) as u32;
-    let config = EngineConfig { provider_concurrency: 512, ..EngineConfig::default() };
-    let engine = FormaOps::builder(store)
-        .provider("mock", Arc::new(MockProvider::new()))
-        .config(config)
-        .start()
-        .await
-        .unwrap();
-    let user = UserId::new();
-    let spec: PromptSpec = serde_json::from_value(json!({
-        "name": "bench", "template": "Summarize: {{ text }}",
-        "variables": [{"name": "text", "type": "string", "required": true}],
-        "validations": [{"type": "min_length", "value": 1}],
-        "model": {"provider": "mock", "model": "gpt-4o-mini"}
-    }))
-    .unwrap();
-    let (prompt, _) = engine.create_prompt(user, spec).await.unwrap();
+    let engine = mock_engine(store).await;
+    let (user, prompt) = bench_prompt(&engine, json!([{"type": "min_length", "value": 1}])).await;
     let update: PromptUpdate =
         serde_json::from_value(json!({"template": "Summarise briefly: {{ text }}"})).unwrap();
     engine.update_prompt(user, prompt.id, update).await.unwrap();

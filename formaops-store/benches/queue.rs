@@ -25,10 +25,7 @@ use formaops_core::execution::{
 use formaops_core::ids::{PromptId, UserId};
 use formaops_core::store::{ClaimParams, Store};
 use rust_decimal::Decimal;
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
+use support::env_u64;
 
 fn execution(user: UserId, prompt: PromptId, n: i64) -> Execution {
     let now = Utc::now();

@@ -16,6 +16,8 @@
 //! ```
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark binary: failing loudly is right
 
+mod support;
+
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -26,10 +28,7 @@ use formaops_core::store::{ExecutionFilter, Store};
 use formaops_store::PgStore;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, Executor, Row};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.replace('_', "").parse().ok()).unwrap_or(default)
-}
+use support::env_u64;
 
 fn summary(label: &str, mut samples: Vec<Duration>) {
     samples.sort();

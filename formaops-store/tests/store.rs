@@ -108,6 +108,49 @@ fn prompt(user: UserId, name: &str) -> (Prompt, PromptVersion) {
     (p, v)
 }
 
+/// `worker`'s claim of up to `limit` executions on the mock provider, due at `now`, leased
+/// until `lease_until`.
+fn claim_params(worker: &str, limit: u32, now: DateTime<Utc>, lease_until: DateTime<Utc>) -> ClaimParams<'_> {
+    ClaimParams { worker, provider: "mock", limit, now, lease_until }
+}
+
+/// Enqueues `n` executions of a new user, then worker `w` claims `claimed` of them at
+/// t0 + 1 s (30 s leases): the user, the executions (in queue order) and the claim time.
+async fn enqueue_and_claim(s: &dyn Store, n: i64, claimed: u32) -> (UserId, Vec<Execution>, DateTime<Utc>) {
+    let user = UserId::new();
+    let execs: Vec<Execution> = (0..n).map(|i| execution(user, i)).collect();
+    s.enqueue(&execs).await.unwrap();
+    let now = t0() + Duration::seconds(1);
+    s.claim(claim_params("w", claimed, now, now + Duration::seconds(30))).await.unwrap();
+    (user, execs, now)
+}
+
+/// Eight workers (`w0`..`w7`, worker `w` on `stores[w % stores.len()]`) claim `limit` at a
+/// time at `now` (60 s leases) until nothing is left: every id they received.
+async fn claim_concurrently(stores: &[Arc<dyn Store>], limit: u32, now: DateTime<Utc>) -> Vec<ExecutionId> {
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let s = stores[w % stores.len()].clone();
+        tasks.push(tokio::spawn(async move {
+            let worker = format!("w{w}");
+            let mut got = Vec::new();
+            loop {
+                let batch =
+                    s.claim(claim_params(&worker, limit, now, now + Duration::seconds(60))).await.unwrap();
+                if batch.is_empty() {
+                    return got;
+                }
+                got.extend(batch.into_iter().map(|e| e.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
 async fn users_and_credentials(s: &dyn Store) {
     let u = User { id: UserId::new(), email: "a@example.com".into(), is_admin: false, created_at: t0() };
     s.create_user(&u, "$argon2id$hash").await.unwrap();
@@ -204,36 +247,17 @@ async fn enqueue_claim_finish(s: &dyn Store) {
     assert_eq!(s.queue_depth(Some(user)).await.unwrap(), 2);
 
     // Not yet runnable: nothing claimed.
-    assert!(
-        s.claim(ClaimParams {
-            worker: "w1",
-            provider: "mock",
-            limit: 10,
-            now: t0(),
-            lease_until: t0() + Duration::seconds(30)
-        })
-        .await
-        .unwrap()
-        .is_empty()
-    );
+    assert!(s.claim(claim_params("w1", 10, t0(), t0() + Duration::seconds(30))).await.unwrap().is_empty());
     let now = t0() + Duration::seconds(1);
     let lease = now + Duration::seconds(30);
-    let claimed = s
-        .claim(ClaimParams { worker: "w1", provider: "mock", limit: 10, now, lease_until: lease })
-        .await
-        .unwrap();
+    let claimed = s.claim(claim_params("w1", 10, now, lease)).await.unwrap();
     assert_eq!(claimed.iter().map(|e| e.id).collect::<Vec<_>>(), vec![a.id, b.id], "queue_key order");
     assert!(claimed.iter().all(|e| e.status == ExecutionStatus::Running
         && e.attempts == 1
         && e.lease_owner.as_deref() == Some("w1")
         && e.lease_expires_at == Some(lease)
         && e.started_at == Some(now)));
-    assert!(
-        s.claim(ClaimParams { worker: "w2", provider: "mock", limit: 10, now, lease_until: lease })
-            .await
-            .unwrap()
-            .is_empty()
-    );
+    assert!(s.claim(claim_params("w2", 10, now, lease)).await.unwrap().is_empty());
 
     let later = lease + Duration::seconds(30);
     assert_eq!(
@@ -296,15 +320,7 @@ async fn rescue_requeues_then_fails(s: &dyn Store) {
     e.max_attempts = 2;
     s.enqueue(&[e.clone()]).await.unwrap();
     let now = t0() + Duration::seconds(1);
-    s.claim(ClaimParams {
-        worker: "w1",
-        provider: "mock",
-        limit: 1,
-        now,
-        lease_until: now + Duration::seconds(1),
-    })
-    .await
-    .unwrap();
+    s.claim(claim_params("w1", 1, now, now + Duration::seconds(1))).await.unwrap();
     // Lease still valid: nothing to rescue.
     assert!(rescue_now(s, now).await.is_empty());
     let after = now + Duration::seconds(2);
@@ -315,15 +331,7 @@ async fn rescue_requeues_then_fails(s: &dyn Store) {
     assert_eq!(rescued[0].error.as_ref().unwrap().code, "lease_expired");
     // The old worker lost its lease.
     assert_eq!(s.finish(&[completed(&e, "w1", None)]).await.unwrap(), vec![false]);
-    s.claim(ClaimParams {
-        worker: "w2",
-        provider: "mock",
-        limit: 1,
-        now: after,
-        lease_until: after + Duration::seconds(1),
-    })
-    .await
-    .unwrap();
+    s.claim(claim_params("w2", 1, after, after + Duration::seconds(1))).await.unwrap();
     let rescued = rescue_now(s, after + Duration::seconds(5)).await;
     assert_eq!(rescued[0].status, ExecutionStatus::Failed, "attempts exhausted");
     assert_eq!(rescued[0].attempts, 2);
@@ -361,19 +369,7 @@ async fn listing_is_keyset_paginated_and_isolated(s: &dyn Store) {
 }
 
 async fn metrics_aggregate(s: &dyn Store) {
-    let user = UserId::new();
-    let execs: Vec<Execution> = (0..4).map(|i| execution(user, i)).collect();
-    s.enqueue(&execs).await.unwrap();
-    let now = t0() + Duration::seconds(1);
-    s.claim(ClaimParams {
-        worker: "w",
-        provider: "mock",
-        limit: 3,
-        now,
-        lease_until: now + Duration::seconds(30),
-    })
-    .await
-    .unwrap();
+    let (user, execs, _) = enqueue_and_claim(s, 4, 3).await;
     let cost = Some(Decimal::new(1, 1)); // 0.1
     s.finish(&[
         completed(&execs[0], "w", cost),
@@ -412,34 +408,7 @@ async fn concurrent_claims_never_collide(s: Arc<dyn Store>) {
     let user = UserId::new();
     let execs: Vec<Execution> = (0..400).map(|i| execution(user, i)).collect();
     s.enqueue(&execs).await.unwrap();
-    let now = t0() + Duration::seconds(1);
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let s = s.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let batch = s
-                    .claim(ClaimParams {
-                        worker: &format!("w{w}"),
-                        provider: "mock",
-                        limit: 7,
-                        now,
-                        lease_until: now + Duration::seconds(60),
-                    })
-                    .await
-                    .unwrap();
-                if batch.is_empty() {
-                    return got;
-                }
-                got.extend(batch.into_iter().map(|e| e.id));
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
+    let all = claim_concurrently(&[s], 7, t0() + Duration::seconds(1)).await;
     let unique: HashSet<_> = all.iter().collect();
     assert_eq!(all.len(), 400);
     assert_eq!(unique.len(), 400);
@@ -501,34 +470,8 @@ async fn postgres_concurrent_claims_never_collide_across_pools() {
     let user = UserId::new();
     let execs: Vec<Execution> = (0..400).map(|i| execution(user, i)).collect();
     a.enqueue(&execs).await.unwrap();
-    let now = t0() + Duration::seconds(1);
-    let mut tasks = Vec::new();
-    for w in 0..8 {
-        let s: Arc<dyn Store> = if w % 2 == 0 { a.clone() } else { b.clone() };
-        tasks.push(tokio::spawn(async move {
-            let mut got = Vec::new();
-            loop {
-                let batch = s
-                    .claim(ClaimParams {
-                        worker: &format!("w{w}"),
-                        provider: "mock",
-                        limit: 5,
-                        now,
-                        lease_until: now + Duration::seconds(60),
-                    })
-                    .await
-                    .unwrap();
-                if batch.is_empty() {
-                    return got;
-                }
-                got.extend(batch.into_iter().map(|e| e.id));
-            }
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
+    let stores: [Arc<dyn Store>; 2] = [a.clone(), b.clone()];
+    let all = claim_concurrently(&stores, 5, t0() + Duration::seconds(1)).await;
     assert_eq!(all.len(), 400);
     assert_eq!(all.iter().collect::<HashSet<_>>().len(), 400);
     a.close().await;
@@ -629,19 +572,7 @@ async fn postgres_nul_is_an_item_error_and_commits_nothing() {
 
 /// Finished and cancelled executions, then the report.
 async fn some_final_executions(s: &dyn Store) -> (UserId, formaops_core::metrics::MetricsReport) {
-    let user = UserId::new();
-    let execs: Vec<Execution> = (0..5).map(|i| execution(user, i)).collect();
-    s.enqueue(&execs).await.unwrap();
-    let now = t0() + Duration::seconds(1);
-    s.claim(ClaimParams {
-        worker: "w",
-        provider: "mock",
-        limit: 3,
-        now,
-        lease_until: now + Duration::seconds(30),
-    })
-    .await
-    .unwrap();
+    let (user, execs, now) = enqueue_and_claim(s, 5, 3).await;
     let cost = Some(Decimal::new(1, 1));
     let results =
         [completed(&execs[0], "w", cost), completed(&execs[1], "w", None), completed(&execs[2], "w", cost)];

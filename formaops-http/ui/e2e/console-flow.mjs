@@ -202,6 +202,12 @@ async function main() {
     await page.locator('[data-testid="chart-status"][data-drawn="true"] canvas').waitFor();
     await page.getByTestId('metrics-by-prompt').getByText('story').waitFor();
     await shot(page, 'metrics');
+    // With the prompt chosen: a row per version and per label (the experiment's rows ran by
+    // version number, so under no label).
+    await page.getByLabel(/^Prompt/).selectOption({ label: 'story' });
+    await page.getByTestId('metrics-by-version').getByRole('cell', { name: 'v2', exact: true }).waitFor();
+    await page.getByTestId('metrics-by-label').getByRole('cell', { name: 'no label', exact: true }).waitFor();
+    await shot(page, 'metrics-prompt');
 
     // 7. API keys: the secret is shown once; revoking removes the key.
     await page.getByRole('link', { name: 'API keys' }).click();

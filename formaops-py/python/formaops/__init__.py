@@ -328,10 +328,12 @@ _SUMMARY_NESTED: Dict[str, Type[_Result]] = {
 
 
 @dataclass
-class PromptMetrics(_Result):
-    """One prompt's aggregates."""
+class _MetricsSummary(_Result):
+    """The aggregates every metrics record carries (the report, and each prompt, version and
+    label in it). A record puts its own leading fields (the prompt, version or label and
+    ``share``) in a key base listed after this one: dataclass fields run from the last base to
+    the first, so each record's fields keep their order (key, then these, then its own)."""
 
-    prompt_id: str
     counts: StatusCounts
     latency_ms: Percentiles
     provider_latency_ms: Percentiles
@@ -346,42 +348,36 @@ class PromptMetrics(_Result):
 
 
 @dataclass
-class VersionMetrics(_Result):
-    """One version's aggregates within a prompt's report; ``share`` of the prompt's executions."""
-
-    version: int
-    share: float
-    counts: StatusCounts
-    latency_ms: Percentiles
-    provider_latency_ms: Percentiles
-    tokens: TokenTotals
-    cost_usd: Optional[float]
-    unpriced_executions: int
-    validated: int
-    validation_passed: int
-    validation_pass_rate: Optional[float]
-
-    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+class _PromptKey(_Result):
+    prompt_id: str
 
 
 @dataclass
-class LabelMetrics(_Result):
-    """One label's aggregates within a prompt's report (``label`` None: executions run by
-    version number or the current version)."""
+class PromptMetrics(_MetricsSummary, _PromptKey):
+    """One prompt's aggregates."""
 
+
+@dataclass
+class _VersionKey(_Result):
+    version: int
+    share: float
+
+
+@dataclass
+class VersionMetrics(_MetricsSummary, _VersionKey):
+    """One version's aggregates within a prompt's report; ``share`` of the prompt's executions."""
+
+
+@dataclass
+class _LabelKey(_Result):
     label: Optional[str]
     share: float
-    counts: StatusCounts
-    latency_ms: Percentiles
-    provider_latency_ms: Percentiles
-    tokens: TokenTotals
-    cost_usd: Optional[float]
-    unpriced_executions: int
-    validated: int
-    validation_passed: int
-    validation_pass_rate: Optional[float]
 
-    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+
+@dataclass
+class LabelMetrics(_MetricsSummary, _LabelKey):
+    """One label's aggregates within a prompt's report (``label`` None: executions run by
+    version number or the current version)."""
 
 
 @dataclass
@@ -414,20 +410,15 @@ class MetricsSeries(_Result):
 
 
 @dataclass
-class MetricsReport(_Result):
-    """Aggregates of the user's executions (optionally of one prompt or version)."""
-
+class _ReportWindow(_Result):
     since: Optional[datetime]
     until: Optional[datetime]
-    counts: StatusCounts
-    latency_ms: Percentiles
-    provider_latency_ms: Percentiles
-    tokens: TokenTotals
-    cost_usd: Optional[float]  # None when no execution in scope is priced
-    unpriced_executions: int
-    validated: int
-    validation_passed: int
-    validation_pass_rate: Optional[float]
+
+
+@dataclass
+class MetricsReport(_MetricsSummary, _ReportWindow):
+    """Aggregates of the user's executions (optionally of one prompt or version)."""
+
     queue_depth: int
     by_prompt: List[PromptMetrics]
     by_version: List[VersionMetrics]
@@ -435,7 +426,6 @@ class MetricsReport(_Result):
     by_label: List[LabelMetrics]
     """With ``prompt_id``: per label the executions were resolved through (empty otherwise)."""
 
-    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
     _nested_lists: ClassVar[Dict[str, Type[_Result]]] = {
         "by_prompt": PromptMetrics,
         "by_version": VersionMetrics,

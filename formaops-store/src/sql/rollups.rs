@@ -10,7 +10,7 @@ use formaops_core::Result;
 use formaops_core::execution::{AttemptResult, Execution, ExecutionStatus};
 use formaops_core::ids::{PromptId, UserId};
 use formaops_core::metrics::rollup::{
-    FinalExecution, LatencyHistogram, LiveCount, LiveCounts, RollupDelta, RollupReport, RollupRow,
+    FinalExecution, LatencyHistogram, LiveCount, LiveCounts, RollupDelta, RollupKey, RollupReport, RollupRow,
     SeriesBuilder, cover, epoch, far_future, group_deltas, report_window,
 };
 use formaops_core::metrics::{MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery, TokenTotals};
@@ -166,6 +166,18 @@ const BACKFILL_SELECT: &str = "SELECT * FROM executions WHERE status IN ('COMPLE
     AND id > $1 ORDER BY id LIMIT $2";
 
 for_each_backend! {
+    /// Binds a rollup key's six columns (`user_id, granularity, bucket_start, prompt_id,
+    /// prompt_version, label`, the leading columns of both rollup tables) into a row of a
+    /// multi-row insert.
+    fn bind_key(b: &mut sqlx::query_builder::Separated<'_, Db, &'static str>, k: &RollupKey) {
+        b.push_bind(k.user_id.0)
+            .push_bind(k.granularity.seconds())
+            .push_bind(Ts(k.bucket_start))
+            .push_bind(k.prompt_id.0)
+            .push_bind(i64::from(k.prompt_version))
+            .push_bind(label_col(&k.label).to_string());
+    }
+
     /// Adds rows (already grouped by [`group_deltas`], in key order) to the rollups: one
     /// upsert per table (per chunk of a very large batch), on the caller's transaction.
     pub(crate) async fn upsert(conn: &mut <Db as sqlx::Database>::Connection, rows: &[RollupRow]) -> Result<()> {
@@ -176,14 +188,9 @@ for_each_backend! {
                  priced, unpriced, validated, validation_passed) ",
             );
             q.push_values(chunk, |mut b, r| {
-                let (k, d) = (&r.key, &r.delta);
-                b.push_bind(k.user_id.0)
-                    .push_bind(k.granularity.seconds())
-                    .push_bind(Ts(k.bucket_start))
-                    .push_bind(k.prompt_id.0)
-                    .push_bind(i64::from(k.prompt_version))
-                    .push_bind(label_col(&k.label).to_string())
-                    .push_bind(i64_of(d.completed))
+                let d = &r.delta;
+                bind_key(&mut b, &r.key);
+                b.push_bind(i64_of(d.completed))
                     .push_bind(i64_of(d.failed))
                     .push_bind(i64_of(d.cancelled))
                     .push_bind(i64_of(d.tokens.input))
@@ -226,14 +233,8 @@ for_each_backend! {
                  kind, idx, n) ",
             );
             q.push_values(chunk, |mut b, (r, kind, idx, n)| {
-                let k = &r.key;
-                b.push_bind(k.user_id.0)
-                    .push_bind(k.granularity.seconds())
-                    .push_bind(Ts(k.bucket_start))
-                    .push_bind(k.prompt_id.0)
-                    .push_bind(i64::from(k.prompt_version))
-                    .push_bind(label_col(&k.label).to_string())
-                    .push_bind(*kind)
+                bind_key(&mut b, &r.key);
+                b.push_bind(*kind)
                     .push_bind(*idx)
                     .push_bind(i64_of(*n));
             });

@@ -6,33 +6,15 @@ import { useMemo } from 'react';
 import { Link } from 'react-router';
 import { useQuery } from '@tanstack/react-query';
 import { get } from '../../api/client';
-import type { Bucket, LabelList, MetricsReport, MetricsSeries, MetricsSummary } from '../../api/types';
+import type { Bucket, LabelList, MetricsReport, MetricsSeries } from '../../api/types';
 import { LineChart } from '../../components/LineChart';
 import { localToRfc3339, PromptSelect, TimeRange, useUrlFilters, usePromptNames } from '../../components/Filters';
 import { fmtCost, fmtMs, fmtPct, shortId } from '../../components/format';
 import { ErrorNote } from '../../components/Problems';
 import { autoBucket, seriesColumns } from '../../lib/series';
+import { SummaryTable } from './SummaryTable';
 
 const BUCKETS: readonly Bucket[] = ['minute', 'hour', 'day'];
-
-/** The cells every summary row shows, after its name and share. */
-function SummaryCells({ s }: { s: MetricsSummary }) {
-  return (
-    <>
-      <td>{s.counts.total}</td>
-      <td>{s.counts.completed}</td>
-      <td>{s.counts.failed}</td>
-      <td>{fmtMs(s.latencyMs.p50)}</td>
-      <td>{fmtMs(s.latencyMs.p95)}</td>
-      <td>{fmtMs(s.latencyMs.p99)}</td>
-      <td>{s.tokens.total}</td>
-      <td>{fmtCost(s.costUsd)}</td>
-      <td>{fmtPct(s.validationPassRate)}</td>
-    </>
-  );
-}
-
-const SUMMARY_HEADS = ['Executions', 'Completed', 'Failed', 'p50', 'p95', 'p99', 'Tokens', 'Cost', 'Validation'];
 
 export function MetricsPage() {
   const [{ promptId, version, label, since, until, bucket }, setFilter] = useUrlFilters(
@@ -167,51 +149,27 @@ export function MetricsPage() {
       {r && promptId && (r.byVersion?.length ?? 0) > 0 && (
         <>
           <h2>Per version</h2>
-          <table data-testid="metrics-by-version">
-            <thead>
-              <tr>
-                <th>Version</th>
-                <th>Share</th>
-                {SUMMARY_HEADS.map((h) => (
-                  <th key={h}>{h}</th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {r.byVersion?.map((v) => (
-                <tr key={v.version}>
-                  <td>v{v.version}</td>
-                  <td>{fmtPct(v.share)}</td>
-                  <SummaryCells s={v} />
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <SummaryTable
+            testId="metrics-by-version"
+            nameHead="Version"
+            rows={r.byVersion ?? []}
+            rowKey={(v) => v.version}
+            name={(v) => `v${v.version}`}
+            share={(v) => v.share}
+          />
         </>
       )}
       {r && promptId && (r.byLabel?.length ?? 0) > 0 && (
         <>
           <h2>Per label</h2>
-          <table data-testid="metrics-by-label">
-            <thead>
-              <tr>
-                <th>Label</th>
-                <th>Share</th>
-                {SUMMARY_HEADS.map((h) => (
-                  <th key={h}>{h}</th>
-                ))}
-              </tr>
-            </thead>
-            <tbody>
-              {r.byLabel?.map((l) => (
-                <tr key={l.label ?? ''}>
-                  <td>{l.label ?? <em>no label</em>}</td>
-                  <td>{fmtPct(l.share)}</td>
-                  <SummaryCells s={l} />
-                </tr>
-              ))}
-            </tbody>
-          </table>
+          <SummaryTable
+            testId="metrics-by-label"
+            nameHead="Label"
+            rows={r.byLabel ?? []}
+            rowKey={(l) => l.label ?? ''}
+            name={(l) => l.label ?? <em>no label</em>}
+            share={(l) => l.share}
+          />
         </>
       )}
       {r && (
@@ -220,26 +178,13 @@ export function MetricsPage() {
           {r.byPrompt.length === 0 ? (
             <p className="empty">No executions in this range.</p>
           ) : (
-            <table data-testid="metrics-by-prompt">
-              <thead>
-                <tr>
-                  <th>Prompt</th>
-                  {SUMMARY_HEADS.map((h) => (
-                    <th key={h}>{h}</th>
-                  ))}
-                </tr>
-              </thead>
-              <tbody>
-                {r.byPrompt.map((p) => (
-                  <tr key={p.promptId}>
-                    <td>
-                      <Link to={`/prompts/${p.promptId}`}>{names.get(p.promptId) ?? shortId(p.promptId)}</Link>
-                    </td>
-                    <SummaryCells s={p} />
-                  </tr>
-                ))}
-              </tbody>
-            </table>
+            <SummaryTable
+              testId="metrics-by-prompt"
+              nameHead="Prompt"
+              rows={r.byPrompt}
+              rowKey={(p) => p.promptId}
+              name={(p) => <Link to={`/prompts/${p.promptId}`}>{names.get(p.promptId) ?? shortId(p.promptId)}</Link>}
+            />
           )}
         </>
       )}
