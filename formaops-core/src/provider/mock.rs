@@ -553,7 +553,10 @@ impl MockProvider {
                 tokio::time::sleep_until(request.deadline).await;
                 return Err(timeout());
             }
-            tokio::time::sleep_until(at).await;
+            // A timer rounds up to the next millisecond tick: a zero latency must not wait one.
+            if at > Instant::now() {
+                tokio::time::sleep_until(at).await;
+            }
             Ok(())
         };
         if started >= request.deadline {
