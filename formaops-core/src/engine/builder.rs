@@ -6,12 +6,12 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
+use super::backlog::Backlog;
 use super::batch::Batcher;
 use super::cache::VersionCache;
 use super::clock::Clock;
 use super::config::{ENQUEUE_QUEUE, EngineConfig, MAX_BATCH};
 use super::events::{EventBus, RELAY_CAPACITY};
-use super::fastpath::Backlog;
 use super::freshness::Caches;
 use super::state::{FormaOps, Inner, ProviderSlot};
 use super::{invalidate, rescue, worker};

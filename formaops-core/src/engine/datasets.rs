@@ -9,8 +9,8 @@ use crate::page::{MAX_PAGE_SIZE, Page, PageRequest};
 use crate::store::ExecutionFilter;
 
 use super::FormaOps;
+use super::chat_input::CHAT_INPUT;
 use super::config::check_page;
-use super::submit::CHAT_INPUT;
 
 /// Most executions read while building a dataset from past executions.
 pub const MAX_EXECUTIONS_SCANNED: usize = 100_000;

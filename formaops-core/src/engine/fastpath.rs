@@ -18,14 +18,13 @@
 //!
 //! # Priorities
 //!
-//! The fast path jumps the queue, so it is taken only while [`Backlog`] says this process's
+//! The fast path jumps the queue, so it is taken only while the provider's `Backlog` says this process's
 //! claim loop last found the provider's queue drained and nothing was queued here since (an
 //! enqueue, a retry coming due). Work that other processes queue is seen at their next claim
 //! poll (within [`POLL_INTERVAL`](super::POLL_INTERVAL)); until then the fast path may run
 //! ahead of it.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use tokio::sync::{OwnedSemaphorePermit, oneshot};
 
@@ -36,51 +35,6 @@ use crate::error::{Error, Result};
 use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::Execution;
 use crate::store::EnqueueOutcome;
-
-/// What one process knows about a provider's queue, for the fast path's priority rule.
-#[derive(Debug)]
-pub(crate) struct Backlog {
-    /// Bumped after each commit that made work claimable here (a local enqueue, a retry due).
-    queued: AtomicU64,
-    /// The `queued` count read before the last claim that came back short: the queue held no
-    /// claimable work then.
-    drained: AtomicU64,
-    /// The last claim filled every slot it asked for (more may wait), or none ran yet.
-    full: AtomicBool,
-}
-
-impl Default for Backlog {
-    fn default() -> Self {
-        // Nothing is known before the first claim: work queued before a restart may wait.
-        Self { queued: AtomicU64::new(0), drained: AtomicU64::new(0), full: AtomicBool::new(true) }
-    }
-}
-
-impl Backlog {
-    /// Work became claimable (after its commit).
-    pub(crate) fn note_queued(&self) {
-        self.queued.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// Read before a claim; hand the value to [`Backlog::claim_ended`].
-    pub(crate) fn claim_started(&self) -> u64 {
-        self.queued.load(Ordering::SeqCst)
-    }
-
-    /// A claim that started at `seen` returned; `full` when it filled every slot it asked for.
-    pub(crate) fn claim_ended(&self, seen: u64, full: bool) {
-        if !full {
-            self.drained.fetch_max(seen, Ordering::SeqCst);
-        }
-        self.full.store(full, Ordering::SeqCst);
-    }
-
-    /// Whether queued work may be waiting for this provider.
-    pub(crate) fn may_wait(&self) -> bool {
-        self.full.load(Ordering::SeqCst)
-            || self.queued.load(Ordering::SeqCst) > self.drained.load(Ordering::SeqCst)
-    }
-}
 
 /// A provider slot for the fast path, when the rule above allows it and one is free now.
 pub(super) fn admit(slot: &ProviderSlot) -> Option<OwnedSemaphorePermit> {
@@ -271,27 +225,5 @@ mod tests {
         let queued: Vec<_> =
             ["claim", "get_execution", "enqueue", "finish"].iter().map(|m| per.get(m).copied()).collect();
         assert_eq!(queued, [Some(1), Some(1), Some(20), Some(20)], "{per:?}");
-    }
-
-    #[test]
-    fn the_backlog_closes_the_fast_path_until_a_claim_finds_the_queue_drained() {
-        let b = Backlog::default();
-        assert!(b.may_wait(), "before the first claim, work queued before a restart may wait");
-        let seen = b.claim_started();
-        b.claim_ended(seen, false);
-        assert!(!b.may_wait(), "a short claim drained the queue");
-        b.note_queued();
-        assert!(b.may_wait(), "work queued since");
-        let seen = b.claim_started();
-        b.claim_ended(seen, true);
-        assert!(b.may_wait(), "a full claim: more may wait");
-        let seen = b.claim_started();
-        // Work queued while that claim ran (after it read the count) may not have been seen.
-        b.note_queued();
-        b.claim_ended(seen, false);
-        assert!(b.may_wait(), "queued during the claim: still waiting");
-        let seen = b.claim_started();
-        b.claim_ended(seen, false);
-        assert!(!b.may_wait());
     }
 }

@@ -16,7 +16,10 @@
 //!   across nodes; `credentials`: authentication from the cache, revocation;
 //! - `prompts`: prompt CRUD and the checks a version must pass;
 //! - `submit`: submit, execute, wait, retry, cancel and idempotency;
+//! - [`chat`]: chat calls (the OpenAI-compatible front door); `chat_input`: what a chat call
+//!   stores in an execution's inputs;
 //! - `fastpath`: a synchronous execute run by the receiving process (two writes, no read);
+//!   `backlog`: what this process knows of a provider's queue (the fast path's priority rule);
 //! - `follow`: one execution until it is final ([`Follow`]);
 //! - `health`: the engine's [`HealthReport`];
 //! - [`scheduler`]: the claim order (priority with aging) and its starvation bound;
@@ -74,10 +77,12 @@ use crate::prompt::{Prompt, PromptSpec, PromptUpdate, PromptVersion};
 use crate::provider::Message;
 use crate::store::{ExecutionFilter, PromptFilter, Store, VersionPageRequest};
 
+mod backlog;
 mod batch;
 mod builder;
 mod cache;
 pub mod chat;
+mod chat_input;
 mod clock;
 mod config;
 mod credentials;

@@ -10,12 +10,12 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::{AbortHandle, JoinHandle};
 use tokio::time::Instant;
 
+use super::backlog::Backlog;
 use super::batch::Batcher;
 use super::cache::{CompiledVersion, VersionCache};
 use super::clock::{Clock, chrono_dur};
 use super::config::EngineConfig;
 use super::events::EventBus;
-use super::fastpath::Backlog;
 use super::freshness::Caches;
 use super::scheduler;
 use crate::error::{Error, Problem, ProblemCode, Result};

@@ -9,6 +9,7 @@ use serde_json::{Map, Value};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::chat_input::CHAT_INPUT;
 use super::config::{WAIT_RECHECK, check_idempotency_key};
 use super::fastpath::{self, Ran};
 use super::state::{Inner, ProviderSlot};
@@ -18,10 +19,6 @@ use crate::execution::{Execution, ExecutionStatus, Priority};
 use crate::ids::{ExecutionId, PromptId, UserId};
 use crate::prompt::PromptStatus;
 use crate::store::EnqueueOutcome;
-
-/// Reserved input key carrying a chat call's messages and parameters (see `engine::chat`);
-/// never a valid variable name, so no caller's input can set it.
-pub const CHAT_INPUT: &str = "$chat";
 
 /// A request to execute a prompt (the spec's `ExecutePromptRequest`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -276,7 +276,7 @@ async fn attempt_outcome_inner(
         }
     };
     // A chat call's messages and parameters ride in the inputs (see `engine::chat`).
-    let (inputs, chat) = super::chat::ChatExtras::split(&exec.inputs);
+    let (inputs, chat) = super::chat_input::ChatExtras::split(&exec.inputs);
     let mut messages = match &chat {
         Some(c) if c.replace => Vec::new(),
         _ => match compiled.prompt.render(&inputs) {
