@@ -32,7 +32,6 @@ use super::clock::chrono_dur;
 use super::state::{Inner, ProviderSlot};
 use super::worker;
 use crate::error::{Error, Result};
-use crate::events::{EventKind, ExecutionEvent};
 use crate::execution::Execution;
 use crate::store::EnqueueOutcome;
 
@@ -127,13 +126,7 @@ async fn attempt(
         if let Ok(mut held) = inner.held.lock() {
             held.insert(exec.id);
         }
-        inner.events.publish(ExecutionEvent::new(
-            exec.id,
-            exec.user_id,
-            EventKind::Running,
-            exec.attempts,
-            inner.clock.now(),
-        ));
+        worker::publish_running(inner, &exec);
         let outcome = match early {
             Some(outcome) => outcome,
             None => call.await,

@@ -125,6 +125,16 @@ async fn run_attempt(
     exec: Execution,
     permit: OwnedSemaphorePermit,
 ) {
+    publish_running(&inner, &exec);
+    let attempt = attempt_outcome(&inner, &slot, &exec).await;
+    record_attempt(&inner, &slot, &exec, attempt, permit).await;
+    if let Ok(mut tasks) = inner.tasks.lock() {
+        tasks.remove(&exec.id);
+    }
+}
+
+/// Announces that an attempt of `exec` started.
+pub(super) fn publish_running(inner: &Inner, exec: &Execution) {
     inner.events.publish(ExecutionEvent::new(
         exec.id,
         exec.user_id,
@@ -132,11 +142,6 @@ async fn run_attempt(
         exec.attempts,
         inner.clock.now(),
     ));
-    let attempt = attempt_outcome(&inner, &slot, &exec).await;
-    record_attempt(&inner, &slot, &exec, attempt, permit).await;
-    if let Ok(mut tasks) = inner.tasks.lock() {
-        tasks.remove(&exec.id);
-    }
 }
 
 /// Records an attempt of `exec` (held under this process's lease) through the finish group
