@@ -393,11 +393,18 @@ impl_store! {
         if executions.len() > MAX_BATCH {
             return Err(Error::invalid_argument("executions", format!("at most {MAX_BATCH} per batch")));
         }
+        // One INSERT statement is atomic on its own: sent without BEGIN/COMMIT it is one round
+        // trip and one commit. So the batch is checked for repeated ids first (nothing may be
+        // written before an error), and the rows a key already named are read after the commit
+        // (an ON CONFLICT DO NOTHING waits for a concurrent insert of the same key to end).
+        let mut ids = HashSet::with_capacity(executions.len());
+        if let Some(e) = executions.iter().find(|e| !ids.insert(e.id.0)) {
+            return Err(Error::conflict(format!("execution {} appears twice in the batch", e.id)));
+        }
         let mut a = InsertArrays::default();
         for e in executions {
             a.push(e)?;
         }
-        let mut tx = self.executions.begin().await.db("begin")?;
         let inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_EXECUTIONS)
             .bind(a.id)
             .bind(a.user_id)
@@ -437,25 +444,24 @@ impl_store! {
             .bind(a.lease_owner)
             .bind(a.lease_expires_at)
             .bind(a.label)
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.executions)
             .await
             .db("enqueue")?;
         let inserted: HashSet<Uuid> = inserted.into_iter().collect();
         let mut outcomes = Vec::with_capacity(executions.len());
-        // An id appears once in `inserted`; a second copy of it in the batch is a duplicate.
-        let mut seen = HashSet::with_capacity(executions.len());
         for e in executions {
-            if inserted.contains(&e.id.0) && seen.insert(e.id.0) {
+            if inserted.contains(&e.id.0) {
                 outcomes.push(EnqueueOutcome::Created);
                 continue;
             }
+            // Not inserted: its key (or its id) was taken. Two executions of one batch with
+            // one key: the first is inserted, the second finds it.
             let Some(key) = &e.idempotency_key else {
-                return Err(Error::conflict(format!("execution {} appears twice in the batch", e.id)));
+                return Err(Error::conflict(format!("execution {} already exists", e.id)));
             };
-            let existing = executions::pg::by_idempotency_key(&mut *tx, e.user_id, key).await?;
+            let existing = executions::pg::by_idempotency_key(&self.executions, e.user_id, key).await?;
             outcomes.push(EnqueueOutcome::Existing(Box::new(existing)));
         }
-        tx.commit().await.db("commit enqueue")?;
         Ok(outcomes)
     }
 
