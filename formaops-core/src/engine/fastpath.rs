@@ -18,9 +18,9 @@
 //!
 //! # Priorities
 //!
-//! The fast path jumps the queue, so it is taken only while the provider's `Backlog` says this process's
-//! claim loop last found the provider's queue drained and nothing was queued here since (an
-//! enqueue, a retry coming due). Work that other processes queue is seen at their next claim
+//! The fast path jumps the queue, so it is taken only while the provider's `Backlog` says
+//! this process's claim loop last found the queue drained and nothing was queued here since
+//! (an enqueue, a retry coming due). Work that other processes queue is seen at their next claim
 //! poll (within [`POLL_INTERVAL`](super::POLL_INTERVAL)); until then the fast path may run
 //! ahead of it.
 
