@@ -5,7 +5,7 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
@@ -162,17 +162,20 @@ async fn two_processes_one_killed_every_execution_ends_exactly_once() {
         r.summary.counts.running
     };
 
+    // Final in the store, and logged by the worker that applied it (a worker logs a batch just
+    // after its finish commits: stopping it in between would lose log lines, not results).
     tokio::time::timeout(StdDuration::from_secs(90), async {
         loop {
             let c = a.metrics(user, &MetricsQuery::default()).await.unwrap().summary.counts;
-            if c.completed + c.failed == TOTAL as u64 {
+            let logged: HashSet<ExecutionId> = applied.lock().unwrap().iter().map(|(id, _)| *id).collect();
+            if c.completed + c.failed == TOTAL as u64 && logged.len() == TOTAL {
                 break;
             }
             tokio::time::sleep(StdDuration::from_millis(100)).await;
         }
     })
     .await
-    .expect("every execution reaches a final state");
+    .expect("every execution reaches a final state, applied and logged by a worker");
     for t in process_a {
         t.abort();
     }
