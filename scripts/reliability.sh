@@ -68,7 +68,7 @@ VENV="$ROOT/reliability/.venv"
 source "$ROOT/scripts/lib/venv.sh"
 PYTHON="$PY" venv_ensure "$VENV"
 if ! "$VENV/bin/python" -c 'import pytest, requests, psycopg, schemathesis' 2>/dev/null; then
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r reliability/requirements.txt
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r reliability/requirements.txt -c reliability/constraints.txt
 fi
 
 echo "== reliability ($mode): system tests against the real server"
