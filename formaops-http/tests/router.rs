@@ -950,6 +950,8 @@ async fn metrics_per_version_and_label_and_the_series() {
     let total: u64 = points.iter().map(|p| p["counts"]["completed"].as_u64().unwrap()).sum();
     assert_eq!(total, 2, "{}", s.text);
     assert!(points[0]["start"].is_string() && points[0]["latencyMs"]["p50"].is_number());
+    // A point has the report's summary shape, validation counts included.
+    assert!(points[0]["validated"].is_u64() && points[0]["validationPassed"].is_u64(), "{}", s.text);
     let s = app
         .get(&format!("/api/metrics/series?bucket=hour&promptId={id}&label=production"), &app.alice)
         .await

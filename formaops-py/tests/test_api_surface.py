@@ -84,6 +84,7 @@ def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
     per_prompt = native.metrics(prompt_id=p["id"])
     assert set(per_prompt["by_version"][0]) == _fields(formaops.VersionMetrics)
     assert set(per_prompt["by_label"][0]) == _fields(formaops.LabelMetrics)
+    assert set(native.metrics_series("minute")["points"][0]) == _fields(formaops.SeriesPoint)
     events = native.events(None, timeout=5)
     native.submit(p["id"], {"a": "y"})
     ev = next(events)
@@ -102,6 +103,7 @@ def test_metrics_records_lead_with_their_key() -> None:
     assert names(formaops.PromptMetrics)[0] == "prompt_id" and "counts" in summary
     assert names(formaops.VersionMetrics) == ["version", "share", *summary]
     assert names(formaops.LabelMetrics) == ["label", "share", *summary]
+    assert names(formaops.SeriesPoint) == ["start", *summary]
     assert names(formaops.MetricsReport) == [
         "since", "until", *summary, "queue_depth", "by_prompt", "by_version", "by_label"
     ]

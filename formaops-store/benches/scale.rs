@@ -217,7 +217,7 @@ async fn main() {
             let t = Instant::now();
             let s = store.metrics_series(user, &query).await.unwrap();
             samples.push(t.elapsed());
-            let total: u64 = s.points.iter().map(|p| p.counts.total).sum();
+            let total: u64 = s.points.iter().map(|p| p.summary.counts.total).sum();
             assert!(total > 0 && total <= user_rows as u64);
         }
         summary(&format!("series by {bucket}"), samples);

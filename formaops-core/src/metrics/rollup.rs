@@ -633,23 +633,10 @@ impl MetricsSeriesQuery {
 pub struct SeriesPoint {
     /// Bucket start (UTC).
     pub start: DateTime<Utc>,
-    /// Executions per final status (`queued` and `running` are always 0: live counts are in
-    /// the report).
-    pub counts: StatusCounts,
-    /// Total latency percentiles (ms, within 1 %).
-    pub latency_ms: Percentiles,
-    /// Provider latency percentiles (ms, within 1 %).
-    pub provider_latency_ms: Percentiles,
-    /// Token totals.
-    pub tokens: TokenTotals,
-    /// Sum of the priced costs (USD); `null` when none is priced.
-    #[serde(with = "rust_decimal::serde::float_option")]
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
-    pub cost_usd: Option<Decimal>,
-    /// Final executions without a price (missing from `costUsd`).
-    pub unpriced_executions: u64,
-    /// `validationPassed / validated`, `null` when nothing was validated.
-    pub validation_pass_rate: Option<f64>,
+    /// The bucket's aggregates (flattened into this object in JSON). Percentiles are within
+    /// 1 %; `counts.queued` and `counts.running` are always 0 (live counts are in the report).
+    #[serde(flatten)]
+    pub summary: MetricsSummary,
 }
 
 /// What `metrics_series` answers: points in time order, one per bucket that has executions.
@@ -689,19 +676,7 @@ impl SeriesBuilder {
         let points = self
             .points
             .into_iter()
-            .map(|(start, d)| {
-                let s = d.summary(LiveCounts::default());
-                SeriesPoint {
-                    start,
-                    counts: s.counts,
-                    latency_ms: s.latency_ms,
-                    provider_latency_ms: s.provider_latency_ms,
-                    tokens: s.tokens,
-                    cost_usd: s.cost_usd,
-                    unpriced_executions: s.unpriced_executions,
-                    validation_pass_rate: s.validation_pass_rate,
-                }
-            })
+            .map(|(start, d)| SeriesPoint { start, summary: d.summary(LiveCounts::default()) })
             .collect();
         MetricsSeries { bucket: Some(bucket), since: Some(since), until: Some(until), points }
     }

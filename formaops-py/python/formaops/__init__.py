@@ -381,19 +381,14 @@ class LabelMetrics(_MetricsSummary, _LabelKey):
 
 
 @dataclass
-class SeriesPoint(_Result):
-    """The final executions created in one bucket starting at ``start``."""
-
+class _StartKey(_Result):
     start: datetime
-    counts: StatusCounts
-    latency_ms: Percentiles
-    provider_latency_ms: Percentiles
-    tokens: TokenTotals
-    cost_usd: Optional[float]
-    unpriced_executions: int
-    validation_pass_rate: Optional[float]
 
-    _nested: ClassVar[Dict[str, Type[_Result]]] = _SUMMARY_NESTED
+
+@dataclass
+class SeriesPoint(_MetricsSummary, _StartKey):
+    """The final executions created in one bucket starting at ``start`` (``counts.queued`` and
+    ``counts.running`` are always 0: live counts are in the report)."""
 
 
 @dataclass

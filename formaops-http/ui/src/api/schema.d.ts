@@ -1487,38 +1487,12 @@ export interface components {
             version: number;
         };
         /** @description One point of a series: the executions created in one bucket. */
-        SeriesPoint: {
-            /**
-             * Format: double
-             * @description Sum of the priced costs (USD); `null` when none is priced.
-             */
-            costUsd?: number | null;
-            /**
-             * @description Executions per final status (`queued` and `running` are always 0: live counts are in
-             *     the report).
-             */
-            counts: components["schemas"]["StatusCounts"];
-            /** @description Total latency percentiles (ms, within 1 %). */
-            latencyMs: components["schemas"]["Percentiles"];
-            /** @description Provider latency percentiles (ms, within 1 %). */
-            providerLatencyMs: components["schemas"]["Percentiles"];
+        SeriesPoint: components["schemas"]["MetricsSummary"] & {
             /**
              * Format: date-time
              * @description Bucket start (UTC).
              */
             start: string;
-            /** @description Token totals. */
-            tokens: components["schemas"]["TokenTotals"];
-            /**
-             * Format: int64
-             * @description Final executions without a price (missing from `costUsd`).
-             */
-            unpricedExecutions: number;
-            /**
-             * Format: double
-             * @description `validationPassed / validated`, `null` when nothing was validated.
-             */
-            validationPassRate?: number | null;
         };
         SetLabelRequest: {
             /**

@@ -11,6 +11,8 @@ function point(start: string, completed: number, p50: number | null, cost: numbe
     tokens: { input: 10, output: 5, cached: 0, total: 15 },
     costUsd: cost,
     unpricedExecutions: cost === null ? completed + 1 : 0,
+    validated: 0,
+    validationPassed: 0,
     validationPassRate: null,
   };
 }
