@@ -79,7 +79,7 @@ source "$ROOT/scripts/lib/bench-common.sh"
 
 cleanup() {
   local status=$?
-  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && stop_pid "$pid"; done
+  stop_started
   for db in "${PG_DBS[@]:-}"; do
     [[ -n "$db" ]] && psql -q "$DATABASE_URL" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null 2>&1 || true
   done
@@ -89,10 +89,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in curl jq psql python3; do
-  command -v "$tool" >/dev/null || die "$tool is required"
-done
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+preflight
 
 # ---------------------------------------------------------------- build
 if [[ "${BENCH_SKIP_BUILD:-0}" != "1" ]]; then
@@ -251,13 +248,7 @@ YAML
     setsid "$venv/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 --port "$port" \
     --num_workers 2 >"$WORK/litellm.log" 2>&1) &
   lpid=$!; PIDS+=("$lpid")
-  local up=0
-  for _ in $(seq 1 180); do
-    wait_alive "$lpid" "litellm proxy" "$WORK/litellm.log"
-    if curl -fsS -o /dev/null "http://127.0.0.1:$port/health/liveliness" 2>/dev/null; then up=1; break; fi
-    sleep 1
-  done
-  [[ "$up" == 1 ]] || { tail -n 30 "$WORK/litellm.log" >&2; die "litellm proxy not up within 180 s"; }
+  wait_http "$lpid" "litellm proxy" "$WORK/litellm.log" "http://127.0.0.1:$port/health/liveliness" 180
   export BENCH_PEER_TOKEN="$key"
   local url="http://127.0.0.1:$port/v1/chat/completions" res
   res=$(curl -sS -H "authorization: Bearer $key" -H 'content-type: application/json' --data-binary "$DIRECT_BODY" "$url")

@@ -73,7 +73,7 @@ source "$ROOT/scripts/lib/pg.sh"
 
 cleanup() {
   local status=$?
-  for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && stop_pid "$pid"; done
+  stop_started
   pg_cluster_remove "$PGDIR" || true
   rmdir "$PGDIR" 2>/dev/null || true # still empty: the cluster never started
   rmdir "$OUT" 2>/dev/null || true   # nothing measured
@@ -83,11 +83,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-for tool in curl jq psql python3; do
-  command -v "$tool" >/dev/null || die "$tool is required"
-done
+preflight
 [[ $(id -u) != 0 ]] || command -v runuser >/dev/null || die "runuser is required when running as root"
-ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---------------------------------------------------------------- build
 if [[ "${PROFILE_SKIP_BUILD:-0}" != "1" ]]; then

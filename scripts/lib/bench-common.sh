@@ -16,7 +16,13 @@
 #   log MSG... / die MSG...     log to stderr / log and exit 1
 #   stop_pid PID                SIGTERM, then SIGKILL after 5 s
 #   free_port                   prints a free loopback TCP port
+#   stop_started                stop_pid every process in PIDS (for the caller's EXIT trap)
+#   preflight                   dies unless curl, jq, psql and python3 are on PATH; raises the
+#                               open-files limit for the load generator's connections
 #   wait_alive PID WHAT LOG     dies with LOG's tail when PID has exited
+#   wait_http PID WHAT LOG URL SECONDS
+#                               polls URL every 0.1 s until it answers 2xx; dies with LOG's tail
+#                               when PID exits or SECONDS pass
 #   start_mock                  starts mock-openai on loopback; sets MOCK_PID and MOCK (base URL)
 #   mock_requests               requests the mock has answered
 #   set_mock_latency MS         the mock's added latency
@@ -42,12 +48,33 @@ stop_pid() {
   kill -KILL "$pid" 2>/dev/null || true
 }
 
+stop_started() { local pid; for pid in "${PIDS[@]:-}"; do [[ -n "$pid" ]] && stop_pid "$pid"; done; return 0; }
+
+preflight() {
+  local tool
+  for tool in curl jq psql python3; do
+    command -v "$tool" >/dev/null || die "$tool is required"
+  done
+  ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+}
+
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
 wait_alive() { # pid, what, log file
   kill -0 "$1" 2>/dev/null && return 0
   log "$2 exited; last log lines:"; tail -n 30 "$3" >&2 || true
   die "$2 did not start"
+}
+
+wait_http() { # pid, what, log file, url, seconds
+  local i
+  for ((i = 0; i < $5 * 10; i++)); do
+    wait_alive "$1" "$2" "$3"
+    curl -fsS -o /dev/null "$4" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  tail -n 30 "$3" >&2 || true
+  die "$2 not answering $4 within $5 s"
 }
 
 # ---------------------------------------------------------------- mock provider
@@ -110,13 +137,7 @@ TOML
       FORMAOPS_BIND="127.0.0.1:$port" RUST_LOG="${BENCH_RUST_LOG:-warn}" \
       "$BIN/formaops" serve --bind "127.0.0.1:$port" --durability "$durability" >"$WORK/server-$store.log" 2>&1 &
   SERVER_PID=$!; PIDS+=("$SERVER_PID")
-  local up=0
-  for _ in $(seq 1 600); do
-    wait_alive "$SERVER_PID" "formaops serve ($store)" "$WORK/server-$store.log"
-    if curl -fsS -o /dev/null "$API/api/health" 2>/dev/null; then up=1; break; fi
-    sleep 0.1
-  done
-  [[ "$up" == 1 ]] || { tail -n 30 "$WORK/server-$store.log" >&2; die "formaops serve ($store) not healthy within 60 s"; }
+  wait_http "$SERVER_PID" "formaops serve ($store)" "$WORK/server-$store.log" "$API/api/health" 60
   log "formaops serve ($store, durability $durability) at $API (pid $SERVER_PID)"
 }
 
