@@ -16,7 +16,7 @@ use formaops_core::execution::{
     NewExecution, Priority, TokenUsage,
 };
 use formaops_core::ids::{CredentialId, ExecutionId, PromptId, UserId};
-use formaops_core::metrics::MetricsQuery;
+use formaops_core::metrics::{Granularity, MetricsQuery, MetricsSeriesQuery};
 use formaops_core::page::PageRequest;
 use formaops_core::prompt::{ModelConfig, Prompt, PromptStatus, PromptVersion};
 use formaops_core::store::{
@@ -604,6 +604,115 @@ async fn sqlite_rollups_are_backfilled_once() {
         assert_eq!(store.metrics(user, &MetricsQuery::default()).await.unwrap(), before);
         store.close().await;
     }
+}
+
+/// Executions finished one a minute for `n` minutes, on three prompts with varied latencies:
+/// the user, the report and the hour and day series over the whole history.
+async fn many_final_executions(
+    s: &dyn Store,
+    n: i64,
+) -> (UserId, formaops_core::metrics::MetricsReport, Vec<formaops_core::metrics::MetricsSeries>) {
+    let user = UserId::new();
+    let prompts = [PromptId::new(), PromptId::new(), PromptId::new()];
+    let execs: Vec<Execution> = (0..n)
+        .map(|i| {
+            let mut e = execution(user, i);
+            e.prompt_id = prompts[(i % 3) as usize];
+            e.created_at = t0() + Duration::minutes(i) + Duration::milliseconds(i);
+            e.run_after = e.created_at;
+            e.deadline_at = e.created_at + Duration::days(30);
+            e
+        })
+        .collect();
+    let now = t0() + Duration::minutes(n + 1);
+    for chunk in execs.chunks(1_000) {
+        s.enqueue(chunk).await.unwrap();
+        let claimed = s.claim(claim_params("w", 1_000, now, now + Duration::hours(1))).await.unwrap();
+        assert_eq!(claimed.len(), chunk.len());
+        let results: Vec<AttemptResult> = chunk
+            .iter()
+            .map(|e| {
+                let mut r = completed(e, "w", (e.queue_key % 4 != 0).then(|| Decimal::new(e.queue_key, 6)));
+                if let AttemptOutcome::Completed { metrics, .. } = &mut r.outcome {
+                    metrics.latency_ms = 50 + (e.queue_key as u64 * 7_919) % 950;
+                    metrics.provider_latency_ms = 40 + (e.queue_key as u64 * 7_919) % 900;
+                }
+                r
+            })
+            .collect();
+        assert!(s.finish(&results).await.unwrap().iter().all(|x| *x));
+    }
+    let report = s.metrics(user, &MetricsQuery::default()).await.unwrap();
+    assert_eq!(report.summary.counts.completed, n as u64);
+    let mut series = Vec::new();
+    for (bucket, span) in
+        [(Granularity::Hour, Duration::hours(24 * 7)), (Granularity::Day, Duration::days(30))]
+    {
+        let q = MetricsSeriesQuery {
+            bucket,
+            since: Some(t0()),
+            until: Some(t0() + span),
+            prompt_id: None,
+            prompt_version: None,
+            label: None,
+        };
+        series.push(s.metrics_series(user, &q).await.unwrap());
+    }
+    (user, report, series)
+}
+
+async fn series_of(
+    s: &dyn Store,
+    user: UserId,
+    like: &[formaops_core::metrics::MetricsSeries],
+) -> Vec<formaops_core::metrics::MetricsSeries> {
+    let mut out = Vec::new();
+    for old in like {
+        let q = MetricsSeriesQuery {
+            bucket: old.bucket.unwrap(),
+            since: old.since,
+            until: old.until,
+            prompt_id: None,
+            prompt_version: None,
+            label: None,
+        };
+        out.push(s.metrics_series(user, &q).await.unwrap());
+    }
+    out
+}
+
+/// A backfill of more executions than one step reads, with more rollup keys than it holds in
+/// memory (so rows are written by several flushes, some hour and day rows by two), rebuilds
+/// exactly the rollups the live writes made.
+#[tokio::test]
+async fn sqlite_backfill_over_many_steps_matches_the_live_rollups() {
+    let db = common::SqliteTestDb::new();
+    let store = db.store().await;
+    let (user, report, series) = many_final_executions(&store, 6_000).await;
+    store.close().await;
+    let raw = sqlx::SqlitePool::connect(&db.url).await.unwrap();
+    for sql in FORGET_ROLLUPS {
+        sqlx::query(sql).execute(&raw).await.unwrap();
+    }
+    raw.close().await;
+    let store = db.store().await;
+    assert_eq!(store.metrics(user, &MetricsQuery::default()).await.unwrap(), report);
+    assert_eq!(series_of(&store, user, &series).await, series);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn postgres_backfill_over_many_steps_matches_the_live_rollups() {
+    let Some(db) = common::PgTestDb::create().await else { return };
+    let store = db.store().await;
+    let (user, report, series) = many_final_executions(&store, 6_000).await;
+    for sql in FORGET_ROLLUPS {
+        sqlx::query(sql).execute(store.pool()).await.unwrap();
+    }
+    let again = formaops_store::PgStore::from_pool(store.pool().clone()).await.unwrap();
+    assert_eq!(again.metrics(user, &MetricsQuery::default()).await.unwrap(), report);
+    assert_eq!(series_of(&again, user, &series).await, series);
+    store.close().await;
 }
 
 #[tokio::test]

@@ -379,21 +379,57 @@ pub struct RollupRow {
 /// key, one row per key and [`Granularity`], in key order (stores upsert them in that order,
 /// so concurrent batches lock rows in the same order). Non-final executions are skipped.
 pub fn group_deltas(finals: &[FinalExecution]) -> Vec<RollupRow> {
-    let mut grouped: BTreeMap<RollupKey, RollupDelta> = BTreeMap::new();
-    for f in finals.iter().filter(|f| f.sample.status.is_final()) {
-        for g in Granularity::ALL {
-            let key = RollupKey {
-                user_id: f.user_id,
-                granularity: g,
-                bucket_start: g.floor(f.created_at),
-                prompt_id: f.sample.prompt_id,
-                prompt_version: f.prompt_version,
-                label: f.label.clone(),
-            };
-            grouped.entry(key).or_default().add(&f.sample);
+    let mut groups = RollupGroups::new();
+    groups.add(finals);
+    groups.take()
+}
+
+/// [`group_deltas`] over several batches: executions added batch by batch, rows taken when the
+/// caller chooses. A key met in many batches becomes one row, so a store that writes what it
+/// takes writes that row once, not once per batch (the backfill: rewriting the same hour and
+/// day rows once per chunk of executions left the rollup tables tens of times their size).
+#[derive(Debug, Default)]
+pub struct RollupGroups {
+    grouped: BTreeMap<RollupKey, RollupDelta>,
+}
+
+impl RollupGroups {
+    /// Nothing grouped yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds the final executions among `finals` (non-final ones are skipped).
+    pub fn add(&mut self, finals: &[FinalExecution]) {
+        for f in finals.iter().filter(|f| f.sample.status.is_final()) {
+            for g in Granularity::ALL {
+                let key = RollupKey {
+                    user_id: f.user_id,
+                    granularity: g,
+                    bucket_start: g.floor(f.created_at),
+                    prompt_id: f.sample.prompt_id,
+                    prompt_version: f.prompt_version,
+                    label: f.label.clone(),
+                };
+                self.grouped.entry(key).or_default().add(&f.sample);
+            }
         }
     }
-    grouped.into_iter().map(|(key, delta)| RollupRow { key, delta }).collect()
+
+    /// Rows held (distinct keys).
+    pub fn len(&self) -> usize {
+        self.grouped.len()
+    }
+
+    /// Whether no row is held.
+    pub fn is_empty(&self) -> bool {
+        self.grouped.is_empty()
+    }
+
+    /// The rows grouped so far, in key order; none are held afterwards.
+    pub fn take(&mut self) -> Vec<RollupRow> {
+        std::mem::take(&mut self.grouped).into_iter().map(|(key, delta)| RollupRow { key, delta }).collect()
+    }
 }
 
 /// A `[start, end)` range of buckets of one granularity.
@@ -787,13 +823,14 @@ mod tests {
                 validation_passed: (status == ExecutionStatus::Completed).then_some(true),
             },
         };
-        let rows = group_deltas(&[
+        let finals = [
             mk(ExecutionStatus::Completed, Some(10), Some("production"), "2026-11-30T10:00:01Z"),
             mk(ExecutionStatus::Completed, Some(20), Some("production"), "2026-11-30T10:00:59Z"),
             mk(ExecutionStatus::Failed, None, Some("production"), "2026-11-30T10:01:00Z"),
             mk(ExecutionStatus::Cancelled, None, None, "2026-11-30T10:00:30Z"),
             mk(ExecutionStatus::Queued, None, None, "2026-11-30T10:00:30Z"),
-        ]);
+        ];
+        let rows = group_deltas(&finals);
         // Minutes: (10:00, production), (10:01, production), (10:00, none); hour and day: 2 each.
         assert_eq!(rows.len(), 3 + 2 + 2);
         let minute: Vec<_> = rows.iter().filter(|r| r.key.granularity == Granularity::Minute).collect();
@@ -814,6 +851,14 @@ mod tests {
         assert_eq!((none.delta.cancelled, none.delta.latency.count()), (1, 0));
         assert_eq!(none.delta.summary(LiveCounts::default()).cost_usd, None, "nothing priced: unknown cost");
         assert!(rows.windows(2).all(|w| w[0].key < w[1].key), "key order");
+
+        // Batch by batch, the same rows as one batch; taking empties the groups.
+        let mut groups = RollupGroups::new();
+        groups.add(&finals[..1]);
+        groups.add(&finals[1..]);
+        assert_eq!(groups.len(), rows.len());
+        assert_eq!(groups.take(), rows);
+        assert!(groups.is_empty() && groups.take().is_empty());
     }
 
     #[test]
