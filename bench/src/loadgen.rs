@@ -136,8 +136,12 @@ pub struct ServerUsage {
     pub cpu_seconds: f64,
     /// `cpu_seconds` divided by successful requests, in microseconds.
     pub cpu_per_ok_us: Option<f64>,
-    /// Peak RSS since the process started (VmHWM), KiB, read after the run.
+    /// Peak RSS (VmHWM), KiB, read after the run: the peak during the run when
+    /// `peak_is_this_run`, else since the process started.
     pub vm_hwm_kib: u64,
+    /// Whether the peak was reset just before the run ([`stats::reset_peak_rss`]).
+    #[serde(default)]
+    pub peak_is_this_run: bool,
     /// RSS after the run, KiB.
     pub vm_rss_kib: u64,
 }
@@ -430,6 +434,8 @@ pub async fn run_with(client: &reqwest::Client, config: &RunConfig) -> Result<Ru
     let permits = u32::try_from(config.max_in_flight).context("max in flight")?;
     let semaphore = Arc::new(Semaphore::new(config.max_in_flight));
 
+    // Without the reset, a run's peak would be the highest of every earlier run on this server.
+    let peak_is_this_run = config.server_pid.is_some_and(stats::reset_peak_rss);
     let proc_before = config.server_pid.map(ProcSample::read).transpose()?;
     let machine_before = MachineCpu::read();
     let runtime = tokio::runtime::Handle::current();
@@ -494,6 +500,7 @@ pub async fn run_with(client: &reqwest::Client, config: &RunConfig) -> Result<Ru
                 cpu_seconds,
                 cpu_per_ok_us: (r.ok > 0).then(|| cpu_seconds * 1e6 / r.ok as f64),
                 vm_hwm_kib: after.vm_hwm_kib,
+                peak_is_this_run,
                 vm_rss_kib: after.vm_rss_kib,
             })
         }

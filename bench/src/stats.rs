@@ -62,6 +62,14 @@ pub struct ProcSample {
     pub vm_rss_kib: u64,
 }
 
+/// Resets the peak resident set size (VmHWM) of `pid` to its current RSS by writing `5` to
+/// `/proc/<pid>/clear_refs` (Linux 4.0 and later, proc(5)), so a later VmHWM is the peak since
+/// now. False when the kernel or the permissions do not allow it (VmHWM is then the peak since
+/// the process started).
+pub fn reset_peak_rss(pid: u32) -> bool {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
+}
+
 impl ProcSample {
     pub fn read(pid: u32) -> Result<Self> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
@@ -200,6 +208,14 @@ mod tests {
         assert!(s.vm_hwm_kib > 0);
         assert!(clock_ticks_per_second() > 0);
         assert!(ProcSample::read(u32::MAX).is_err());
+        assert!(!reset_peak_rss(u32::MAX));
+        // The owner may reset its own peak: VmHWM falls back to (about) the current RSS.
+        let big = vec![1u8; 64 << 20];
+        assert!(ProcSample::read(std::process::id()).unwrap().vm_hwm_kib >= 64 << 10);
+        drop(std::hint::black_box(big));
+        assert!(reset_peak_rss(std::process::id()));
+        let after = ProcSample::read(std::process::id()).unwrap();
+        assert!(after.vm_hwm_kib < after.vm_rss_kib + (32 << 10), "{after:?}");
     }
 
     #[test]
