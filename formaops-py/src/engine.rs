@@ -2,8 +2,10 @@
 //!
 //! Every method copies its arguments into owned Rust values while holding the GIL, then runs
 //! the engine with the GIL released ([`crate::runtime::block_on`]) or, for `*_async`, as an
-//! asyncio awaitable. Results are plain dicts in the snake_case view of [`crate::convert`];
-//! the `formaops` Python package wraps them in dataclasses.
+//! asyncio awaitable. A method and its `_async` twin share one parsed `Call`, so they check
+//! the same arguments, raise the same errors and return the same result. Results are plain
+//! dicts in the snake_case view of [`crate::convert`]; the `formaops` Python package wraps
+//! them in dataclasses.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,13 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use formaops_core::Error;
-use formaops_core::dataset::FromExecutions;
+use formaops_core::dataset::{Dataset, DatasetRow, FromExecutions};
 use formaops_core::engine::{ExecuteRequest, FormaOps};
 use formaops_core::execution::{Execution, ExecutionStatus, Priority};
-use formaops_core::experiment::{Experiment, ExperimentProgress, ExperimentSpec};
+use formaops_core::experiment::{Comparison, Experiment, ExperimentProgress, ExperimentSpec};
 use formaops_core::ids::{DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
 use formaops_core::metrics::{Granularity, MetricsQuery, MetricsSeriesQuery};
-use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest};
+use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
 use formaops_core::prompt::{
     LabelSettings, ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus, PromptUpdate,
     PromptVersion, VersionRef,
@@ -26,6 +28,9 @@ use formaops_core::prompt::{
 use formaops_core::store::{ExecutionFilter, PromptFilter, VersionPageRequest};
 use formaops_core::validation::ValidationRule;
 use formaops_core::variables::VariableDefinition;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use serde_json::Value;
@@ -132,16 +137,6 @@ fn page_arg(
     PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)
 }
 
-/// An experiment with its progress under `progress`.
-fn experiment_to_py<'py>(
-    py: Python<'py>,
-    (experiment, progress): &(Experiment, ExperimentProgress),
-) -> PyResult<Bound<'py, PyAny>> {
-    let dict = to_py(py, experiment)?;
-    dict.set_item("progress", to_py(py, progress)?)?;
-    Ok(dict)
-}
-
 fn limit_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
     match opt_int(obj, "limit")? {
         None => Ok(DEFAULT_PAGE_SIZE),
@@ -234,17 +229,6 @@ fn prompt_to_py<'py>(
     Ok(dict)
 }
 
-/// Converts an engine result to Python (GIL held).
-fn result_to_py<T: serde::Serialize>(
-    py: Python<'_>,
-    result: formaops_core::Result<T>,
-) -> PyResult<Py<PyAny>> {
-    match result {
-        Ok(v) => Ok(to_py(py, &v)?.unbind()),
-        Err(e) => Err(to_py_err(py, e)),
-    }
-}
-
 /// Arguments of execute/submit, owned: the request and the label it names, if any.
 #[allow(clippy::too_many_arguments)]
 fn execute_args(
@@ -281,6 +265,175 @@ async fn execute_with(
         Some(l) => engine.execute_label(user, request, &l).await,
         None => engine.execute(user, request).await,
     }
+}
+
+// ----- calls: what a blocking method and its `_async` twin share -----
+//
+// Each operation with an `_async` twin parses its Python arguments once, into a [`Call`]; the
+// blocking method runs it with [`NativeEngine::run_to_py`] and the twin with
+// [`NativeEngine::run_async`], so the two cannot drift apart (same checks, same errors, same
+// result).
+
+/// One engine call with its arguments parsed into owned values, not yet run.
+type Call<T> = Box<dyn FnOnce(FormaOps, UserId) -> BoxFuture<'static, formaops_core::Result<T>> + Send>;
+
+fn call<T, Fut>(f: impl FnOnce(FormaOps, UserId) -> Fut + Send + 'static) -> Call<T>
+where
+    Fut: Future<Output = formaops_core::Result<T>> + Send + 'static,
+{
+    Box::new(move |e, user| f(e, user).boxed())
+}
+
+/// `wait`: until the execution is final, or `timeout` seconds pass.
+fn wait_call(py: Python<'_>, execution_id: &Bound<'_, PyAny>, timeout: Arg<'_>) -> PyResult<Call<Execution>> {
+    let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
+    let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
+    Ok(call(move |e, user| async move { e.wait(user, id, timeout).await }))
+}
+
+/// An experiment with its progress under `progress` (the dict of `get_experiment`).
+#[derive(serde::Serialize)]
+struct ExperimentView {
+    #[serde(flatten)]
+    experiment: Experiment,
+    progress: ExperimentProgress,
+}
+
+impl From<(Experiment, ExperimentProgress)> for ExperimentView {
+    fn from((experiment, progress): (Experiment, ExperimentProgress)) -> Self {
+        Self { experiment, progress }
+    }
+}
+
+fn create_dataset_call(
+    py: Python<'_>,
+    name: &Bound<'_, PyAny>,
+    rows: &Bound<'_, PyAny>,
+) -> PyResult<Call<Dataset>> {
+    let name = str_arg(name, "name")?;
+    let rows = rows_arg(py, rows)?;
+    Ok(call(move |e, user| async move { e.create_dataset(user, &name, rows).await }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn create_dataset_from_executions_call(
+    py: Python<'_>,
+    name: &Bound<'_, PyAny>,
+    prompt_id: &Bound<'_, PyAny>,
+    status: Arg<'_>,
+    version: Arg<'_>,
+    since: Arg<'_>,
+    until: Arg<'_>,
+    limit: Arg<'_>,
+    expected_from_output: Arg<'_>,
+) -> PyResult<Call<Dataset>> {
+    let req = FromExecutions {
+        name: str_arg(name, "name")?,
+        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
+        status: status_arg(py, status.as_ref())?,
+        version: version_arg(py, version.as_ref(), "version")?,
+        since: opt_datetime(since.as_ref(), "since")?,
+        until: opt_datetime(until.as_ref(), "until")?,
+        limit: opt_count(limit.as_ref(), "limit")?,
+        expected_from_output: bool_arg(expected_from_output.as_ref(), "expected_from_output", false)?,
+    };
+    Ok(call(move |e, user| async move { e.create_dataset_from_executions(user, req).await }))
+}
+
+fn datasets_call(py: Python<'_>, limit: Arg<'_>, cursor: Arg<'_>) -> PyResult<Call<Page<Dataset>>> {
+    let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
+    Ok(call(move |e, user| async move { e.list_datasets(user, page).await }))
+}
+
+fn get_dataset_call(py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<Call<Dataset>> {
+    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
+    Ok(call(move |e, user| async move { e.get_dataset(user, id).await }))
+}
+
+/// Rows by index; `next_cursor` is the last index returned when the page is full.
+fn dataset_rows_call(
+    py: Python<'_>,
+    dataset_id: &Bound<'_, PyAny>,
+    limit: Arg<'_>,
+    cursor: Arg<'_>,
+) -> PyResult<Call<Page<DatasetRow>>> {
+    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
+    let limit = limit_arg(py, limit.as_ref())?;
+    let after = match opt_str(cursor.as_ref(), "cursor")? {
+        None => None,
+        Some(c) => Some(
+            c.parse::<u32>()
+                .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by dataset_rows()"))?,
+        ),
+    };
+    Ok(call(move |e, user| async move {
+        let items = e.dataset_rows(user, id, after, limit).await?;
+        let next_cursor =
+            (items.len() == limit as usize).then(|| items.last().map(|r| r.index.to_string())).flatten();
+        Ok(Page { items, next_cursor })
+    }))
+}
+
+fn delete_dataset_call(py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<Call<()>> {
+    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
+    Ok(call(move |e, user| async move { e.delete_dataset(user, id).await }))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn start_experiment_call(
+    py: Python<'_>,
+    prompt_id: &Bound<'_, PyAny>,
+    dataset_id: &Bound<'_, PyAny>,
+    versions: &Bound<'_, PyAny>,
+    priority: Arg<'_>,
+    concurrency: Arg<'_>,
+    r#match: Arg<'_>,
+    validate_output: Arg<'_>,
+) -> PyResult<Call<ExperimentView>> {
+    let spec = ExperimentSpec {
+        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
+        dataset_id: id_arg(py, dataset_id, "dataset_id")?,
+        versions: versions_arg(py, versions)?,
+        priority: opt_priority(py, priority.as_ref())?,
+        concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
+        match_rule: match_arg(py, r#match.as_ref())?,
+        validate_output: bool_arg(validate_output.as_ref(), "validate_output", false)?,
+    };
+    Ok(call(move |e, user| async move {
+        let x = e.start_experiment(user, spec).await?;
+        e.get_experiment(user, x.id).await.map(ExperimentView::from)
+    }))
+}
+
+fn get_experiment_call(py: Python<'_>, experiment_id: &Bound<'_, PyAny>) -> PyResult<Call<ExperimentView>> {
+    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+    Ok(call(move |e, user| async move { e.get_experiment(user, id).await.map(ExperimentView::from) }))
+}
+
+fn experiments_call(py: Python<'_>, limit: Arg<'_>, cursor: Arg<'_>) -> PyResult<Call<Page<Experiment>>> {
+    let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
+    Ok(call(move |e, user| async move { e.list_experiments(user, page).await }))
+}
+
+fn experiment_results_call(py: Python<'_>, experiment_id: &Bound<'_, PyAny>) -> PyResult<Call<Comparison>> {
+    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+    Ok(call(move |e, user| async move { e.experiment_results(user, id).await }))
+}
+
+fn cancel_experiment_call(
+    py: Python<'_>,
+    experiment_id: &Bound<'_, PyAny>,
+) -> PyResult<Call<ExperimentView>> {
+    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+    Ok(call(move |e, user| async move { e.cancel_experiment(user, id).await.map(ExperimentView::from) }))
+}
+
+fn follow_experiment_call(
+    py: Python<'_>,
+    experiment_id: &Bound<'_, PyAny>,
+) -> PyResult<Call<BoxStream<'static, ExperimentProgress>>> {
+    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
+    Ok(call(move |e, user| async move { e.follow_experiment(user, id).await }))
 }
 
 impl NativeEngine {
@@ -329,10 +482,27 @@ impl NativeEngine {
         Fut: Future<Output = formaops_core::Result<T>> + Send + 'static,
         T: serde::Serialize + Send + 'static,
     {
+        self.run_async_with(py, call, |py, value| Ok(to_py(py, &value)?.unbind()))
+    }
+
+    /// [`run_async`](Self::run_async) with the result converted by `convert` (GIL held).
+    fn run_async_with<'py, T, Fut>(
+        &self,
+        py: Python<'py>,
+        call: impl FnOnce(FormaOps, UserId) -> Fut,
+        convert: impl FnOnce(Python<'_>, T) -> PyResult<Py<PyAny>> + Send + 'static,
+    ) -> PyResult<Bound<'py, PyAny>>
+    where
+        Fut: Future<Output = formaops_core::Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         let fut = call(self.engine()?.clone(), self.user);
         pyo3_async_runtimes::tokio::future_into_py(py, async move {
             let result = fut.await;
-            Python::attach(|py| result_to_py(py, result))
+            Python::attach(|py| match result {
+                Ok(value) => convert(py, value),
+                Err(e) => Err(to_py_err(py, e)),
+            })
         })
     }
 }
@@ -834,9 +1004,7 @@ impl NativeEngine {
         execution_id: &Bound<'py, PyAny>,
         timeout: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-        self.run_to_py(py, move |e, user| async move { e.wait(user, id, timeout).await })
+        self.run_to_py(py, wait_call(py, execution_id, timeout)?)
     }
 
     /// `wait` as an asyncio awaitable.
@@ -847,9 +1015,7 @@ impl NativeEngine {
         execution_id: &Bound<'py, PyAny>,
         timeout: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-        self.run_async(py, move |e, user| async move { e.wait(user, id, timeout).await })
+        self.run_async(py, wait_call(py, execution_id, timeout)?)
     }
 
     /// Re-runs a FAILED execution as a new one (ConflictError for any other status).
@@ -956,6 +1122,9 @@ impl NativeEngine {
     }
 
     // ----- datasets -----
+    //
+    // Each method and its `_async` twin run the same `*_call` (see "dataset and experiment
+    // calls" above); only how the call is awaited differs.
 
     /// Stores a dataset of `rows` (`[{"inputs": {...}, "expected"?: ...}]`, numbered from 0);
     /// every bad row is listed at once as `rows[i]`.
@@ -965,9 +1134,17 @@ impl NativeEngine {
         name: &Bound<'py, PyAny>,
         rows: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let name = str_arg(name, "name")?;
-        let rows = rows_arg(py, rows)?;
-        self.run_to_py(py, move |e, user| async move { e.create_dataset(user, &name, rows).await })
+        self.run_to_py(py, create_dataset_call(py, name, rows)?)
+    }
+
+    /// `create_dataset` as an asyncio awaitable.
+    fn create_dataset_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        rows: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, create_dataset_call(py, name, rows)?)
     }
 
     /// Stores a dataset of the inputs of past executions of a prompt, newest first.
@@ -988,17 +1165,50 @@ impl NativeEngine {
         limit: Arg<'py>,
         expected_from_output: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let req = FromExecutions {
-            name: str_arg(name, "name")?,
-            prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-            status: status_arg(py, status.as_ref())?,
-            version: version_arg(py, version.as_ref(), "version")?,
-            since: opt_datetime(since.as_ref(), "since")?,
-            until: opt_datetime(until.as_ref(), "until")?,
-            limit: opt_count(limit.as_ref(), "limit")?,
-            expected_from_output: bool_arg(expected_from_output.as_ref(), "expected_from_output", false)?,
-        };
-        self.run_to_py(py, move |e, user| async move { e.create_dataset_from_executions(user, req).await })
+        let call = create_dataset_from_executions_call(
+            py,
+            name,
+            prompt_id,
+            status,
+            version,
+            since,
+            until,
+            limit,
+            expected_from_output,
+        )?;
+        self.run_to_py(py, call)
+    }
+
+    /// `create_dataset_from_executions` as an asyncio awaitable.
+    #[pyo3(signature = (
+        name, prompt_id, *, status = None, version = None, since = None, until = None, limit = None,
+        expected_from_output = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_dataset_from_executions_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        prompt_id: &Bound<'py, PyAny>,
+        status: Arg<'py>,
+        version: Arg<'py>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        limit: Arg<'py>,
+        expected_from_output: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = create_dataset_from_executions_call(
+            py,
+            name,
+            prompt_id,
+            status,
+            version,
+            since,
+            until,
+            limit,
+            expected_from_output,
+        )?;
+        self.run_async(py, call)
     }
 
     /// The user's datasets, newest first.
@@ -1009,8 +1219,18 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-        self.run_to_py(py, move |e, user| async move { e.list_datasets(user, page).await })
+        self.run_to_py(py, datasets_call(py, limit, cursor)?)
+    }
+
+    /// `datasets` as an asyncio awaitable.
+    #[pyo3(signature = (*, limit = None, cursor = None))]
+    fn datasets_async<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, datasets_call(py, limit, cursor)?)
     }
 
     fn get_dataset<'py>(
@@ -1018,8 +1238,16 @@ impl NativeEngine {
         py: Python<'py>,
         dataset_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-        self.run_to_py(py, move |e, user| async move { e.get_dataset(user, id).await })
+        self.run_to_py(py, get_dataset_call(py, dataset_id)?)
+    }
+
+    /// `get_dataset` as an asyncio awaitable.
+    fn get_dataset_async<'py>(
+        &self,
+        py: Python<'py>,
+        dataset_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, get_dataset_call(py, dataset_id)?)
     }
 
     /// Rows by index; `next_cursor` is the last index returned when the page is full.
@@ -1031,29 +1259,33 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-        let limit = limit_arg(py, limit.as_ref())?;
-        let after = match opt_str(cursor.as_ref(), "cursor")? {
-            None => None,
-            Some(c) => Some(
-                c.parse::<u32>()
-                    .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by dataset_rows()"))?,
-            ),
-        };
-        let rows =
-            self.run(py, move |e, user| async move { e.dataset_rows(user, id, after, limit).await })?;
-        let next_cursor =
-            (rows.len() == limit as usize).then(|| rows.last().map(|r| r.index.to_string())).flatten();
-        let out = PyDict::new(py);
-        out.set_item("items", to_py(py, &rows)?)?;
-        out.set_item("next_cursor", next_cursor)?;
-        Ok(out.into_any())
+        self.run_to_py(py, dataset_rows_call(py, dataset_id, limit, cursor)?)
+    }
+
+    /// `dataset_rows` as an asyncio awaitable.
+    #[pyo3(signature = (dataset_id, *, limit = None, cursor = None))]
+    fn dataset_rows_async<'py>(
+        &self,
+        py: Python<'py>,
+        dataset_id: &Bound<'py, PyAny>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, dataset_rows_call(py, dataset_id, limit, cursor)?)
     }
 
     /// Deletes a dataset and its rows (ConflictError while an experiment uses it).
     fn delete_dataset(&self, py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<()> {
-        let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-        self.run(py, move |e, user| async move { e.delete_dataset(user, id).await })
+        self.run(py, delete_dataset_call(py, dataset_id)?)
+    }
+
+    /// `delete_dataset` as an asyncio awaitable (resolving to None).
+    fn delete_dataset_async<'py>(
+        &self,
+        py: Python<'py>,
+        dataset_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, delete_dataset_call(py, dataset_id)?)
     }
 
     // ----- experiments -----
@@ -1076,20 +1308,47 @@ impl NativeEngine {
         r#match: Arg<'py>,
         validate_output: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let spec = ExperimentSpec {
-            prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-            dataset_id: id_arg(py, dataset_id, "dataset_id")?,
-            versions: versions_arg(py, versions)?,
-            priority: opt_priority(py, priority.as_ref())?,
-            concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
-            match_rule: match_arg(py, r#match.as_ref())?,
-            validate_output: bool_arg(validate_output.as_ref(), "validate_output", false)?,
-        };
-        let x = self.run(py, move |e, user| async move {
-            let x = e.start_experiment(user, spec).await?;
-            e.get_experiment(user, x.id).await
-        })?;
-        experiment_to_py(py, &x)
+        let call = start_experiment_call(
+            py,
+            prompt_id,
+            dataset_id,
+            versions,
+            priority,
+            concurrency,
+            r#match,
+            validate_output,
+        )?;
+        self.run_to_py(py, call)
+    }
+
+    /// `start_experiment` as an asyncio awaitable.
+    #[pyo3(signature = (
+        prompt_id, dataset_id, versions, *, priority = None, concurrency = None, r#match = None,
+        validate_output = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn start_experiment_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        dataset_id: &Bound<'py, PyAny>,
+        versions: &Bound<'py, PyAny>,
+        priority: Arg<'py>,
+        concurrency: Arg<'py>,
+        r#match: Arg<'py>,
+        validate_output: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = start_experiment_call(
+            py,
+            prompt_id,
+            dataset_id,
+            versions,
+            priority,
+            concurrency,
+            r#match,
+            validate_output,
+        )?;
+        self.run_async(py, call)
     }
 
     /// One experiment with its `progress` (`total`, `done`, `failed`, `in_flight`, `cost_usd`).
@@ -1098,9 +1357,16 @@ impl NativeEngine {
         py: Python<'py>,
         experiment_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-        let x = self.run(py, move |e, user| async move { e.get_experiment(user, id).await })?;
-        experiment_to_py(py, &x)
+        self.run_to_py(py, get_experiment_call(py, experiment_id)?)
+    }
+
+    /// `get_experiment` as an asyncio awaitable.
+    fn get_experiment_async<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, get_experiment_call(py, experiment_id)?)
     }
 
     /// The user's experiments, newest first.
@@ -1111,8 +1377,18 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-        self.run_to_py(py, move |e, user| async move { e.list_experiments(user, page).await })
+        self.run_to_py(py, experiments_call(py, limit, cursor)?)
+    }
+
+    /// `experiments` as an asyncio awaitable.
+    #[pyo3(signature = (*, limit = None, cursor = None))]
+    fn experiments_async<'py>(
+        &self,
+        py: Python<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, experiments_call(py, limit, cursor)?)
     }
 
     /// The side-by-side comparison as it is now.
@@ -1121,8 +1397,16 @@ impl NativeEngine {
         py: Python<'py>,
         experiment_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-        self.run_to_py(py, move |e, user| async move { e.experiment_results(user, id).await })
+        self.run_to_py(py, experiment_results_call(py, experiment_id)?)
+    }
+
+    /// `experiment_results` as an asyncio awaitable.
+    fn experiment_results_async<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, experiment_results_call(py, experiment_id)?)
     }
 
     /// Cancels a running experiment (ConflictError once completed); returns it with its progress.
@@ -1131,9 +1415,16 @@ impl NativeEngine {
         py: Python<'py>,
         experiment_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-        let x = self.run(py, move |e, user| async move { e.cancel_experiment(user, id).await })?;
-        experiment_to_py(py, &x)
+        self.run_to_py(py, cancel_experiment_call(py, experiment_id)?)
+    }
+
+    /// `cancel_experiment` as an asyncio awaitable.
+    fn cancel_experiment_async<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, cancel_experiment_call(py, experiment_id)?)
     }
 
     /// The experiment's progress now and on each change, ending once it is completed or
@@ -1143,9 +1434,20 @@ impl NativeEngine {
         py: Python<'_>,
         experiment_id: &Bound<'_, PyAny>,
     ) -> PyResult<ProgressStream> {
-        let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-        let stream = self.run(py, move |e, user| async move { e.follow_experiment(user, id).await })?;
+        let stream = self.run(py, follow_experiment_call(py, experiment_id)?)?;
         Ok(ProgressStream::new(stream))
+    }
+
+    /// `follow_experiment` as an asyncio awaitable resolving to the stream (subscribing reads
+    /// the store, so it is awaited too).
+    fn follow_experiment_async<'py>(
+        &self,
+        py: Python<'py>,
+        experiment_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async_with(py, follow_experiment_call(py, experiment_id)?, |py, stream| {
+            Ok(Py::new(py, ProgressStream::new(stream))?.into_any())
+        })
     }
 
     /// The engine's health: store reachability, queue depth, providers.

@@ -151,10 +151,12 @@ _EXECUTE = {
     "idempotency_key": "str",
     "label": "str",
 }
-for _name in ("execute", "execute_async", "submit"):
+for _name in ("execute", "submit"):
     ARGUMENTS[_name] = dict(_EXECUTE)
-ARGUMENTS["wait_async"] = dict(ARGUMENTS["wait"])
-ARGUMENTS["open_async"] = dict(ARGUMENTS["open"])
+# An `_async` twin takes the arguments of its blocking method.
+for _name in list(ARGUMENTS):
+    if hasattr(formaops.Engine, f"{_name}_async"):
+        ARGUMENTS[f"{_name}_async"] = dict(ARGUMENTS[_name])
 
 
 def _cases() -> Iterator[Any]:
@@ -187,7 +189,7 @@ def shared() -> Iterator[Tuple[formaops.Engine, Ids]]:
 
 
 def base_args(method: str, ids: Ids) -> Dict[str, Any]:
-    """Valid arguments for `method` (so only the one under test is wrong)."""
+    """Valid arguments for `method` or its `_async` twin (so only the one under test is wrong)."""
     by_prompt = {"prompt_id": ids.prompt}
     with_inputs = {"prompt_id": ids.prompt, "inputs": {"who": "Ada"}}
     return {
@@ -195,7 +197,6 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "validate_inputs": with_inputs,
         "render": with_inputs,
         "execute": with_inputs,
-        "execute_async": with_inputs,
         "submit": with_inputs,
         "update_prompt": by_prompt,
         "get_prompt": by_prompt,
@@ -208,7 +209,6 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "versions": by_prompt,
         "archive_prompt": by_prompt,
         "wait": {"execution_id": ids.execution},
-        "wait_async": {"execution_id": ids.execution},
         "retry": {"execution_id": ids.execution},
         "cancel": {"execution_id": ids.execution},
         "get_execution": {"execution_id": ids.execution},
@@ -223,7 +223,7 @@ def base_args(method: str, ids: Ids) -> Dict[str, Any]:
         "cancel_experiment": {"experiment_id": ids.experiment},
         "follow_experiment": {"experiment_id": ids.experiment},
         "metrics_series": {"bucket": "hour", "prompt_id": ids.prompt},
-    }.get(method, {})
+    }.get(method.removesuffix("_async"), {})
 
 
 def call(engine: formaops.Engine, method: str, kwargs: Dict[str, Any]) -> Any:

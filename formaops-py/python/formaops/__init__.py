@@ -1039,6 +1039,11 @@ class Engine:
         result: Dict[str, Any] = self._native.create_dataset(name, rows)
         return result
 
+    async def create_dataset_async(self, name: str, rows: Sequence[Mapping[str, Any]]) -> Dict[str, Any]:
+        """:meth:`create_dataset` for asyncio."""
+        result: Dict[str, Any] = await self._native.create_dataset_async(name, rows)
+        return result
+
     def create_dataset_from_executions(
         self,
         name: str,
@@ -1067,13 +1072,49 @@ class Engine:
         )
         return result
 
+    async def create_dataset_from_executions_async(
+        self,
+        name: str,
+        prompt_id: PromptRef,
+        *,
+        status: Optional[str] = None,
+        version: Optional[int] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        limit: Optional[int] = None,
+        expected_from_output: bool = False,
+    ) -> Dict[str, Any]:
+        """:meth:`create_dataset_from_executions` for asyncio."""
+        result: Dict[str, Any] = await self._native.create_dataset_from_executions_async(
+            name,
+            _prompt_id(prompt_id),
+            status=status,
+            version=version,
+            since=since,
+            until=until,
+            limit=limit,
+            expected_from_output=expected_from_output,
+        )
+        return result
+
     def datasets(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Page[Dict[str, Any]]:
         """The user's datasets, newest first."""
         return _dict_page(self._native.datasets(limit=limit, cursor=cursor))
 
+    async def datasets_async(
+        self, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Dict[str, Any]]:
+        """:meth:`datasets` for asyncio."""
+        return _dict_page(await self._native.datasets_async(limit=limit, cursor=cursor))
+
     def get_dataset(self, dataset_id: DatasetRef) -> Dict[str, Any]:
         """One dataset (:class:`NotFoundError` for a missing or another user's)."""
         result: Dict[str, Any] = self._native.get_dataset(_ref_id(dataset_id))
+        return result
+
+    async def get_dataset_async(self, dataset_id: DatasetRef) -> Dict[str, Any]:
+        """:meth:`get_dataset` for asyncio."""
+        result: Dict[str, Any] = await self._native.get_dataset_async(_ref_id(dataset_id))
         return result
 
     def dataset_rows(
@@ -1083,9 +1124,19 @@ class Engine:
         returned) is set when the page is full."""
         return _dict_page(self._native.dataset_rows(_ref_id(dataset_id), limit=limit, cursor=cursor))
 
+    async def dataset_rows_async(
+        self, dataset_id: DatasetRef, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Dict[str, Any]]:
+        """:meth:`dataset_rows` for asyncio."""
+        return _dict_page(await self._native.dataset_rows_async(_ref_id(dataset_id), limit=limit, cursor=cursor))
+
     def delete_dataset(self, dataset_id: DatasetRef) -> None:
         """Deletes a dataset and its rows (:class:`ConflictError` while an experiment uses it)."""
         self._native.delete_dataset(_ref_id(dataset_id))
+
+    async def delete_dataset_async(self, dataset_id: DatasetRef) -> None:
+        """:meth:`delete_dataset` for asyncio."""
+        await self._native.delete_dataset_async(_ref_id(dataset_id))
 
     def start_experiment(
         self,
@@ -1117,15 +1168,49 @@ class Engine:
         )
         return result
 
+    async def start_experiment_async(
+        self,
+        prompt_id: PromptRef,
+        dataset_id: DatasetRef,
+        versions: Sequence[Union[int, str]],
+        *,
+        priority: Optional[str] = None,
+        concurrency: Optional[int] = None,
+        match: Optional[str] = None,
+        validate_output: bool = False,
+    ) -> Dict[str, Any]:
+        """:meth:`start_experiment` for asyncio."""
+        result: Dict[str, Any] = await self._native.start_experiment_async(
+            _prompt_id(prompt_id),
+            _ref_id(dataset_id),
+            versions,
+            priority=priority,
+            concurrency=concurrency,
+            match=match,
+            validate_output=validate_output,
+        )
+        return result
+
     def get_experiment(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
         """One experiment with its ``progress`` ``{"status", "total", "done", "failed",
         "in_flight", "cost_usd"}`` (``cost_usd`` None when no execution is priced)."""
         result: Dict[str, Any] = self._native.get_experiment(_ref_id(experiment_id))
         return result
 
+    async def get_experiment_async(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
+        """:meth:`get_experiment` for asyncio."""
+        result: Dict[str, Any] = await self._native.get_experiment_async(_ref_id(experiment_id))
+        return result
+
     def experiments(self, *, limit: Optional[int] = None, cursor: Optional[str] = None) -> Page[Dict[str, Any]]:
         """The user's experiments, newest first."""
         return _dict_page(self._native.experiments(limit=limit, cursor=cursor))
+
+    async def experiments_async(
+        self, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Dict[str, Any]]:
+        """:meth:`experiments` for asyncio."""
+        return _dict_page(await self._native.experiments_async(limit=limit, cursor=cursor))
 
     def experiment_results(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
         """The side-by-side comparison as it is now: ``experiment``, ``progress``,
@@ -1136,16 +1221,31 @@ class Engine:
         result: Dict[str, Any] = self._native.experiment_results(_ref_id(experiment_id))
         return result
 
+    async def experiment_results_async(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
+        """:meth:`experiment_results` for asyncio."""
+        result: Dict[str, Any] = await self._native.experiment_results_async(_ref_id(experiment_id))
+        return result
+
     def cancel_experiment(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
         """Cancels a running experiment: queued rows are cancelled, finished ones kept
         (:class:`ConflictError` once completed; cancelling twice is not an error)."""
         result: Dict[str, Any] = self._native.cancel_experiment(_ref_id(experiment_id))
         return result
 
+    async def cancel_experiment_async(self, experiment_id: ExperimentRef) -> Dict[str, Any]:
+        """:meth:`cancel_experiment` for asyncio."""
+        result: Dict[str, Any] = await self._native.cancel_experiment_async(_ref_id(experiment_id))
+        return result
+
     def follow_experiment(self, experiment_id: ExperimentRef) -> Progress:
         """The experiment's progress now and on each change until it is completed or
         cancelled with nothing in flight, as an iterator (or ``async for``)."""
         return Progress(self._native.follow_experiment(_ref_id(experiment_id)))
+
+    async def follow_experiment_async(self, experiment_id: ExperimentRef) -> Progress:
+        """:meth:`follow_experiment` for asyncio: subscribing reads the store, so it is awaited
+        (``async for p in await engine.follow_experiment_async(x)``)."""
+        return Progress(await self._native.follow_experiment_async(_ref_id(experiment_id)))
 
     def events(self, execution_id: Optional[ExecutionRef] = None, *, timeout: Optional[float] = None) -> Events:
         """State-change events of the user's executions (of one, with ``execution_id``) from
