@@ -208,6 +208,11 @@ async function main() {
     await page.getByTestId('metrics-by-version').getByRole('cell', { name: 'v2', exact: true }).waitFor();
     await page.getByTestId('metrics-by-label').getByRole('cell', { name: 'no label', exact: true }).waitFor();
     await shot(page, 'metrics-prompt');
+    // A full load of a lazily loaded page (its chunk preloaded at start-up, no Suspense
+    // fallback): the same view, filters from the URL, chart drawn.
+    await page.reload();
+    await page.getByTestId('metrics-by-version').getByRole('cell', { name: 'v2', exact: true }).waitFor();
+    await page.locator('[data-testid="chart-status"][data-drawn="true"] canvas').waitFor();
 
     // 7. API keys: the secret is shown once; revoking removes the key.
     await page.getByRole('link', { name: 'API keys' }).click();

@@ -1,5 +1,5 @@
-import { lazy, Suspense, useEffect } from 'react';
-import { Navigate, NavLink, Outlet, Route, Routes, useLocation, useNavigate } from 'react-router';
+import { isValidElement, Suspense, useEffect } from 'react';
+import { createRoutesFromElements, matchRoutes, Navigate, NavLink, Outlet, Route, Routes, useLocation, useNavigate } from 'react-router';
 import { useQueryClient } from '@tanstack/react-query';
 import { ME, useLogout, useMe } from './auth';
 import { LoginPage } from './pages/login/LoginPage';
@@ -8,43 +8,54 @@ import { PromptPage } from './pages/prompts/PromptPage';
 import { ExecutionsList } from './pages/executions/ExecutionsList';
 import { ExecutionPage } from './pages/executions/ExecutionPage';
 import { KeysPage } from './pages/keys/KeysPage';
+import { isLazyPage, lazyPage } from './lazyPage';
 
 // The pages that need the code editor (CodeMirror) or the charts (uPlot) load on first use,
-// so the lists paint without them.
-const PromptEditor = lazy(() => import('./pages/prompts/PromptEditor').then((m) => ({ default: m.PromptEditor })));
-const RunPage = lazy(() => import('./pages/prompts/RunPage').then((m) => ({ default: m.RunPage })));
-const DiffPage = lazy(() => import('./pages/prompts/DiffPage').then((m) => ({ default: m.DiffPage })));
-const DatasetsPage = lazy(() => import('./pages/experiments/DatasetsPage').then((m) => ({ default: m.DatasetsPage })));
-const ExperimentsList = lazy(() => import('./pages/experiments/ExperimentsList').then((m) => ({ default: m.ExperimentsList })));
-const NewExperiment = lazy(() => import('./pages/experiments/ExperimentsList').then((m) => ({ default: m.NewExperiment })));
-const ExperimentPage = lazy(() => import('./pages/experiments/ExperimentPage').then((m) => ({ default: m.ExperimentPage })));
-const MetricsPage = lazy(() => import('./pages/metrics/MetricsPage').then((m) => ({ default: m.MetricsPage })));
+// so the lists paint without them; a full load of one of them preloads its chunk (`preloadRoute`).
+const PromptEditor = lazyPage(() => import('./pages/prompts/PromptEditor').then((m) => m.PromptEditor));
+const RunPage = lazyPage(() => import('./pages/prompts/RunPage').then((m) => m.RunPage));
+const DiffPage = lazyPage(() => import('./pages/prompts/DiffPage').then((m) => m.DiffPage));
+const DatasetsPage = lazyPage(() => import('./pages/experiments/DatasetsPage').then((m) => m.DatasetsPage));
+const ExperimentsList = lazyPage(() => import('./pages/experiments/ExperimentsList').then((m) => m.ExperimentsList));
+const NewExperiment = lazyPage(() => import('./pages/experiments/ExperimentsList').then((m) => m.NewExperiment));
+const ExperimentPage = lazyPage(() => import('./pages/experiments/ExperimentPage').then((m) => m.ExperimentPage));
+const MetricsPage = lazyPage(() => import('./pages/metrics/MetricsPage').then((m) => m.MetricsPage));
+
+const ROUTES = (
+  <>
+    <Route path="/login" element={<LoginPage />} />
+    <Route element={<Shell />}>
+      <Route index element={<Navigate to="/prompts" replace />} />
+      <Route path="/prompts" element={<PromptsList />} />
+      <Route path="/prompts/new" element={<PromptEditor />} />
+      <Route path="/prompts/:id" element={<PromptPage />} />
+      <Route path="/prompts/:id/edit" element={<PromptEditor />} />
+      <Route path="/prompts/:id/run" element={<RunPage />} />
+      <Route path="/prompts/:id/diff" element={<DiffPage />} />
+      <Route path="/executions" element={<ExecutionsList />} />
+      <Route path="/executions/:id" element={<ExecutionPage />} />
+      <Route path="/datasets" element={<DatasetsPage />} />
+      <Route path="/experiments" element={<ExperimentsList />} />
+      <Route path="/experiments/new" element={<NewExperiment />} />
+      <Route path="/experiments/:id" element={<ExperimentPage />} />
+      {/* `/metrics` is the server's Prometheus endpoint; the console's page is /stats. */}
+      <Route path="/stats" element={<MetricsPage />} />
+      <Route path="/keys" element={<KeysPage />} />
+      <Route path="*" element={<p className="empty">No such page.</p>} />
+    </Route>
+  </>
+);
 
 export function App() {
-  return (
-    <Routes>
-      <Route path="/login" element={<LoginPage />} />
-      <Route element={<Shell />}>
-        <Route index element={<Navigate to="/prompts" replace />} />
-        <Route path="/prompts" element={<PromptsList />} />
-        <Route path="/prompts/new" element={<PromptEditor />} />
-        <Route path="/prompts/:id" element={<PromptPage />} />
-        <Route path="/prompts/:id/edit" element={<PromptEditor />} />
-        <Route path="/prompts/:id/run" element={<RunPage />} />
-        <Route path="/prompts/:id/diff" element={<DiffPage />} />
-        <Route path="/executions" element={<ExecutionsList />} />
-        <Route path="/executions/:id" element={<ExecutionPage />} />
-        <Route path="/datasets" element={<DatasetsPage />} />
-        <Route path="/experiments" element={<ExperimentsList />} />
-        <Route path="/experiments/new" element={<NewExperiment />} />
-        <Route path="/experiments/:id" element={<ExperimentPage />} />
-        {/* `/metrics` is the server's Prometheus endpoint; the console's page is /stats. */}
-        <Route path="/stats" element={<MetricsPage />} />
-        <Route path="/keys" element={<KeysPage />} />
-        <Route path="*" element={<p className="empty">No such page.</p>} />
-      </Route>
-    </Routes>
-  );
+  return <Routes>{ROUTES}</Routes>;
+}
+
+/** Starts loading the chunks of the lazily loaded pages that `pathname` shows (called at start-up). */
+export function preloadRoute(pathname: string) {
+  for (const { route } of matchRoutes(createRoutesFromElements(ROUTES), pathname) ?? []) {
+    const page = isValidElement(route.element) ? route.element.type : undefined;
+    if (isLazyPage(page)) page.preload();
+  }
 }
 
 /** The signed-in frame: navigation, user menu, and the page. */

@@ -3,7 +3,7 @@ import { createRoot } from 'react-dom/client';
 import { BrowserRouter } from 'react-router';
 import { QueryClient, QueryClientProvider } from '@tanstack/react-query';
 import { ApiError } from './api/client';
-import { App } from './App';
+import { App, preloadRoute } from './App';
 import './styles.css';
 
 const queryClient = new QueryClient({
@@ -15,6 +15,9 @@ const queryClient = new QueryClient({
     },
   },
 });
+
+// Before the first render: the chunk of a lazily loaded page loads alongside the session check.
+preloadRoute(window.location.pathname);
 
 const root = document.getElementById('root');
 if (root) {
