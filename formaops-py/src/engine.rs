@@ -6,42 +6,44 @@
 //! the same arguments, raise the same errors and return the same result. Results are plain
 //! dicts in the snake_case view of [`crate::convert`]; the `formaops` Python package wraps
 //! them in dataclasses.
+//!
+//! # Layout
+//!
+//! - this file: `NativeEngine`, its Python methods, and how a call is run (blocking with the
+//!   GIL released, or as an awaitable);
+//! - `args`: argument parsing (ids, versions, pages, priorities, timeouts, ...);
+//! - `call`: the `Call` type, one engine call with its arguments parsed;
+//! - `prompts`, `executions`, `datasets`: the `*_call` of each operation, by area.
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use formaops_core::Error;
-use formaops_core::dataset::{Dataset, DatasetRow, FromExecutions};
 use formaops_core::engine::FormaOps;
-use formaops_core::execution::{ExecutionStatus, Priority};
-use formaops_core::experiment::{Comparison, Experiment, ExperimentProgress, ExperimentSpec};
-use formaops_core::ids::{DatasetId, ExperimentId, UserId};
-use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
-use formaops_core::prompt::VersionRef;
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
+use formaops_core::ids::UserId;
 use pyo3::prelude::*;
-use pyo3::types::PyString;
 use serde_json::Value;
 
-use crate::convert::{
-    Keys, bool_arg, json_to_py, opt_count, opt_datetime, opt_int, opt_mapping_list, opt_seconds, opt_str,
-    str_arg, to_py,
-};
-use crate::error::{IntoPyResult, UnavailableError, invalid_argument, to_py_err};
+use crate::convert::{Keys, json_to_py, opt_count, opt_mapping_list, opt_str, to_py};
+use crate::error::{IntoPyResult, UnavailableError, to_py_err};
 use crate::events::{EventStream, ProgressStream};
-use crate::lab::{match_arg, rows_arg, versions_arg};
 use crate::open::{OpenOptions, open_engine};
 use crate::providers::ProviderOptions;
 use crate::runtime::{block_on, runtime};
 
+mod args;
+mod call;
+mod datasets;
 mod executions;
 mod prompts;
 
+use args::{Arg, timeout_arg};
+use datasets::{
+    cancel_experiment_call, create_dataset_call, create_dataset_from_executions_call, dataset_rows_call,
+    datasets_call, delete_dataset_call, experiment_results_call, experiments_call, follow_experiment_call,
+    get_dataset_call, get_experiment_call, start_experiment_call,
+};
 use executions::{
     Run, cancel_call, events_call, execute_call, get_execution_call, health_call, list_executions_call,
     metrics_call, metrics_series_call, retry_call, wait_call,
@@ -69,283 +71,6 @@ impl Drop for NativeEngine {
             runtime().spawn(async move { engine.shutdown().await });
         }
     }
-}
-
-// ----- argument parsing (GIL held) -----
-//
-// Python types are checked by the extractors of `crate::convert` (TypeError naming the
-// argument); the values are checked here (ValidationError naming the argument).
-
-pub(crate) fn parse_id<T: FromStr>(py: Python<'_>, field: &str, value: &str) -> PyResult<T> {
-    T::from_str(value.trim()).map_err(|_| invalid_argument(py, field, format!("{value:?} is not a UUID")))
-}
-
-/// A required id (`str` holding a UUID).
-fn id_arg<T: FromStr>(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<T> {
-    parse_id(py, field, &str_arg(obj, field)?)
-}
-
-/// An optional id.
-fn opt_id<T: FromStr>(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<T>> {
-    opt_str(obj, field)?.map(|s| parse_id(py, field, &s)).transpose()
-}
-
-pub(crate) fn parse_timeout(py: Python<'_>, field: &str, seconds: Option<f64>) -> PyResult<Option<Duration>> {
-    match seconds {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => {
-            Duration::try_from_secs_f64(s).map(Some).map_err(|_| invalid_argument(py, field, "is too large"))
-        }
-        Some(s) => {
-            Err(invalid_argument(py, field, format!("must be a finite number of seconds >= 0, not {s}")))
-        }
-    }
-}
-
-/// An optional duration in seconds.
-fn timeout_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Duration>> {
-    parse_timeout(py, field, opt_seconds(obj, field)?)
-}
-
-/// `priority`, NORMAL when not given.
-fn priority_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Priority> {
-    Ok(opt_priority(py, obj)?.unwrap_or(Priority::Normal))
-}
-
-/// An optional `priority`.
-fn opt_priority(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Priority>> {
-    let Some(value) = opt_str(obj, "priority")? else { return Ok(None) };
-    Priority::parse(&value.to_ascii_uppercase())
-        .map(Some)
-        .ok_or_else(|| invalid_argument(py, "priority", format!("{value:?} is not one of LOW, NORMAL, HIGH")))
-}
-
-/// An optional execution `status`.
-fn status_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<ExecutionStatus>> {
-    let Some(s) = opt_str(obj, "status")? else { return Ok(None) };
-    ExecutionStatus::parse(&s.to_ascii_uppercase()).map(Some).ok_or_else(|| {
-        invalid_argument(
-            py,
-            "status",
-            format!("{s:?} is not one of QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED"),
-        )
-    })
-}
-
-/// `limit` and `cursor` of a list as a page request.
-fn page_arg(
-    py: Python<'_>,
-    limit: Option<&Bound<'_, PyAny>>,
-    cursor: Option<&Bound<'_, PyAny>>,
-) -> PyResult<PageRequest> {
-    let limit = limit_arg(py, limit)?;
-    let cursor = opt_str(cursor, "cursor")?;
-    PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)
-}
-
-fn limit_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
-    match opt_int(obj, "limit")? {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(l) if (1..=i64::from(MAX_PAGE_SIZE)).contains(&l) => Ok(l as u32),
-        Some(l) => Err(invalid_argument(py, "limit", format!("{l} is not between 1 and {MAX_PAGE_SIZE}"))),
-    }
-}
-
-/// A version number (`version`, `expected_version`).
-fn version_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<u32>> {
-    match opt_int(obj, field)? {
-        None => Ok(None),
-        Some(v) if v >= 1 && v <= i64::from(u32::MAX) => Ok(Some(v as u32)),
-        Some(v) => Err(invalid_argument(py, field, format!("{v} is not a version number (1 or more)"))),
-    }
-}
-
-/// A version number or a label name.
-fn version_ref_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<VersionRef> {
-    if obj.is_instance_of::<PyString>() {
-        let s = str_arg(obj, field)?;
-        return VersionRef::parse(field, &s).map_err(|e| to_py_err(py, e));
-    }
-    let v = version_arg(py, Some(obj), field)?
-        .ok_or_else(|| invalid_argument(py, field, "a version number or a label is required"))?;
-    Ok(VersionRef::Version(v))
-}
-
-/// Deserializes a JSON value into a core type, reporting serde's complaint as a problem of
-/// `field`.
-fn from_json<T: serde::de::DeserializeOwned>(py: Python<'_>, field: &str, value: Value) -> PyResult<T> {
-    serde_json::from_value(value).map_err(|e| to_py_err(py, Error::invalid_argument(field, e.to_string())))
-}
-
-/// A list of definitions (variables, validation rules).
-fn list_arg<T: serde::de::DeserializeOwned>(
-    py: Python<'_>,
-    field: &str,
-    value: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Option<Vec<T>>> {
-    opt_mapping_list(value, field, Keys::ToCamel)?.map(|json| from_json(py, field, json)).transpose()
-}
-
-// ----- calls: what a blocking method and its `_async` twin share -----
-//
-// Each operation with an `_async` twin parses its Python arguments once, into a [`Call`]; the
-// blocking method runs it with [`NativeEngine::run_to_py`] and the twin with
-// [`NativeEngine::run_async`], so the two cannot drift apart (same checks, same errors, same
-// result).
-
-/// One engine call with its arguments parsed into owned values, not yet run.
-type Call<T> = Box<dyn FnOnce(FormaOps, UserId) -> BoxFuture<'static, formaops_core::Result<T>> + Send>;
-
-fn call<T, Fut>(f: impl FnOnce(FormaOps, UserId) -> Fut + Send + 'static) -> Call<T>
-where
-    Fut: Future<Output = formaops_core::Result<T>> + Send + 'static,
-{
-    Box::new(move |e, user| f(e, user).boxed())
-}
-
-/// An experiment with its progress under `progress` (the dict of `get_experiment`).
-#[derive(serde::Serialize)]
-struct ExperimentView {
-    #[serde(flatten)]
-    experiment: Experiment,
-    progress: ExperimentProgress,
-}
-
-impl From<(Experiment, ExperimentProgress)> for ExperimentView {
-    fn from((experiment, progress): (Experiment, ExperimentProgress)) -> Self {
-        Self { experiment, progress }
-    }
-}
-
-fn create_dataset_call(
-    py: Python<'_>,
-    name: &Bound<'_, PyAny>,
-    rows: &Bound<'_, PyAny>,
-) -> PyResult<Call<Dataset>> {
-    let name = str_arg(name, "name")?;
-    let rows = rows_arg(py, rows)?;
-    Ok(call(move |e, user| async move { e.create_dataset(user, &name, rows).await }))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn create_dataset_from_executions_call(
-    py: Python<'_>,
-    name: &Bound<'_, PyAny>,
-    prompt_id: &Bound<'_, PyAny>,
-    status: Arg<'_>,
-    version: Arg<'_>,
-    since: Arg<'_>,
-    until: Arg<'_>,
-    limit: Arg<'_>,
-    expected_from_output: Arg<'_>,
-) -> PyResult<Call<Dataset>> {
-    let req = FromExecutions {
-        name: str_arg(name, "name")?,
-        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-        status: status_arg(py, status.as_ref())?,
-        version: version_arg(py, version.as_ref(), "version")?,
-        since: opt_datetime(since.as_ref(), "since")?,
-        until: opt_datetime(until.as_ref(), "until")?,
-        limit: opt_count(limit.as_ref(), "limit")?,
-        expected_from_output: bool_arg(expected_from_output.as_ref(), "expected_from_output", false)?,
-    };
-    Ok(call(move |e, user| async move { e.create_dataset_from_executions(user, req).await }))
-}
-
-fn datasets_call(py: Python<'_>, limit: Arg<'_>, cursor: Arg<'_>) -> PyResult<Call<Page<Dataset>>> {
-    let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-    Ok(call(move |e, user| async move { e.list_datasets(user, page).await }))
-}
-
-fn get_dataset_call(py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<Call<Dataset>> {
-    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-    Ok(call(move |e, user| async move { e.get_dataset(user, id).await }))
-}
-
-/// Rows by index; `next_cursor` is the last index returned when the page is full.
-fn dataset_rows_call(
-    py: Python<'_>,
-    dataset_id: &Bound<'_, PyAny>,
-    limit: Arg<'_>,
-    cursor: Arg<'_>,
-) -> PyResult<Call<Page<DatasetRow>>> {
-    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-    let limit = limit_arg(py, limit.as_ref())?;
-    let after = match opt_str(cursor.as_ref(), "cursor")? {
-        None => None,
-        Some(c) => Some(
-            c.parse::<u32>()
-                .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by dataset_rows()"))?,
-        ),
-    };
-    Ok(call(move |e, user| async move {
-        let items = e.dataset_rows(user, id, after, limit).await?;
-        let next_cursor =
-            (items.len() == limit as usize).then(|| items.last().map(|r| r.index.to_string())).flatten();
-        Ok(Page { items, next_cursor })
-    }))
-}
-
-fn delete_dataset_call(py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<Call<()>> {
-    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-    Ok(call(move |e, user| async move { e.delete_dataset(user, id).await }))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_experiment_call(
-    py: Python<'_>,
-    prompt_id: &Bound<'_, PyAny>,
-    dataset_id: &Bound<'_, PyAny>,
-    versions: &Bound<'_, PyAny>,
-    priority: Arg<'_>,
-    concurrency: Arg<'_>,
-    r#match: Arg<'_>,
-    validate_output: Arg<'_>,
-) -> PyResult<Call<ExperimentView>> {
-    let spec = ExperimentSpec {
-        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-        dataset_id: id_arg(py, dataset_id, "dataset_id")?,
-        versions: versions_arg(py, versions)?,
-        priority: opt_priority(py, priority.as_ref())?,
-        concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
-        match_rule: match_arg(py, r#match.as_ref())?,
-        validate_output: bool_arg(validate_output.as_ref(), "validate_output", false)?,
-    };
-    Ok(call(move |e, user| async move {
-        let x = e.start_experiment(user, spec).await?;
-        e.get_experiment(user, x.id).await.map(ExperimentView::from)
-    }))
-}
-
-fn get_experiment_call(py: Python<'_>, experiment_id: &Bound<'_, PyAny>) -> PyResult<Call<ExperimentView>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.get_experiment(user, id).await.map(ExperimentView::from) }))
-}
-
-fn experiments_call(py: Python<'_>, limit: Arg<'_>, cursor: Arg<'_>) -> PyResult<Call<Page<Experiment>>> {
-    let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-    Ok(call(move |e, user| async move { e.list_experiments(user, page).await }))
-}
-
-fn experiment_results_call(py: Python<'_>, experiment_id: &Bound<'_, PyAny>) -> PyResult<Call<Comparison>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.experiment_results(user, id).await }))
-}
-
-fn cancel_experiment_call(
-    py: Python<'_>,
-    experiment_id: &Bound<'_, PyAny>,
-) -> PyResult<Call<ExperimentView>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.cancel_experiment(user, id).await.map(ExperimentView::from) }))
-}
-
-fn follow_experiment_call(
-    py: Python<'_>,
-    experiment_id: &Bound<'_, PyAny>,
-) -> PyResult<Call<BoxStream<'static, ExperimentProgress>>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.follow_experiment(user, id).await }))
 }
 
 impl NativeEngine {
@@ -438,8 +163,6 @@ impl NativeEngine {
         })
     }
 }
-
-type Arg<'py> = Option<Bound<'py, PyAny>>;
 
 #[pymethods]
 impl NativeEngine {
@@ -550,9 +273,8 @@ impl NativeEngine {
 
     // ----- prompts -----
     //
-    // Each method and its `_async` twin run the same `*_call` (engine/prompts.rs,
-    // engine/executions.rs and the dataset and experiment calls above); only how the call is
-    // awaited differs.
+    // Each method and its `_async` twin run the same `*_call` (see the module docs); only how
+    // the call is awaited differs.
 
     #[pyo3(signature = (
         name, template, *, description = None, system_template = None, variables = None,
@@ -1271,9 +993,6 @@ impl NativeEngine {
     }
 
     // ----- datasets -----
-    //
-    // Each method and its `_async` twin run the same `*_call` (see "dataset and experiment
-    // calls" above); only how the call is awaited differs.
 
     /// Stores a dataset of `rows` (`[{"inputs": {...}, "expected"?: ...}]`, numbered from 0);
     /// every bad row is listed at once as `rows[i]`.

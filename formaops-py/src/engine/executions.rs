@@ -13,7 +13,8 @@ use formaops_core::store::ExecutionFilter;
 use futures::stream::BoxStream;
 use pyo3::prelude::*;
 
-use super::{Arg, Call, call, id_arg, opt_id, page_arg, priority_arg, status_arg, timeout_arg, version_arg};
+use super::args::{Arg, id_arg, opt_id, page_arg, priority_arg, status_arg, timeout_arg, version_arg};
+use super::call::{Call, call};
 use crate::convert::{bool_arg, inputs_arg, opt_datetime, opt_str, str_arg};
 use crate::error::invalid_argument;
 

@@ -15,7 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyMapping, PyString};
 use serde_json::{Map, Value};
 
-use super::{Arg, Call, call, from_json, id_arg, limit_arg, list_arg, version_arg, version_ref_arg};
+use super::args::{Arg, from_json, id_arg, limit_arg, list_arg, version_arg, version_ref_arg};
+use super::call::{Call, call};
 use crate::convert::{
     Keys, bool_arg, given, inputs_arg, opt_mapping, opt_str, py_to_json, str_arg, type_error,
 };
