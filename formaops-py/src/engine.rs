@@ -6,45 +6,53 @@
 //! the same arguments, raise the same errors and return the same result. Results are plain
 //! dicts in the snake_case view of [`crate::convert`]; the `formaops` Python package wraps
 //! them in dataclasses.
+//!
+//! # Layout
+//!
+//! - this file: `NativeEngine`, its Python methods, and how a call is run (blocking with the
+//!   GIL released, or as an awaitable);
+//! - `args`: argument parsing (ids, versions, pages, priorities, timeouts, ...);
+//! - `call`: the `Call` type, one engine call with its arguments parsed;
+//! - `prompts`, `executions`, `datasets`: the `*_call` of each operation, by area.
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use formaops_core::Error;
-use formaops_core::dataset::{Dataset, DatasetRow, FromExecutions};
-use formaops_core::engine::{ExecuteRequest, FormaOps};
-use formaops_core::execution::{Execution, ExecutionStatus, Priority};
-use formaops_core::experiment::{Comparison, Experiment, ExperimentProgress, ExperimentSpec};
-use formaops_core::ids::{DatasetId, ExecutionId, ExperimentId, PromptId, UserId};
-use formaops_core::metrics::{Granularity, MetricsQuery, MetricsSeriesQuery};
-use formaops_core::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page, PageRequest};
-use formaops_core::prompt::{
-    LabelSettings, ModelConfig, ModelParameters, Prompt, PromptSpec, PromptStatus, PromptUpdate,
-    PromptVersion, VersionRef,
-};
-use formaops_core::store::{ExecutionFilter, PromptFilter, VersionPageRequest};
-use formaops_core::validation::ValidationRule;
-use formaops_core::variables::VariableDefinition;
-use futures::FutureExt;
-use futures::future::BoxFuture;
-use futures::stream::BoxStream;
+use formaops_core::engine::FormaOps;
+use formaops_core::ids::UserId;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyMapping, PyString};
 use serde_json::Value;
 
-use crate::convert::{
-    Keys, bool_arg, given, inputs_arg, json_to_py, opt_count, opt_datetime, opt_int, opt_mapping,
-    opt_mapping_list, opt_seconds, opt_str, py_to_json, str_arg, to_py, type_error,
-};
-use crate::error::{IntoPyResult, UnavailableError, invalid_argument, to_py_err};
+use crate::convert::{Keys, json_to_py, opt_count, opt_mapping_list, opt_str, to_py};
+use crate::error::{IntoPyResult, UnavailableError, to_py_err};
 use crate::events::{EventStream, ProgressStream};
-use crate::lab::{match_arg, rows_arg, versions_arg};
 use crate::open::{OpenOptions, open_engine};
 use crate::providers::ProviderOptions;
 use crate::runtime::{block_on, runtime};
+
+mod args;
+mod call;
+mod datasets;
+mod executions;
+mod prompts;
+
+use args::{Arg, timeout_arg};
+use datasets::{
+    cancel_experiment_call, create_dataset_call, create_dataset_from_executions_call, dataset_rows_call,
+    datasets_call, delete_dataset_call, experiment_results_call, experiments_call, follow_experiment_call,
+    get_dataset_call, get_experiment_call, start_experiment_call,
+};
+use executions::{
+    Run, cancel_call, events_call, execute_call, get_execution_call, health_call, list_executions_call,
+    metrics_call, metrics_series_call, retry_call, wait_call,
+};
+use prompts::{
+    archive_prompt_call, create_prompt_call, delete_label_call, diff_call, get_prompt_call,
+    label_history_call, labels_call, list_prompts_call, render_call, set_label_call,
+    set_promotion_guard_call, update_prompt_call, validate_inputs_call, versions_call,
+};
 
 /// A FormaOps engine running in this process, acting as one user.
 #[pyclass(module = "formaops._formaops", frozen)]
@@ -65,378 +73,27 @@ impl Drop for NativeEngine {
     }
 }
 
-// ----- argument parsing (GIL held) -----
-//
-// Python types are checked by the extractors of `crate::convert` (TypeError naming the
-// argument); the values are checked here (ValidationError naming the argument).
-
-pub(crate) fn parse_id<T: FromStr>(py: Python<'_>, field: &str, value: &str) -> PyResult<T> {
-    T::from_str(value.trim()).map_err(|_| invalid_argument(py, field, format!("{value:?} is not a UUID")))
-}
-
-/// A required id (`str` holding a UUID).
-fn id_arg<T: FromStr>(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<T> {
-    parse_id(py, field, &str_arg(obj, field)?)
-}
-
-/// An optional id.
-fn opt_id<T: FromStr>(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<T>> {
-    opt_str(obj, field)?.map(|s| parse_id(py, field, &s)).transpose()
-}
-
-pub(crate) fn parse_timeout(py: Python<'_>, field: &str, seconds: Option<f64>) -> PyResult<Option<Duration>> {
-    match seconds {
-        None => Ok(None),
-        Some(s) if s.is_finite() && s >= 0.0 => {
-            Duration::try_from_secs_f64(s).map(Some).map_err(|_| invalid_argument(py, field, "is too large"))
-        }
-        Some(s) => {
-            Err(invalid_argument(py, field, format!("must be a finite number of seconds >= 0, not {s}")))
-        }
-    }
-}
-
-/// An optional duration in seconds.
-fn timeout_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<Duration>> {
-    parse_timeout(py, field, opt_seconds(obj, field)?)
-}
-
-/// `priority`, NORMAL when not given.
-fn priority_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Priority> {
-    Ok(opt_priority(py, obj)?.unwrap_or(Priority::Normal))
-}
-
-/// An optional `priority`.
-fn opt_priority(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Priority>> {
-    let Some(value) = opt_str(obj, "priority")? else { return Ok(None) };
-    Priority::parse(&value.to_ascii_uppercase())
-        .map(Some)
-        .ok_or_else(|| invalid_argument(py, "priority", format!("{value:?} is not one of LOW, NORMAL, HIGH")))
-}
-
-/// An optional execution `status`.
-fn status_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<ExecutionStatus>> {
-    let Some(s) = opt_str(obj, "status")? else { return Ok(None) };
-    ExecutionStatus::parse(&s.to_ascii_uppercase()).map(Some).ok_or_else(|| {
-        invalid_argument(
-            py,
-            "status",
-            format!("{s:?} is not one of QUEUED, RUNNING, COMPLETED, FAILED, CANCELLED"),
-        )
-    })
-}
-
-/// `limit` and `cursor` of a list as a page request.
-fn page_arg(
-    py: Python<'_>,
-    limit: Option<&Bound<'_, PyAny>>,
-    cursor: Option<&Bound<'_, PyAny>>,
-) -> PyResult<PageRequest> {
-    let limit = limit_arg(py, limit)?;
-    let cursor = opt_str(cursor, "cursor")?;
-    PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)
-}
-
-fn limit_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>) -> PyResult<u32> {
-    match opt_int(obj, "limit")? {
-        None => Ok(DEFAULT_PAGE_SIZE),
-        Some(l) if (1..=i64::from(MAX_PAGE_SIZE)).contains(&l) => Ok(l as u32),
-        Some(l) => Err(invalid_argument(py, "limit", format!("{l} is not between 1 and {MAX_PAGE_SIZE}"))),
-    }
-}
-
-/// A version number (`version`, `expected_version`).
-fn version_arg(py: Python<'_>, obj: Option<&Bound<'_, PyAny>>, field: &str) -> PyResult<Option<u32>> {
-    match opt_int(obj, field)? {
-        None => Ok(None),
-        Some(v) if v >= 1 && v <= i64::from(u32::MAX) => Ok(Some(v as u32)),
-        Some(v) => Err(invalid_argument(py, field, format!("{v} is not a version number (1 or more)"))),
-    }
-}
-
-/// A version number or a label name.
-fn version_ref_arg(py: Python<'_>, obj: &Bound<'_, PyAny>, field: &str) -> PyResult<VersionRef> {
-    if obj.is_instance_of::<PyString>() {
-        let s = str_arg(obj, field)?;
-        return VersionRef::parse(field, &s).map_err(|e| to_py_err(py, e));
-    }
-    let v = version_arg(py, Some(obj), field)?
-        .ok_or_else(|| invalid_argument(py, field, "a version number or a label is required"))?;
-    Ok(VersionRef::Version(v))
-}
-
-/// Deserializes a JSON value into a core type, reporting serde's complaint as a problem of
-/// `field`.
-fn from_json<T: serde::de::DeserializeOwned>(py: Python<'_>, field: &str, value: Value) -> PyResult<T> {
-    serde_json::from_value(value).map_err(|e| to_py_err(py, Error::invalid_argument(field, e.to_string())))
-}
-
-/// A list of definitions (variables, validation rules).
-fn list_arg<T: serde::de::DeserializeOwned>(
-    py: Python<'_>,
-    field: &str,
-    value: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Option<Vec<T>>> {
-    opt_mapping_list(value, field, Keys::ToCamel)?.map(|json| from_json(py, field, json)).transpose()
-}
-
-/// The `model`, `parameters` and `provider` arguments, merged over `base`.
-/// `model` may be a model name or a full dict `{"model", "provider", "parameters"}`.
-fn model_arg(
-    py: Python<'_>,
-    base: Option<ModelConfig>,
-    model: Option<&Bound<'_, PyAny>>,
-    parameters: Option<&Bound<'_, PyAny>>,
-    provider: Option<&Bound<'_, PyAny>>,
-) -> PyResult<Option<ModelConfig>> {
-    let model = given(model);
-    let parameters = opt_mapping(parameters, "parameters", Keys::ToCamel)?;
-    let provider = opt_str(provider, "provider")?;
-    if model.is_none() && parameters.is_none() && provider.is_none() {
-        return Ok(base);
-    }
-    let mut config = base.unwrap_or_default();
-    if let Some(m) = model {
-        if let Ok(name) = m.cast::<PyString>() {
-            config.model = name.to_cow()?.into_owned();
-        } else if m.cast::<PyMapping>().is_ok() {
-            config = from_json(py, "model", py_to_json(m, Keys::ToCamel, "model")?)?;
-        } else {
-            return Err(type_error("model", "a model name (str) or a mapping (dict)", m));
-        }
-    }
-    if let Some(p) = parameters {
-        config.parameters = from_json::<ModelParameters>(py, "parameters", Value::Object(p))?;
-    }
-    if let Some(p) = provider {
-        config.provider = Some(p);
-    }
-    Ok(Some(config))
-}
-
-/// The prompt with the given version under `version`.
-fn prompt_to_py<'py>(
-    py: Python<'py>,
-    prompt: &Prompt,
-    version: Option<&PromptVersion>,
-) -> PyResult<Bound<'py, PyAny>> {
-    let dict = to_py(py, prompt)?;
-    let version = match version {
-        Some(v) => to_py(py, v)?,
-        None => py.None().into_bound(py),
-    };
-    dict.set_item("version", version)?;
-    Ok(dict)
-}
-
-/// Arguments of execute/submit, owned: the request and the label it names, if any.
-#[allow(clippy::too_many_arguments)]
-fn execute_args(
-    py: Python<'_>,
-    prompt_id: &Bound<'_, PyAny>,
-    inputs: Option<&Bound<'_, PyAny>>,
-    version: Option<&Bound<'_, PyAny>>,
-    priority: Option<&Bound<'_, PyAny>>,
-    validate_output: Option<&Bound<'_, PyAny>>,
-    idempotency_key: Option<&Bound<'_, PyAny>>,
-    label: Option<&Bound<'_, PyAny>>,
-) -> PyResult<(ExecuteRequest, Option<String>)> {
-    let label = opt_str(label, "label")?;
-    let request = ExecuteRequest {
-        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-        version: version_arg(py, version, "version")?,
-        label: None,
-        inputs: inputs_arg(inputs, "inputs")?,
-        priority: priority_arg(py, priority)?,
-        validate_output: bool_arg(validate_output, "validate_output", false)?,
-        idempotency_key: opt_str(idempotency_key, "idempotency_key")?,
-    };
-    Ok((request, label))
-}
-
-/// `execute`, or `execute_label` when a label is given.
-async fn execute_with(
-    engine: FormaOps,
-    user: UserId,
-    request: ExecuteRequest,
-    label: Option<String>,
-) -> formaops_core::Result<Execution> {
-    match label {
-        Some(l) => engine.execute_label(user, request, &l).await,
-        None => engine.execute(user, request).await,
-    }
-}
-
-// ----- calls: what a blocking method and its `_async` twin share -----
-//
-// Each operation with an `_async` twin parses its Python arguments once, into a [`Call`]; the
-// blocking method runs it with [`NativeEngine::run_to_py`] and the twin with
-// [`NativeEngine::run_async`], so the two cannot drift apart (same checks, same errors, same
-// result).
-
-/// One engine call with its arguments parsed into owned values, not yet run.
-type Call<T> = Box<dyn FnOnce(FormaOps, UserId) -> BoxFuture<'static, formaops_core::Result<T>> + Send>;
-
-fn call<T, Fut>(f: impl FnOnce(FormaOps, UserId) -> Fut + Send + 'static) -> Call<T>
-where
-    Fut: Future<Output = formaops_core::Result<T>> + Send + 'static,
-{
-    Box::new(move |e, user| f(e, user).boxed())
-}
-
-/// `wait`: until the execution is final, or `timeout` seconds pass.
-fn wait_call(py: Python<'_>, execution_id: &Bound<'_, PyAny>, timeout: Arg<'_>) -> PyResult<Call<Execution>> {
-    let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-    let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-    Ok(call(move |e, user| async move { e.wait(user, id, timeout).await }))
-}
-
-/// An experiment with its progress under `progress` (the dict of `get_experiment`).
-#[derive(serde::Serialize)]
-struct ExperimentView {
-    #[serde(flatten)]
-    experiment: Experiment,
-    progress: ExperimentProgress,
-}
-
-impl From<(Experiment, ExperimentProgress)> for ExperimentView {
-    fn from((experiment, progress): (Experiment, ExperimentProgress)) -> Self {
-        Self { experiment, progress }
-    }
-}
-
-fn create_dataset_call(
-    py: Python<'_>,
-    name: &Bound<'_, PyAny>,
-    rows: &Bound<'_, PyAny>,
-) -> PyResult<Call<Dataset>> {
-    let name = str_arg(name, "name")?;
-    let rows = rows_arg(py, rows)?;
-    Ok(call(move |e, user| async move { e.create_dataset(user, &name, rows).await }))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn create_dataset_from_executions_call(
-    py: Python<'_>,
-    name: &Bound<'_, PyAny>,
-    prompt_id: &Bound<'_, PyAny>,
-    status: Arg<'_>,
-    version: Arg<'_>,
-    since: Arg<'_>,
-    until: Arg<'_>,
-    limit: Arg<'_>,
-    expected_from_output: Arg<'_>,
-) -> PyResult<Call<Dataset>> {
-    let req = FromExecutions {
-        name: str_arg(name, "name")?,
-        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-        status: status_arg(py, status.as_ref())?,
-        version: version_arg(py, version.as_ref(), "version")?,
-        since: opt_datetime(since.as_ref(), "since")?,
-        until: opt_datetime(until.as_ref(), "until")?,
-        limit: opt_count(limit.as_ref(), "limit")?,
-        expected_from_output: bool_arg(expected_from_output.as_ref(), "expected_from_output", false)?,
-    };
-    Ok(call(move |e, user| async move { e.create_dataset_from_executions(user, req).await }))
-}
-
-fn datasets_call(py: Python<'_>, limit: Arg<'_>, cursor: Arg<'_>) -> PyResult<Call<Page<Dataset>>> {
-    let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-    Ok(call(move |e, user| async move { e.list_datasets(user, page).await }))
-}
-
-fn get_dataset_call(py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<Call<Dataset>> {
-    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-    Ok(call(move |e, user| async move { e.get_dataset(user, id).await }))
-}
-
-/// Rows by index; `next_cursor` is the last index returned when the page is full.
-fn dataset_rows_call(
-    py: Python<'_>,
-    dataset_id: &Bound<'_, PyAny>,
-    limit: Arg<'_>,
-    cursor: Arg<'_>,
-) -> PyResult<Call<Page<DatasetRow>>> {
-    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-    let limit = limit_arg(py, limit.as_ref())?;
-    let after = match opt_str(cursor.as_ref(), "cursor")? {
-        None => None,
-        Some(c) => Some(
-            c.parse::<u32>()
-                .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by dataset_rows()"))?,
-        ),
-    };
-    Ok(call(move |e, user| async move {
-        let items = e.dataset_rows(user, id, after, limit).await?;
-        let next_cursor =
-            (items.len() == limit as usize).then(|| items.last().map(|r| r.index.to_string())).flatten();
-        Ok(Page { items, next_cursor })
-    }))
-}
-
-fn delete_dataset_call(py: Python<'_>, dataset_id: &Bound<'_, PyAny>) -> PyResult<Call<()>> {
-    let id: DatasetId = id_arg(py, dataset_id, "dataset_id")?;
-    Ok(call(move |e, user| async move { e.delete_dataset(user, id).await }))
-}
-
-#[allow(clippy::too_many_arguments)]
-fn start_experiment_call(
-    py: Python<'_>,
-    prompt_id: &Bound<'_, PyAny>,
-    dataset_id: &Bound<'_, PyAny>,
-    versions: &Bound<'_, PyAny>,
-    priority: Arg<'_>,
-    concurrency: Arg<'_>,
-    r#match: Arg<'_>,
-    validate_output: Arg<'_>,
-) -> PyResult<Call<ExperimentView>> {
-    let spec = ExperimentSpec {
-        prompt_id: id_arg(py, prompt_id, "prompt_id")?,
-        dataset_id: id_arg(py, dataset_id, "dataset_id")?,
-        versions: versions_arg(py, versions)?,
-        priority: opt_priority(py, priority.as_ref())?,
-        concurrency: opt_count(concurrency.as_ref(), "concurrency")?,
-        match_rule: match_arg(py, r#match.as_ref())?,
-        validate_output: bool_arg(validate_output.as_ref(), "validate_output", false)?,
-    };
-    Ok(call(move |e, user| async move {
-        let x = e.start_experiment(user, spec).await?;
-        e.get_experiment(user, x.id).await.map(ExperimentView::from)
-    }))
-}
-
-fn get_experiment_call(py: Python<'_>, experiment_id: &Bound<'_, PyAny>) -> PyResult<Call<ExperimentView>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.get_experiment(user, id).await.map(ExperimentView::from) }))
-}
-
-fn experiments_call(py: Python<'_>, limit: Arg<'_>, cursor: Arg<'_>) -> PyResult<Call<Page<Experiment>>> {
-    let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-    Ok(call(move |e, user| async move { e.list_experiments(user, page).await }))
-}
-
-fn experiment_results_call(py: Python<'_>, experiment_id: &Bound<'_, PyAny>) -> PyResult<Call<Comparison>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.experiment_results(user, id).await }))
-}
-
-fn cancel_experiment_call(
-    py: Python<'_>,
-    experiment_id: &Bound<'_, PyAny>,
-) -> PyResult<Call<ExperimentView>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.cancel_experiment(user, id).await.map(ExperimentView::from) }))
-}
-
-fn follow_experiment_call(
-    py: Python<'_>,
-    experiment_id: &Bound<'_, PyAny>,
-) -> PyResult<Call<BoxStream<'static, ExperimentProgress>>> {
-    let id: ExperimentId = id_arg(py, experiment_id, "experiment_id")?;
-    Ok(call(move |e, user| async move { e.follow_experiment(user, id).await }))
-}
-
 impl NativeEngine {
+    /// `close`: checks `grace`, marks the engine closed and returns the shutdown to await
+    /// (None when it was closed already, so closing twice is not an error).
+    fn shutdown(
+        &self,
+        py: Python<'_>,
+        grace: Arg<'_>,
+    ) -> PyResult<Option<impl Future<Output = ()> + Send + 'static>> {
+        let grace = timeout_arg(py, grace.as_ref(), "grace")?;
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return Ok(None);
+        }
+        let engine = self.engine.clone();
+        Ok(Some(async move {
+            match grace {
+                Some(g) => engine.shutdown_within(g).await,
+                None => engine.shutdown().await,
+            }
+        }))
+    }
+
     fn engine(&self) -> PyResult<&FormaOps> {
         if self.closed.load(Ordering::Relaxed) {
             return Err(UnavailableError::new_err("the engine is closed"));
@@ -506,8 +163,6 @@ impl NativeEngine {
         })
     }
 }
-
-type Arg<'py> = Option<Bound<'py, PyAny>>;
 
 #[pymethods]
 impl NativeEngine {
@@ -598,20 +253,28 @@ impl NativeEngine {
     /// abandoned and stay recoverable in a persistent store.
     #[pyo3(signature = (*, grace = None))]
     fn close(&self, py: Python<'_>, grace: Arg<'_>) -> PyResult<()> {
-        let grace = timeout_arg(py, grace.as_ref(), "grace")?;
-        if self.closed.swap(true, Ordering::SeqCst) {
-            return Ok(());
+        match self.shutdown(py, grace)? {
+            Some(shutdown) => block_on(py, shutdown),
+            None => Ok(()),
         }
-        let engine = self.engine.clone();
-        block_on(py, async move {
-            match grace {
-                Some(g) => engine.shutdown_within(g).await,
-                None => engine.shutdown().await,
+    }
+
+    /// `close` as an asyncio awaitable (resolving to None at once when already closed).
+    #[pyo3(signature = (*, grace = None))]
+    fn close_async<'py>(&self, py: Python<'py>, grace: Arg<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let shutdown = self.shutdown(py, grace)?;
+        pyo3_async_runtimes::tokio::future_into_py(py, async move {
+            if let Some(shutdown) = shutdown {
+                shutdown.await;
             }
+            Ok(())
         })
     }
 
     // ----- prompts -----
+    //
+    // Each method and its `_async` twin run the same `*_call` (see the module docs); only how
+    // the call is awaited differs.
 
     #[pyo3(signature = (
         name, template, *, description = None, system_template = None, variables = None,
@@ -632,30 +295,56 @@ impl NativeEngine {
         provider: Arg<'py>,
         labels: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let labels = match given(labels.as_ref()) {
-            None => None,
-            Some(obj) if obj.is_instance_of::<PyString>() => {
-                return Err(type_error("labels", "a list of str", obj));
-            }
-            Some(obj) => {
-                Some(obj.extract::<Vec<String>>().map_err(|_| type_error("labels", "a list of str", obj))?)
-            }
-        };
-        let spec = PromptSpec {
-            name: str_arg(name, "name")?,
-            description: opt_str(description.as_ref(), "description")?,
-            template: str_arg(template, "template")?,
-            system_template: opt_str(system_template.as_ref(), "system_template")?,
-            variables: list_arg::<VariableDefinition>(py, "variables", variables.as_ref())?
-                .unwrap_or_default(),
-            validations: list_arg::<ValidationRule>(py, "validations", validations.as_ref())?
-                .unwrap_or_default(),
-            model: model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?,
+        let call = create_prompt_call(
+            py,
+            name,
+            template,
+            description,
+            system_template,
+            variables,
+            validations,
+            model,
+            parameters,
+            provider,
             labels,
-        };
-        let (prompt, version) =
-            self.run(py, move |e, user| async move { e.create_prompt(user, spec).await })?;
-        prompt_to_py(py, &prompt, Some(&version))
+        )?;
+        self.run_to_py(py, call)
+    }
+
+    /// `create_prompt` as an asyncio awaitable.
+    #[pyo3(signature = (
+        name, template, *, description = None, system_template = None, variables = None,
+        validations = None, model = None, parameters = None, provider = None, labels = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn create_prompt_async<'py>(
+        &self,
+        py: Python<'py>,
+        name: &Bound<'py, PyAny>,
+        template: &Bound<'py, PyAny>,
+        description: Arg<'py>,
+        system_template: Arg<'py>,
+        variables: Arg<'py>,
+        validations: Arg<'py>,
+        model: Arg<'py>,
+        parameters: Arg<'py>,
+        provider: Arg<'py>,
+        labels: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = create_prompt_call(
+            py,
+            name,
+            template,
+            description,
+            system_template,
+            variables,
+            validations,
+            model,
+            parameters,
+            provider,
+            labels,
+        )?;
+        self.run_async(py, call)
     }
 
     #[pyo3(signature = (
@@ -679,31 +368,60 @@ impl NativeEngine {
         provider: Arg<'py>,
         expected_version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let mut update = PromptUpdate {
-            name: opt_str(name.as_ref(), "name")?,
-            description: opt_str(description.as_ref(), "description")?,
-            template: opt_str(template.as_ref(), "template")?,
-            system_template: opt_str(system_template.as_ref(), "system_template")?,
-            variables: list_arg(py, "variables", variables.as_ref())?,
-            validations: list_arg(py, "validations", validations.as_ref())?,
-            model: None,
-            expected_version: version_arg(py, expected_version.as_ref(), "expected_version")?,
-        };
-        // Type-check the model arguments before any call.
-        let model_given =
-            model_arg(py, None, model.as_ref(), parameters.as_ref(), provider.as_ref())?.is_some();
-        // Model fields merge over the current version's model, so `parameters=` alone keeps
-        // the model name.
-        if model_given {
-            let (_, current) =
-                self.run(py, move |e, user| async move { e.get_prompt(user, id, None).await })?;
-            update.model =
-                model_arg(py, Some(current.model), model.as_ref(), parameters.as_ref(), provider.as_ref())?;
-        }
-        let (prompt, version) =
-            self.run(py, move |e, user| async move { e.update_prompt(user, id, update).await })?;
-        prompt_to_py(py, &prompt, Some(&version))
+        let call = update_prompt_call(
+            py,
+            prompt_id,
+            name,
+            description,
+            template,
+            system_template,
+            variables,
+            validations,
+            model,
+            parameters,
+            provider,
+            expected_version,
+        )?;
+        self.run_to_py(py, call)
+    }
+
+    /// `update_prompt` as an asyncio awaitable.
+    #[pyo3(signature = (
+        prompt_id, *, name = None, description = None, template = None, system_template = None,
+        variables = None, validations = None, model = None, parameters = None, provider = None,
+        expected_version = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn update_prompt_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        name: Arg<'py>,
+        description: Arg<'py>,
+        template: Arg<'py>,
+        system_template: Arg<'py>,
+        variables: Arg<'py>,
+        validations: Arg<'py>,
+        model: Arg<'py>,
+        parameters: Arg<'py>,
+        provider: Arg<'py>,
+        expected_version: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = update_prompt_call(
+            py,
+            prompt_id,
+            name,
+            description,
+            template,
+            system_template,
+            variables,
+            validations,
+            model,
+            parameters,
+            provider,
+            expected_version,
+        )?;
+        self.run_async(py, call)
     }
 
     #[pyo3(signature = (prompt_id, version = None, *, label = None))]
@@ -714,13 +432,19 @@ impl NativeEngine {
         version: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let version = version_arg(py, version.as_ref(), "version")?;
-        let label = opt_str(label.as_ref(), "label")?;
-        let (prompt, version) = self.run(py, move |e, user| async move {
-            e.get_prompt_at(user, id, version, label.as_deref()).await
-        })?;
-        prompt_to_py(py, &prompt, Some(&version))
+        self.run_to_py(py, get_prompt_call(py, prompt_id, version, label)?)
+    }
+
+    /// `get_prompt` as an asyncio awaitable.
+    #[pyo3(signature = (prompt_id, version = None, *, label = None))]
+    fn get_prompt_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        version: Arg<'py>,
+        label: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, get_prompt_call(py, prompt_id, version, label)?)
     }
 
     #[pyo3(signature = (*, status = None, limit = None, cursor = None))]
@@ -731,28 +455,19 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = match opt_str(status.as_ref(), "status")? {
-            None => None,
-            Some(s) => Some(PromptStatus::parse(&s.to_ascii_uppercase()).ok_or_else(|| {
-                invalid_argument(py, "status", format!("{s:?} is not one of ACTIVE, ARCHIVED"))
-            })?),
-        };
-        let limit = limit_arg(py, limit.as_ref())?;
-        let cursor = opt_str(cursor.as_ref(), "cursor")?;
-        let page = PageRequest::new(Some(limit), cursor.as_deref()).py_err(py)?;
-        let page =
-            self.run(
-                py,
-                move |e, user| async move { e.list_prompts(user, PromptFilter { status }, page).await },
-            )?;
-        let items = PyList::empty(py);
-        for p in &page.items {
-            items.append(prompt_to_py(py, p, None)?)?;
-        }
-        let out = PyDict::new(py);
-        out.set_item("items", items)?;
-        out.set_item("next_cursor", page.next_cursor)?;
-        Ok(out.into_any())
+        self.run_to_py(py, list_prompts_call(py, status, limit, cursor)?)
+    }
+
+    /// `list_prompts` as an asyncio awaitable.
+    #[pyo3(signature = (*, status = None, limit = None, cursor = None))]
+    fn list_prompts_async<'py>(
+        &self,
+        py: Python<'py>,
+        status: Arg<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, list_prompts_call(py, status, limit, cursor)?)
     }
 
     /// Versions of a prompt, newest first. `cursor` is a `next_cursor` from a previous page.
@@ -764,17 +479,36 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let limit = limit_arg(py, limit.as_ref())?;
-        let before = match opt_str(cursor.as_ref(), "cursor")? {
-            None => None,
-            Some(c) => Some(
-                c.parse::<u32>()
-                    .map_err(|_| invalid_argument(py, "cursor", "not a cursor returned by versions()"))?,
-            ),
-        };
-        let page = VersionPageRequest { limit, before };
-        self.run_to_py(py, move |e, user| async move { e.list_versions(user, id, page).await })
+        self.run_to_py(py, versions_call(py, prompt_id, limit, cursor)?)
+    }
+
+    /// `versions` as an asyncio awaitable.
+    #[pyo3(signature = (prompt_id, *, limit = None, cursor = None))]
+    fn versions_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, versions_call(py, prompt_id, limit, cursor)?)
+    }
+
+    fn archive_prompt<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_to_py(py, archive_prompt_call(py, prompt_id)?)
+    }
+
+    /// `archive_prompt` as an asyncio awaitable.
+    fn archive_prompt_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, archive_prompt_call(py, prompt_id)?)
     }
 
     // ----- labels -----
@@ -787,11 +521,18 @@ impl NativeEngine {
         name: &Bound<'py, PyAny>,
         version: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let name = str_arg(name, "name")?;
-        let version = version_arg(py, Some(version), "version")?
-            .ok_or_else(|| type_error("version", "an int", version))?;
-        self.run_to_py(py, move |e, user| async move { e.set_label(user, id, &name, version).await })
+        self.run_to_py(py, set_label_call(py, prompt_id, name, version)?)
+    }
+
+    /// `set_label` as an asyncio awaitable.
+    fn set_label_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyAny>,
+        version: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, set_label_call(py, prompt_id, name, version)?)
     }
 
     /// Deletes a label (recorded in the history).
@@ -801,15 +542,31 @@ impl NativeEngine {
         prompt_id: &Bound<'_, PyAny>,
         name: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let name = str_arg(name, "name")?;
-        self.run(py, move |e, user| async move { e.delete_label(user, id, &name).await })
+        self.run(py, delete_label_call(py, prompt_id, name)?)
+    }
+
+    /// `delete_label` as an asyncio awaitable (resolving to None).
+    fn delete_label_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        name: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, delete_label_call(py, prompt_id, name)?)
     }
 
     /// The prompt's labels, the built-in `latest` first.
     fn labels<'py>(&self, py: Python<'py>, prompt_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        self.run_to_py(py, move |e, user| async move { e.labels(user, id).await })
+        self.run_to_py(py, labels_call(py, prompt_id)?)
+    }
+
+    /// `labels` as an asyncio awaitable.
+    fn labels_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, labels_call(py, prompt_id)?)
     }
 
     /// Every move of the prompt's labels (of one label with `label`), newest first.
@@ -820,9 +577,18 @@ impl NativeEngine {
         prompt_id: &Bound<'py, PyAny>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let label = opt_str(label.as_ref(), "label")?;
-        self.run_to_py(py, move |e, user| async move { e.label_history(user, id, label.as_deref()).await })
+        self.run_to_py(py, label_history_call(py, prompt_id, label)?)
+    }
+
+    /// `label_history` as an asyncio awaitable.
+    #[pyo3(signature = (prompt_id, *, label = None))]
+    fn label_history_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        label: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, label_history_call(py, prompt_id, label)?)
     }
 
     /// Turns the promotion guard of `production` on or off.
@@ -832,10 +598,17 @@ impl NativeEngine {
         prompt_id: &Bound<'_, PyAny>,
         enabled: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let enabled = bool_arg(Some(enabled), "enabled", false)?;
-        let settings = LabelSettings { guard_production: enabled };
-        self.run(py, move |e, user| async move { e.set_label_settings(user, id, settings).await })
+        self.run(py, set_promotion_guard_call(py, prompt_id, enabled)?)
+    }
+
+    /// `set_promotion_guard` as an asyncio awaitable (resolving to None).
+    fn set_promotion_guard_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        enabled: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, set_promotion_guard_call(py, prompt_id, enabled)?)
     }
 
     /// What changed between two versions, each a version number or a label.
@@ -846,21 +619,21 @@ impl NativeEngine {
         from_: &Bound<'py, PyAny>,
         to: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let from = version_ref_arg(py, from_, "from_")?;
-        let to = version_ref_arg(py, to, "to")?;
-        self.run_to_py(py, move |e, user| async move { e.diff(user, id, &from, &to).await })
+        self.run_to_py(py, diff_call(py, prompt_id, from_, to)?)
     }
 
-    fn archive_prompt<'py>(
+    /// `diff` as an asyncio awaitable.
+    fn diff_async<'py>(
         &self,
         py: Python<'py>,
         prompt_id: &Bound<'py, PyAny>,
+        from_: &Bound<'py, PyAny>,
+        to: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let prompt = self.run(py, move |e, user| async move { e.archive_prompt(user, id).await })?;
-        prompt_to_py(py, &prompt, None)
+        self.run_async(py, diff_call(py, prompt_id, from_, to)?)
     }
+
+    // ----- inputs -----
 
     /// The validated inputs (defaults filled in) for a version, or ValidationError.
     #[pyo3(signature = (prompt_id, inputs = None, *, version = None))]
@@ -871,14 +644,22 @@ impl NativeEngine {
         inputs: Arg<'py>,
         version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let inputs = inputs_arg(inputs.as_ref(), "inputs")?;
-        let version = version_arg(py, version.as_ref(), "version")?;
-        let validated = self.run(py, move |e, user| async move {
-            let (_, v) = e.get_prompt(user, id, version).await?;
-            e.validate_inputs(&v, &inputs)
-        })?;
+        let validated = self.run(py, validate_inputs_call(py, prompt_id, inputs, version)?)?;
         json_to_py(py, &Value::Object(validated), Keys::Raw)
+    }
+
+    /// `validate_inputs` as an asyncio awaitable.
+    #[pyo3(signature = (prompt_id, inputs = None, *, version = None))]
+    fn validate_inputs_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async_with(py, validate_inputs_call(py, prompt_id, inputs, version)?, |py, validated| {
+            Ok(json_to_py(py, &Value::Object(validated), Keys::Raw)?.unbind())
+        })
     }
 
     /// The rendered messages `[{"role", "content"}]` for a version, without executing.
@@ -890,13 +671,19 @@ impl NativeEngine {
         inputs: Arg<'py>,
         version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: PromptId = id_arg(py, prompt_id, "prompt_id")?;
-        let inputs = inputs_arg(inputs.as_ref(), "inputs")?;
-        let version = version_arg(py, version.as_ref(), "version")?;
-        self.run_to_py(py, move |e, user| async move {
-            let (_, v) = e.get_prompt(user, id, version).await?;
-            e.render(&v, &inputs)
-        })
+        self.run_to_py(py, render_call(py, prompt_id, inputs, version)?)
+    }
+
+    /// `render` as an asyncio awaitable.
+    #[pyo3(signature = (prompt_id, inputs = None, *, version = None))]
+    fn render_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, render_call(py, prompt_id, inputs, version)?)
     }
 
     // ----- executions -----
@@ -918,17 +705,18 @@ impl NativeEngine {
         idempotency_key: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (request, label) = execute_args(
+        let call = execute_call(
             py,
+            Run::ToEnd,
             prompt_id,
-            inputs.as_ref(),
-            version.as_ref(),
-            priority.as_ref(),
-            validate_output.as_ref(),
-            idempotency_key.as_ref(),
-            label.as_ref(),
+            inputs,
+            version,
+            priority,
+            validate_output,
+            idempotency_key,
+            label,
         )?;
-        self.run_to_py(py, move |e, user| execute_with(e, user, request, label))
+        self.run_to_py(py, call)
     }
 
     /// `execute` as an asyncio awaitable.
@@ -948,17 +736,18 @@ impl NativeEngine {
         idempotency_key: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (request, label) = execute_args(
+        let call = execute_call(
             py,
+            Run::ToEnd,
             prompt_id,
-            inputs.as_ref(),
-            version.as_ref(),
-            priority.as_ref(),
-            validate_output.as_ref(),
-            idempotency_key.as_ref(),
-            label.as_ref(),
+            inputs,
+            version,
+            priority,
+            validate_output,
+            idempotency_key,
+            label,
         )?;
-        self.run_async(py, move |e, user| execute_with(e, user, request, label))
+        self.run_async(py, call)
     }
 
     /// Validates and enqueues; returns the QUEUED execution without waiting.
@@ -978,22 +767,49 @@ impl NativeEngine {
         idempotency_key: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let (request, label) = execute_args(
+        let call = execute_call(
             py,
+            Run::Enqueue,
             prompt_id,
-            inputs.as_ref(),
-            version.as_ref(),
-            priority.as_ref(),
-            validate_output.as_ref(),
-            idempotency_key.as_ref(),
-            label.as_ref(),
+            inputs,
+            version,
+            priority,
+            validate_output,
+            idempotency_key,
+            label,
         )?;
-        self.run_to_py(py, move |e, user| async move {
-            match label {
-                Some(l) => e.submit_label(user, request, &l).await,
-                None => e.submit(user, request).await,
-            }
-        })
+        self.run_to_py(py, call)
+    }
+
+    /// `submit` as an asyncio awaitable.
+    #[pyo3(signature = (
+        prompt_id, inputs = None, *, version = None, priority = None, validate_output = None,
+        idempotency_key = None, label = None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn submit_async<'py>(
+        &self,
+        py: Python<'py>,
+        prompt_id: &Bound<'py, PyAny>,
+        inputs: Arg<'py>,
+        version: Arg<'py>,
+        priority: Arg<'py>,
+        validate_output: Arg<'py>,
+        idempotency_key: Arg<'py>,
+        label: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let call = execute_call(
+            py,
+            Run::Enqueue,
+            prompt_id,
+            inputs,
+            version,
+            priority,
+            validate_output,
+            idempotency_key,
+            label,
+        )?;
+        self.run_async(py, call)
     }
 
     /// Waits until the execution is final, or `timeout` seconds pass (then its current state).
@@ -1020,14 +836,30 @@ impl NativeEngine {
 
     /// Re-runs a FAILED execution as a new one (ConflictError for any other status).
     fn retry<'py>(&self, py: Python<'py>, execution_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        self.run_to_py(py, move |e, user| async move { e.retry(user, id).await })
+        self.run_to_py(py, retry_call(py, execution_id)?)
+    }
+
+    /// `retry` as an asyncio awaitable.
+    fn retry_async<'py>(
+        &self,
+        py: Python<'py>,
+        execution_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, retry_call(py, execution_id)?)
     }
 
     /// Cancels a QUEUED execution (ConflictError for any other status).
     fn cancel<'py>(&self, py: Python<'py>, execution_id: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        self.run_to_py(py, move |e, user| async move { e.cancel(user, id).await })
+        self.run_to_py(py, cancel_call(py, execution_id)?)
+    }
+
+    /// `cancel` as an asyncio awaitable.
+    fn cancel_async<'py>(
+        &self,
+        py: Python<'py>,
+        execution_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, cancel_call(py, execution_id)?)
     }
 
     fn get_execution<'py>(
@@ -1035,8 +867,16 @@ impl NativeEngine {
         py: Python<'py>,
         execution_id: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let id: ExecutionId = id_arg(py, execution_id, "execution_id")?;
-        self.run_to_py(py, move |e, user| async move { e.get_execution(user, id).await })
+        self.run_to_py(py, get_execution_call(py, execution_id)?)
+    }
+
+    /// `get_execution` as an asyncio awaitable.
+    fn get_execution_async<'py>(
+        &self,
+        py: Python<'py>,
+        execution_id: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, get_execution_call(py, execution_id)?)
     }
 
     #[pyo3(signature = (*, status = None, prompt_id = None, since = None, until = None, limit = None, cursor = None))]
@@ -1051,13 +891,23 @@ impl NativeEngine {
         limit: Arg<'py>,
         cursor: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let status = status_arg(py, status.as_ref())?;
-        let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
-        let since = opt_datetime(since.as_ref(), "since")?;
-        let until = opt_datetime(until.as_ref(), "until")?;
-        let filter = ExecutionFilter { status, prompt_id, since, until };
-        let page = page_arg(py, limit.as_ref(), cursor.as_ref())?;
-        self.run_to_py(py, move |e, user| async move { e.list_executions(user, filter, page).await })
+        self.run_to_py(py, list_executions_call(py, status, prompt_id, since, until, limit, cursor)?)
+    }
+
+    /// `list_executions` as an asyncio awaitable.
+    #[pyo3(signature = (*, status = None, prompt_id = None, since = None, until = None, limit = None, cursor = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn list_executions_async<'py>(
+        &self,
+        py: Python<'py>,
+        status: Arg<'py>,
+        prompt_id: Arg<'py>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        limit: Arg<'py>,
+        cursor: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, list_executions_call(py, status, prompt_id, since, until, limit, cursor)?)
     }
 
     /// Aggregated metrics of this user's executions created in `[since, until)`.
@@ -1070,12 +920,20 @@ impl NativeEngine {
         prompt_id: Arg<'py>,
         version: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let since = opt_datetime(since.as_ref(), "since")?;
-        let until = opt_datetime(until.as_ref(), "until")?;
-        let prompt_id = opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?;
-        let prompt_version = version_arg(py, version.as_ref(), "version")?;
-        let query = MetricsQuery { since, until, prompt_id, prompt_version };
-        self.run_to_py(py, move |e, user| async move { e.metrics(user, query).await })
+        self.run_to_py(py, metrics_call(py, since, until, prompt_id, version)?)
+    }
+
+    /// `metrics` as an asyncio awaitable.
+    #[pyo3(signature = (*, since = None, until = None, prompt_id = None, version = None))]
+    fn metrics_async<'py>(
+        &self,
+        py: Python<'py>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        prompt_id: Arg<'py>,
+        version: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, metrics_call(py, since, until, prompt_id, version)?)
     }
 
     /// A time series of this user's final executions in buckets of `bucket` (`minute`, `hour`,
@@ -1092,39 +950,49 @@ impl NativeEngine {
         version: Arg<'py>,
         label: Arg<'py>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let bucket = str_arg(bucket, "bucket")?
-            .parse::<Granularity>()
-            .map_err(|_| invalid_argument(py, "bucket", "one of minute, hour, day"))?;
-        let query = MetricsSeriesQuery {
-            bucket,
-            since: opt_datetime(since.as_ref(), "since")?,
-            until: opt_datetime(until.as_ref(), "until")?,
-            prompt_id: opt_id::<PromptId>(py, prompt_id.as_ref(), "prompt_id")?,
-            prompt_version: version_arg(py, version.as_ref(), "version")?,
-            label: opt_str(label.as_ref(), "label")?,
-        };
-        self.run_to_py(py, move |e, user| async move { e.metrics_series(user, query).await })
+        self.run_to_py(py, metrics_series_call(py, bucket, since, until, prompt_id, version, label)?)
+    }
+
+    /// `metrics_series` as an asyncio awaitable.
+    #[pyo3(signature = (bucket, *, since = None, until = None, prompt_id = None, version = None, label = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn metrics_series_async<'py>(
+        &self,
+        py: Python<'py>,
+        bucket: &Bound<'py, PyAny>,
+        since: Arg<'py>,
+        until: Arg<'py>,
+        prompt_id: Arg<'py>,
+        version: Arg<'py>,
+        label: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, metrics_series_call(py, bucket, since, until, prompt_id, version, label)?)
     }
 
     /// State-change events of this user's executions (of one with `execution_id`), from now
     /// on. `timeout`: seconds to wait for each next event before the iteration ends.
     #[pyo3(signature = (execution_id = None, *, timeout = None))]
     fn events(&self, py: Python<'_>, execution_id: Arg<'_>, timeout: Arg<'_>) -> PyResult<EventStream> {
-        let id = opt_id::<ExecutionId>(py, execution_id.as_ref(), "execution_id")?;
-        let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
-        // One execution: engine::follow ends the stream after its final event (at once when
-        // it is already final).
-        let stream = match id {
-            Some(id) => self.run(py, move |e, user| async move { e.follow(user, id).await })?.events,
-            None => self.engine()?.subscribe(self.user, None),
-        };
-        Ok(EventStream::new(stream, timeout))
+        let (subscribe, timeout) = events_call(py, execution_id, timeout)?;
+        Ok(EventStream::new(self.run(py, subscribe)?, timeout))
+    }
+
+    /// `events` as an asyncio awaitable resolving to the stream (following one execution
+    /// reads the store, so subscribing is awaited).
+    #[pyo3(signature = (execution_id = None, *, timeout = None))]
+    fn events_async<'py>(
+        &self,
+        py: Python<'py>,
+        execution_id: Arg<'py>,
+        timeout: Arg<'py>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let (subscribe, timeout) = events_call(py, execution_id, timeout)?;
+        self.run_async_with(py, subscribe, move |py, stream| {
+            Ok(Py::new(py, EventStream::new(stream, timeout))?.into_any())
+        })
     }
 
     // ----- datasets -----
-    //
-    // Each method and its `_async` twin run the same `*_call` (see "dataset and experiment
-    // calls" above); only how the call is awaited differs.
 
     /// Stores a dataset of `rows` (`[{"inputs": {...}, "expected"?: ...}]`, numbered from 0);
     /// every bad row is listed at once as `rows[i]`.
@@ -1452,7 +1320,12 @@ impl NativeEngine {
 
     /// The engine's health: store reachability, queue depth, providers.
     fn health<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        self.run_to_py(py, |e, _| async move { Ok(e.health().await) })
+        self.run_to_py(py, health_call())
+    }
+
+    /// `health` as an asyncio awaitable.
+    fn health_async<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        self.run_async(py, health_call())
     }
 
     fn __repr__(&self) -> String {

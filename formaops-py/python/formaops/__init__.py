@@ -683,6 +683,10 @@ class Engine:
         store runs them again. Queued executions stay queued in a persistent store. Idempotent."""
         self._native.close(grace=grace)
 
+    async def close_async(self, *, grace: Optional[float] = None) -> None:
+        """:meth:`close` for asyncio (idempotent too)."""
+        await self._native.close_async(grace=grace)
+
     def __enter__(self) -> Engine:
         return self
 
@@ -699,6 +703,11 @@ class Engine:
     def health(self) -> Dict[str, Any]:
         """Store reachability, queue depth, providers and their load."""
         result: Dict[str, Any] = self._native.health()
+        return result
+
+    async def health_async(self) -> Dict[str, Any]:
+        """:meth:`health` for asyncio."""
+        result: Dict[str, Any] = await self._native.health_async()
         return result
 
     # ----- prompts -----
@@ -746,6 +755,36 @@ class Engine:
             )
         )
 
+    async def create_prompt_async(
+        self,
+        name: str,
+        template: str,
+        *,
+        description: Optional[str] = None,
+        system_template: Optional[str] = None,
+        variables: Optional[Sequence[Mapping[str, Any]]] = None,
+        validations: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Union[str, Mapping[str, Any], None] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
+        provider: Optional[str] = None,
+        labels: Optional[Sequence[str]] = None,
+    ) -> Prompt:
+        """:meth:`create_prompt` for asyncio."""
+        return Prompt._from(
+            await self._native.create_prompt_async(
+                name,
+                template,
+                description=description,
+                system_template=system_template,
+                variables=variables,
+                validations=validations,
+                model=model,
+                parameters=parameters,
+                provider=provider,
+                labels=labels,
+            )
+        )
+
     def update_prompt(
         self,
         prompt_id: PromptRef,
@@ -779,12 +818,50 @@ class Engine:
             )
         )
 
+    async def update_prompt_async(
+        self,
+        prompt_id: PromptRef,
+        *,
+        name: Optional[str] = None,
+        description: Optional[str] = None,
+        template: Optional[str] = None,
+        system_template: Optional[str] = None,
+        variables: Optional[Sequence[Mapping[str, Any]]] = None,
+        validations: Optional[Sequence[Mapping[str, Any]]] = None,
+        model: Union[str, Mapping[str, Any], None] = None,
+        parameters: Optional[Mapping[str, Any]] = None,
+        provider: Optional[str] = None,
+        expected_version: Optional[int] = None,
+    ) -> Prompt:
+        """:meth:`update_prompt` for asyncio."""
+        return Prompt._from(
+            await self._native.update_prompt_async(
+                _prompt_id(prompt_id),
+                name=name,
+                description=description,
+                template=template,
+                system_template=system_template,
+                variables=variables,
+                validations=validations,
+                model=model,
+                parameters=parameters,
+                provider=provider,
+                expected_version=expected_version,
+            )
+        )
+
     def get_prompt(
         self, prompt_id: PromptRef, version: Optional[int] = None, *, label: Optional[str] = None
     ) -> Prompt:
         """The prompt with the given version (the current one by default, or the one ``label``
         points at; ``version`` and ``label`` are exclusive) as ``.version``."""
         return Prompt._from(self._native.get_prompt(_prompt_id(prompt_id), version, label=label))
+
+    async def get_prompt_async(
+        self, prompt_id: PromptRef, version: Optional[int] = None, *, label: Optional[str] = None
+    ) -> Prompt:
+        """:meth:`get_prompt` for asyncio."""
+        return Prompt._from(await self._native.get_prompt_async(_prompt_id(prompt_id), version, label=label))
 
     # ----- labels -----
 
@@ -796,14 +873,28 @@ class Engine:
         result: Dict[str, Any] = self._native.set_label(_prompt_id(prompt_id), name, version)
         return result
 
+    async def set_label_async(self, prompt_id: PromptRef, name: str, version: int) -> Dict[str, Any]:
+        """:meth:`set_label` for asyncio."""
+        result: Dict[str, Any] = await self._native.set_label_async(_prompt_id(prompt_id), name, version)
+        return result
+
     def delete_label(self, prompt_id: PromptRef, name: str) -> None:
         """Deletes a label (recorded in the history)."""
         self._native.delete_label(_prompt_id(prompt_id), name)
+
+    async def delete_label_async(self, prompt_id: PromptRef, name: str) -> None:
+        """:meth:`delete_label` for asyncio."""
+        await self._native.delete_label_async(_prompt_id(prompt_id), name)
 
     def labels(self, prompt_id: PromptRef) -> List[Dict[str, Any]]:
         """The prompt's labels ``{"name", "version", "updated_at", "updated_by"}``, the
         built-in ``latest`` first."""
         result: List[Dict[str, Any]] = self._native.labels(_prompt_id(prompt_id))
+        return result
+
+    async def labels_async(self, prompt_id: PromptRef) -> List[Dict[str, Any]]:
+        """:meth:`labels` for asyncio."""
+        result: List[Dict[str, Any]] = await self._native.labels_async(_prompt_id(prompt_id))
         return result
 
     def label_history(self, prompt_id: PromptRef, label: Optional[str] = None) -> List[Dict[str, Any]]:
@@ -812,9 +903,18 @@ class Engine:
         result: List[Dict[str, Any]] = self._native.label_history(_prompt_id(prompt_id), label=label)
         return result
 
+    async def label_history_async(self, prompt_id: PromptRef, label: Optional[str] = None) -> List[Dict[str, Any]]:
+        """:meth:`label_history` for asyncio."""
+        result: List[Dict[str, Any]] = await self._native.label_history_async(_prompt_id(prompt_id), label=label)
+        return result
+
     def set_promotion_guard(self, prompt_id: PromptRef, enabled: bool) -> None:
         """Turns the promotion guard of ``production`` on or off for this prompt."""
         self._native.set_promotion_guard(_prompt_id(prompt_id), enabled)
+
+    async def set_promotion_guard_async(self, prompt_id: PromptRef, enabled: bool) -> None:
+        """:meth:`set_promotion_guard` for asyncio."""
+        await self._native.set_promotion_guard_async(_prompt_id(prompt_id), enabled)
 
     def diff(self, prompt_id: PromptRef, from_: Union[int, str], to: Union[int, str]) -> Dict[str, Any]:
         """What changed between two versions (numbers or labels): unified diffs in
@@ -824,11 +924,22 @@ class Engine:
         result: Dict[str, Any] = self._native.diff(_prompt_id(prompt_id), from_, to)
         return result
 
+    async def diff_async(self, prompt_id: PromptRef, from_: Union[int, str], to: Union[int, str]) -> Dict[str, Any]:
+        """:meth:`diff` for asyncio."""
+        result: Dict[str, Any] = await self._native.diff_async(_prompt_id(prompt_id), from_, to)
+        return result
+
     def list_prompts(
         self, *, status: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
     ) -> Page[Prompt]:
         """The user's prompts, newest first (ACTIVE unless ``status="ARCHIVED"``)."""
         return _page(self._native.list_prompts(status=status, limit=limit, cursor=cursor), Prompt)
+
+    async def list_prompts_async(
+        self, *, status: Optional[str] = None, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[Prompt]:
+        """:meth:`list_prompts` for asyncio."""
+        return _page(await self._native.list_prompts_async(status=status, limit=limit, cursor=cursor), Prompt)
 
     def versions(
         self, prompt_id: PromptRef, *, limit: Optional[int] = None, cursor: Optional[str] = None
@@ -836,9 +947,20 @@ class Engine:
         """The prompt's versions, newest first."""
         return _page(self._native.versions(_prompt_id(prompt_id), limit=limit, cursor=cursor), PromptVersion)
 
+    async def versions_async(
+        self, prompt_id: PromptRef, *, limit: Optional[int] = None, cursor: Optional[str] = None
+    ) -> Page[PromptVersion]:
+        """:meth:`versions` for asyncio."""
+        data = await self._native.versions_async(_prompt_id(prompt_id), limit=limit, cursor=cursor)
+        return _page(data, PromptVersion)
+
     def archive_prompt(self, prompt_id: PromptRef) -> Prompt:
         """Archives a prompt: history and executions stay readable, no new executions."""
         return Prompt._from(self._native.archive_prompt(_prompt_id(prompt_id)))
+
+    async def archive_prompt_async(self, prompt_id: PromptRef) -> Prompt:
+        """:meth:`archive_prompt` for asyncio."""
+        return Prompt._from(await self._native.archive_prompt_async(_prompt_id(prompt_id)))
 
     def validate_inputs(
         self,
@@ -853,6 +975,18 @@ class Engine:
         result: Dict[str, Any] = self._native.validate_inputs(pid, inputs, version=version)
         return result
 
+    async def validate_inputs_async(
+        self,
+        prompt_id: Union[str, Prompt, PromptVersion],
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+    ) -> Dict[str, Any]:
+        """:meth:`validate_inputs` for asyncio."""
+        pid, version = _version_ref(prompt_id, version)
+        result: Dict[str, Any] = await self._native.validate_inputs_async(pid, inputs, version=version)
+        return result
+
     def render(
         self,
         prompt_id: Union[str, Prompt, PromptVersion],
@@ -864,6 +998,17 @@ class Engine:
         executing. A :class:`PromptVersion` selects that version."""
         pid, version = _version_ref(prompt_id, version)
         return [Message._from(m) for m in self._native.render(pid, inputs, version=version)]
+
+    async def render_async(
+        self,
+        prompt_id: Union[str, Prompt, PromptVersion],
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+    ) -> List[Message]:
+        """:meth:`render` for asyncio."""
+        pid, version = _version_ref(prompt_id, version)
+        return [Message._from(m) for m in await self._native.render_async(pid, inputs, version=version)]
 
     # ----- executions -----
 
@@ -944,6 +1089,29 @@ class Engine:
             )
         )
 
+    async def submit_async(
+        self,
+        prompt_id: PromptRef,
+        inputs: Optional[Mapping[str, Any]] = None,
+        *,
+        version: Optional[int] = None,
+        priority: str = "NORMAL",
+        validate_output: bool = False,
+        idempotency_key: Optional[str] = None,
+        label: Optional[str] = None,
+    ) -> Execution:
+        """:meth:`submit` for asyncio."""
+        data = await self._native.submit_async(
+            _prompt_id(prompt_id),
+            inputs,
+            version=version,
+            priority=priority,
+            validate_output=validate_output,
+            idempotency_key=idempotency_key,
+            label=label,
+        )
+        return Execution._from(data)
+
     def wait(self, execution_id: ExecutionRef, timeout: Optional[float] = None) -> Execution:
         """Waits until the execution is final, or ``timeout`` seconds pass (then returns its
         current state)."""
@@ -958,12 +1126,24 @@ class Engine:
         :class:`ConflictError` for any other status."""
         return Execution._from(self._native.retry(_execution_id(execution_id)))
 
+    async def retry_async(self, execution_id: ExecutionRef) -> Execution:
+        """:meth:`retry` for asyncio."""
+        return Execution._from(await self._native.retry_async(_execution_id(execution_id)))
+
     def cancel(self, execution_id: ExecutionRef) -> Execution:
         """Cancels a QUEUED execution; :class:`ConflictError` for any other status."""
         return Execution._from(self._native.cancel(_execution_id(execution_id)))
 
+    async def cancel_async(self, execution_id: ExecutionRef) -> Execution:
+        """:meth:`cancel` for asyncio."""
+        return Execution._from(await self._native.cancel_async(_execution_id(execution_id)))
+
     def get_execution(self, execution_id: ExecutionRef) -> Execution:
         return Execution._from(self._native.get_execution(_execution_id(execution_id)))
+
+    async def get_execution_async(self, execution_id: ExecutionRef) -> Execution:
+        """:meth:`get_execution` for asyncio."""
+        return Execution._from(await self._native.get_execution_async(_execution_id(execution_id)))
 
     def list_executions(
         self,
@@ -977,6 +1157,27 @@ class Engine:
     ) -> Page[Execution]:
         """The user's executions, newest first. ``since``/``until`` are timezone-aware."""
         data = self._native.list_executions(
+            status=status,
+            prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
+            since=since,
+            until=until,
+            limit=limit,
+            cursor=cursor,
+        )
+        return _page(data, Execution)
+
+    async def list_executions_async(
+        self,
+        *,
+        status: Optional[str] = None,
+        prompt_id: Optional[PromptRef] = None,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        limit: Optional[int] = None,
+        cursor: Optional[str] = None,
+    ) -> Page[Execution]:
+        """:meth:`list_executions` for asyncio."""
+        data = await self._native.list_executions_async(
             status=status,
             prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
             since=since,
@@ -1004,6 +1205,23 @@ class Engine:
         )
         return MetricsReport._from(data)
 
+    async def metrics_async(
+        self,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[PromptRef] = None,
+        version: Optional[int] = None,
+    ) -> MetricsReport:
+        """:meth:`metrics` for asyncio."""
+        data = await self._native.metrics_async(
+            since=since,
+            until=until,
+            prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
+            version=version,
+        )
+        return MetricsReport._from(data)
+
     def metrics_series(
         self,
         bucket: str,
@@ -1019,6 +1237,27 @@ class Engine:
         tokens and cost. The window is rounded outward to the bucket; ``since`` defaults to 60
         buckets before ``until`` (default: now); at most 1,500 points (ValidationError beyond)."""
         data = self._native.metrics_series(
+            bucket,
+            since=since,
+            until=until,
+            prompt_id=_prompt_id(prompt_id) if prompt_id is not None else None,
+            version=version,
+            label=label,
+        )
+        return MetricsSeries._from(data)
+
+    async def metrics_series_async(
+        self,
+        bucket: str,
+        *,
+        since: Optional[datetime] = None,
+        until: Optional[datetime] = None,
+        prompt_id: Optional[PromptRef] = None,
+        version: Optional[int] = None,
+        label: Optional[str] = None,
+    ) -> MetricsSeries:
+        """:meth:`metrics_series` for asyncio."""
+        data = await self._native.metrics_series_async(
             bucket,
             since=since,
             until=until,
@@ -1253,6 +1492,16 @@ class Engine:
         (None: wait until the followed execution ends, or forever for all executions).
         Subscribe before :meth:`submit` to see an execution's first events."""
         native = self._native.events(
+            _execution_id(execution_id) if execution_id is not None else None, timeout=timeout
+        )
+        return Events(native)
+
+    async def events_async(
+        self, execution_id: Optional[ExecutionRef] = None, *, timeout: Optional[float] = None
+    ) -> Events:
+        """:meth:`events` for asyncio: following one execution reads the store, so subscribing
+        is awaited (``async for e in await engine.events_async(x)``)."""
+        native = await self._native.events_async(
             _execution_id(execution_id) if execution_id is not None else None, timeout=timeout
         )
         return Events(native)
