@@ -10,8 +10,18 @@
 const RAW_KEYS: &[&str] = &["inputs", "validatedOutput", "schema", "defaultValue", "expected"];
 
 /// Keys whose values are RFC 3339 timestamps (JSON key spelling).
-const TIMESTAMP_KEYS: &[&str] =
-    &["createdAt", "updatedAt", "runAfter", "deadlineAt", "startedAt", "finishedAt", "at", "since", "until"];
+const TIMESTAMP_KEYS: &[&str] = &[
+    "createdAt",
+    "updatedAt",
+    "runAfter",
+    "deadlineAt",
+    "startedAt",
+    "finishedAt",
+    "at",
+    "since",
+    "until",
+    "start",
+];
 
 /// Whether values under this key (JSON spelling) are user data, whose keys are never renamed.
 pub fn is_raw_key(key: &str) -> bool {

@@ -10,6 +10,8 @@ import os
 import re
 import subprocess
 import sys
+import typing
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,14 @@ def _fields(cls: type) -> set:
     return {f.name for f in dataclasses.fields(cls)}
 
 
+def _assert_timestamps(cls: type, record: dict) -> None:
+    """Every field the dataclass types as a ``datetime`` arrives as one (or None)."""
+    for name, kind in typing.get_type_hints(cls).items():
+        if kind in (datetime, typing.Optional[datetime]) and name in record:
+            value = record[name]
+            assert value is None or isinstance(value, datetime), f"{cls.__name__}.{name}: {value!r}"
+
+
 def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
     native = engine._native
     p = native.create_prompt(unique(), "Hi {{ a }}", variables=[{"name": "a", "type": "string", "required": True}])
@@ -84,7 +94,14 @@ def test_dataclasses_cover_every_native_field(engine: formaops.Engine) -> None:
     per_prompt = native.metrics(prompt_id=p["id"])
     assert set(per_prompt["by_version"][0]) == _fields(formaops.VersionMetrics)
     assert set(per_prompt["by_label"][0]) == _fields(formaops.LabelMetrics)
-    assert set(native.metrics_series("minute")["points"][0]) == _fields(formaops.SeriesPoint)
+    series = native.metrics_series("minute")
+    assert set(series["points"][0]) == _fields(formaops.SeriesPoint)
+    for cls, record in [
+        (formaops.Prompt, p), (formaops.PromptVersion, p["version"]), (formaops.Execution, ex),
+        (formaops.MetricsReport, report), (formaops.MetricsSeries, series),
+        (formaops.SeriesPoint, series["points"][0]),
+    ]:
+        _assert_timestamps(cls, record)
     events = native.events(None, timeout=5)
     native.submit(p["id"], {"a": "y"})
     ev = next(events)
