@@ -401,7 +401,7 @@ def test_events_async_follows_one_execution(slow_engine: formaops.Engine) -> Non
         x = await engine.submit_async(p, {"who": "Ada"})
         kinds = [e.kind async for e in await engine.events_async(x, timeout=5)]
         assert kinds[-1] == "completed", kinds
-        # Already final: the stream ends at once, as the blocking one does.
+        # Already final: its final event, then the end, as the blocking one does.
         assert [e.kind async for e in await engine.events_async(x)] == [e.kind for e in engine.events(x)]
         every = await engine.events_async(timeout=0.05)
         assert [e async for e in every] == []

@@ -1488,8 +1488,10 @@ class Engine:
 
     def events(self, execution_id: Optional[ExecutionRef] = None, *, timeout: Optional[float] = None) -> Events:
         """State-change events of the user's executions (of one, with ``execution_id``) from
-        now on. ``timeout``: seconds to wait for each next event before iteration ends
-        (None: wait until the followed execution ends, or forever for all executions).
+        now on. With ``execution_id`` the first event reports the execution's state when
+        following began (an execution already final yields its final event) and iteration ends
+        after its final event. ``timeout``: seconds to wait for each next event before iteration
+        ends (None: wait until the followed execution ends, or forever for all executions).
         Subscribe before :meth:`submit` to see an execution's first events."""
         native = self._native.events(
             _execution_id(execution_id) if execution_id is not None else None, timeout=timeout

@@ -10,6 +10,7 @@ use formaops_core::ids::{ExecutionId, PromptId};
 use formaops_core::metrics::{Granularity, MetricsQuery, MetricsReport, MetricsSeries, MetricsSeriesQuery};
 use formaops_core::page::Page;
 use formaops_core::store::ExecutionFilter;
+use futures::StreamExt;
 use futures::stream::BoxStream;
 use pyo3::prelude::*;
 
@@ -158,10 +159,17 @@ pub(super) fn events_call(
     let id = opt_id::<ExecutionId>(py, execution_id.as_ref(), "execution_id")?;
     let timeout = timeout_arg(py, timeout.as_ref(), "timeout")?;
     let subscribe = call(move |e, user| async move {
-        // One execution: engine::follow ends the stream after its final event (at once when
-        // it is already final).
+        // One execution: first an event of its state when following began (as the REST
+        // streams' snapshot frame; an execution already final yields its final event, so the
+        // caller can tell "already done" from "nothing happened"), then engine::follow's
+        // events, which end after the final one.
         match id {
-            Some(id) => Ok(e.follow(user, id).await?.events),
+            Some(id) => {
+                let follow = e.follow(user, id).await?;
+                let first =
+                    futures::stream::once(std::future::ready(ExecutionEvent::of_state(&follow.snapshot)));
+                Ok(first.chain(follow.events).boxed())
+            }
             None => Ok(e.subscribe(user, None)),
         }
     });
